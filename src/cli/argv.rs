@@ -1,0 +1,120 @@
+//! The cfssl-compatibility shim: `-flag v` and `-flag=v` become `--flag v` and `--flag=v`.
+//!
+//! Only names that are long flags of the command line are rewritten; `-` (stdin), `--` and
+//! everything after it, and the value that follows a flag taking one are left as they are, so a
+//! value that starts with a dash (`-cn -x`) survives.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+
+use clap::CommandFactory;
+
+use super::Cli;
+
+/// Rewrites cfssl-style single-dash long flags in `args` (the program name first).
+pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let flags = long_flags();
+    let mut out = Vec::new();
+    let mut args = args.into_iter();
+    out.extend(args.next());
+    let mut value_next = false;
+    let mut rest_positional = false;
+    for arg in args {
+        if rest_positional || value_next {
+            value_next = false;
+            out.push(arg);
+            continue;
+        }
+        let Some(text) = arg.to_str() else {
+            out.push(arg);
+            continue;
+        };
+        if text == "--" {
+            rest_positional = true;
+            out.push(arg);
+            continue;
+        }
+        let long = if let Some(body) = text.strip_prefix("--") {
+            Some(body)
+        } else if text.len() > 2 && text.starts_with('-') {
+            Some(&text[1..])
+        } else {
+            None
+        };
+        match long.and_then(|body| {
+            let (name, value) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (body, None),
+            };
+            flags.get(name).map(|takes_value| (name, value, *takes_value))
+        }) {
+            Some((name, value, takes_value)) => {
+                value_next = takes_value && value.is_none();
+                out.push(match value {
+                    Some(v) => format!("--{name}={v}").into(),
+                    None => format!("--{name}").into(),
+                });
+            }
+            None => out.push(arg),
+        }
+    }
+    out
+}
+
+/// Every long flag of every subcommand, and whether it takes a value.
+fn long_flags() -> BTreeMap<String, bool> {
+    let mut flags = BTreeMap::new();
+    let mut stack = vec![Cli::command()];
+    while let Some(command) = stack.pop() {
+        for arg in command.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                flags.insert(long.to_string(), arg.get_action().takes_values());
+            }
+        }
+        stack.extend(command.get_subcommands().cloned());
+    }
+    flags.insert("help".into(), false);
+    flags.insert("version".into(), false);
+    flags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(args: &[&str]) -> Vec<String> {
+        let mut full = vec!["nodecert"];
+        full.extend_from_slice(args);
+        normalize(full.iter().map(OsString::from)).into_iter().skip(1).map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn all_four_spellings_are_equivalent() {
+        for flag in ["config", "profile", "label", "hostname", "remote", "cn", "tls-remote-ca",
+                     "mutual-tls-client-cert", "mutual-tls-client-key", "loglevel", "bare"] {
+            assert_eq!(norm(&[&format!("-{flag}"), "v"]), [format!("--{flag}"), "v".into()]);
+            assert_eq!(norm(&[&format!("-{flag}=v")]), [format!("--{flag}=v")]);
+            assert_eq!(norm(&[&format!("--{flag}"), "v"]), [format!("--{flag}"), "v".into()]);
+            assert_eq!(norm(&[&format!("--{flag}=v")]), [format!("--{flag}=v")]);
+        }
+    }
+
+    #[test]
+    fn values_stdin_and_double_dash_are_untouched() {
+        assert_eq!(norm(&["gencert", "-cn", "-label", "-"]), ["gencert", "--cn", "-label", "-"]);
+        assert_eq!(norm(&["gencert", "--", "-config"]), ["gencert", "--", "-config"]);
+        assert_eq!(norm(&["-h", "-x", "-allow-plaintext", "x"]), ["-h", "-x", "--allow-plaintext", "x"]);
+    }
+
+    #[test]
+    fn parsed_cfssl_command_line() {
+        let args = norm(&["gencert", "-config=rp.json", "-tls-remote-ca", "ca.pem", "-profile", "kubelet",
+                          "-hostname=a,b", "-loglevel", "0", "csr.json"]);
+        let cli = <Cli as clap::Parser>::try_parse_from(std::iter::once("nodecert".to_string()).chain(args)).unwrap();
+        let super::super::Command::Gencert(g) = cli.command;
+        assert_eq!(g.config.unwrap().to_str(), Some("rp.json"));
+        assert_eq!(g.profile, "kubelet");
+        assert_eq!(g.hostname.as_deref(), Some("a,b"));
+        assert_eq!(cli.loglevel, 0);
+    }
+}

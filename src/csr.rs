@@ -1,0 +1,381 @@
+//! cfssl's csr.json (`csr.CertificateRequest`) and the PKCS#10 request built from it.
+//!
+//! Parsing follows Go's `encoding/json` as cfssl uses it: keys match case-insensitively, unknown
+//! keys are ignored, `null` means absent. Where cfssl silently accepts nonsense (an empty host, a
+//! host with a stray space, an `rsa` key with no size) nodecert refuses with the field named,
+//! because a certificate issued from it would be wrong in a way nobody notices until it fails.
+
+use std::net::IpAddr;
+
+use serde_json::{Map, Value};
+
+use crate::der;
+use crate::error::{Error, Result};
+use crate::keygen::{KeySpec, PrivateKey};
+
+/// A parsed csr.json.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertificateRequest {
+    /// Subject common name (`CN`).
+    pub common_name: String,
+    /// Subject attributes (`names`), in file order.
+    pub names: Vec<Name>,
+    /// Requested subject alternative names (`hosts`), verbatim.
+    pub hosts: Vec<String>,
+    /// The key to generate (`key`); cfssl's ECDSA P-256 when absent.
+    pub key: KeySpec,
+    /// Subject serialNumber attribute (`serialnumber`).
+    pub serial_number: String,
+}
+
+impl Default for KeySpec {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// One entry of csr.json's `names`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Name {
+    pub country: String,
+    pub province: String,
+    pub locality: String,
+    pub organization: String,
+    pub organizational_unit: String,
+    pub email: String,
+}
+
+/// A subject alternative name, classified as cfssl classifies a host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum San {
+    Dns(String),
+    Email(String),
+    Ip(IpAddr),
+    Uri(String),
+}
+
+impl San {
+    /// Classifies a `hosts` entry in cfssl's order: an IP address, an email address, a URI (with a
+    /// `scheme://`), otherwise a DNS name.
+    pub fn classify(host: &str) -> Self {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Self::Ip(ip);
+        }
+        if let Some(address) = email_address(host) {
+            return Self::Email(address);
+        }
+        if is_uri(host) {
+            return Self::Uri(host.to_string());
+        }
+        Self::Dns(host.to_string())
+    }
+}
+
+impl std::fmt::Display for San {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dns(v) => write!(f, "DNS:{v}"),
+            Self::Email(v) => write!(f, "email:{v}"),
+            Self::Ip(v) => write!(f, "IP:{v}"),
+            Self::Uri(v) => write!(f, "URI:{v}"),
+        }
+    }
+}
+
+impl CertificateRequest {
+    /// Parses csr.json bytes. `source` names the file in errors (a path, or `<stdin>`).
+    pub fn parse(bytes: &[u8], source: &str) -> Result<Self> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::input(source, format!("not valid JSON: {e}")))?;
+        let Value::Object(root) = value else {
+            return Err(Error::input(source, "expected a JSON object like {\"CN\":…,\"hosts\":[…]}"));
+        };
+        let field_err = |field: &str, detail: &str| Error::input(format!("{source}: field {field}"), detail);
+
+        if field(&root, "ca").is_some_and(|v| !v.is_null()) {
+            return Err(field_err("ca", "is only for creating a CA (cfssl gencert -initca); remove it"));
+        }
+        let mut request = Self {
+            common_name: string_field(&root, "CN").map_err(|d| field_err("CN", d))?,
+            serial_number: string_field(&root, "serialnumber")
+                .map_err(|d| field_err("serialnumber", d))?,
+            ..Self::default()
+        };
+        if let Some(names) = field(&root, "names").filter(|v| !v.is_null()) {
+            let Value::Array(items) = names else {
+                return Err(field_err("names", "must be a list of objects like [{\"C\":\"US\",\"O\":\"Example\"}]"));
+            };
+            for (i, item) in items.iter().enumerate() {
+                let Value::Object(obj) = item else {
+                    return Err(field_err(&format!("names[{i}]"), "must be an object like {\"C\":\"US\",\"O\":\"Example\"}"));
+                };
+                let get = |key: &str| {
+                    string_field(obj, key).map_err(|d| field_err(&format!("names[{i}].{key}"), d))
+                };
+                request.names.push(Name {
+                    country: get("C")?,
+                    province: get("ST")?,
+                    locality: get("L")?,
+                    organization: get("O")?,
+                    organizational_unit: get("OU")?,
+                    email: get("E")?,
+                });
+            }
+        }
+        if let Some(hosts) = field(&root, "hosts").filter(|v| !v.is_null()) {
+            let Value::Array(items) = hosts else {
+                return Err(field_err("hosts", "must be a list of strings like [\"node1.example.com\",\"10.0.0.1\"]"));
+            };
+            for (i, item) in items.iter().enumerate() {
+                let Value::String(host) = item else {
+                    return Err(field_err(&format!("hosts[{i}]"), "must be a string"));
+                };
+                check_host(host).map_err(|d| field_err(&format!("hosts[{i}]"), &d))?;
+                request.hosts.push(host.clone());
+            }
+        }
+        if let Some(key) = field(&root, "key").filter(|v| !v.is_null()) {
+            let Value::Object(key) = key else {
+                return Err(field_err("key", "must be an object like {\"algo\":\"ecdsa\",\"size\":256}"));
+            };
+            // cfssl pre-fills {"algo":"ecdsa","size":256} before decoding, so a missing algo is
+            // ECDSA and a missing size is the algorithm's default.
+            let algo = match field(key, "algo") {
+                None | Some(Value::Null) => "ecdsa".to_string(),
+                Some(Value::String(s)) => s.clone(),
+                Some(_) => return Err(field_err("key.algo", "must be a string: \"ecdsa\", \"rsa\" or \"ed25519\"")),
+            };
+            let size = match field(key, "size") {
+                None | Some(Value::Null) => None,
+                Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| {
+                    field_err("key.size", "must be a whole number such as 256 or 2048")
+                })?),
+                Some(_) => return Err(field_err("key.size", "must be a number such as 256 or 2048")),
+            };
+            request.key = KeySpec::from_cfssl(&algo, size).map_err(|d| {
+                let which = if d.starts_with("unknown algo") { "key.algo" } else { "key.size" };
+                field_err(which, &d)
+            })?;
+        }
+        Ok(request)
+    }
+
+    /// The requested SANs, classified.
+    pub fn sans(&self) -> Vec<San> {
+        self.hosts.iter().map(|h| San::classify(h)).collect()
+    }
+
+    /// The subject Name, DER, in cfssl's RDN order (C, ST, L, O, OU, CN, serialNumber, E); several
+    /// values of one attribute become one multi-valued RDN, as Go's `pkix.Name` does.
+    pub fn subject_der(&self) -> Vec<u8> {
+        let attributes: [(&[u64], Vec<&str>); 8] = [
+            (oid::COUNTRY, self.values(|n| &n.country)),
+            (oid::PROVINCE, self.values(|n| &n.province)),
+            (oid::LOCALITY, self.values(|n| &n.locality)),
+            (oid::ORGANIZATION, self.values(|n| &n.organization)),
+            (oid::ORGANIZATIONAL_UNIT, self.values(|n| &n.organizational_unit)),
+            (oid::COMMON_NAME, vec![self.common_name.as_str()]),
+            (oid::SERIAL_NUMBER, vec![self.serial_number.as_str()]),
+            (oid::EMAIL_ADDRESS, self.values(|n| &n.email)),
+        ];
+        let mut rdns = Vec::new();
+        for (attribute, values) in attributes {
+            let avas: Vec<Vec<u8>> = values
+                .into_iter()
+                .filter(|v| !v.is_empty())
+                .map(|v| der::sequence(&[&der::oid(attribute), &der::directory_string(v)]))
+                .collect();
+            if !avas.is_empty() {
+                rdns.push(der::set_of(avas));
+            }
+        }
+        der::tlv(der::tag::SEQUENCE, &rdns.concat())
+    }
+
+    /// The PKCS#10 CertificationRequest (RFC 2986), DER, signed by `key`. SANs go into an
+    /// extensionRequest attribute in Go's fixed order: DNS, email, IP, URI.
+    pub fn to_csr_der(&self, key: &PrivateKey) -> Result<Vec<u8>> {
+        let attributes = match san_extension(&self.sans()) {
+            None => Vec::new(),
+            Some(extension) => der::sequence(&[
+                &der::oid(oid::EXTENSION_REQUEST),
+                &der::set_of(vec![der::sequence(&[&extension])]),
+            ]),
+        };
+        let info = der::sequence(&[
+            &der::small_integer(0),
+            &self.subject_der(),
+            key.spki_der(),
+            &der::tlv(0xa0, &attributes),
+        ]);
+        let signature = key.sign(&info)?;
+        Ok(der::sequence(&[&info, &key.signature_algorithm_der(), &der::bit_string(&signature)]))
+    }
+
+    fn values(&self, pick: impl Fn(&Name) -> &String) -> Vec<&str> {
+        self.names.iter().map(|n| pick(n).as_str()).collect()
+    }
+}
+
+/// Checks a host from csr.json or `-hostname`; the error says what is wrong.
+pub fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("is empty: remove it".into());
+    }
+    if host.trim() != host {
+        return Err(format!("{host:?} has surrounding whitespace: remove it"));
+    }
+    if host.chars().any(char::is_control) {
+        return Err(format!("{host:?} contains a control character"));
+    }
+    Ok(())
+}
+
+/// The subjectAltName extension for `sans`, or `None` when there are none.
+fn san_extension(sans: &[San]) -> Option<Vec<u8>> {
+    if sans.is_empty() {
+        return None;
+    }
+    let mut names = Vec::new();
+    let order = |san: &San| match san {
+        San::Dns(_) => 0,
+        San::Email(_) => 1,
+        San::Ip(_) => 2,
+        San::Uri(_) => 3,
+    };
+    let mut sorted: Vec<&San> = sans.iter().collect();
+    sorted.sort_by_key(|san| order(san));
+    for san in sorted {
+        names.push(match san {
+            San::Dns(v) => der::tlv(0x82, v.as_bytes()),
+            San::Email(v) => der::tlv(0x81, v.as_bytes()),
+            San::Ip(IpAddr::V4(v)) => der::tlv(0x87, &v.octets()),
+            San::Ip(IpAddr::V6(v)) => der::tlv(0x87, &v.octets()),
+            San::Uri(v) => der::tlv(0x86, v.as_bytes()),
+        });
+    }
+    let general_names = der::tlv(der::tag::SEQUENCE, &names.concat());
+    Some(der::sequence(&[
+        &der::oid(oid::SUBJECT_ALT_NAME),
+        &der::tlv(der::tag::OCTET_STRING, &general_names),
+    ]))
+}
+
+/// `local@domain` or `Display Name <local@domain>`, as Go's `mail.ParseAddress` accepts them.
+fn email_address(host: &str) -> Option<String> {
+    let address = match (host.find('<'), host.strip_suffix('>')) {
+        (Some(start), Some(rest)) => &rest[start + 1..],
+        _ => host,
+    };
+    let (local, domain) = address.split_once('@')?;
+    let plain = |s: &str| !s.is_empty() && !s.contains(['@', ' ', '<', '>', '/', ':', ',']);
+    (plain(local) && plain(domain)).then(|| address.to_string())
+}
+
+/// A URI with a scheme and an authority or path (`spiffe://td/x`, `https://a/b`).
+fn is_uri(host: &str) -> bool {
+    host.split_once("://").is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    })
+}
+
+/// Looks a key up as Go's `encoding/json` does: case-insensitively, the last duplicate winning
+/// (serde_json keeps the last one already).
+pub(crate) fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object.get(name).or_else(|| {
+        object.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).next_back()
+    })
+}
+
+/// A string field that may be absent or null (empty then).
+pub(crate) fn string_field(object: &Map<String, Value>, name: &str) -> Result<String, &'static str> {
+    match field(object, name) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err("must be a string"),
+    }
+}
+
+mod oid {
+    pub(super) const COUNTRY: &[u64] = &[2, 5, 4, 6];
+    pub(super) const PROVINCE: &[u64] = &[2, 5, 4, 8];
+    pub(super) const LOCALITY: &[u64] = &[2, 5, 4, 7];
+    pub(super) const ORGANIZATION: &[u64] = &[2, 5, 4, 10];
+    pub(super) const ORGANIZATIONAL_UNIT: &[u64] = &[2, 5, 4, 11];
+    pub(super) const COMMON_NAME: &[u64] = &[2, 5, 4, 3];
+    pub(super) const SERIAL_NUMBER: &[u64] = &[2, 5, 4, 5];
+    pub(super) const EMAIL_ADDRESS: &[u64] = &[1, 2, 840, 113549, 1, 9, 1];
+    pub(super) const EXTENSION_REQUEST: &[u64] = &[1, 2, 840, 113549, 1, 9, 14];
+    pub(super) const SUBJECT_ALT_NAME: &[u64] = &[2, 5, 29, 17];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keygen::Curve;
+
+    fn parse(json: &str) -> Result<CertificateRequest> {
+        CertificateRequest::parse(json.as_bytes(), "csr.json")
+    }
+
+    #[test]
+    fn keys_match_case_insensitively_and_unknown_keys_are_ignored() {
+        let req = parse(r#"{"cn":"a","HOSTS":["b"],"NAMES":[{"c":"US","o":"X"}],"extra":1}"#).unwrap();
+        assert_eq!(req.common_name, "a");
+        assert_eq!(req.hosts, ["b"]);
+        assert_eq!(req.names[0].country, "US");
+        assert_eq!(req.names[0].organization, "X");
+        assert_eq!(req.key, KeySpec::Ecdsa(Curve::P256));
+    }
+
+    #[test]
+    fn key_defaults_follow_cfssl_prefill() {
+        assert_eq!(parse(r#"{"CN":"a","key":{"size":384}}"#).unwrap().key, KeySpec::Ecdsa(Curve::P384));
+        assert_eq!(parse(r#"{"CN":"a","key":{}}"#).unwrap().key, KeySpec::Ecdsa(Curve::P256));
+        assert_eq!(parse(r#"{"CN":"a","key":null}"#).unwrap().key, KeySpec::Ecdsa(Curve::P256));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (r#"{"CN":1}"#, "field CN"),
+            (r#"{"CN":"a","hosts":"b"}"#, "field hosts"),
+            (r#"{"CN":"a","hosts":["b",""]}"#, "field hosts[1]"),
+            (r#"{"CN":"a","hosts":["a", " b"]}"#, "field hosts[1]"),
+            (r#"{"CN":"a","names":[{"O":5}]}"#, "field names[0].O"),
+            (r#"{"CN":"a","key":{"algo":"dsa"}}"#, "field key.algo"),
+            (r#"{"CN":"a","key":{"algo":"rsa","size":"2048"}}"#, "field key.size"),
+            (r#"{"CN":"a","ca":{"expiry":"1h"}}"#, "field ca"),
+            (r#"["CN"]"#, "csr.json"),
+            (r#"{"CN":"a""#, "not valid JSON"),
+        ];
+        for (json, expected) in cases {
+            let err = parse(json).unwrap_err().to_string();
+            assert!(err.contains(expected), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn hosts_are_classified_as_cfssl_does() {
+        assert_eq!(San::classify("10.0.0.1"), San::Ip("10.0.0.1".parse().unwrap()));
+        assert_eq!(San::classify("::1"), San::Ip("::1".parse().unwrap()));
+        assert_eq!(San::classify("ops@example.com"), San::Email("ops@example.com".into()));
+        assert_eq!(San::classify("Ops <ops@example.com>"), San::Email("ops@example.com".into()));
+        assert_eq!(San::classify("spiffe://td/ns/x"), San::Uri("spiffe://td/ns/x".into()));
+        assert_eq!(San::classify("*.example.com"), San::Dns("*.example.com".into()));
+        assert_eq!(San::classify("node1"), San::Dns("node1".into()));
+    }
+
+    #[test]
+    fn subject_groups_repeated_attributes_into_one_sorted_rdn() {
+        let req = parse(r#"{"CN":"u","names":[{"O":"Zeta"},{"O":"Abcd"}]}"#).unwrap();
+        let der = req.subject_der();
+        let abcd = der.windows(4).position(|w| w == b"Abcd").unwrap();
+        let zeta = der.windows(4).position(|w| w == b"Zeta").unwrap();
+        assert!(abcd < zeta, "SET OF members are DER-sorted");
+        // SEQUENCE { SET { O=Abcd, O=Zeta }, SET { CN=u } }: two RDNs, the first holding two AVAs.
+        assert_eq!(der.iter().filter(|b| **b == der::tag::SET).count(), 2);
+    }
+}

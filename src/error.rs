@@ -1,0 +1,134 @@
+//! The one error type of nodecert, and the exit-code contract built on it.
+//!
+//! Every failure a user or a script can act on is a variant here; foreign errors (reqwest, rustls,
+//! serde, io) are classified once, where they arise, so `main` never has to guess. Each message is
+//! a single line that names the file, field, flag or server and, where there is one, what to do.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Exit codes, the contract with scripts. The same table is rendered in `--help`, the man pages
+/// and the README.
+pub mod exit {
+    /// The command did what was asked.
+    pub const OK: u8 = 0;
+    /// A bug or an unexpected condition inside nodecert.
+    pub const INTERNAL: u8 = 1;
+    /// The command line is wrong (unknown flag, bad value, missing argument).
+    pub const USAGE: u8 = 2;
+    /// An input file is missing, unreadable or invalid: csr.json, the request profile, the CA
+    /// PEM, the mTLS files, or an auth key source.
+    pub const INPUT: u8 = 3;
+    /// TLS to the CA failed: untrusted or expired server certificate, name mismatch, protocol
+    /// version, or a rejected client certificate. Fix the trust settings; retrying will not help.
+    pub const TLS: u8 = 4;
+    /// The CA answered and refused: bad auth key, unknown label or profile, policy violation.
+    pub const REFUSED: u8 = 5;
+    /// The CA could not be reached, timed out or failed (5xx). Worth retrying later.
+    pub const UNAVAILABLE: u8 = 6;
+    /// The CA's reply is unusable: not the envelope cfssl sends, or a certificate that fails
+    /// nodecert's checks (wrong key, missing SAN, not valid now).
+    pub const BAD_RESPONSE: u8 = 7;
+    /// An output file could not be written. Nothing was replaced.
+    pub const OUTPUT: u8 = 8;
+
+    /// `(code, meaning)` rows for help text, man pages and the README.
+    pub const TABLE: &[(u8, &str)] = &[
+        (OK, "success"),
+        (INTERNAL, "internal error (a bug: please report it)"),
+        (USAGE, "usage: unknown flag, bad flag value, missing argument"),
+        (INPUT, "bad input file: csr.json, request profile, CA PEM, mTLS files, auth key"),
+        (TLS, "TLS or trust failure talking to the CA"),
+        (REFUSED, "the CA refused the request (auth key, label, profile, policy)"),
+        (UNAVAILABLE, "the CA is unreachable, timed out or failed with 5xx: retry later"),
+        (BAD_RESPONSE, "the CA's reply is malformed or its certificate fails the checks"),
+        (OUTPUT, "an output file could not be written (nothing was replaced)"),
+    ];
+}
+
+/// Everything that can make a nodecert command fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The CA's reply could not be used.
+    #[error("{server}: {detail}")]
+    BadResponse { server: String, detail: String },
+
+    /// A file or value the user supplied is wrong. `source` names it (a path, `csr.json field
+    /// key.size`, an environment variable), `detail` says what is wrong and what to do.
+    #[error("{source_name}: {detail}")]
+    Input { source_name: String, detail: String },
+
+    /// A condition that should not happen.
+    #[error("internal error: {0}")]
+    Internal(String),
+
+    /// An output file could not be written.
+    #[error("cannot write {}: {detail}", path.display())]
+    Output { path: PathBuf, detail: String },
+
+    /// The CA answered with an error. `message` is the CA's own text, verbatim.
+    #[error("{server} refused the request: {message}")]
+    Refused { server: String, message: String },
+
+    /// TLS to the CA failed.
+    #[error("TLS with {server} failed: {detail}")]
+    Tls { server: String, detail: String },
+
+    /// The CA could not be reached or failed.
+    #[error("{server}: {detail}")]
+    Unavailable { server: String, detail: String },
+
+    /// The command line is inconsistent in a way clap cannot express.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// The exit code for this error (see [`exit`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::BadResponse { .. } => exit::BAD_RESPONSE,
+            Self::Input { .. } => exit::INPUT,
+            Self::Internal(_) => exit::INTERNAL,
+            Self::Output { .. } => exit::OUTPUT,
+            Self::Refused { .. } => exit::REFUSED,
+            Self::Tls { .. } => exit::TLS,
+            Self::Unavailable { .. } => exit::UNAVAILABLE,
+            Self::Usage(_) => exit::USAGE,
+        }
+    }
+
+    /// An input error about `source` (a path, a field, a variable).
+    pub fn input(source: impl fmt::Display, detail: impl fmt::Display) -> Self {
+        Self::Input { source_name: source.to_string(), detail: detail.to_string() }
+    }
+
+    /// An input error about the file at `path`.
+    pub fn input_file(path: &Path, detail: impl fmt::Display) -> Self {
+        Self::input(path.display(), detail)
+    }
+
+    /// An output error about the file at `path`.
+    pub fn output(path: &Path, detail: impl fmt::Display) -> Self {
+        Self::Output { path: path.to_path_buf(), detail: detail.to_string() }
+    }
+}
+
+/// Reads a whole input file, mapping failures to an [`Error::Input`] naming it and its role
+/// (for example "request profile").
+pub fn read_input(path: &Path, role: &str) -> Result<Vec<u8>, Error> {
+    if path.is_dir() {
+        return Err(Error::input_file(path, format!("is a directory, expected the {role} file")));
+    }
+    std::fs::read(path).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        };
+        Error::input_file(path, format!("cannot read the {role}: {why}"))
+    })
+}
+
+/// The result type of the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

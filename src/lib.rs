@@ -1,0 +1,35 @@
+//! nodecert: get a TLS certificate from a CFSSL CA (multirootca or `cfssl serve`) without the
+//! private key ever leaving the host.
+//!
+//! The key and the PKCS#10 request are made locally; the request goes to the CA's
+//! `/api/v1/cfssl/authsign` with cfssl's HMAC token over TLS that trusts exactly the CA given;
+//! the certificate that comes back is checked (our key, valid now, every requested SAN) before
+//! anything is written, and files are replaced atomically with the key at mode 0600.
+//!
+//! The binary is a thin adapter over [`run`]; tests and benchmarks call the same code.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod csr;
+mod der;
+pub mod error;
+pub mod keygen;
+pub mod logging;
+pub mod output;
+pub mod profile;
+pub mod protocol;
+pub mod transport;
+pub mod verify;
+
+pub use error::{Error, Result};
+
+/// Runs a parsed command line.
+pub fn run(cli: &cli::Cli) -> Result<()> {
+    logging::init(cli.loglevel);
+    match &cli.command {
+        cli::Command::Gencert(args) => commands::gencert::run(args),
+    }
+}

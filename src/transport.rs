@@ -1,0 +1,214 @@
+//! HTTPS to the CA: trust, client identity, timeouts, bounded replies, failover, and the one place
+//! where reqwest, rustls and io errors are turned into nodecert's error kinds.
+
+use std::error::Error as StdError;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Url;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{CertificateError, ClientConfig, RootCertStore};
+
+use crate::error::{Error, Result, read_input};
+use crate::profile::Remote;
+use crate::protocol::MAX_REPLY_BYTES;
+
+/// How to trust the CA and how to identify to it.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// Trust exactly the certificates in this PEM file (`-tls-remote-ca`); system roots otherwise.
+    pub pinned_ca: Option<PathBuf>,
+    /// Client certificate and key for mutual TLS.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// A connection-reusing HTTP client for one run.
+pub struct Transport {
+    client: reqwest::blocking::Client,
+    timeout: Duration,
+}
+
+/// An HTTP reply, read up to [`MAX_REPLY_BYTES`].
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Transport {
+    /// Builds the client. Reads the pinned CA and the client identity now, so a bad file is
+    /// reported before any key is generated.
+    pub fn new(tls: &TlsOptions, timeout: Duration) -> Result<Self> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Internal(format!("TLS setup: {e}")))?;
+        let builder = match &tls.pinned_ca {
+            Some(path) => builder.with_root_certificates(load_roots(path)?),
+            None => {
+                let verifier = rustls_platform_verifier::Verifier::new(provider)
+                    .map_err(|e| Error::Internal(format!("loading the system's trusted roots: {e}")))?;
+                builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
+            }
+        };
+        let config = match &tls.client_identity {
+            None => builder.with_no_client_auth(),
+            Some((cert_path, key_path)) => {
+                let certs = load_certs(cert_path, "mutual-TLS client certificate (-mutual-tls-client-cert)")?;
+                let key_pem = zeroize::Zeroizing::new(read_input(key_path, "mutual-TLS client key")?);
+                let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
+                    Error::input_file(key_path, "no private key in PEM form found (-mutual-tls-client-key)")
+                })?;
+                builder.with_client_auth_cert(certs, key).map_err(|e| {
+                    Error::input_file(key_path, format!("does not fit the client certificate {}: {e}", cert_path.display()))
+                })?
+            }
+        };
+        let client = reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(config)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(CONNECT_TIMEOUT))
+            .tcp_nodelay(true)
+            .user_agent(concat!("nodecert/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::Internal(format!("HTTP client setup: {e}")))?;
+        Ok(Self { client, timeout })
+    }
+
+    /// POSTs `body` as JSON to `url` on `remote` and reads the reply (bounded).
+    pub fn post(&self, remote: &Remote, url: &Url, body: Vec<u8>) -> Result<HttpReply> {
+        let server = remote.display_name();
+        let response = self
+            .client
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .map_err(|e| classify(&server, &e, self.timeout))?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        response
+            .take(MAX_REPLY_BYTES + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| classify(&server, &e, self.timeout))?;
+        if body.len() as u64 > MAX_REPLY_BYTES {
+            return Err(Error::BadResponse {
+                server,
+                detail: format!("the reply is larger than {} KiB; a certificate is a few KiB", MAX_REPLY_BYTES / 1024),
+            });
+        }
+        Ok(HttpReply { status, body })
+    }
+}
+
+/// Connecting never takes longer than this, whatever `--timeout` says.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn load_certs(path: &Path, role: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let pem = read_input(path, role)?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::input_file(path, format!("the {role} is not valid PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::input_file(path, format!("the {role} holds no PEM CERTIFICATE block")));
+    }
+    Ok(certs)
+}
+
+fn load_roots(path: &Path) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path, "CA certificate (-tls-remote-ca)")? {
+        roots.add(cert).map_err(|e| {
+            Error::input_file(path, format!("a certificate in the CA file cannot be used as a trust anchor: {e}"))
+        })?;
+    }
+    Ok(roots)
+}
+
+/// Classifies a transport failure into TLS, timeout/unreachable, or internal.
+fn classify(server: &str, err: &(dyn StdError + 'static), timeout: Duration) -> Error {
+    if let Some(tls) = find_rustls_error(err) {
+        return Error::Tls { server: server.to_string(), detail: explain_tls(tls) };
+    }
+    let text = chain_text(err);
+    let unavailable = |detail: String| Error::Unavailable { server: server.to_string(), detail };
+    if let Some(req) = err.downcast_ref::<reqwest::Error>() {
+        if req.is_timeout() {
+            return unavailable(format!("no answer within {} (raise --timeout, or retry later)", humantime::format_duration(timeout)));
+        }
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("timed out") || lower.contains("deadline") {
+        return unavailable(format!("no answer within {} (raise --timeout, or retry later)", humantime::format_duration(timeout)));
+    }
+    if lower.contains("connection refused") {
+        return unavailable("connection refused: is the CA running and listening on this address?".into());
+    }
+    if lower.contains("reset") || lower.contains("broken pipe") || lower.contains("closed") || lower.contains("eof") {
+        return unavailable(format!("the connection was cut: {text} (retry later)"));
+    }
+    if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup") {
+        return unavailable(format!("cannot resolve the host: {text}"));
+    }
+    unavailable(format!("request failed: {text}"))
+}
+
+fn find_rustls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if let Some(found) = find_rustls_error(inner) {
+                    return Some(found);
+                }
+            }
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn explain_tls(err: &rustls::Error) -> String {
+    use rustls::Error as E;
+    match err {
+        E::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "the server's certificate is not issued by the trusted CA: check -tls-remote-ca names the CA that issued the server's TLS certificate".into()
+        }
+        E::InvalidCertificate(CertificateError::NotValidForName)
+        | E::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {
+            "the server's certificate does not name this host (it needs a DNS or IP SAN for the remote's host): use the name the certificate carries in the remote".into()
+        }
+        E::InvalidCertificate(CertificateError::Expired)
+        | E::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
+            "the server's certificate has expired: renew the CA's TLS certificate".into()
+        }
+        E::InvalidCertificate(CertificateError::NotValidYet)
+        | E::InvalidCertificate(CertificateError::NotValidYetContext { .. }) => {
+            "the server's certificate is not valid yet: check the clocks".into()
+        }
+        E::InvalidCertificate(other) => format!("the server's certificate was rejected: {other:?}"),
+        E::PeerIncompatible(why) => format!("the server offers no TLS version or cipher nodecert accepts (TLS 1.2 or 1.3 required): {why:?}"),
+        E::AlertReceived(alert) => format!("the server ended the handshake with alert {alert:?} (a missing or rejected client certificate?)"),
+        other => format!("{other}"),
+    }
+}
+
+fn chain_text(err: &(dyn StdError + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut current = err.source();
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
