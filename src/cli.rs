@@ -32,14 +32,52 @@ pub enum Command {
     /// Generate a key and CSR locally and have the CA sign it (cfssl gencert -remote | cfssljson).
     #[command(after_long_help = after_help())]
     Gencert(GencertArgs),
+
+    /// Generate a key and CSR locally, with no network (cfssl genkey).
+    #[command(after_long_help = after_help())]
+    Genkey(GenkeyArgs),
+}
+
+/// What to request: csr.json and the flags that override it.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// cfssl csr.json (CN, names, hosts, key); `-` reads it from stdin.
+    #[arg(value_name = "CSRJSON")]
+    pub csr_json: PathBuf,
+
+    /// Comma-separated SANs that replace csr.json's hosts (and are sent to the CA).
+    #[arg(long, value_name = "LIST")]
+    pub hostname: Option<String>,
+
+    /// Common name, overriding csr.json's CN.
+    #[arg(long, value_name = "NAME")]
+    pub cn: Option<String>,
+}
+
+/// `nodecert genkey`.
+#[derive(Debug, Args)]
+pub struct GenkeyArgs {
+    #[command(flatten)]
+    pub request: RequestArgs,
+
+    /// Write NAME-key.pem and NAME.csr, instead of JSON {"csr","key"} on stdout.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["key", "csr"])]
+    pub bare: Option<String>,
+
+    /// Write the private key (mode 0600) to this path; needs --csr.
+    #[arg(long, value_name = "PATH", requires = "csr")]
+    pub key: Option<PathBuf>,
+
+    /// Write the CSR to this path; needs --key.
+    #[arg(long, value_name = "PATH", requires = "key")]
+    pub csr: Option<PathBuf>,
 }
 
 /// `nodecert gencert`.
 #[derive(Debug, Args)]
 pub struct GencertArgs {
-    /// cfssl csr.json (CN, names, hosts, key); `-` reads it from stdin.
-    #[arg(value_name = "CSRJSON")]
-    pub csr_json: PathBuf,
+    #[command(flatten)]
+    pub request: RequestArgs,
 
     /// Request profile: signing.default / signing.profiles.NAME with auth_remote, auth_keys, remotes.
     #[arg(long, value_name = "FILE")]
@@ -53,17 +91,9 @@ pub struct GencertArgs {
     #[arg(long, value_name = "LABEL", default_value = "", hide_default_value = true)]
     pub label: String,
 
-    /// Comma-separated SANs that replace csr.json's hosts (and are sent to the CA).
-    #[arg(long, value_name = "LIST")]
-    pub hostname: Option<String>,
-
     /// CA address(es), overriding the profile's: https://HOST:PORT or HOST:PORT, comma list = failover.
     #[arg(long, value_name = "URL")]
     pub remote: Option<String>,
-
-    /// Common name, overriding csr.json's CN.
-    #[arg(long, value_name = "NAME")]
-    pub cn: Option<String>,
 
     /// Trust exactly this CA (PEM) for the CA's TLS certificate, instead of the system roots.
     #[arg(long = "tls-remote-ca", value_name = "FILE")]

@@ -31,5 +31,6 @@ pub fn run(cli: &cli::Cli) -> Result<()> {
     logging::init(cli.loglevel);
     match &cli.command {
         cli::Command::Gencert(args) => commands::gencert::run(args),
+        cli::Command::Genkey(args) => commands::genkey::run(args),
     }
 }

@@ -23,15 +23,23 @@ use crate::error::{Error, Result};
 pub enum Destination {
     /// cfssl's JSON `{"cert","csr","key"}` on stdout, for `| cfssljson -bare NAME`.
     Stdout,
-    /// Explicit paths (`--cert`, `--key`, optional `--csr`).
-    Files { cert: PathBuf, key: PathBuf, csr: Option<PathBuf> },
+    /// Explicit paths (`--cert`, `--key`, optional `--csr`); genkey has no certificate.
+    Files { cert: Option<PathBuf>, key: PathBuf, csr: Option<PathBuf> },
 }
 
 impl Destination {
+    /// `-bare NAME` for genkey: `NAME-key.pem` and `NAME.csr`.
+    pub fn bare_without_cert(name: &str) -> Self {
+        match Self::bare(name) {
+            Self::Files { key, csr, .. } => Self::Files { cert: None, key, csr },
+            Self::Stdout => Self::Stdout,
+        }
+    }
+
     /// `-bare NAME`: `NAME.pem`, `NAME-key.pem`, `NAME.csr`, as cfssljson names them.
     pub fn bare(name: &str) -> Self {
         Self::Files {
-            cert: PathBuf::from(format!("{name}.pem")),
+            cert: Some(PathBuf::from(format!("{name}.pem"))),
             key: PathBuf::from(format!("{name}-key.pem")),
             csr: Some(PathBuf::from(format!("{name}.csr"))),
         }
@@ -64,7 +72,8 @@ enum Role {
 
 /// What a run produced.
 pub struct Bundle<'a> {
-    pub cert: &'a str,
+    /// `None` for genkey.
+    pub cert: Option<&'a str>,
     pub csr: &'a str,
     pub key: &'a str,
 }
@@ -72,7 +81,8 @@ pub struct Bundle<'a> {
 /// cfssl's stdout object; field order = sorted keys, as Go's map marshalling gives.
 #[derive(Serialize)]
 struct CfsslJson<'a> {
-    cert: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert: Option<&'a str>,
     csr: &'a str,
     key: &'a str,
 }
@@ -82,7 +92,10 @@ impl Reserved {
     pub fn new(destination: Destination) -> Result<Self> {
         let mut files = Vec::new();
         if let Destination::Files { cert, key, csr } = &destination {
-            let mut targets = vec![(key, Role::Key), (cert, Role::Cert)];
+            let mut targets = vec![(key, Role::Key)];
+            if let Some(cert) = cert {
+                targets.push((cert, Role::Cert));
+            }
             if let Some(csr) = csr {
                 targets.push((csr, Role::Csr));
             }
@@ -115,7 +128,7 @@ impl Reserved {
         let mut staged = Vec::new();
         for mut slot in self.files {
             let content = match slot.role {
-                Role::Cert => bundle.cert,
+                Role::Cert => bundle.cert.unwrap_or_default(),
                 Role::Csr => bundle.csr,
                 Role::Key => bundle.key,
             };
@@ -184,8 +197,8 @@ mod tests {
         let key = dir.path().join("n-key.pem");
         std::fs::write(&key, "old").unwrap();
         std::fs::set_permissions(&key, Permissions::from_mode(0o644)).unwrap();
-        let dest = Destination::Files { cert: dir.path().join("n.pem"), key: key.clone(), csr: None };
-        Reserved::new(dest).unwrap().commit(&Bundle { cert: "c", csr: "r", key: "k" }).unwrap();
+        let dest = Destination::Files { cert: Some(dir.path().join("n.pem")), key: key.clone(), csr: None };
+        Reserved::new(dest).unwrap().commit(&Bundle { cert: Some("c"), csr: "r", key: "k" }).unwrap();
         assert_eq!(std::fs::read_to_string(&key).unwrap(), "k");
         assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(dir.path().join("n.pem")).unwrap().mode() & 0o777, 0o644);

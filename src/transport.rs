@@ -178,7 +178,7 @@ fn find_rustls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls
 fn explain_tls(err: &rustls::Error) -> String {
     use rustls::Error as E;
     match err {
-        E::InvalidCertificate(CertificateError::UnknownIssuer) => {
+        E::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
             "the server's certificate is not issued by the trusted CA: check -tls-remote-ca names the CA that issued the server's TLS certificate".into()
         }
         E::InvalidCertificate(CertificateError::NotValidForName)

@@ -111,10 +111,10 @@ mod tests {
         let args = norm(&["gencert", "-config=rp.json", "-tls-remote-ca", "ca.pem", "-profile", "kubelet",
                           "-hostname=a,b", "-loglevel", "0", "csr.json"]);
         let cli = <Cli as clap::Parser>::try_parse_from(std::iter::once("nodecert".to_string()).chain(args)).unwrap();
-        let super::super::Command::Gencert(g) = cli.command;
+        let super::super::Command::Gencert(g) = cli.command else { panic!("not gencert") };
         assert_eq!(g.config.unwrap().to_str(), Some("rp.json"));
         assert_eq!(g.profile, "kubelet");
-        assert_eq!(g.hostname.as_deref(), Some("a,b"));
+        assert_eq!(g.request.hostname.as_deref(), Some("a,b"));
         assert_eq!(cli.loglevel, 0);
     }
 }

@@ -4,14 +4,12 @@
 //! output error before the CA is asked to sign: a run either ends with all outputs written or
 //! leaves the disk as it was.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cli::GencertArgs;
-use crate::csr::{CertificateRequest, check_host};
+use crate::csr::CertificateRequest;
 use crate::error::{Error, Result};
-use crate::keygen::{PrivateKey, pem_encode};
+use crate::keygen::{KeySpec, PrivateKey, pem_encode};
 use crate::output::{Bundle, Destination, Reserved};
 use crate::profile::{self, Target};
 use crate::protocol::{self, AUTHSIGN_PATH, Reply, SIGN_PATH, SignRequest};
@@ -35,27 +33,7 @@ pub struct Plan {
 impl Plan {
     /// Resolves the arguments: reads csr.json and the request profile, applies the overrides.
     pub fn from_args(args: &GencertArgs) -> Result<Self> {
-        let mut request = read_csr_json(&args.csr_json)?;
-        if let Some(cn) = &args.cn {
-            request.common_name = cn.clone();
-        }
-        let hostname_override = match &args.hostname {
-            None => None,
-            Some(list) => {
-                let hosts: Vec<String> = list.split(',').map(str::to_string).collect();
-                for host in &hosts {
-                    check_host(host).map_err(|d| Error::Usage(format!("flag -hostname: entry {d}")))?;
-                }
-                request.hosts = hosts.clone();
-                Some(hosts)
-            }
-        };
-        if request.common_name.is_empty() && request.hosts.is_empty() {
-            return Err(Error::input(
-                csr_source(&args.csr_json),
-                "has neither CN nor hosts, so the certificate would name nothing: set CN or hosts (or -cn / -hostname)",
-            ));
-        }
+        let (request, hostname_override) = super::load_request(&args.request)?;
         let target = profile::resolve(args.config.as_deref(), &args.profile, args.remote.as_deref())?;
         if let Some(remote) = target.remotes.iter().find(|r| r.is_plaintext()) {
             if !args.allow_plaintext {
@@ -73,7 +51,7 @@ impl Plan {
                 Destination::bare(name)
             }
             (None, Some(cert), Some(key)) => {
-                Destination::Files { cert: cert.clone(), key: key.clone(), csr: args.csr.clone() }
+                Destination::Files { cert: Some(cert.clone()), key: key.clone(), csr: args.csr.clone() }
             }
             _ => Destination::Stdout,
         };
@@ -123,7 +101,7 @@ pub fn execute(plan: &Plan) -> Result<()> {
     let issued = verify::check(&cert_pem.1, key.spki_der(), &sans, now)
         .map_err(|detail| Error::BadResponse { server: cert_pem.0.clone(), detail })?;
     let key_pem = key.to_pem();
-    reserved.commit(&Bundle { cert: &issued.pem, csr: &csr_pem, key: &key_pem })?;
+    reserved.commit(&Bundle { cert: Some(&issued.pem), csr: &csr_pem, key: &key_pem })?;
     log::debug!("issued serial {} by {}", issued.serial, cert_pem.0);
     Ok(())
 }
@@ -145,7 +123,10 @@ fn request_certificate(plan: &Plan, transport: &Transport, request: &SignRequest
                 Reply::Failed { status, message } if status >= 500 => {
                     Err(Error::Unavailable { server: server.clone(), detail: format!("the CA failed (HTTP {status}): {message}") })
                 }
-                Reply::Failed { status, message } => Err(Error::Refused { server: server.clone(), message: refusal_hint(status, message, path) }),
+                Reply::Failed { status, message } => Err(Error::Refused {
+                    server: server.clone(),
+                    message: refusal_hint(status, message, path, plan.request.key),
+                }),
                 Reply::Malformed(detail) => Err(Error::BadResponse { server: server.clone(), detail }),
             }
         });
@@ -164,35 +145,21 @@ fn request_certificate(plan: &Plan, transport: &Transport, request: &SignRequest
 }
 
 /// Adds what to do to the refusals whose cause is known.
-fn refusal_hint(status: u16, message: String, path: &str) -> String {
+fn refusal_hint(status: u16, message: String, path: &str, key: KeySpec) -> String {
     let hint = if message.contains("invalid token") {
         " (the auth key does not match the CA's: check auth_keys in the request profile)"
     } else if message.contains("invalid profile") {
         " (the CA has no such profile: check -profile, or leave it out for the CA's default)"
     } else if status == 404 && path == SIGN_PATH {
         " (this CA only serves authenticated requests: add an auth key to the request profile)"
+    } else if message.contains("bad request") && key == KeySpec::Ed25519 {
+        " (cfssl before 1.6.5 cannot verify Ed25519 CSRs: use an ecdsa or rsa key with this CA)"
     } else if message.contains("bad request") {
         " (unknown -label, or a CSR the CA's policy or version refuses; the CA's log says which)"
     } else {
         ""
     };
     format!("{message}{hint}")
-}
-
-fn read_csr_json(path: &Path) -> Result<CertificateRequest> {
-    let source = csr_source(path);
-    let bytes = if path == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::stdin().read_to_end(&mut bytes).map_err(|e| Error::input(&source, format!("cannot read: {e}")))?;
-        bytes
-    } else {
-        crate::error::read_input(path, "csr.json")?
-    };
-    CertificateRequest::parse(&bytes, &source)
-}
-
-fn csr_source(path: &Path) -> String {
-    if path == Path::new("-") { "<stdin>".into() } else { PathBuf::from(path).display().to_string() }
 }
 
 fn unix_now() -> i64 {
