@@ -180,11 +180,12 @@ impl PrivateKey {
                     &der::sequence(&[&der::oid(oid::ED25519)]),
                     &der::bit_string(pair.public_key().as_ref()),
                 ]);
+                let v1 = ed25519_pkcs8_v1(&pkcs8).ok_or_else(|| keygen("unexpected PKCS#8 layout"))?;
                 Ok(Self {
                     spec,
                     signer: Backend::Ed25519(pair),
                     spki,
-                    pem: pem_encode("PRIVATE KEY", &pkcs8),
+                    pem: pem_encode("PRIVATE KEY", &v1),
                 })
             }
             KeySpec::Rsa(bits) => {
@@ -292,6 +293,23 @@ fn rsa_digest(bits: usize) -> Digest {
         3072.. => Digest::Sha384,
         _ => Digest::Sha256,
     }
+}
+
+/// Re-wraps ring's PKCS#8 v2 Ed25519 document (RFC 8410 OneAsymmetricKey with the public key)
+/// as the v1 PrivateKeyInfo that OpenSSL 3.0 and Go read.
+fn ed25519_pkcs8_v1(v2: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    // ring's fixed layout: SEQUENCE, version 1, AlgorithmIdentifier{Ed25519},
+    // OCTET STRING { OCTET STRING (32-byte seed) }, [1] public key.
+    const PREFIX: [u8; 16] =
+        [0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    let seed = v2.strip_prefix(&PREFIX)?.get(..32)?;
+    let inner = Zeroizing::new(der::tlv(der::tag::OCTET_STRING, seed));
+    let wrapped = Zeroizing::new(der::tlv(der::tag::OCTET_STRING, &inner));
+    Some(Zeroizing::new(der::sequence(&[
+        &der::small_integer(0),
+        &der::sequence(&[&der::oid(oid::ED25519)]),
+        &wrapped,
+    ])))
 }
 
 fn ec_spki(curve: Curve, point: &[u8]) -> Vec<u8> {
