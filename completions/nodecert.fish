@@ -1,0 +1,59 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_nodecert_global_optspecs
+    string join \n loglevel= h/help V/version
+end
+
+function __fish_nodecert_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_nodecert_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_nodecert_using_subcommand
+    set -l cmd (__fish_nodecert_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c nodecert -n "__fish_nodecert_needs_command" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
+complete -c nodecert -n "__fish_nodecert_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nodecert -n "__fish_nodecert_needs_command" -s V -l version -d 'Print version'
+complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "gencert" -d 'Generate a key and CSR locally and have the CA sign it (cfssl gencert -remote | cfssljson)'
+complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "genkey" -d 'Generate a key and CSR locally, with no network (cfssl genkey)'
+complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l hostname -d 'Comma-separated SANs that replace csr.json\'s hosts (and are sent to the CA)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l cn -d 'Common name, overriding csr.json\'s CN' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l config -d 'Request profile: signing.default / signing.profiles.NAME with auth_remote, auth_keys, remotes' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l profile -d 'Profile name sent to the CA and used to pick signing.profiles.NAME (empty: the CA\'s default)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l label -d 'Label selecting the CA root on a multirootca (empty: the server\'s default label)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l remote -d 'CA address(es), overriding the profile\'s: https://HOST:PORT or HOST:PORT, comma list = failover' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l tls-remote-ca -d 'Trust exactly this CA (PEM) for the CA\'s TLS certificate, instead of the system roots' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l mutual-tls-client-cert -d 'Client certificate (PEM) for mutual TLS; needs -mutual-tls-client-key' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l mutual-tls-client-key -d 'Client private key (PEM) for mutual TLS; needs -mutual-tls-client-cert' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l bare -d 'Write NAME.pem, NAME-key.pem and NAME.csr (as cfssljson -bare NAME), instead of JSON on stdout' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l cert -d 'Write the certificate to this path; needs --key' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l key -d 'Write the private key (mode 0600) to this path; needs --cert' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l csr -d 'Also write the CSR to this path (with --cert and --key)' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l timeout -d 'Give up on a CA that has not answered within this time (e.g. 30s, 2m); connecting is capped at 10s' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l allow-plaintext -d 'Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed'
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l hostname -d 'Comma-separated SANs that replace csr.json\'s hosts (and are sent to the CA)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l cn -d 'Common name, overriding csr.json\'s CN' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l bare -d 'Write NAME-key.pem and NAME.csr, instead of JSON {"csr","key"} on stdout' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l key -d 'Write the private key (mode 0600) to this path; needs --csr' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l csr -d 'Write the CSR to this path; needs --key' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert genkey help" -f -a "gencert" -d 'Generate a key and CSR locally and have the CA sign it (cfssl gencert -remote | cfssljson)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert genkey help" -f -a "genkey" -d 'Generate a key and CSR locally, with no network (cfssl genkey)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert genkey help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

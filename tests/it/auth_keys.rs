@@ -1,0 +1,93 @@
+use predicates::str::contains;
+
+use crate::support::{Pki, assert_verifies, node_csr, nodecert, s, write};
+
+/// hex (either case), `env:VAR`, and `file:PATH` with a trailing newline, relative to the
+/// profile's directory: each is accepted by the real multirootca.
+#[test]
+fn every_key_form_is_accepted_by_the_ca() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    std::fs::create_dir(dir.join("conf")).unwrap();
+    write(&dir.join("conf"), "auth.key", &format!("{}\n", pki.auth_key));
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let forms = [
+        ("hex", pki.auth_key.clone()),
+        ("upper", pki.auth_key.to_uppercase()),
+        ("env", "env:NODECERT_AUTH_KEY".to_string()),
+        ("file", "file:auth.key".to_string()),
+    ];
+    for (name, key) in forms {
+        let profile = pki.request_profile(&dir.join("conf"), &server.url(), &key);
+        nodecert(dir)
+            .env("NODECERT_AUTH_KEY", &pki.auth_key)
+            .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", name, s(&csr)])
+            .assert()
+            .code(0);
+        assert_verifies(dir, &pki.primary_ca(), &dir.join(format!("{name}.pem")));
+    }
+    assert_eq!(server.signed_count(), 4);
+}
+
+/// `remote` + `auth_key` without `auth_remote` (cfssl sends that unauthenticated to /sign, a 404
+/// on multirootca) is sent as the authenticated request it was meant to be.
+#[test]
+fn remote_and_auth_key_without_auth_remote_still_authenticates() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = write(dir, "rp.json", &format!(
+        r#"{{"signing":{{"default":{{"remote":"ca","auth_key":"k"}}}},
+            "auth_keys":{{"k":{{"type":"standard","key":"{}"}}}},"remotes":{{"ca":"{}"}}}}"#,
+        pki.auth_key, server.url()
+    ));
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .assert()
+        .code(0);
+    assert_verifies(dir, &pki.primary_ca(), &dir.join("n.pem"));
+}
+
+/// A wrong key is the CA's refusal (exit 5), with the CA's message and a hint, and neither key
+/// appears in anything nodecert prints, even at debug level.
+#[test]
+fn wrong_key_is_refused_and_never_printed() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let wrong = "00112233445566778899aabbccddeeff";
+    let profile = pki.request_profile(dir, &server.url(), wrong);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let output = nodecert(dir)
+        .args(["gencert", "-loglevel", "0", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .assert()
+        .code(5)
+        .stderr(contains("invalid token").and(contains("check auth_keys")))
+        .get_output()
+        .clone();
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!printed.contains(wrong) && !printed.contains(&pki.auth_key), "a key leaked: {printed}");
+    assert!(!dir.join("n.pem").exists() && !dir.join("n-key.pem").exists());
+}
+
+/// An unset `env:` variable is refused before anything is sent (cfssl would use an empty key).
+#[test]
+fn unset_env_key_is_an_input_error() {
+    let pki = Pki::new();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, "127.0.0.1:1", "env:NODECERT_AUTH_KEY");
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-bare", "n", s(&csr)])
+        .assert()
+        .code(3)
+        .stderr(contains("auth_keys.k.key").and(contains("NODECERT_AUTH_KEY is unset or empty")));
+}
+
+use predicates::prelude::PredicateBooleanExt as _;

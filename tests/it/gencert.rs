@@ -1,0 +1,201 @@
+use crate::support::{self, Pki, assert_key_matches, assert_verifies, cert_text, mode, nodecert, node_csr, s, write};
+
+/// Every key type the 2016 multirootca signs: the certificate verifies against the CA, carries
+/// the key we wrote, and the key file is in cfssl's PEM form.
+#[test]
+fn issues_every_key_type_the_server_signs() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    for (algo, size, label, sig) in [
+        ("ecdsa", 256, "EC PRIVATE KEY", "ecdsa-with-SHA256"),
+        ("ecdsa", 384, "EC PRIVATE KEY", "ecdsa-with-SHA384"),
+        ("ecdsa", 521, "EC PRIVATE KEY", "ecdsa-with-SHA512"),
+        ("rsa", 2048, "RSA PRIVATE KEY", "sha256WithRSAEncryption"),
+        ("rsa", 3072, "RSA PRIVATE KEY", "sha384WithRSAEncryption"),
+        ("rsa", 4096, "RSA PRIVATE KEY", "sha512WithRSAEncryption"),
+    ] {
+        let name = format!("{algo}{size}");
+        let csr = write(dir, &format!("{name}.json"), &node_csr(algo, size));
+        nodecert(dir)
+            .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", &name, s(&csr)])
+            .assert()
+            .code(0)
+            .stdout("")
+            .stderr("");
+        let cert = dir.join(format!("{name}.pem"));
+        let key = dir.join(format!("{name}-key.pem"));
+        assert_verifies(dir, &pki.primary_ca(), &cert);
+        assert_key_matches(dir, &key, &cert);
+        let key_pem = std::fs::read_to_string(&key).unwrap();
+        assert!(key_pem.starts_with(&format!("-----BEGIN {label}-----\n")), "{name}: {key_pem:.40}");
+        let csr_text = support::tool(dir, "openssl", &["req", "-in", &format!("{name}.csr"), "-noout", "-verify", "-text"]);
+        assert!(csr_text.contains(sig), "{name}: CSR signature algorithm should be {sig}");
+        let text = cert_text(dir, &cert);
+        assert!(text.contains("DNS:node1.example.com, IP Address:127.0.0.1"), "{name}: {text}");
+        assert!(text.contains("CN = node1.example.com") || text.contains("CN=node1.example.com"), "{name}");
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(mode(&cert), 0o644);
+        assert_eq!(mode(&dir.join(format!("{name}.csr"))), 0o644);
+    }
+    assert_eq!(server.signed_count(), 6);
+}
+
+/// No output flag: cfssl's JSON on stdout, which the real cfssljson turns into the usual files.
+#[test]
+fn stdout_json_pipes_into_real_cfssljson() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let out = nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), s(&csr)])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let json = String::from_utf8(out).unwrap();
+    assert!(json.starts_with(r#"{"cert":"-----BEGIN CERTIFICATE-----\n"#), "{json:.60}");
+    assert!(json.contains(r#","csr":"-----BEGIN CERTIFICATE REQUEST-----\n"#));
+    assert!(json.contains(r#","key":"-----BEGIN EC PRIVATE KEY-----\n"#));
+    assert!(json.ends_with("\"}\n"));
+    support::ca::cfssljson(dir, &json, "node");
+    assert_verifies(dir, &pki.primary_ca(), &dir.join("node.pem"));
+    assert_key_matches(dir, &dir.join("node-key.pem"), &dir.join("node.pem"));
+}
+
+/// `--cert/--key/--csr` write exactly those paths; csr.json read from stdin with `-`.
+#[test]
+fn explicit_paths_and_csr_from_stdin() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    std::fs::create_dir(dir.join("tls")).unwrap();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    nodecert(dir)
+        .args(["gencert", "--config", s(&profile), "--tls-remote-ca", s(&pki.primary_ca()),
+               "--cert", "tls/kubelet.crt", "--key", "tls/kubelet.key", "--csr", "tls/kubelet.req", "-"])
+        .write_stdin(node_csr("ecdsa", 256))
+        .assert()
+        .code(0);
+    assert_eq!(support::listing(&dir.join("tls")), ["kubelet.crt", "kubelet.key", "kubelet.req"]);
+    assert_key_matches(dir, &dir.join("tls/kubelet.key"), &dir.join("tls/kubelet.crt"));
+    assert_eq!(mode(&dir.join("tls/kubelet.key")), 0o600);
+}
+
+/// `-hostname` replaces the SANs (and is sent to the CA); `-cn` replaces the CN.
+#[test]
+fn hostname_and_cn_override_csr_json() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()),
+               "-hostname=other.example.com,10.9.8.7,ops@example.com", "-cn", "system:node:other", "-bare", "n", s(&csr)])
+        .assert()
+        .code(0);
+    let text = cert_text(dir, &dir.join("n.pem"));
+    assert!(text.contains("DNS:other.example.com, email:ops@example.com, IP Address:10.9.8.7"), "{text}");
+    assert!(!text.contains("node1.example.com"), "the csr.json hosts were replaced");
+    assert!(text.contains("CN = system:node:other"), "{text}");
+}
+
+/// `-label` picks the root on a multirootca with two: each certificate verifies only against
+/// its own CA.
+#[test]
+fn label_selects_the_signing_root() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    for (label, name) in [("secondary", "b"), ("primary", "a")] {
+        nodecert(dir)
+            .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-label", label, "-bare", name, s(&csr)])
+            .assert()
+            .code(0);
+    }
+    assert_verifies(dir, &pki.secondary_ca(), &dir.join("b.pem"));
+    assert_verifies(dir, &pki.primary_ca(), &dir.join("a.pem"));
+    let wrong = support::tool(dir, "sh", &["-c", &format!("openssl verify -CAfile {} b.pem 2>&1 || true", s(&pki.primary_ca()))]);
+    assert!(!wrong.contains(": OK"), "a secondary-label certificate must not verify against the primary CA");
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-label", "nope", "-bare", "c", s(&csr)])
+        .assert()
+        .code(5)
+        .stderr(predicates::str::contains("refused the request: bad request"));
+}
+
+/// `-profile` names a server profile (here `client`: client auth only, 2 h); no flag sends an
+/// empty name (the server's default); an unknown name is the server's "invalid profile".
+#[test]
+fn profile_selects_the_server_policy() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let ca = pki.primary_ca();
+    let base = ["gencert", "-config", s(&profile), "-tls-remote-ca", s(&ca)];
+    nodecert(dir).args(base).args(["-profile", "client", "-bare", "client", s(&csr)]).assert().code(0);
+    nodecert(dir).args(base).args(["-bare", "default", s(&csr)]).assert().code(0);
+    let client = cert_text(dir, &dir.join("client.pem"));
+    let default = cert_text(dir, &dir.join("default.pem"));
+    assert!(client.contains("TLS Web Client Authentication") && !client.contains("TLS Web Server Authentication"), "{client}");
+    assert!(default.contains("TLS Web Server Authentication"), "{default}");
+    nodecert(dir)
+        .args(base)
+        .args(["-profile", "nope", "-bare", "x", s(&csr)])
+        .assert()
+        .code(5)
+        .stderr(predicates::str::contains("invalid profile"));
+    assert!(!dir.join("x.pem").exists());
+}
+
+/// A comma list of remotes is tried in order: a dead first remote is skipped.
+#[test]
+fn fails_over_to_the_next_remote() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let dead = format!("127.0.0.1:{}", support::ca::free_port());
+    let profile = pki.request_profile(dir, &format!("{dead},{}", server.url()), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .assert()
+        .code(0)
+        .stderr(predicates::str::contains("connection refused").and(predicates::str::contains("trying the next remote")));
+    assert_verifies(dir, &pki.primary_ca(), &dir.join("n.pem"));
+}
+
+/// A remote written without a scheme is https, and `-remote` overrides the profile's remote
+/// while keeping its auth key.
+#[test]
+fn remote_without_scheme_and_remote_flag() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, "127.0.0.1:1", &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-remote", &server.addr(), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .assert()
+        .code(0);
+    assert_eq!(server.signed_count(), 1);
+}
+
+use predicates::prelude::PredicateBooleanExt as _;

@@ -1,0 +1,61 @@
+//! completions/ and man/ are generated from the CLI definition and checked in; this test fails
+//! when they drift. `NODECERT_BLESS=1 cargo test --test it generated` rewrites them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+use nodecert::cli::Cli;
+
+#[test]
+fn completions_and_man_pages_are_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut expected: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (shell, file) in [(Shell::Bash, "nodecert.bash"), (Shell::Zsh, "_nodecert"), (Shell::Fish, "nodecert.fish")] {
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "nodecert", &mut buf);
+        expected.insert(format!("completions/{file}"), buf);
+    }
+    let command = Cli::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut page).unwrap();
+    expected.insert("man/nodecert.1".into(), page);
+    for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = format!("nodecert-{}", sub.get_name());
+        let sub = sub.clone().name(name.clone());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(sub).render(&mut page).unwrap();
+        expected.insert(format!("man/{name}.1"), page);
+    }
+
+    let bless = std::env::var_os("NODECERT_BLESS").is_some();
+    let mut stale = Vec::new();
+    for dir in ["completions", "man"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let rel = format!("{dir}/{}", entry.unwrap().file_name().to_string_lossy());
+            if !expected.contains_key(&rel) {
+                if bless {
+                    std::fs::remove_file(root.join(&rel)).unwrap();
+                } else {
+                    stale.push(format!("{rel} (no longer generated)"));
+                }
+            }
+        }
+    }
+    for (rel, content) in &expected {
+        let path = root.join(rel);
+        if std::fs::read(&path).ok().as_ref() != Some(content) {
+            if bless {
+                std::fs::write(&path, content).unwrap();
+            } else {
+                stale.push(rel.clone());
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "completions/ or man/ is stale: {stale:?}; run `NODECERT_BLESS=1 cargo test --test it generated`"
+    );
+}

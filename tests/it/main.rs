@@ -1,0 +1,22 @@
+// Harness items are `pub` for sibling test modules; nothing is exported from a test binary.
+#![allow(unreachable_pub)]
+
+//! The one integration-test binary. Every test here runs the real `nodecert` binary; those that
+//! need a CA start a real `multirootca` (Debian's golang-cfssl) on 127.0.0.1 with a CA, a TLS
+//! certificate and an auth key made for the test, and stop it by PID when the test ends.
+
+/// Harness: work directories, the CA and multirootca, the nodecert command, openssl checks.
+mod support;
+
+/// Issuing against the real multirootca: key types, outputs, flags, failover.
+mod gencert;
+/// Every form of auth key in the request profile, and the wrong one.
+mod auth_keys;
+/// Trust, plaintext refusal, mutual-TLS flags, unreachable and silent servers.
+mod transport;
+/// Bad input and what a failed run leaves on disk.
+mod failures;
+/// Byte-level agreement with cfssl's own CSRs and cfssljson's files; genkey.
+mod compat;
+/// completions/ and man/ match the CLI definition.
+mod generated;

@@ -1,0 +1,186 @@
+//! A throw-away PKI made with the real cfssl tools, and a real multirootca serving it over TLS.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{s, tool, write};
+
+/// Two CAs (labels `primary`, the server's default, and `secondary`), a TLS certificate for
+/// 127.0.0.1 issued by the primary CA, and a random auth key, all in a temporary directory.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub auth_key: String,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let auth_key: String = (0..16).map(|_| format!("{:02x}", rand_byte())).collect();
+        let pki = Self { dir, auth_key };
+        for label in ["primary", "secondary"] {
+            pki.make_ca(label);
+            // Server policy: a default profile plus a `client` profile, both requiring authsign.
+            write(pki.path(), &format!("{label}-config.json"), &format!(
+                r#"{{"signing":{{
+                    "default":{{"expiry":"8760h","auth_key":"k","usages":["signing","key encipherment","server auth","client auth"]}},
+                    "profiles":{{"client":{{"expiry":"2h","auth_key":"k","usages":["signing","key encipherment","client auth"]}}}}}},
+                  "auth_keys":{{"k":{{"type":"standard","key":"{}"}}}}}}"#,
+                pki.auth_key
+            ));
+        }
+        write(pki.path(), "server-csr.json", r#"{"CN":"multirootca","hosts":["127.0.0.1","localhost"],"key":{"algo":"ecdsa","size":256}}"#);
+        let json = tool(pki.path(), "cfssl", &["gencert", "-ca", "primary.pem", "-ca-key", "primary-key.pem",
+            "-config", "primary-config.json", "server-csr.json"]);
+        cfssljson(pki.path(), &json, "server");
+        pki
+    }
+
+    /// Makes a self-signed CA `NAME.pem` / `NAME-key.pem` with cfssl.
+    pub fn make_ca(&self, name: &str) -> PathBuf {
+        write(self.path(), &format!("{name}-ca-csr.json"), &format!(
+            r#"{{"CN":"nodecert test {name} root","key":{{"algo":"ecdsa","size":256}},"names":[{{"C":"US","O":"Example"}}],"ca":{{"expiry":"87600h"}}}}"#
+        ));
+        let json = tool(self.path(), "cfssl", &["gencert", "-initca", &format!("{name}-ca-csr.json")]);
+        cfssljson(self.path(), &json, name);
+        self.path().join(format!("{name}.pem"))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The CA that issued the server's TLS certificate (and signs label `primary`).
+    pub fn primary_ca(&self) -> PathBuf {
+        self.path().join("primary.pem")
+    }
+
+    pub fn secondary_ca(&self) -> PathBuf {
+        self.path().join("secondary.pem")
+    }
+
+    /// Starts multirootca over TLS on a free loopback port.
+    pub fn start(&self) -> Multirootca {
+        Multirootca::start(self, true)
+    }
+
+    /// Starts multirootca over plain HTTP (only for the --allow-plaintext test).
+    pub fn start_plain(&self) -> Multirootca {
+        Multirootca::start(self, false)
+    }
+
+    /// A request profile for `remote` with the auth key written as `key` (hex, env:…, file:…),
+    /// in `dir`.
+    pub fn request_profile(&self, dir: &Path, remote: &str, key: &str) -> PathBuf {
+        write(dir, "request-profile.json", &format!(
+            r#"{{"signing":{{"default":{{"auth_remote":{{"remote":"ca","auth_key":"k"}}}}}},
+                "auth_keys":{{"k":{{"type":"standard","key":"{key}"}}}},
+                "remotes":{{"ca":"{remote}"}}}}"#
+        ))
+    }
+}
+
+/// A running multirootca; killed by PID and reaped on drop.
+pub struct Multirootca {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Multirootca {
+    fn start(pki: &Pki, tls: bool) -> Self {
+        let dir = pki.path();
+        let mut roots = String::new();
+        for label in ["primary", "secondary"] {
+            roots.push_str(&format!(
+                "[ {label} ]\nprivate = file://{}\ncertificate = {}\nconfig = {}\n\n",
+                s(&dir.join(format!("{label}-key.pem"))),
+                s(&dir.join(format!("{label}.pem"))),
+                s(&dir.join(format!("{label}-config.json"))),
+            ));
+        }
+        write(dir, "multiroot.conf", &roots);
+        let port = free_port();
+        let log = dir.join(format!("multirootca-{port}.log"));
+        let mut cmd = Command::new("multirootca");
+        cmd.args(["-a", &format!("127.0.0.1:{port}"), "-roots", "multiroot.conf", "-l", "primary"]);
+        if tls {
+            cmd.args(["-tls-cert", "server.pem", "-tls-key", "server-key.pem"]);
+        }
+        let child = cmd
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("multirootca runs (apt-get install golang-cfssl)");
+        let server = Self { child, port, log };
+        server.wait_until_listening();
+        server
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:PORT` (no scheme).
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// How many certificates the server has signed so far (from its log).
+    pub fn signed_count(&self) -> usize {
+        std::fs::read_to_string(&self.log).unwrap_or_default().matches("signed certificate with serial").count()
+    }
+
+    /// The server's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_until_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("multirootca never listened on {}; log:\n{}", self.port, self.log());
+    }
+}
+
+impl Drop for Multirootca {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Pipes `json` into the real `cfssljson -bare NAME` in `dir`.
+pub fn cfssljson(dir: &Path, json: &str, name: &str) {
+    use std::io::Write;
+    let mut child = Command::new("cfssljson")
+        .args(["-bare", name])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cfssljson runs");
+    child.stdin.take().unwrap().write_all(json.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "cfssljson failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn rand_byte() -> u8 {
+    let mut b = [0u8; 1];
+    getrandom::fill(&mut b).unwrap();
+    b[0]
+}

@@ -1,0 +1,168 @@
+use std::io::Read;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use predicates::prelude::PredicateBooleanExt as _;
+use predicates::str::contains;
+
+use crate::support::{Pki, listing, node_csr, nodecert, s, write};
+
+/// A CA file that did not issue the server's certificate: exit 4, nothing written.
+#[test]
+fn wrong_pinned_ca_is_a_tls_failure() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.secondary_ca()), "-bare", "n", s(&csr)])
+        .assert()
+        .code(4)
+        .stderr(contains("not issued by the trusted CA"));
+    // Without -tls-remote-ca the system roots are used, and they do not know the test CA.
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-bare", "n", s(&csr)])
+        .assert()
+        .code(4);
+    assert_eq!(listing(dir), ["csr.json", "request-profile.json"]);
+    assert_eq!(server.signed_count(), 0);
+}
+
+/// The remote's host must be in the server certificate (a DNS SAN for a name, an IP SAN for an
+/// address).
+#[test]
+fn hostname_mismatch_is_a_tls_failure() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    // Positive case: the server certificate names localhost.
+    let profile = pki.request_profile(dir, &format!("https://localhost:{}", server.port), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "ok", s(&csr)])
+        .assert()
+        .code(0);
+    // Negative case: a server certificate for another name only, reached at 127.0.0.1.
+    let other = write(dir, "server-csr.json", r#"{"CN":"elsewhere","hosts":["ca.elsewhere.example"],"key":{"algo":"ecdsa","size":256}}"#);
+    let json = crate::support::tool(pki.path(), "cfssl", &["gencert", "-ca", "primary.pem", "-ca-key", "primary-key.pem",
+        "-config", "primary-config.json", s(&other)]);
+    crate::support::ca::cfssljson(pki.path(), &json, "server");
+    let renamed = pki.start();
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-remote", &renamed.url(), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .assert()
+        .code(4)
+        .stderr(contains("does not name this host"));
+    assert!(!dir.join("n.pem").exists());
+}
+
+/// http:// is refused (exit 2) unless --allow-plaintext, which warns and works.
+#[test]
+fn plaintext_needs_explicit_consent() {
+    let pki = Pki::new();
+    let server = pki.start_plain();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let remote = format!("http://127.0.0.1:{}", server.port);
+    let profile = pki.request_profile(dir, &remote, &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-bare", "n", s(&csr)])
+        .assert()
+        .code(2)
+        .stderr(contains("plain http").and(contains("--allow-plaintext")));
+    assert_eq!(server.signed_count(), 0);
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "--allow-plaintext", "-bare", "n", s(&csr)])
+        .assert()
+        .code(0)
+        .stderr(contains("warning").and(contains("in clear")));
+    assert_eq!(server.signed_count(), 1);
+}
+
+/// Nothing listening: exit 6 (worth retrying), nothing written.
+#[test]
+fn dead_server_is_unavailable() {
+    let pki = Pki::new();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let port = crate::support::ca::free_port();
+    let profile = pki.request_profile(dir, &format!("127.0.0.1:{port}"), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .assert()
+        .code(6)
+        .stderr(contains(format!("127.0.0.1:{port}")).and(contains("connection refused")));
+    assert_eq!(listing(dir), ["csr.json", "request-profile.json"]);
+}
+
+/// A server that accepts and never answers (a fault multirootca cannot produce) is bounded by
+/// --timeout: exit 6 after about that long.
+#[test]
+fn silent_server_times_out() {
+    let pki = Pki::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        // Accept the connection and read, never writing a byte.
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut buf = [0u8; 1024];
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = stream.read(&mut buf);
+            held.push(stream);
+        }
+        held
+    });
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &format!("127.0.0.1:{port}"), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let started = Instant::now();
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "--timeout", "1s", "-bare", "n", s(&csr)])
+        .assert()
+        .code(6)
+        .stderr(contains("no answer within 1s"));
+    assert!(started.elapsed() < Duration::from_secs(10), "bounded by --timeout");
+    drop(holder);
+    assert_eq!(listing(dir), ["csr.json", "request-profile.json"]);
+}
+
+/// Mutual-TLS flags come in pairs (cfssl silently ignores one alone); a pair that does not
+/// match is an input error naming the key file.
+#[test]
+fn mutual_tls_flags() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let ca = pki.primary_ca();
+    let base = ["gencert", "-config", s(&profile), "-tls-remote-ca", s(&ca), "-bare", "n"];
+    nodecert(dir)
+        .args(base)
+        .args(["-mutual-tls-client-cert", s(&pki.path().join("server.pem")), s(&csr)])
+        .assert()
+        .code(2)
+        .stderr(contains("--mutual-tls-client-key"));
+    let server_cert = pki.path().join("server.pem");
+    let unrelated_key = pki.path().join("secondary-key.pem");
+    nodecert(dir)
+        .args(base)
+        .args(["-mutual-tls-client-cert", s(&server_cert), "-mutual-tls-client-key", s(&unrelated_key), s(&csr)])
+        .assert()
+        .code(3)
+        .stderr(contains("secondary-key.pem").and(contains("does not fit")));
+    // A matching pair is presented; multirootca does not ask for it, so the request succeeds.
+    nodecert(dir)
+        .args(base)
+        .args(["-mutual-tls-client-cert", s(&server_cert), "-mutual-tls-client-key", s(&pki.path().join("server-key.pem")), s(&csr)])
+        .assert()
+        .code(0);
+}
