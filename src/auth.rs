@@ -39,11 +39,22 @@ pub enum KeySourceError {
 impl fmt::Display for KeySourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::EmptyEnv(var) => write!(f, "environment variable {var} is unset or empty: export the hex key in it"),
-            Self::NotHex(why) => write!(f, "the key is not hex ({why}): use the hex string from the CA's auth_keys"),
+            Self::EmptyEnv(var) => write!(
+                f,
+                "environment variable {var} is unset or empty: export the hex key in it"
+            ),
+            Self::NotHex(why) => write!(
+                f,
+                "the key is not hex ({why}): use the hex string from the CA's auth_keys"
+            ),
             Self::Unreadable(path, why) => write!(f, "cannot read key file {path}: {why}"),
-            Self::UnknownPrefix(prefix) => write!(f, "unknown key prefix {prefix:?}: use hex, env:VAR or file:PATH"),
-            Self::Empty => f.write_str("the key is empty: use the hex string from the CA's auth_keys"),
+            Self::UnknownPrefix(prefix) => write!(
+                f,
+                "unknown key prefix {prefix:?}: use hex, env:VAR or file:PATH"
+            ),
+            Self::Empty => {
+                f.write_str("the key is empty: use the hex string from the CA's auth_keys")
+            }
         }
     }
 }
@@ -118,7 +129,10 @@ mod tests {
     fn token_matches_the_captured_cfssl_exchange() {
         let key = AuthKey::from_hex("659523f913e9a1c2045c294f28e3e901").unwrap();
         let request = include_bytes!("../tests/fixtures/captured-authsign-request.json");
-        let token = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key.token(request));
+        let token = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            key.token(request),
+        );
         assert_eq!(token, "hVM/RApH88X1RmevEE/g3YWsOVMXU59SdIQiTMSDVxU=");
     }
 
@@ -137,17 +151,38 @@ mod tests {
     fn key_sources() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("k"), "00FF\n").unwrap();
-        assert_eq!(*AuthKey::from_source("file:k", dir.path()).unwrap().0, [0x00, 0xff]);
-        assert_eq!(*AuthKey::from_source(" 0a0b ", dir.path()).unwrap().0, [0x0a, 0x0b]);
+        assert_eq!(
+            *AuthKey::from_source("file:k", dir.path()).unwrap().0,
+            [0x00, 0xff]
+        );
+        assert_eq!(
+            *AuthKey::from_source(" 0a0b ", dir.path()).unwrap().0,
+            [0x0a, 0x0b]
+        );
         assert_eq!(
             AuthKey::from_source("env:NODECERT_TEST_SURELY_UNSET", dir.path()).unwrap_err(),
             KeySourceError::EmptyEnv("NODECERT_TEST_SURELY_UNSET".into())
         );
-        assert!(matches!(AuthKey::from_source("vault:x", dir.path()), Err(KeySourceError::UnknownPrefix(_))));
-        assert!(matches!(AuthKey::from_source("abc", dir.path()), Err(KeySourceError::NotHex(_))));
-        assert!(matches!(AuthKey::from_source("zz", dir.path()), Err(KeySourceError::NotHex(_))));
-        assert!(matches!(AuthKey::from_source("file:missing", dir.path()), Err(KeySourceError::Unreadable(..))));
-        assert_eq!(format!("{:?}", AuthKey::from_hex("0a").unwrap()), "AuthKey(redacted)");
+        assert!(matches!(
+            AuthKey::from_source("vault:x", dir.path()),
+            Err(KeySourceError::UnknownPrefix(_))
+        ));
+        assert!(matches!(
+            AuthKey::from_source("abc", dir.path()),
+            Err(KeySourceError::NotHex(_))
+        ));
+        assert!(matches!(
+            AuthKey::from_source("zz", dir.path()),
+            Err(KeySourceError::NotHex(_))
+        ));
+        assert!(matches!(
+            AuthKey::from_source("file:missing", dir.path()),
+            Err(KeySourceError::Unreadable(..))
+        ));
+        assert_eq!(
+            format!("{:?}", AuthKey::from_hex("0a").unwrap()),
+            "AuthKey(redacted)"
+        );
     }
 
     fn hex_of(bytes: &[u8]) -> String {

@@ -31,7 +31,7 @@ pub struct Cli {
 pub enum Command {
     /// Generate a key and CSR locally and have the CA sign it (cfssl gencert -remote | cfssljson).
     #[command(after_long_help = after_help())]
-    Gencert(GencertArgs),
+    Gencert(Box<GencertArgs>),
 
     /// Generate a key and CSR locally, with no network (cfssl genkey).
     #[command(after_long_help = after_help())]
@@ -84,11 +84,21 @@ pub struct GencertArgs {
     pub config: Option<PathBuf>,
 
     /// Profile name sent to the CA and used to pick signing.profiles.NAME (empty: the CA's default).
-    #[arg(long, value_name = "NAME", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub profile: String,
 
     /// Label selecting the CA root on a multirootca (empty: the server's default label).
-    #[arg(long, value_name = "LABEL", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "LABEL",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub label: String,
 
     /// CA address(es), overriding the profile's: https://HOST:PORT or HOST:PORT, comma list = failover.
@@ -100,11 +110,19 @@ pub struct GencertArgs {
     pub tls_remote_ca: Option<PathBuf>,
 
     /// Client certificate (PEM) for mutual TLS; needs -mutual-tls-client-key.
-    #[arg(long = "mutual-tls-client-cert", value_name = "FILE", requires = "mutual_tls_client_key")]
+    #[arg(
+        long = "mutual-tls-client-cert",
+        value_name = "FILE",
+        requires = "mutual_tls_client_key"
+    )]
     pub mutual_tls_client_cert: Option<PathBuf>,
 
     /// Client private key (PEM) for mutual TLS; needs -mutual-tls-client-cert.
-    #[arg(long = "mutual-tls-client-key", value_name = "FILE", requires = "mutual_tls_client_cert")]
+    #[arg(
+        long = "mutual-tls-client-key",
+        value_name = "FILE",
+        requires = "mutual_tls_client_cert"
+    )]
     pub mutual_tls_client_key: Option<PathBuf>,
 
     /// Write NAME.pem, NAME-key.pem and NAME.csr (as cfssljson -bare NAME), instead of JSON on stdout.

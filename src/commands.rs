@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 
 /// csr.json with `-cn` and `-hostname` applied, and the hostname list when it was given (gencert
 /// then sends it to the CA too).
-pub(crate) fn load_request(args: &RequestArgs) -> Result<(CertificateRequest, Option<Vec<String>>)> {
+pub(crate) fn load_request(
+    args: &RequestArgs,
+) -> Result<(CertificateRequest, Option<Vec<String>>)> {
     let source = csr_source(&args.csr_json);
     let bytes = if args.csr_json == Path::new("-") {
         let mut bytes = Vec::new();
@@ -49,5 +51,9 @@ pub(crate) fn load_request(args: &RequestArgs) -> Result<(CertificateRequest, Op
 }
 
 fn csr_source(path: &Path) -> String {
-    if path == Path::new("-") { "<stdin>".into() } else { path.display().to_string() }
+    if path == Path::new("-") {
+        "<stdin>".into()
+    } else {
+        path.display().to_string()
+    }
 }

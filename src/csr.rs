@@ -88,12 +88,19 @@ impl CertificateRequest {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::input(source, format!("not valid JSON: {e}")))?;
         let Value::Object(root) = value else {
-            return Err(Error::input(source, "expected a JSON object like {\"CN\":…,\"hosts\":[…]}"));
+            return Err(Error::input(
+                source,
+                "expected a JSON object like {\"CN\":…,\"hosts\":[…]}",
+            ));
         };
-        let field_err = |field: &str, detail: &str| Error::input(format!("{source}: field {field}"), detail);
+        let field_err =
+            |field: &str, detail: &str| Error::input(format!("{source}: field {field}"), detail);
 
         if field(&root, "ca").is_some_and(|v| !v.is_null()) {
-            return Err(field_err("ca", "is only for creating a CA (cfssl gencert -initca); remove it"));
+            return Err(field_err(
+                "ca",
+                "is only for creating a CA (cfssl gencert -initca); remove it",
+            ));
         }
         let mut request = Self {
             common_name: string_field(&root, "CN").map_err(|d| field_err("CN", d))?,
@@ -103,11 +110,17 @@ impl CertificateRequest {
         };
         if let Some(names) = field(&root, "names").filter(|v| !v.is_null()) {
             let Value::Array(items) = names else {
-                return Err(field_err("names", "must be a list of objects like [{\"C\":\"US\",\"O\":\"Example\"}]"));
+                return Err(field_err(
+                    "names",
+                    "must be a list of objects like [{\"C\":\"US\",\"O\":\"Example\"}]",
+                ));
             };
             for (i, item) in items.iter().enumerate() {
                 let Value::Object(obj) = item else {
-                    return Err(field_err(&format!("names[{i}]"), "must be an object like {\"C\":\"US\",\"O\":\"Example\"}"));
+                    return Err(field_err(
+                        &format!("names[{i}]"),
+                        "must be an object like {\"C\":\"US\",\"O\":\"Example\"}",
+                    ));
                 };
                 let get = |key: &str| {
                     string_field(obj, key).map_err(|d| field_err(&format!("names[{i}].{key}"), d))
@@ -124,7 +137,10 @@ impl CertificateRequest {
         }
         if let Some(hosts) = field(&root, "hosts").filter(|v| !v.is_null()) {
             let Value::Array(items) = hosts else {
-                return Err(field_err("hosts", "must be a list of strings like [\"node1.example.com\",\"10.0.0.1\"]"));
+                return Err(field_err(
+                    "hosts",
+                    "must be a list of strings like [\"node1.example.com\",\"10.0.0.1\"]",
+                ));
             };
             for (i, item) in items.iter().enumerate() {
                 let Value::String(host) = item else {
@@ -136,24 +152,41 @@ impl CertificateRequest {
         }
         if let Some(key) = field(&root, "key").filter(|v| !v.is_null()) {
             let Value::Object(key) = key else {
-                return Err(field_err("key", "must be an object like {\"algo\":\"ecdsa\",\"size\":256}"));
+                return Err(field_err(
+                    "key",
+                    "must be an object like {\"algo\":\"ecdsa\",\"size\":256}",
+                ));
             };
             // cfssl pre-fills {"algo":"ecdsa","size":256} before decoding, so a missing algo is
             // ECDSA and a missing size is the algorithm's default.
             let algo = match field(key, "algo") {
                 None | Some(Value::Null) => "ecdsa".to_string(),
                 Some(Value::String(s)) => s.clone(),
-                Some(_) => return Err(field_err("key.algo", "must be a string: \"ecdsa\", \"rsa\" or \"ed25519\"")),
+                Some(_) => {
+                    return Err(field_err(
+                        "key.algo",
+                        "must be a string: \"ecdsa\", \"rsa\" or \"ed25519\"",
+                    ));
+                }
             };
             let size = match field(key, "size") {
                 None | Some(Value::Null) => None,
                 Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| {
                     field_err("key.size", "must be a whole number such as 256 or 2048")
                 })?),
-                Some(_) => return Err(field_err("key.size", "must be a number such as 256 or 2048")),
+                Some(_) => {
+                    return Err(field_err(
+                        "key.size",
+                        "must be a number such as 256 or 2048",
+                    ));
+                }
             };
             request.key = KeySpec::from_cfssl(&algo, size).map_err(|d| {
-                let which = if d.starts_with("unknown algo") { "key.algo" } else { "key.size" };
+                let which = if d.starts_with("unknown algo") {
+                    "key.algo"
+                } else {
+                    "key.size"
+                };
                 field_err(which, &d)
             })?;
         }
@@ -173,7 +206,10 @@ impl CertificateRequest {
             (oid::PROVINCE, self.values(|n| &n.province)),
             (oid::LOCALITY, self.values(|n| &n.locality)),
             (oid::ORGANIZATION, self.values(|n| &n.organization)),
-            (oid::ORGANIZATIONAL_UNIT, self.values(|n| &n.organizational_unit)),
+            (
+                oid::ORGANIZATIONAL_UNIT,
+                self.values(|n| &n.organizational_unit),
+            ),
             (oid::COMMON_NAME, vec![self.common_name.as_str()]),
             (oid::SERIAL_NUMBER, vec![self.serial_number.as_str()]),
             (oid::EMAIL_ADDRESS, self.values(|n| &n.email)),
@@ -209,7 +245,11 @@ impl CertificateRequest {
             &der::tlv(0xa0, &attributes),
         ]);
         let signature = key.sign(&info)?;
-        Ok(der::sequence(&[&info, &key.signature_algorithm_der(), &der::bit_string(&signature)]))
+        Ok(der::sequence(&[
+            &info,
+            &key.signature_algorithm_der(),
+            &der::bit_string(&signature),
+        ]))
     }
 
     fn values(&self, pick: impl Fn(&Name) -> &String) -> Vec<&str> {
@@ -277,7 +317,9 @@ fn is_uri(host: &str) -> bool {
     host.split_once("://").is_some_and(|(scheme, rest)| {
         !rest.is_empty()
             && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
     })
 }
 
@@ -285,12 +327,19 @@ fn is_uri(host: &str) -> bool {
 /// (serde_json keeps the last one already).
 pub(crate) fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     object.get(name).or_else(|| {
-        object.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).next_back()
+        object
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .next_back()
     })
 }
 
 /// A string field that may be absent or null (empty then).
-pub(crate) fn string_field(object: &Map<String, Value>, name: &str) -> Result<String, &'static str> {
+pub(crate) fn string_field(
+    object: &Map<String, Value>,
+    name: &str,
+) -> Result<String, &'static str> {
     match field(object, name) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -322,7 +371,8 @@ mod tests {
 
     #[test]
     fn keys_match_case_insensitively_and_unknown_keys_are_ignored() {
-        let req = parse(r#"{"cn":"a","HOSTS":["b"],"NAMES":[{"c":"US","o":"X"}],"extra":1}"#).unwrap();
+        let req =
+            parse(r#"{"cn":"a","HOSTS":["b"],"NAMES":[{"c":"US","o":"X"}],"extra":1}"#).unwrap();
         assert_eq!(req.common_name, "a");
         assert_eq!(req.hosts, ["b"]);
         assert_eq!(req.names[0].country, "US");
@@ -332,9 +382,18 @@ mod tests {
 
     #[test]
     fn key_defaults_follow_cfssl_prefill() {
-        assert_eq!(parse(r#"{"CN":"a","key":{"size":384}}"#).unwrap().key, KeySpec::Ecdsa(Curve::P384));
-        assert_eq!(parse(r#"{"CN":"a","key":{}}"#).unwrap().key, KeySpec::Ecdsa(Curve::P256));
-        assert_eq!(parse(r#"{"CN":"a","key":null}"#).unwrap().key, KeySpec::Ecdsa(Curve::P256));
+        assert_eq!(
+            parse(r#"{"CN":"a","key":{"size":384}}"#).unwrap().key,
+            KeySpec::Ecdsa(Curve::P384)
+        );
+        assert_eq!(
+            parse(r#"{"CN":"a","key":{}}"#).unwrap().key,
+            KeySpec::Ecdsa(Curve::P256)
+        );
+        assert_eq!(
+            parse(r#"{"CN":"a","key":null}"#).unwrap().key,
+            KeySpec::Ecdsa(Curve::P256)
+        );
     }
 
     #[test]
@@ -346,7 +405,10 @@ mod tests {
             (r#"{"CN":"a","hosts":["a", " b"]}"#, "field hosts[1]"),
             (r#"{"CN":"a","names":[{"O":5}]}"#, "field names[0].O"),
             (r#"{"CN":"a","key":{"algo":"dsa"}}"#, "field key.algo"),
-            (r#"{"CN":"a","key":{"algo":"rsa","size":"2048"}}"#, "field key.size"),
+            (
+                r#"{"CN":"a","key":{"algo":"rsa","size":"2048"}}"#,
+                "field key.size",
+            ),
             (r#"{"CN":"a","ca":{"expiry":"1h"}}"#, "field ca"),
             (r#"["CN"]"#, "csr.json"),
             (r#"{"CN":"a""#, "not valid JSON"),
@@ -359,12 +421,27 @@ mod tests {
 
     #[test]
     fn hosts_are_classified_as_cfssl_does() {
-        assert_eq!(San::classify("10.0.0.1"), San::Ip("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            San::classify("10.0.0.1"),
+            San::Ip("10.0.0.1".parse().unwrap())
+        );
         assert_eq!(San::classify("::1"), San::Ip("::1".parse().unwrap()));
-        assert_eq!(San::classify("ops@example.com"), San::Email("ops@example.com".into()));
-        assert_eq!(San::classify("Ops <ops@example.com>"), San::Email("ops@example.com".into()));
-        assert_eq!(San::classify("spiffe://td/ns/x"), San::Uri("spiffe://td/ns/x".into()));
-        assert_eq!(San::classify("*.example.com"), San::Dns("*.example.com".into()));
+        assert_eq!(
+            San::classify("ops@example.com"),
+            San::Email("ops@example.com".into())
+        );
+        assert_eq!(
+            San::classify("Ops <ops@example.com>"),
+            San::Email("ops@example.com".into())
+        );
+        assert_eq!(
+            San::classify("spiffe://td/ns/x"),
+            San::Uri("spiffe://td/ns/x".into())
+        );
+        assert_eq!(
+            San::classify("*.example.com"),
+            San::Dns("*.example.com".into())
+        );
         assert_eq!(San::classify("node1"), San::Dns("node1".into()));
     }
 

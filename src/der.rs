@@ -58,7 +58,11 @@ pub(crate) fn bit_string(bytes: &[u8]) -> Vec<u8> {
 
 /// A small non-negative INTEGER.
 pub(crate) fn small_integer(value: u8) -> Vec<u8> {
-    if value < 0x80 { tlv(tag::INTEGER, &[value]) } else { tlv(tag::INTEGER, &[0, value]) }
+    if value < 0x80 {
+        tlv(tag::INTEGER, &[value])
+    } else {
+        tlv(tag::INTEGER, &[0, value])
+    }
 }
 
 /// An OBJECT IDENTIFIER from its dotted arcs.
@@ -80,10 +84,14 @@ pub(crate) fn oid(arcs: &[u64]) -> Vec<u8> {
 /// A string as Go's `encoding/asn1` marshals it: PrintableString when every character is in
 /// that set, UTF8String otherwise (Go does not allow `*` or `&` in PrintableString here).
 pub(crate) fn directory_string(value: &str) -> Vec<u8> {
-    let printable = value.bytes().all(|b| {
-        b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
-    });
-    let tag = if printable { tag::PRINTABLE_STRING } else { tag::UTF8_STRING };
+    let printable = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b));
+    let tag = if printable {
+        tag::PRINTABLE_STRING
+    } else {
+        tag::UTF8_STRING
+    };
     tlv(tag, value.as_bytes())
 }
 
@@ -103,7 +111,9 @@ mod tests {
         // 1.2.840.113549.1.9.14 (extensionRequest), from RFC 2985.
         assert_eq!(
             oid(&[1, 2, 840, 113549, 1, 9, 14]),
-            [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e]
+            [
+                0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e
+            ]
         );
     }
 

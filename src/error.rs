@@ -36,13 +36,31 @@ pub mod exit {
     pub const TABLE: &[(u8, &str)] = &[
         (OK, "success"),
         (INTERNAL, "internal error (a bug: please report it)"),
-        (USAGE, "usage: unknown flag, bad flag value, missing argument"),
-        (INPUT, "bad input file: csr.json, request profile, CA PEM, mTLS files, auth key"),
+        (
+            USAGE,
+            "usage: unknown flag, bad flag value, missing argument",
+        ),
+        (
+            INPUT,
+            "bad input file: csr.json, request profile, CA PEM, mTLS files, auth key",
+        ),
         (TLS, "TLS or trust failure talking to the CA"),
-        (REFUSED, "the CA refused the request (auth key, label, profile, policy)"),
-        (UNAVAILABLE, "the CA is unreachable, timed out or failed with 5xx: retry later"),
-        (BAD_RESPONSE, "the CA's reply is malformed or its certificate fails the checks"),
-        (OUTPUT, "an output file could not be written (nothing was replaced)"),
+        (
+            REFUSED,
+            "the CA refused the request (auth key, label, profile, policy)",
+        ),
+        (
+            UNAVAILABLE,
+            "the CA is unreachable, timed out or failed with 5xx: retry later",
+        ),
+        (
+            BAD_RESPONSE,
+            "the CA's reply is malformed or its certificate fails the checks",
+        ),
+        (
+            OUTPUT,
+            "an output file could not be written (nothing was replaced)",
+        ),
     ];
 }
 
@@ -100,7 +118,10 @@ impl Error {
 
     /// An input error about `source` (a path, a field, a variable).
     pub fn input(source: impl fmt::Display, detail: impl fmt::Display) -> Self {
-        Self::Input { source_name: source.to_string(), detail: detail.to_string() }
+        Self::Input {
+            source_name: source.to_string(),
+            detail: detail.to_string(),
+        }
     }
 
     /// An input error about the file at `path`.
@@ -110,7 +131,10 @@ impl Error {
 
     /// An output error about the file at `path`.
     pub fn output(path: &Path, detail: impl fmt::Display) -> Self {
-        Self::Output { path: path.to_path_buf(), detail: detail.to_string() }
+        Self::Output {
+            path: path.to_path_buf(),
+            detail: detail.to_string(),
+        }
     }
 }
 
@@ -118,7 +142,10 @@ impl Error {
 /// (for example "request profile").
 pub fn read_input(path: &Path, role: &str) -> Result<Vec<u8>, Error> {
     if path.is_dir() {
-        return Err(Error::input_file(path, format!("is a directory, expected the {role} file")));
+        return Err(Error::input_file(
+            path,
+            format!("is a directory, expected the {role} file"),
+        ));
     }
     std::fs::read(path).map_err(|e| {
         let why = match e.kind() {

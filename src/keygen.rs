@@ -60,7 +60,9 @@ impl KeySpec {
                 256 => Ok(Self::Ecdsa(Curve::P256)),
                 384 => Ok(Self::Ecdsa(Curve::P384)),
                 521 => Ok(Self::Ecdsa(Curve::P521)),
-                other => Err(format!("ecdsa size {other} is not a curve: use 256, 384 or 521")),
+                other => Err(format!(
+                    "ecdsa size {other} is not a curve: use 256, 384 or 521"
+                )),
             },
             "rsa" => match size {
                 None => Err("rsa needs a size: use 2048 to 8192 (2048 is common)".into()),
@@ -70,9 +72,9 @@ impl KeySpec {
                 Some(bits) if bits > Self::RSA_MAX_BITS as i64 => {
                     Err(format!("rsa size {bits} is too large: use 2048 to 8192"))
                 }
-                Some(bits) if bits % 8 != 0 => {
-                    Err(format!("rsa size {bits} is not a whole number of bytes: use e.g. 2048, 3072 or 4096"))
-                }
+                Some(bits) if bits % 8 != 0 => Err(format!(
+                    "rsa size {bits} is not a whole number of bytes: use e.g. 2048, 3072 or 4096"
+                )),
                 Some(bits) => Ok(Self::Rsa(bits as usize)),
             },
             "ed25519" => match size {
@@ -180,7 +182,8 @@ impl PrivateKey {
                     &der::sequence(&[&der::oid(oid::ED25519)]),
                     &der::bit_string(pair.public_key().as_ref()),
                 ]);
-                let v1 = ed25519_pkcs8_v1(&pkcs8).ok_or_else(|| keygen("unexpected PKCS#8 layout"))?;
+                let v1 =
+                    ed25519_pkcs8_v1(&pkcs8).ok_or_else(|| keygen("unexpected PKCS#8 layout"))?;
                 Ok(Self {
                     spec,
                     signer: Backend::Ed25519(pair),
@@ -189,8 +192,8 @@ impl PrivateKey {
                 })
             }
             KeySpec::Rsa(bits) => {
-                let key = rsa::PrivateKey::new(&mut SysRng, bits)
-                    .map_err(|e| keygen(&e.to_string()))?;
+                let key =
+                    rsa::PrivateKey::new(&mut SysRng, bits).map_err(|e| keygen(&e.to_string()))?;
                 let pkcs1 = key.to_pkcs1_der().map_err(|e| keygen(&e.to_string()))?;
                 let spki = key
                     .to_public_key()
@@ -300,8 +303,10 @@ fn rsa_digest(bits: usize) -> Digest {
 fn ed25519_pkcs8_v1(v2: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     // ring's fixed layout: SEQUENCE, version 1, AlgorithmIdentifier{Ed25519},
     // OCTET STRING { OCTET STRING (32-byte seed) }, [1] public key.
-    const PREFIX: [u8; 16] =
-        [0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    const PREFIX: [u8; 16] = [
+        0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
     let seed = v2.strip_prefix(&PREFIX)?.get(..32)?;
     let inner = Zeroizing::new(der::tlv(der::tag::OCTET_STRING, seed));
     let wrapped = Zeroizing::new(der::tlv(der::tag::OCTET_STRING, &inner));
@@ -352,14 +357,35 @@ mod tests {
 
     #[test]
     fn cfssl_key_rules() {
-        assert_eq!(KeySpec::from_cfssl("ecdsa", None), Ok(KeySpec::Ecdsa(Curve::P256)));
-        assert_eq!(KeySpec::from_cfssl("ecdsa", Some(384)), Ok(KeySpec::Ecdsa(Curve::P384)));
-        assert_eq!(KeySpec::from_cfssl("rsa", Some(3072)), Ok(KeySpec::Rsa(3072)));
-        assert!(KeySpec::from_cfssl("rsa", Some(1024)).unwrap_err().contains("too weak"));
-        assert!(KeySpec::from_cfssl("rsa", Some(16384)).unwrap_err().contains("too large"));
+        assert_eq!(
+            KeySpec::from_cfssl("ecdsa", None),
+            Ok(KeySpec::Ecdsa(Curve::P256))
+        );
+        assert_eq!(
+            KeySpec::from_cfssl("ecdsa", Some(384)),
+            Ok(KeySpec::Ecdsa(Curve::P384))
+        );
+        assert_eq!(
+            KeySpec::from_cfssl("rsa", Some(3072)),
+            Ok(KeySpec::Rsa(3072))
+        );
+        assert!(
+            KeySpec::from_cfssl("rsa", Some(1024))
+                .unwrap_err()
+                .contains("too weak")
+        );
+        assert!(
+            KeySpec::from_cfssl("rsa", Some(16384))
+                .unwrap_err()
+                .contains("too large")
+        );
         assert!(KeySpec::from_cfssl("rsa", None).is_err());
         assert!(KeySpec::from_cfssl("ecdsa", Some(255)).is_err());
-        assert!(KeySpec::from_cfssl("RSA", Some(2048)).unwrap_err().contains("lower case"));
+        assert!(
+            KeySpec::from_cfssl("RSA", Some(2048))
+                .unwrap_err()
+                .contains("lower case")
+        );
         assert_eq!(KeySpec::from_cfssl("ed25519", None), Ok(KeySpec::Ed25519));
     }
 
@@ -372,18 +398,31 @@ mod tests {
             (KeySpec::Ed25519, "PRIVATE KEY"),
         ] {
             let key = PrivateKey::generate(spec).unwrap();
-            assert!(key.to_pem().starts_with(&format!("-----BEGIN {label}-----\n")), "{spec}");
+            assert!(
+                key.to_pem()
+                    .starts_with(&format!("-----BEGIN {label}-----\n")),
+                "{spec}"
+            );
             assert!(!key.sign(b"abc").unwrap().is_empty());
-            assert!(!format!("{key:?}").contains("BEGIN"), "Debug must not show the key");
+            assert!(
+                !format!("{key:?}").contains("BEGIN"),
+                "Debug must not show the key"
+            );
         }
     }
 
     #[test]
     fn rsa_keys_are_pkcs1_and_sign_with_the_size_dependent_digest() {
         let key = PrivateKey::generate(KeySpec::Rsa(2048)).unwrap();
-        assert!(key.to_pem().starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+        assert!(
+            key.to_pem()
+                .starts_with("-----BEGIN RSA PRIVATE KEY-----\n")
+        );
         assert_eq!(key.sign(b"abc").unwrap().len(), 256);
-        assert!(key.signature_algorithm_der().windows(9).any(|w| w
-            == [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01]));
+        assert!(
+            key.signature_algorithm_der()
+                .windows(9)
+                .any(|w| w == [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01])
+        );
     }
 }

@@ -41,7 +41,11 @@ impl Log for StderrLogger {
             Level::Info => "info",
             Level::Debug | Level::Trace => "debug",
         };
-        let _ = writeln!(std::io::stderr().lock(), "nodecert: {level}: {}", record.args());
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "nodecert: {level}: {}",
+            record.args()
+        );
     }
 
     fn flush(&self) {}

@@ -24,14 +24,22 @@ pub enum Destination {
     /// cfssl's JSON `{"cert","csr","key"}` on stdout, for `| cfssljson -bare NAME`.
     Stdout,
     /// Explicit paths (`--cert`, `--key`, optional `--csr`); genkey has no certificate.
-    Files { cert: Option<PathBuf>, key: PathBuf, csr: Option<PathBuf> },
+    Files {
+        cert: Option<PathBuf>,
+        key: PathBuf,
+        csr: Option<PathBuf>,
+    },
 }
 
 impl Destination {
     /// `-bare NAME` for genkey: `NAME-key.pem` and `NAME.csr`.
     pub fn bare_without_cert(name: &str) -> Self {
         match Self::bare(name) {
-            Self::Files { key, csr, .. } => Self::Files { cert: None, key, csr },
+            Self::Files { key, csr, .. } => Self::Files {
+                cert: None,
+                key,
+                csr,
+            },
             Self::Stdout => Self::Stdout,
         }
     }
@@ -101,11 +109,18 @@ impl Reserved {
             }
             for (i, (a, _)) in targets.iter().enumerate() {
                 if targets[..i].iter().any(|(b, _)| a == b) {
-                    return Err(Error::Usage(format!("{} is given for two outputs: use distinct paths", a.display())));
+                    return Err(Error::Usage(format!(
+                        "{} is given for two outputs: use distinct paths",
+                        a.display()
+                    )));
                 }
             }
             for (target, role) in targets {
-                files.push(Slot { temp: reserve(target, role)?, target: target.clone(), role });
+                files.push(Slot {
+                    temp: reserve(target, role)?,
+                    target: target.clone(),
+                    role,
+                });
             }
         }
         Ok(Self { destination, files })
@@ -114,9 +129,14 @@ impl Reserved {
     /// Writes the bundle: to stdout, or each file atomically.
     pub fn commit(self, bundle: &Bundle<'_>) -> Result<()> {
         if self.destination == Destination::Stdout {
-            let json = CfsslJson { cert: bundle.cert, csr: bundle.csr, key: bundle.key };
+            let json = CfsslJson {
+                cert: bundle.cert,
+                csr: bundle.csr,
+                key: bundle.key,
+            };
             let mut line = Zeroizing::new(
-                serde_json::to_vec(&json).map_err(|e| Error::Internal(format!("encoding output: {e}")))?,
+                serde_json::to_vec(&json)
+                    .map_err(|e| Error::Internal(format!("encoding output: {e}")))?,
             );
             line.push(b'\n');
             let mut stdout = std::io::stdout().lock();
@@ -143,7 +163,9 @@ impl Reserved {
         let mut dirs: Vec<PathBuf> = Vec::new();
         for slot in staged {
             let dir = parent_dir(&slot.target);
-            slot.temp.persist(&slot.target).map_err(|e| Error::output(&slot.target, e.error))?;
+            slot.temp
+                .persist(&slot.target)
+                .map_err(|e| Error::output(&slot.target, e.error))?;
             if !dirs.contains(&dir) {
                 dirs.push(dir);
             }
@@ -167,7 +189,13 @@ fn parent_dir(path: &Path) -> PathBuf {
 fn reserve(target: &Path, role: Role) -> Result<NamedTempFile> {
     let dir = parent_dir(target);
     if !dir.is_dir() {
-        return Err(Error::output(target, format!("directory {} does not exist: create it first", dir.display())));
+        return Err(Error::output(
+            target,
+            format!(
+                "directory {} does not exist: create it first",
+                dir.display()
+            ),
+        ));
     }
     if target.is_dir() {
         return Err(Error::output(target, "is a directory: give a file path"));
@@ -177,7 +205,12 @@ fn reserve(target: &Path, role: Role) -> Result<NamedTempFile> {
         .suffix(".tmp")
         .permissions(Permissions::from_mode(KEY_MODE))
         .tempfile_in(&dir)
-        .map_err(|e| Error::output(target, format!("cannot create a file in {}: {e}", dir.display())))?;
+        .map_err(|e| {
+            Error::output(
+                target,
+                format!("cannot create a file in {}: {e}", dir.display()),
+            )
+        })?;
     if role != Role::Key {
         temp.as_file()
             .set_permissions(Permissions::from_mode(PUBLIC_MODE))
@@ -197,11 +230,25 @@ mod tests {
         let key = dir.path().join("n-key.pem");
         std::fs::write(&key, "old").unwrap();
         std::fs::set_permissions(&key, Permissions::from_mode(0o644)).unwrap();
-        let dest = Destination::Files { cert: Some(dir.path().join("n.pem")), key: key.clone(), csr: None };
-        Reserved::new(dest).unwrap().commit(&Bundle { cert: Some("c"), csr: "r", key: "k" }).unwrap();
+        let dest = Destination::Files {
+            cert: Some(dir.path().join("n.pem")),
+            key: key.clone(),
+            csr: None,
+        };
+        Reserved::new(dest)
+            .unwrap()
+            .commit(&Bundle {
+                cert: Some("c"),
+                csr: "r",
+                key: "k",
+            })
+            .unwrap();
         assert_eq!(std::fs::read_to_string(&key).unwrap(), "k");
         assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(dir.path().join("n.pem")).unwrap().mode() & 0o777, 0o644);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("n.pem")).unwrap().mode() & 0o777,
+            0o644
+        );
         let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 2, "no temporary files remain");
     }
@@ -209,7 +256,8 @@ mod tests {
     #[test]
     fn a_dropped_reservation_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let reserved = Reserved::new(Destination::bare(&dir.path().join("x").to_string_lossy())).unwrap();
+        let reserved =
+            Reserved::new(Destination::bare(&dir.path().join("x").to_string_lossy())).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
         drop(reserved);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -217,7 +265,9 @@ mod tests {
 
     #[test]
     fn a_missing_directory_is_reported() {
-        let err = Reserved::new(Destination::bare("/nonexistent-dir-for-nodecert/x")).err().unwrap();
+        let err = Reserved::new(Destination::bare("/nonexistent-dir-for-nodecert/x"))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("does not exist"), "{err}");
     }
 }

@@ -39,17 +39,26 @@ impl Remote {
         if text.is_empty() {
             return Err("is empty: use https://HOST:PORT".into());
         }
-        let with_scheme = if text.contains("://") { text.to_string() } else { format!("https://{text}") };
+        let with_scheme = if text.contains("://") {
+            text.to_string()
+        } else {
+            format!("https://{text}")
+        };
         let mut url = Url::parse(&with_scheme)
             .map_err(|e| format!("{text:?} is not a valid remote ({e}): use https://HOST:PORT"))?;
         if !matches!(url.scheme(), "https" | "http") {
-            return Err(format!("{text:?} has scheme {}: use https://HOST:PORT", url.scheme()));
+            return Err(format!(
+                "{text:?} has scheme {}: use https://HOST:PORT",
+                url.scheme()
+            ));
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(format!("{text:?} has no host: use https://HOST:PORT"));
         }
         if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-            return Err(format!("{text:?} has a query, fragment or user: use https://HOST:PORT"));
+            return Err(format!(
+                "{text:?} has a query, fragment or user: use https://HOST:PORT"
+            ));
         }
         if url.port().is_none() && !text.contains("://") {
             // `host` alone: cfssl's default port.
@@ -75,7 +84,9 @@ impl Remote {
     /// The URL of an endpoint (`api/v1/cfssl/…`) on this remote.
     pub fn endpoint(&self, path: &str) -> Url {
         // `base` always ends in '/', and `path` is one of our relative constants.
-        self.base.join(path).unwrap_or_else(|e| unreachable!("joining {path}: {e}"))
+        self.base
+            .join(path)
+            .unwrap_or_else(|e| unreachable!("joining {path}: {e}"))
     }
 
     /// `host:port` for messages.
@@ -99,15 +110,23 @@ const DEFAULT_PORT: u16 = 8888;
 
 /// Resolves the request profile at `path` (if any) and the `-remote` override into a [`Target`].
 /// `profile_name` selects `signing.profiles.NAME`, falling back to `signing.default` as cfssl does.
-pub fn resolve(path: Option<&Path>, profile_name: &str, remote_flag: Option<&str>) -> Result<Target> {
+pub fn resolve(
+    path: Option<&Path>,
+    profile_name: &str,
+    remote_flag: Option<&str>,
+) -> Result<Target> {
     let flag_remotes = remote_flag
         .map(|r| Remote::parse_list(r).map_err(|d| Error::Usage(format!("flag -remote: {d}"))))
         .transpose()?;
     let Some(path) = path else {
         return match flag_remotes {
-            Some(remotes) => Ok(Target { remotes, auth_key: None }),
+            Some(remotes) => Ok(Target {
+                remotes,
+                auth_key: None,
+            }),
             None => Err(Error::Usage(
-                "no CA given: pass -config REQUEST-PROFILE.json (or -remote https://CA:PORT)".into(),
+                "no CA given: pass -config REQUEST-PROFILE.json (or -remote https://CA:PORT)"
+                    .into(),
             )),
         };
     };
@@ -116,35 +135,60 @@ pub fn resolve(path: Option<&Path>, profile_name: &str, remote_flag: Option<&str
     let root: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::input(&source, format!("not valid JSON: {e}")))?;
     let at = |field: &str, detail: &str| Error::input(format!("{source}: field {field}"), detail);
-    let root = root.as_object().ok_or_else(|| Error::input(&source, "expected a JSON object with a \"signing\" field"))?;
+    let root = root
+        .as_object()
+        .ok_or_else(|| Error::input(&source, "expected a JSON object with a \"signing\" field"))?;
 
-    let signing = object(root, "signing").map_err(|d| at("signing", d))?.ok_or_else(|| {
-        at("signing", "is missing: a request profile needs signing.default.auth_remote")
-    })?;
-    let (profile_path, profile) = match object(signing, "profiles").map_err(|d| at("signing.profiles", d))? {
+    let signing = object(root, "signing")
+        .map_err(|d| at("signing", d))?
+        .ok_or_else(|| {
+            at(
+                "signing",
+                "is missing: a request profile needs signing.default.auth_remote",
+            )
+        })?;
+    let (profile_path, profile) = match object(signing, "profiles")
+        .map_err(|d| at("signing.profiles", d))?
+    {
         Some(profiles) if !profile_name.is_empty() && field(profiles, profile_name).is_some() => {
-            let p = object(profiles, profile_name).map_err(|d| at(&format!("signing.profiles.{profile_name}"), d))?;
+            let p = object(profiles, profile_name)
+                .map_err(|d| at(&format!("signing.profiles.{profile_name}"), d))?;
             (format!("signing.profiles.{profile_name}"), p)
         }
-        _ => ("signing.default".to_string(), object(signing, "default").map_err(|d| at("signing.default", d))?),
+        _ => (
+            "signing.default".to_string(),
+            object(signing, "default").map_err(|d| at("signing.default", d))?,
+        ),
     };
     let Some(profile) = profile else {
-        return Err(at(&profile_path, "is missing: add auth_remote {\"remote\":…,\"auth_key\":…}"));
+        return Err(at(
+            &profile_path,
+            "is missing: add auth_remote {\"remote\":…,\"auth_key\":…}",
+        ));
     };
 
-    let auth_remote = object(profile, "auth_remote").map_err(|d| at(&format!("{profile_path}.auth_remote"), d))?;
-    let plain_remote = string_field(profile, "remote").map_err(|d| at(&format!("{profile_path}.remote"), d))?;
-    let plain_key = string_field(profile, "auth_key").map_err(|d| at(&format!("{profile_path}.auth_key"), d))?;
+    let auth_remote = object(profile, "auth_remote")
+        .map_err(|d| at(&format!("{profile_path}.auth_remote"), d))?;
+    let plain_remote =
+        string_field(profile, "remote").map_err(|d| at(&format!("{profile_path}.remote"), d))?;
+    let plain_key = string_field(profile, "auth_key")
+        .map_err(|d| at(&format!("{profile_path}.auth_key"), d))?;
     let (remote_field, remote_name, key_field, key_name) = match auth_remote {
         Some(ar) => {
             if !plain_remote.is_empty() {
-                return Err(at(&profile_path, "has both remote and auth_remote: keep only auth_remote"));
+                return Err(at(
+                    &profile_path,
+                    "has both remote and auth_remote: keep only auth_remote",
+                ));
             }
             let f = format!("{profile_path}.auth_remote");
             let remote = string_field(ar, "remote").map_err(|d| at(&format!("{f}.remote"), d))?;
             let key = string_field(ar, "auth_key").map_err(|d| at(&format!("{f}.auth_key"), d))?;
             if key.is_empty() {
-                return Err(at(&format!("{f}.auth_key"), "is missing: name a key from auth_keys"));
+                return Err(at(
+                    &format!("{f}.auth_key"),
+                    "is missing: name a key from auth_keys",
+                ));
             }
             (format!("{f}.remote"), remote, format!("{f}.auth_key"), key)
         }
@@ -154,7 +198,12 @@ pub fn resolve(path: Option<&Path>, profile_name: &str, remote_flag: Option<&str
                     "{source}: {profile_path} has remote + auth_key without auth_remote; sending an authenticated request as intended"
                 );
             }
-            (format!("{profile_path}.remote"), plain_remote, format!("{profile_path}.auth_key"), plain_key)
+            (
+                format!("{profile_path}.remote"),
+                plain_remote,
+                format!("{profile_path}.auth_key"),
+                plain_key,
+            )
         }
     };
 
@@ -162,14 +211,25 @@ pub fn resolve(path: Option<&Path>, profile_name: &str, remote_flag: Option<&str
         Some(remotes) => remotes,
         None => {
             if remote_name.is_empty() {
-                return Err(at(&remote_field, "is missing: name a remote from the remotes section (or pass -remote)"));
+                return Err(at(
+                    &remote_field,
+                    "is missing: name a remote from the remotes section (or pass -remote)",
+                ));
             }
             let table = object(root, "remotes").map_err(|d| at("remotes", d))?;
             let value = match table.and_then(|t| field(t, &remote_name)) {
                 Some(Value::String(v)) => v.clone(),
-                Some(_) => return Err(at(&format!("remotes.{remote_name}"), "must be a string like \"https://ca.example:8888\"")),
+                Some(_) => {
+                    return Err(at(
+                        &format!("remotes.{remote_name}"),
+                        "must be a string like \"https://ca.example:8888\"",
+                    ));
+                }
                 None => {
-                    return Err(at(&remote_field, &format!("names {remote_name:?}, which is not in the remotes section")));
+                    return Err(at(
+                        &remote_field,
+                        &format!("names {remote_name:?}, which is not in the remotes section"),
+                    ));
                 }
             };
             Remote::parse_list(&value).map_err(|d| at(&format!("remotes.{remote_name}"), &d))?
@@ -180,25 +240,42 @@ pub fn resolve(path: Option<&Path>, profile_name: &str, remote_flag: Option<&str
         None
     } else {
         let keys = object(root, "auth_keys").map_err(|d| at("auth_keys", d))?;
-        let entry = keys
-            .and_then(|k| field(k, &key_name))
-            .ok_or_else(|| at(&key_field, &format!("names {key_name:?}, which is not in the auth_keys section")))?;
+        let entry = keys.and_then(|k| field(k, &key_name)).ok_or_else(|| {
+            at(
+                &key_field,
+                &format!("names {key_name:?}, which is not in the auth_keys section"),
+            )
+        })?;
         let entry_field = format!("auth_keys.{key_name}");
-        let entry = entry.as_object().ok_or_else(|| at(&entry_field, "must be an object {\"type\":\"standard\",\"key\":…}"))?;
-        let kind = string_field(entry, "type").map_err(|d| at(&format!("{entry_field}.type"), d))?;
+        let entry = entry.as_object().ok_or_else(|| {
+            at(
+                &entry_field,
+                "must be an object {\"type\":\"standard\",\"key\":…}",
+            )
+        })?;
+        let kind =
+            string_field(entry, "type").map_err(|d| at(&format!("{entry_field}.type"), d))?;
         if kind != "standard" {
-            return Err(at(&format!("{entry_field}.type"), &format!("is {kind:?}: only \"standard\" is supported")));
+            return Err(at(
+                &format!("{entry_field}.type"),
+                &format!("is {kind:?}: only \"standard\" is supported"),
+            ));
         }
-        let key_text = string_field(entry, "key").map_err(|d| at(&format!("{entry_field}.key"), d))?;
+        let key_text =
+            string_field(entry, "key").map_err(|d| at(&format!("{entry_field}.key"), d))?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        let key = AuthKey::from_source(&key_text, base_dir).map_err(|e| at(&format!("{entry_field}.key"), &e.to_string()))?;
+        let key = AuthKey::from_source(&key_text, base_dir)
+            .map_err(|e| at(&format!("{entry_field}.key"), &e.to_string()))?;
         Some(key)
     };
     Ok(Target { remotes, auth_key })
 }
 
 /// An optional object-valued field.
-fn object<'a>(parent: &'a Map<String, Value>, name: &str) -> Result<Option<&'a Map<String, Value>>, &'static str> {
+fn object<'a>(
+    parent: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a Map<String, Value>>, &'static str> {
     match field(parent, name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(o)) => Ok(Some(o)),
@@ -218,12 +295,18 @@ mod tests {
         assert_eq!(base("ca.example"), "https://ca.example:8888/");
         assert_eq!(base("[::1]:9000"), "https://[::1]:9000/");
         assert_eq!(base("https://ca.example"), "https://ca.example/");
-        assert_eq!(base("https://ca.example:1/pki"), "https://ca.example:1/pki/");
+        assert_eq!(
+            base("https://ca.example:1/pki"),
+            "https://ca.example:1/pki/"
+        );
         assert!(Remote::parse("http://127.0.0.1:1").unwrap().is_plaintext());
         assert!(Remote::parse("ftp://x").is_err());
         assert!(Remote::parse("").is_err());
         assert_eq!(
-            Remote::parse("127.0.0.1:1").unwrap().endpoint(crate::protocol::AUTHSIGN_PATH).as_str(),
+            Remote::parse("127.0.0.1:1")
+                .unwrap()
+                .endpoint(crate::protocol::AUTHSIGN_PATH)
+                .as_str(),
             "https://127.0.0.1:1/api/v1/cfssl/authsign"
         );
         assert_eq!(Remote::parse_list("a:1, b:2").unwrap().len(), 2);
@@ -238,8 +321,11 @@ mod tests {
     #[test]
     fn remote_plus_auth_key_is_authenticated() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), r#"{"signing":{"default":{"remote":"ca","auth_key":"k"}},
-            "auth_keys":{"k":{"type":"standard","key":"00"}},"remotes":{"ca":"127.0.0.1:1"}}"#);
+        let p = write(
+            dir.path(),
+            r#"{"signing":{"default":{"remote":"ca","auth_key":"k"}},
+            "auth_keys":{"k":{"type":"standard","key":"00"}},"remotes":{"ca":"127.0.0.1:1"}}"#,
+        );
         let target = resolve(Some(&p), "", None).unwrap();
         assert!(target.auth_key.is_some());
     }
@@ -247,12 +333,24 @@ mod tests {
     #[test]
     fn profiles_fall_back_to_default() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}},
+        let p = write(
+            dir.path(),
+            r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}},
             "profiles":{"srv":{"auth_remote":{"remote":"b","auth_key":"k"}}}},
-            "auth_keys":{"k":{"type":"standard","key":"00"}},"remotes":{"a":"a:1","b":"b:2"}}"#);
-        assert_eq!(resolve(Some(&p), "srv", None).unwrap().remotes[0].display_name(), "b:2");
-        assert_eq!(resolve(Some(&p), "other", None).unwrap().remotes[0].display_name(), "a:1");
-        assert_eq!(resolve(Some(&p), "", Some("c:3")).unwrap().remotes[0].display_name(), "c:3");
+            "auth_keys":{"k":{"type":"standard","key":"00"}},"remotes":{"a":"a:1","b":"b:2"}}"#,
+        );
+        assert_eq!(
+            resolve(Some(&p), "srv", None).unwrap().remotes[0].display_name(),
+            "b:2"
+        );
+        assert_eq!(
+            resolve(Some(&p), "other", None).unwrap().remotes[0].display_name(),
+            "a:1"
+        );
+        assert_eq!(
+            resolve(Some(&p), "", Some("c:3")).unwrap().remotes[0].display_name(),
+            "c:3"
+        );
     }
 
     #[test]
@@ -260,13 +358,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
             (r#"{}"#, "field signing"),
-            (r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}}}}"#, "auth_remote.remote"),
-            (r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}}},"remotes":{"a":"a:1"}}"#, "auth_remote.auth_key"),
-            (r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}}},"remotes":{"a":"a:1"},"auth_keys":{"k":{"key":"00"}}}"#, "auth_keys.k.type"),
-            (r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}}},"remotes":{"a":"a:1"},"auth_keys":{"k":{"type":"standard","key":"0g"}}}"#, "auth_keys.k.key"),
-            (r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}}},"remotes":{"a":["a:1"]}}"#, "remotes.a"),
-            (r#"{"signing":{"default":{"remote":"a","auth_remote":{"remote":"a","auth_key":"k"}}}}"#, "both remote and auth_remote"),
-            (r#"{"signing":{"default":{"auth_remote":{"remote":"a"}}}}"#, "auth_remote.auth_key"),
+            (
+                r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}}}}"#,
+                "auth_remote.remote",
+            ),
+            (
+                r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}}},"remotes":{"a":"a:1"}}"#,
+                "auth_remote.auth_key",
+            ),
+            (
+                r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}}},"remotes":{"a":"a:1"},"auth_keys":{"k":{"key":"00"}}}"#,
+                "auth_keys.k.type",
+            ),
+            (
+                r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}}},"remotes":{"a":"a:1"},"auth_keys":{"k":{"type":"standard","key":"0g"}}}"#,
+                "auth_keys.k.key",
+            ),
+            (
+                r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}}},"remotes":{"a":["a:1"]}}"#,
+                "remotes.a",
+            ),
+            (
+                r#"{"signing":{"default":{"remote":"a","auth_remote":{"remote":"a","auth_key":"k"}}}}"#,
+                "both remote and auth_remote",
+            ),
+            (
+                r#"{"signing":{"default":{"auth_remote":{"remote":"a"}}}}"#,
+                "auth_remote.auth_key",
+            ),
         ];
         for (json, expected) in cases {
             let p = write(dir.path(), json);

@@ -119,7 +119,10 @@ pub fn parse_sign_reply(status: u16, body: &[u8]) -> Reply {
             "the reply is not cfssl's JSON envelope (starts {:?})",
             preview(body)
         )),
-        (_, _) => Reply::Failed { status, message: format!("HTTP {status}: {}", preview(body)) },
+        (_, _) => Reply::Failed {
+            status,
+            message: format!("HTTP {status}: {}", preview(body)),
+        },
     }
 }
 
@@ -133,7 +136,10 @@ pub fn one_line(text: &str) -> String {
             break;
         }
         match c {
-            c if c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c) => {
+            c if c.is_control()
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c) =>
+            {
                 out.extend(c.escape_default())
             }
             c => out.push(c),
@@ -144,7 +150,11 @@ pub fn one_line(text: &str) -> String {
 
 fn preview(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    if text.trim().is_empty() { "an empty body".into() } else { one_line(&text) }
+    if text.trim().is_empty() {
+        "an empty body".into()
+    } else {
+        one_line(&text)
+    }
 }
 
 #[cfg(test)]
@@ -167,13 +177,21 @@ mod tests {
             crl_override: "",
             label: "default",
         };
-        assert_eq!(String::from_utf8(request.to_bytes()).unwrap(), CAPTURED_REQUEST);
+        assert_eq!(
+            String::from_utf8(request.to_bytes()).unwrap(),
+            CAPTURED_REQUEST
+        );
     }
 
     #[test]
     fn hosts_are_null_unless_given() {
-        let request =
-            SignRequest { hosts: None, certificate_request: "x", profile: "", crl_override: "", label: "" };
+        let request = SignRequest {
+            hosts: None,
+            certificate_request: "x",
+            profile: "",
+            crl_override: "",
+            label: "",
+        };
         assert_eq!(
             String::from_utf8(request.to_bytes()).unwrap(),
             r#"{"hosts":null,"certificate_request":"x","profile":"","crl_override":"","label":""}"#
@@ -205,7 +223,9 @@ mod tests {
     fn captured_success_reply() {
         let body = include_bytes!("../tests/fixtures/captured-authsign-reply.json");
         match parse_sign_reply(200, body) {
-            Reply::Certificate(pem) => assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\nMIICVDCC")),
+            Reply::Certificate(pem) => {
+                assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\nMIICVDCC"))
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -215,17 +235,35 @@ mod tests {
         let body = br#"{"success":false,"result":null,"errors":[{"code":1,"message":"invalid token"}],"messages":[]}"#;
         assert_eq!(
             parse_sign_reply(400, body),
-            Reply::Failed { status: 400, message: "invalid token (code 1)".into() }
+            Reply::Failed {
+                status: 400,
+                message: "invalid token (code 1)".into()
+            }
         );
     }
 
     #[test]
     fn odd_replies() {
-        assert!(matches!(parse_sign_reply(200, b"<html>"), Reply::Malformed(_)));
-        assert!(matches!(parse_sign_reply(200, br#"{"success":true,"result":{}}"#), Reply::Malformed(_)));
-        assert!(matches!(parse_sign_reply(200, br#"{"success":true,"result":{"certif"#), Reply::Malformed(_)));
-        assert!(matches!(parse_sign_reply(502, b"Bad Gateway"), Reply::Failed { status: 502, .. }));
-        assert!(matches!(parse_sign_reply(200, br#"{"success":false}"#), Reply::Failed { status: 200, .. }));
+        assert!(matches!(
+            parse_sign_reply(200, b"<html>"),
+            Reply::Malformed(_)
+        ));
+        assert!(matches!(
+            parse_sign_reply(200, br#"{"success":true,"result":{}}"#),
+            Reply::Malformed(_)
+        ));
+        assert!(matches!(
+            parse_sign_reply(200, br#"{"success":true,"result":{"certif"#),
+            Reply::Malformed(_)
+        ));
+        assert!(matches!(
+            parse_sign_reply(502, b"Bad Gateway"),
+            Reply::Failed { status: 502, .. }
+        ));
+        assert!(matches!(
+            parse_sign_reply(200, br#"{"success":false}"#),
+            Reply::Failed { status: 200, .. }
+        ));
     }
 
     #[test]

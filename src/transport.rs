@@ -49,21 +49,37 @@ impl Transport {
         let builder = match &tls.pinned_ca {
             Some(path) => builder.with_root_certificates(load_roots(path)?),
             None => {
-                let verifier = rustls_platform_verifier::Verifier::new(provider)
-                    .map_err(|e| Error::Internal(format!("loading the system's trusted roots: {e}")))?;
-                builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
+                let verifier = rustls_platform_verifier::Verifier::new(provider).map_err(|e| {
+                    Error::Internal(format!("loading the system's trusted roots: {e}"))
+                })?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(verifier))
             }
         };
         let config = match &tls.client_identity {
             None => builder.with_no_client_auth(),
             Some((cert_path, key_path)) => {
-                let certs = load_certs(cert_path, "mutual-TLS client certificate (-mutual-tls-client-cert)")?;
-                let key_pem = zeroize::Zeroizing::new(read_input(key_path, "mutual-TLS client key")?);
+                let certs = load_certs(
+                    cert_path,
+                    "mutual-TLS client certificate (-mutual-tls-client-cert)",
+                )?;
+                let key_pem =
+                    zeroize::Zeroizing::new(read_input(key_path, "mutual-TLS client key")?);
                 let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
-                    Error::input_file(key_path, "no private key in PEM form found (-mutual-tls-client-key)")
+                    Error::input_file(
+                        key_path,
+                        "no private key in PEM form found (-mutual-tls-client-key)",
+                    )
                 })?;
                 builder.with_client_auth_cert(certs, key).map_err(|e| {
-                    Error::input_file(key_path, format!("does not fit the client certificate {}: {e}", cert_path.display()))
+                    Error::input_file(
+                        key_path,
+                        format!(
+                            "does not fit the client certificate {}: {e}",
+                            cert_path.display()
+                        ),
+                    )
                 })?
             }
         };
@@ -98,7 +114,10 @@ impl Transport {
         if body.len() as u64 > MAX_REPLY_BYTES {
             return Err(Error::BadResponse {
                 server,
-                detail: format!("the reply is larger than {} KiB; a certificate is a few KiB", MAX_REPLY_BYTES / 1024),
+                detail: format!(
+                    "the reply is larger than {} KiB; a certificate is a few KiB",
+                    MAX_REPLY_BYTES / 1024
+                ),
             });
         }
         Ok(HttpReply { status, body })
@@ -114,7 +133,10 @@ fn load_certs(path: &Path, role: &str) -> Result<Vec<CertificateDer<'static>>> {
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| Error::input_file(path, format!("the {role} is not valid PEM: {e}")))?;
     if certs.is_empty() {
-        return Err(Error::input_file(path, format!("the {role} holds no PEM CERTIFICATE block")));
+        return Err(Error::input_file(
+            path,
+            format!("the {role} holds no PEM CERTIFICATE block"),
+        ));
     }
     Ok(certs)
 }
@@ -123,7 +145,10 @@ fn load_roots(path: &Path) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     for cert in load_certs(path, "CA certificate (-tls-remote-ca)")? {
         roots.add(cert).map_err(|e| {
-            Error::input_file(path, format!("a certificate in the CA file cannot be used as a trust anchor: {e}"))
+            Error::input_file(
+                path,
+                format!("a certificate in the CA file cannot be used as a trust anchor: {e}"),
+            )
         })?;
     }
     Ok(roots)
@@ -132,23 +157,41 @@ fn load_roots(path: &Path) -> Result<RootCertStore> {
 /// Classifies a transport failure into TLS, timeout/unreachable, or internal.
 fn classify(server: &str, err: &(dyn StdError + 'static), timeout: Duration) -> Error {
     if let Some(tls) = find_rustls_error(err) {
-        return Error::Tls { server: server.to_string(), detail: explain_tls(tls) };
+        return Error::Tls {
+            server: server.to_string(),
+            detail: explain_tls(tls),
+        };
     }
     let text = chain_text(err);
-    let unavailable = |detail: String| Error::Unavailable { server: server.to_string(), detail };
+    let unavailable = |detail: String| Error::Unavailable {
+        server: server.to_string(),
+        detail,
+    };
     if let Some(req) = err.downcast_ref::<reqwest::Error>() {
         if req.is_timeout() {
-            return unavailable(format!("no answer within {} (raise --timeout, or retry later)", humantime::format_duration(timeout)));
+            return unavailable(format!(
+                "no answer within {} (raise --timeout, or retry later)",
+                humantime::format_duration(timeout)
+            ));
         }
     }
     let lower = text.to_ascii_lowercase();
     if lower.contains("timed out") || lower.contains("deadline") {
-        return unavailable(format!("no answer within {} (raise --timeout, or retry later)", humantime::format_duration(timeout)));
+        return unavailable(format!(
+            "no answer within {} (raise --timeout, or retry later)",
+            humantime::format_duration(timeout)
+        ));
     }
     if lower.contains("connection refused") {
-        return unavailable("connection refused: is the CA running and listening on this address?".into());
+        return unavailable(
+            "connection refused: is the CA running and listening on this address?".into(),
+        );
     }
-    if lower.contains("reset") || lower.contains("broken pipe") || lower.contains("closed") || lower.contains("eof") {
+    if lower.contains("reset")
+        || lower.contains("broken pipe")
+        || lower.contains("closed")
+        || lower.contains("eof")
+    {
         return unavailable(format!("the connection was cut: {text} (retry later)"));
     }
     if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup") {

@@ -23,9 +23,13 @@ pub struct Issued {
 /// Checks that `pem` is exactly one certificate, for the public key `spki_der`, valid at `now`
 /// (Unix seconds), and carrying every SAN in `requested`. The error says which check failed.
 pub fn check(pem: &str, spki_der: &[u8], requested: &[San], now: i64) -> Result<Issued, String> {
-    let blocks = ::pem::parse_many(pem.trim()).map_err(|e| format!("the certificate is not valid PEM: {e}"))?;
+    let blocks = ::pem::parse_many(pem.trim())
+        .map_err(|e| format!("the certificate is not valid PEM: {e}"))?;
     let [block] = blocks.as_slice() else {
-        return Err(format!("expected one PEM certificate, got {} blocks", blocks.len()));
+        return Err(format!(
+            "expected one PEM certificate, got {} blocks",
+            blocks.len()
+        ));
     };
     if block.tag() != "CERTIFICATE" {
         return Err(format!("expected a PEM CERTIFICATE, got {}", block.tag()));
@@ -39,25 +43,43 @@ pub fn check(pem: &str, spki_der: &[u8], requested: &[San], now: i64) -> Result<
         return Err("the certificate has trailing bytes after its DER".into());
     }
     if cert.public_key().raw != spki_der {
-        return Err("the certificate is for a different public key than the one just generated".into());
+        return Err(
+            "the certificate is for a different public key than the one just generated".into(),
+        );
     }
     let not_before = cert.validity().not_before.timestamp();
     let not_after = cert.validity().not_after.timestamp();
     if now < not_before {
-        return Err(format!("the certificate is not valid until {} (check the clocks)", cert.validity().not_before));
+        return Err(format!(
+            "the certificate is not valid until {} (check the clocks)",
+            cert.validity().not_before
+        ));
     }
     if now > not_after {
-        return Err(format!("the certificate expired at {}", cert.validity().not_after));
+        return Err(format!(
+            "the certificate expired at {}",
+            cert.validity().not_after
+        ));
     }
     let present = present_sans(&cert)?;
-    let missing: Vec<String> =
-        requested.iter().filter(|want| !present.iter().any(|have| same_san(want, have))).map(ToString::to_string).collect();
+    let missing: Vec<String> = requested
+        .iter()
+        .filter(|want| !present.iter().any(|have| same_san(want, have)))
+        .map(ToString::to_string)
+        .collect();
     if !missing.is_empty() {
-        return Err(format!("the certificate lacks requested SANs: {} (does the CA's policy allow them?)", missing.join(", ")));
+        return Err(format!(
+            "the certificate lacks requested SANs: {} (does the CA's policy allow them?)",
+            missing.join(", ")
+        ));
     }
     Ok(Issued {
         pem: crate::keygen::pem_encode("CERTIFICATE", block.contents()).to_string(),
-        serial: cert.raw_serial().iter().map(|b| format!("{b:02x}")).collect(),
+        serial: cert
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
         not_after,
     })
 }
@@ -67,8 +89,12 @@ fn only_pem(text: &str) -> bool {
 }
 
 fn present_sans(cert: &X509Certificate<'_>) -> Result<Vec<San>, String> {
-    let extension = cert.subject_alternative_name().map_err(|e| format!("the SAN extension is malformed: {e}"))?;
-    let Some(extension) = extension else { return Ok(Vec::new()) };
+    let extension = cert
+        .subject_alternative_name()
+        .map_err(|e| format!("the SAN extension is malformed: {e}"))?;
+    let Some(extension) = extension else {
+        return Ok(Vec::new());
+    };
     Ok(extension
         .value
         .general_names
@@ -78,8 +104,12 @@ fn present_sans(cert: &X509Certificate<'_>) -> Result<Vec<San>, String> {
             GeneralName::RFC822Name(v) => Some(San::Email(v.to_string())),
             GeneralName::URI(v) => Some(San::Uri(v.to_string())),
             GeneralName::IPAddress(bytes) => match bytes.len() {
-                4 => <[u8; 4]>::try_from(*bytes).ok().map(|b| San::Ip(IpAddr::from(b))),
-                16 => <[u8; 16]>::try_from(*bytes).ok().map(|b| San::Ip(IpAddr::from(b))),
+                4 => <[u8; 4]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| San::Ip(IpAddr::from(b))),
+                16 => <[u8; 16]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| San::Ip(IpAddr::from(b))),
                 _ => None,
             },
             _ => None,
@@ -91,5 +121,92 @@ fn same_san(want: &San, have: &San) -> bool {
     match (want, have) {
         (San::Dns(a), San::Dns(b)) | (San::Email(a), San::Email(b)) => a.eq_ignore_ascii_case(b),
         (a, b) => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The certificate multirootca returned in the exchange captured in `cfssl-protocol.md` §7.1
+    /// (valid 2026-11-28 05:41 to 2027-11-28 05:41 UTC; SANs node1.example.com, 127.0.0.1).
+    fn captured() -> (String, Vec<u8>) {
+        let body = include_str!("../tests/fixtures/captured-authsign-reply.json");
+        let reply: serde_json::Value = serde_json::from_str(body).unwrap();
+        let pem = reply["result"]["certificate"].as_str().unwrap().to_string();
+        let block = ::pem::parse(&pem).unwrap();
+        let (_, cert) = X509Certificate::from_der(block.contents()).unwrap();
+        let spki = cert.public_key().raw.to_vec();
+        (pem, spki)
+    }
+
+    const IN_VALIDITY: i64 = 1_800_000_000; // 2027-01-15
+
+    fn sans() -> Vec<San> {
+        vec![
+            San::Dns("NODE1.example.com".into()),
+            San::Ip("127.0.0.1".parse().unwrap()),
+        ]
+    }
+
+    #[test]
+    fn accepts_a_matching_certificate() {
+        let (pem, spki) = captured();
+        let issued = check(&pem, &spki, &sans(), IN_VALIDITY).unwrap();
+        // Expected values from `openssl x509 -noout -serial -enddate` on the same certificate.
+        assert_eq!(issued.serial, "64889e89c26ed55f86c087540dd4445e2c15a460");
+        assert_eq!(issued.not_after, 1_827_380_460);
+        assert_eq!(issued.pem, pem);
+    }
+
+    #[test]
+    fn rejects_another_key() {
+        let (pem, mut spki) = captured();
+        let last = spki.len() - 1;
+        spki[last] ^= 1;
+        assert!(
+            check(&pem, &spki, &sans(), IN_VALIDITY)
+                .unwrap_err()
+                .contains("different public key")
+        );
+    }
+
+    #[test]
+    fn rejects_outside_validity() {
+        let (pem, spki) = captured();
+        assert!(
+            check(&pem, &spki, &sans(), 1_700_000_000)
+                .unwrap_err()
+                .contains("not valid until")
+        );
+        assert!(
+            check(&pem, &spki, &sans(), 1_900_000_000)
+                .unwrap_err()
+                .contains("expired")
+        );
+    }
+
+    #[test]
+    fn rejects_a_missing_san() {
+        let (pem, spki) = captured();
+        let mut wanted = sans();
+        wanted.push(San::Dns("other.example.com".into()));
+        wanted.push(San::Ip("10.0.0.1".parse().unwrap()));
+        let err = check(&pem, &spki, &wanted, IN_VALIDITY).unwrap_err();
+        assert!(err.contains("DNS:other.example.com, IP:10.0.0.1"), "{err}");
+    }
+
+    #[test]
+    fn rejects_garbage_and_extra_text() {
+        let (pem, spki) = captured();
+        assert!(check("garbage", &spki, &[], IN_VALIDITY).is_err());
+        assert!(check(&format!("{pem}trailing"), &spki, &[], IN_VALIDITY).is_err());
+        assert!(
+            check(&format!("{pem}{pem}"), &spki, &[], IN_VALIDITY)
+                .unwrap_err()
+                .contains("2 blocks")
+        );
+        let csr = pem.replace("CERTIFICATE", "CERTIFICATE REQUEST");
+        assert!(check(&csr, &spki, &[], IN_VALIDITY).is_err());
     }
 }

@@ -46,7 +46,9 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
                 Some((n, v)) => (n, Some(v)),
                 None => (body, None),
             };
-            flags.get(name).map(|takes_value| (name, value, *takes_value))
+            flags
+                .get(name)
+                .map(|takes_value| (name, value, *takes_value))
         }) {
             Some((name, value, takes_value)) => {
                 value_next = takes_value && value.is_none();
@@ -85,33 +87,78 @@ mod tests {
     fn norm(args: &[&str]) -> Vec<String> {
         let mut full = vec!["nodecert"];
         full.extend_from_slice(args);
-        normalize(full.iter().map(OsString::from)).into_iter().skip(1).map(|a| a.into_string().unwrap()).collect()
+        normalize(full.iter().map(OsString::from))
+            .into_iter()
+            .skip(1)
+            .map(|a| a.into_string().unwrap())
+            .collect()
     }
 
     #[test]
     fn all_four_spellings_are_equivalent() {
-        for flag in ["config", "profile", "label", "hostname", "remote", "cn", "tls-remote-ca",
-                     "mutual-tls-client-cert", "mutual-tls-client-key", "loglevel", "bare"] {
-            assert_eq!(norm(&[&format!("-{flag}"), "v"]), [format!("--{flag}"), "v".into()]);
+        for flag in [
+            "config",
+            "profile",
+            "label",
+            "hostname",
+            "remote",
+            "cn",
+            "tls-remote-ca",
+            "mutual-tls-client-cert",
+            "mutual-tls-client-key",
+            "loglevel",
+            "bare",
+        ] {
+            assert_eq!(
+                norm(&[&format!("-{flag}"), "v"]),
+                [format!("--{flag}"), "v".into()]
+            );
             assert_eq!(norm(&[&format!("-{flag}=v")]), [format!("--{flag}=v")]);
-            assert_eq!(norm(&[&format!("--{flag}"), "v"]), [format!("--{flag}"), "v".into()]);
+            assert_eq!(
+                norm(&[&format!("--{flag}"), "v"]),
+                [format!("--{flag}"), "v".into()]
+            );
             assert_eq!(norm(&[&format!("--{flag}=v")]), [format!("--{flag}=v")]);
         }
     }
 
     #[test]
     fn values_stdin_and_double_dash_are_untouched() {
-        assert_eq!(norm(&["gencert", "-cn", "-label", "-"]), ["gencert", "--cn", "-label", "-"]);
-        assert_eq!(norm(&["gencert", "--", "-config"]), ["gencert", "--", "-config"]);
-        assert_eq!(norm(&["-h", "-x", "-allow-plaintext", "x"]), ["-h", "-x", "--allow-plaintext", "x"]);
+        assert_eq!(
+            norm(&["gencert", "-cn", "-label", "-"]),
+            ["gencert", "--cn", "-label", "-"]
+        );
+        assert_eq!(
+            norm(&["gencert", "--", "-config"]),
+            ["gencert", "--", "-config"]
+        );
+        assert_eq!(
+            norm(&["-h", "-x", "-allow-plaintext", "x"]),
+            ["-h", "-x", "--allow-plaintext", "x"]
+        );
     }
 
     #[test]
     fn parsed_cfssl_command_line() {
-        let args = norm(&["gencert", "-config=rp.json", "-tls-remote-ca", "ca.pem", "-profile", "kubelet",
-                          "-hostname=a,b", "-loglevel", "0", "csr.json"]);
-        let cli = <Cli as clap::Parser>::try_parse_from(std::iter::once("nodecert".to_string()).chain(args)).unwrap();
-        let super::super::Command::Gencert(g) = cli.command else { panic!("not gencert") };
+        let args = norm(&[
+            "gencert",
+            "-config=rp.json",
+            "-tls-remote-ca",
+            "ca.pem",
+            "-profile",
+            "kubelet",
+            "-hostname=a,b",
+            "-loglevel",
+            "0",
+            "csr.json",
+        ]);
+        let cli = <Cli as clap::Parser>::try_parse_from(
+            std::iter::once("nodecert".to_string()).chain(args),
+        )
+        .unwrap();
+        let super::super::Command::Gencert(g) = cli.command else {
+            panic!("not gencert")
+        };
         assert_eq!(g.config.unwrap().to_str(), Some("rp.json"));
         assert_eq!(g.profile, "kubelet");
         assert_eq!(g.request.hostname.as_deref(), Some("a,b"));

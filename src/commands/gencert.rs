@@ -34,25 +34,35 @@ impl Plan {
     /// Resolves the arguments: reads csr.json and the request profile, applies the overrides.
     pub fn from_args(args: &GencertArgs) -> Result<Self> {
         let (request, hostname_override) = super::load_request(&args.request)?;
-        let target = profile::resolve(args.config.as_deref(), &args.profile, args.remote.as_deref())?;
+        let target = profile::resolve(
+            args.config.as_deref(),
+            &args.profile,
+            args.remote.as_deref(),
+        )?;
         if let Some(remote) = target.remotes.iter().find(|r| r.is_plaintext()) {
             if !args.allow_plaintext {
                 return Err(Error::Usage(format!(
                     "remote {remote} is plain http: the auth token and CSR would travel in clear. Use https://, or pass --allow-plaintext to accept that"
                 )));
             }
-            log::warn!("remote {remote} is plain http: the auth token and CSR travel in clear (--allow-plaintext)");
+            log::warn!(
+                "remote {remote} is plain http: the auth token and CSR travel in clear (--allow-plaintext)"
+            );
         }
         let destination = match (&args.bare, &args.cert, &args.key) {
             (Some(name), _, _) => {
                 if name.is_empty() {
-                    return Err(Error::Usage("flag -bare: give a NAME for NAME.pem, NAME-key.pem, NAME.csr".into()));
+                    return Err(Error::Usage(
+                        "flag -bare: give a NAME for NAME.pem, NAME-key.pem, NAME.csr".into(),
+                    ));
                 }
                 Destination::bare(name)
             }
-            (None, Some(cert), Some(key)) => {
-                Destination::Files { cert: Some(cert.clone()), key: key.clone(), csr: args.csr.clone() }
-            }
+            (None, Some(cert), Some(key)) => Destination::Files {
+                cert: Some(cert.clone()),
+                key: key.clone(),
+                csr: args.csr.clone(),
+            },
             _ => Destination::Stdout,
         };
         let client_identity = match (&args.mutual_tls_client_cert, &args.mutual_tls_client_key) {
@@ -63,7 +73,10 @@ impl Plan {
             request,
             hostname_override,
             target,
-            tls: TlsOptions { pinned_ca: args.tls_remote_ca.clone(), client_identity },
+            tls: TlsOptions {
+                pinned_ca: args.tls_remote_ca.clone(),
+                client_identity,
+            },
             profile: args.profile.clone(),
             label: args.label.clone(),
             destination,
@@ -98,38 +111,60 @@ pub fn execute(plan: &Plan) -> Result<()> {
 
     let now = unix_now();
     let sans = plan.request.sans();
-    let issued = verify::check(&cert_pem.1, key.spki_der(), &sans, now)
-        .map_err(|detail| Error::BadResponse { server: cert_pem.0.clone(), detail })?;
+    let issued = verify::check(&cert_pem.1, key.spki_der(), &sans, now).map_err(|detail| {
+        Error::BadResponse {
+            server: cert_pem.0.clone(),
+            detail,
+        }
+    })?;
     let key_pem = key.to_pem();
-    reserved.commit(&Bundle { cert: Some(&issued.pem), csr: &csr_pem, key: &key_pem })?;
+    reserved.commit(&Bundle {
+        cert: Some(&issued.pem),
+        csr: &csr_pem,
+        key: &key_pem,
+    })?;
     log::debug!("issued serial {} by {}", issued.serial, cert_pem.0);
     Ok(())
 }
 
 /// Sends the request to each remote in order until one answers; moves on only when a remote is
 /// unreachable, times out or fails with 5xx. Returns the server name and the certificate PEM.
-fn request_certificate(plan: &Plan, transport: &Transport, request: &SignRequest<'_>) -> Result<(String, String)> {
+fn request_certificate(
+    plan: &Plan,
+    transport: &Transport,
+    request: &SignRequest<'_>,
+) -> Result<(String, String)> {
     let auth_key = plan.target.auth_key.as_ref();
-    let path = if auth_key.is_some() { AUTHSIGN_PATH } else { SIGN_PATH };
+    let path = if auth_key.is_some() {
+        AUTHSIGN_PATH
+    } else {
+        SIGN_PATH
+    };
     let body = request.to_body(auth_key, unix_now());
     let mut last_error = None;
     for remote in &plan.target.remotes {
         let server = remote.display_name();
         let url = remote.endpoint(path);
         log::debug!("POST {url}");
-        let outcome = transport.post(remote, &url, body.clone()).and_then(|reply| {
-            match protocol::parse_sign_reply(reply.status, &reply.body) {
-                Reply::Certificate(pem) => Ok(pem),
-                Reply::Failed { status, message } if status >= 500 => {
-                    Err(Error::Unavailable { server: server.clone(), detail: format!("the CA failed (HTTP {status}): {message}") })
-                }
-                Reply::Failed { status, message } => Err(Error::Refused {
-                    server: server.clone(),
-                    message: refusal_hint(status, message, path, plan.request.key),
-                }),
-                Reply::Malformed(detail) => Err(Error::BadResponse { server: server.clone(), detail }),
-            }
-        });
+        let outcome = transport
+            .post(remote, &url, body.clone())
+            .and_then(
+                |reply| match protocol::parse_sign_reply(reply.status, &reply.body) {
+                    Reply::Certificate(pem) => Ok(pem),
+                    Reply::Failed { status, message } if status >= 500 => Err(Error::Unavailable {
+                        server: server.clone(),
+                        detail: format!("the CA failed (HTTP {status}): {message}"),
+                    }),
+                    Reply::Failed { status, message } => Err(Error::Refused {
+                        server: server.clone(),
+                        message: refusal_hint(status, message, path, plan.request.key),
+                    }),
+                    Reply::Malformed(detail) => Err(Error::BadResponse {
+                        server: server.clone(),
+                        detail,
+                    }),
+                },
+            );
         match outcome {
             Ok(pem) => return Ok((server, pem)),
             Err(err @ Error::Unavailable { .. }) => {
@@ -163,5 +198,8 @@ fn refusal_hint(status: u16, message: String, path: &str, key: KeySpec) -> Strin
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

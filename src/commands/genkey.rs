@@ -11,15 +11,25 @@ pub fn run(args: &GenkeyArgs) -> Result<()> {
     let (request, _) = super::load_request(&args.request)?;
     let destination = match (&args.bare, &args.key, &args.csr) {
         (Some(name), _, _) if name.is_empty() => {
-            return Err(Error::Usage("flag -bare: give a NAME for NAME-key.pem and NAME.csr".into()));
+            return Err(Error::Usage(
+                "flag -bare: give a NAME for NAME-key.pem and NAME.csr".into(),
+            ));
         }
         (Some(name), _, _) => Destination::bare_without_cert(name),
-        (None, Some(key), Some(csr)) => Destination::Files { cert: None, key: key.clone(), csr: Some(csr.clone()) },
+        (None, Some(key), Some(csr)) => Destination::Files {
+            cert: None,
+            key: key.clone(),
+            csr: Some(csr.clone()),
+        },
         _ => Destination::Stdout,
     };
     let reserved = Reserved::new(destination)?;
     let key = PrivateKey::generate(request.key)?;
     let csr_pem = pem_encode("CERTIFICATE REQUEST", &request.to_csr_der(&key)?);
     let key_pem = key.to_pem();
-    reserved.commit(&Bundle { cert: None, csr: &csr_pem, key: &key_pem })
+    reserved.commit(&Bundle {
+        cert: None,
+        csr: &csr_pem,
+        key: &key_pem,
+    })
 }

@@ -11,7 +11,11 @@ fn every_key_form_is_accepted_by_the_ca() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     std::fs::create_dir(dir.join("conf")).unwrap();
-    write(&dir.join("conf"), "auth.key", &format!("{}\n", pki.auth_key));
+    write(
+        &dir.join("conf"),
+        "auth.key",
+        &format!("{}\n", pki.auth_key),
+    );
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     let forms = [
         ("hex", pki.auth_key.clone()),
@@ -23,7 +27,16 @@ fn every_key_form_is_accepted_by_the_ca() {
         let profile = pki.request_profile(&dir.join("conf"), &server.url(), &key);
         nodecert(dir)
             .env("NODECERT_AUTH_KEY", &pki.auth_key)
-            .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", name, s(&csr)])
+            .args([
+                "gencert",
+                "-config",
+                s(&profile),
+                "-tls-remote-ca",
+                s(&pki.primary_ca()),
+                "-bare",
+                name,
+                s(&csr),
+            ])
             .assert()
             .code(0);
         assert_verifies(dir, &pki.primary_ca(), &dir.join(format!("{name}.pem")));
@@ -39,14 +52,28 @@ fn remote_and_auth_key_without_auth_remote_still_authenticates() {
     let server = pki.start();
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
-    let profile = write(dir, "rp.json", &format!(
-        r#"{{"signing":{{"default":{{"remote":"ca","auth_key":"k"}}}},
+    let profile = write(
+        dir,
+        "rp.json",
+        &format!(
+            r#"{{"signing":{{"default":{{"remote":"ca","auth_key":"k"}}}},
             "auth_keys":{{"k":{{"type":"standard","key":"{}"}}}},"remotes":{{"ca":"{}"}}}}"#,
-        pki.auth_key, server.url()
-    ));
+            pki.auth_key,
+            server.url()
+        ),
+    );
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-bare",
+            "n",
+            s(&csr),
+        ])
         .assert()
         .code(0);
     assert_verifies(dir, &pki.primary_ca(), &dir.join("n.pem"));
@@ -64,14 +91,32 @@ fn wrong_key_is_refused_and_never_printed() {
     let profile = pki.request_profile(dir, &server.url(), wrong);
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     let output = nodecert(dir)
-        .args(["gencert", "-loglevel", "0", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .args([
+            "gencert",
+            "-loglevel",
+            "0",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-bare",
+            "n",
+            s(&csr),
+        ])
         .assert()
         .code(5)
         .stderr(contains("invalid token").and(contains("check auth_keys")))
         .get_output()
         .clone();
-    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(!printed.contains(wrong) && !printed.contains(&pki.auth_key), "a key leaked: {printed}");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !printed.contains(wrong) && !printed.contains(&pki.auth_key),
+        "a key leaked: {printed}"
+    );
     assert!(!dir.join("n.pem").exists() && !dir.join("n-key.pem").exists());
 }
 

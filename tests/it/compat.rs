@@ -14,12 +14,19 @@ fn csr_subject_and_sans_match_cfssl_byte_for_byte() {
     let csr = write(dir, "csr.json", json);
     let theirs = tool(dir, "cfssl", &["genkey", s(&csr)]);
     crate::support::ca::cfssljson(dir, &theirs, "cfssl");
-    nodecert(dir).args(["genkey", "-bare", "ours", s(&csr)]).assert().code(0);
+    nodecert(dir)
+        .args(["genkey", "-bare", "ours", s(&csr)])
+        .assert()
+        .code(0);
     let ours = request_parts(&dir.join("ours.csr"));
     let cfssl = request_parts(&dir.join("cfssl.csr"));
     assert_eq!(ours.0, cfssl.0, "subject DER differs from cfssl's");
     assert_eq!(ours.1, cfssl.1, "SAN extension DER differs from cfssl's");
-    tool(dir, "openssl", &["req", "-in", "ours.csr", "-noout", "-verify"]);
+    tool(
+        dir,
+        "openssl",
+        &["req", "-in", "ours.csr", "-noout", "-verify"],
+    );
 }
 
 /// Ed25519: nodecert's CSR verifies with OpenSSL and the key file is standard PKCS#8; the 2016
@@ -30,21 +37,45 @@ fn ed25519_csr_verifies_and_the_old_server_refusal_is_explained() {
     let server = pki.start();
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
-    let csr = write(dir, "csr.json", r#"{"CN":"e","hosts":["e.example"],"key":{"algo":"ed25519"}}"#);
-    nodecert(dir).args(["genkey", "-bare", "ed", s(&csr)]).assert().code(0);
+    let csr = write(
+        dir,
+        "csr.json",
+        r#"{"CN":"e","hosts":["e.example"],"key":{"algo":"ed25519"}}"#,
+    );
+    nodecert(dir)
+        .args(["genkey", "-bare", "ed", s(&csr)])
+        .assert()
+        .code(0);
     let verified = std::process::Command::new("openssl")
         .args(["req", "-in", "ed.csr", "-noout", "-verify"])
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
     let from_key = tool(dir, "openssl", &["pkey", "-in", "ed-key.pem", "-pubout"]);
-    let from_csr = tool(dir, "openssl", &["req", "-in", "ed.csr", "-noout", "-pubkey"]);
+    let from_csr = tool(
+        dir,
+        "openssl",
+        &["req", "-in", "ed.csr", "-noout", "-pubkey"],
+    );
     assert_eq!(from_key, from_csr);
 
     let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
     nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-bare",
+            "n",
+            s(&csr),
+        ])
         .assert()
         .code(5)
         .stderr(predicates::str::contains("cannot verify Ed25519 CSRs"));
@@ -57,14 +88,31 @@ fn genkey_stdout_is_cfssl_shaped() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let csr = write(dir, "csr.json", &node_csr("rsa", 2048));
-    let out = nodecert(dir).args(["genkey", s(&csr)]).assert().code(0).get_output().stdout.clone();
+    let out = nodecert(dir)
+        .args(["genkey", s(&csr)])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
     let json = String::from_utf8(out).unwrap();
-    assert!(json.starts_with(r#"{"csr":"-----BEGIN CERTIFICATE REQUEST-----\n"#), "{json:.50}");
+    assert!(
+        json.starts_with(r#"{"csr":"-----BEGIN CERTIFICATE REQUEST-----\n"#),
+        "{json:.50}"
+    );
     assert!(json.contains(r#""key":"-----BEGIN RSA PRIVATE KEY-----\n"#));
     crate::support::ca::cfssljson(dir, &json, "k");
-    tool(dir, "openssl", &["req", "-in", "k.csr", "-noout", "-verify"]);
+    tool(
+        dir,
+        "openssl",
+        &["req", "-in", "k.csr", "-noout", "-verify"],
+    );
     let from_key = tool(dir, "openssl", &["pkey", "-in", "k-key.pem", "-pubout"]);
-    let from_csr = tool(dir, "openssl", &["req", "-in", "k.csr", "-noout", "-pubkey"]);
+    let from_csr = tool(
+        dir,
+        "openssl",
+        &["req", "-in", "k.csr", "-noout", "-pubkey"],
+    );
     assert_eq!(from_key, from_csr);
 }
 
@@ -72,7 +120,9 @@ fn genkey_stdout_is_cfssl_shaped() {
 fn request_parts(path: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
     let pem = std::fs::read_to_string(path).unwrap();
     let block = pem::parse(pem).unwrap();
-    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(block.contents()).unwrap();
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(block.contents())
+            .unwrap();
     let info = &csr.certification_request_info;
     let san = csr
         .requested_extensions()
@@ -83,6 +133,11 @@ fn request_parts(path: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
             _ => None,
         });
     assert!(san.is_some(), "{} has a SAN extension", path.display());
-    let raw_attributes = info.attributes().iter().map(|a| a.value.to_vec()).collect::<Vec<_>>().concat();
+    let raw_attributes = info
+        .attributes()
+        .iter()
+        .map(|a| a.value.to_vec())
+        .collect::<Vec<_>>()
+        .concat();
     (info.subject.as_raw().to_vec(), raw_attributes)
 }

@@ -1,4 +1,6 @@
-use crate::support::{self, Pki, assert_key_matches, assert_verifies, cert_text, mode, nodecert, node_csr, s, write};
+use crate::support::{
+    self, Pki, assert_key_matches, assert_verifies, cert_text, mode, node_csr, nodecert, s, write,
+};
 
 /// Every key type the 2016 multirootca signs: the certificate verifies against the CA, carries
 /// the key we wrote, and the key file is in cfssl's PEM form.
@@ -20,7 +22,16 @@ fn issues_every_key_type_the_server_signs() {
         let name = format!("{algo}{size}");
         let csr = write(dir, &format!("{name}.json"), &node_csr(algo, size));
         nodecert(dir)
-            .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", &name, s(&csr)])
+            .args([
+                "gencert",
+                "-config",
+                s(&profile),
+                "-tls-remote-ca",
+                s(&pki.primary_ca()),
+                "-bare",
+                &name,
+                s(&csr),
+            ])
             .assert()
             .code(0)
             .stdout("")
@@ -30,12 +41,35 @@ fn issues_every_key_type_the_server_signs() {
         assert_verifies(dir, &pki.primary_ca(), &cert);
         assert_key_matches(dir, &key, &cert);
         let key_pem = std::fs::read_to_string(&key).unwrap();
-        assert!(key_pem.starts_with(&format!("-----BEGIN {label}-----\n")), "{name}: {key_pem:.40}");
-        let csr_text = support::tool(dir, "openssl", &["req", "-in", &format!("{name}.csr"), "-noout", "-verify", "-text"]);
-        assert!(csr_text.contains(sig), "{name}: CSR signature algorithm should be {sig}");
+        assert!(
+            key_pem.starts_with(&format!("-----BEGIN {label}-----\n")),
+            "{name}: {key_pem:.40}"
+        );
+        let csr_text = support::tool(
+            dir,
+            "openssl",
+            &[
+                "req",
+                "-in",
+                &format!("{name}.csr"),
+                "-noout",
+                "-verify",
+                "-text",
+            ],
+        );
+        assert!(
+            csr_text.contains(sig),
+            "{name}: CSR signature algorithm should be {sig}"
+        );
         let text = cert_text(dir, &cert);
-        assert!(text.contains("DNS:node1.example.com, IP Address:127.0.0.1"), "{name}: {text}");
-        assert!(text.contains("CN = node1.example.com") || text.contains("CN=node1.example.com"), "{name}");
+        assert!(
+            text.contains("DNS:node1.example.com, IP Address:127.0.0.1"),
+            "{name}: {text}"
+        );
+        assert!(
+            text.contains("CN = node1.example.com") || text.contains("CN=node1.example.com"),
+            "{name}"
+        );
         assert_eq!(mode(&key), 0o600);
         assert_eq!(mode(&cert), 0o644);
         assert_eq!(mode(&dir.join(format!("{name}.csr"))), 0o644);
@@ -53,14 +87,24 @@ fn stdout_json_pipes_into_real_cfssljson() {
     let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     let out = nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), s(&csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            s(&csr),
+        ])
         .assert()
         .code(0)
         .get_output()
         .stdout
         .clone();
     let json = String::from_utf8(out).unwrap();
-    assert!(json.starts_with(r#"{"cert":"-----BEGIN CERTIFICATE-----\n"#), "{json:.60}");
+    assert!(
+        json.starts_with(r#"{"cert":"-----BEGIN CERTIFICATE-----\n"#),
+        "{json:.60}"
+    );
     assert!(json.contains(r#","csr":"-----BEGIN CERTIFICATE REQUEST-----\n"#));
     assert!(json.contains(r#","key":"-----BEGIN EC PRIVATE KEY-----\n"#));
     assert!(json.ends_with("\"}\n"));
@@ -79,13 +123,32 @@ fn explicit_paths_and_csr_from_stdin() {
     std::fs::create_dir(dir.join("tls")).unwrap();
     let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
     nodecert(dir)
-        .args(["gencert", "--config", s(&profile), "--tls-remote-ca", s(&pki.primary_ca()),
-               "--cert", "tls/kubelet.crt", "--key", "tls/kubelet.key", "--csr", "tls/kubelet.req", "-"])
+        .args([
+            "gencert",
+            "--config",
+            s(&profile),
+            "--tls-remote-ca",
+            s(&pki.primary_ca()),
+            "--cert",
+            "tls/kubelet.crt",
+            "--key",
+            "tls/kubelet.key",
+            "--csr",
+            "tls/kubelet.req",
+            "-",
+        ])
         .write_stdin(node_csr("ecdsa", 256))
         .assert()
         .code(0);
-    assert_eq!(support::listing(&dir.join("tls")), ["kubelet.crt", "kubelet.key", "kubelet.req"]);
-    assert_key_matches(dir, &dir.join("tls/kubelet.key"), &dir.join("tls/kubelet.crt"));
+    assert_eq!(
+        support::listing(&dir.join("tls")),
+        ["kubelet.crt", "kubelet.key", "kubelet.req"]
+    );
+    assert_key_matches(
+        dir,
+        &dir.join("tls/kubelet.key"),
+        &dir.join("tls/kubelet.crt"),
+    );
     assert_eq!(mode(&dir.join("tls/kubelet.key")), 0o600);
 }
 
@@ -99,13 +162,30 @@ fn hostname_and_cn_override_csr_json() {
     let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()),
-               "-hostname=other.example.com,10.9.8.7,ops@example.com", "-cn", "system:node:other", "-bare", "n", s(&csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-hostname=other.example.com,10.9.8.7,ops@example.com",
+            "-cn",
+            "system:node:other",
+            "-bare",
+            "n",
+            s(&csr),
+        ])
         .assert()
         .code(0);
     let text = cert_text(dir, &dir.join("n.pem"));
-    assert!(text.contains("DNS:other.example.com, email:ops@example.com, IP Address:10.9.8.7"), "{text}");
-    assert!(!text.contains("node1.example.com"), "the csr.json hosts were replaced");
+    assert!(
+        text.contains("DNS:other.example.com, email:ops@example.com, IP Address:10.9.8.7"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("node1.example.com"),
+        "the csr.json hosts were replaced"
+    );
     assert!(text.contains("CN = system:node:other"), "{text}");
 }
 
@@ -121,19 +201,56 @@ fn label_selects_the_signing_root() {
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     for (label, name) in [("secondary", "b"), ("primary", "a")] {
         nodecert(dir)
-            .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-label", label, "-bare", name, s(&csr)])
+            .args([
+                "gencert",
+                "-config",
+                s(&profile),
+                "-tls-remote-ca",
+                s(&pki.primary_ca()),
+                "-label",
+                label,
+                "-bare",
+                name,
+                s(&csr),
+            ])
             .assert()
             .code(0);
     }
     assert_verifies(dir, &pki.secondary_ca(), &dir.join("b.pem"));
     assert_verifies(dir, &pki.primary_ca(), &dir.join("a.pem"));
-    let wrong = support::tool(dir, "sh", &["-c", &format!("openssl verify -CAfile {} b.pem 2>&1 || true", s(&pki.primary_ca()))]);
-    assert!(!wrong.contains(": OK"), "a secondary-label certificate must not verify against the primary CA");
+    let wrong = support::tool(
+        dir,
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "openssl verify -CAfile {} b.pem 2>&1 || true",
+                s(&pki.primary_ca())
+            ),
+        ],
+    );
+    assert!(
+        !wrong.contains(": OK"),
+        "a secondary-label certificate must not verify against the primary CA"
+    );
     nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-label", "nope", "-bare", "c", s(&csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-label",
+            "nope",
+            "-bare",
+            "c",
+            s(&csr),
+        ])
         .assert()
         .code(5)
-        .stderr(predicates::str::contains("refused the request: bad request"));
+        .stderr(predicates::str::contains(
+            "refused the request: bad request",
+        ));
 }
 
 /// `-profile` names a server profile (here `client`: client auth only, 2 h); no flag sends an
@@ -148,12 +265,27 @@ fn profile_selects_the_server_policy() {
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     let ca = pki.primary_ca();
     let base = ["gencert", "-config", s(&profile), "-tls-remote-ca", s(&ca)];
-    nodecert(dir).args(base).args(["-profile", "client", "-bare", "client", s(&csr)]).assert().code(0);
-    nodecert(dir).args(base).args(["-bare", "default", s(&csr)]).assert().code(0);
+    nodecert(dir)
+        .args(base)
+        .args(["-profile", "client", "-bare", "client", s(&csr)])
+        .assert()
+        .code(0);
+    nodecert(dir)
+        .args(base)
+        .args(["-bare", "default", s(&csr)])
+        .assert()
+        .code(0);
     let client = cert_text(dir, &dir.join("client.pem"));
     let default = cert_text(dir, &dir.join("default.pem"));
-    assert!(client.contains("TLS Web Client Authentication") && !client.contains("TLS Web Server Authentication"), "{client}");
-    assert!(default.contains("TLS Web Server Authentication"), "{default}");
+    assert!(
+        client.contains("TLS Web Client Authentication")
+            && !client.contains("TLS Web Server Authentication"),
+        "{client}"
+    );
+    assert!(
+        default.contains("TLS Web Server Authentication"),
+        "{default}"
+    );
     nodecert(dir)
         .args(base)
         .args(["-profile", "nope", "-bare", "x", s(&csr)])
@@ -174,10 +306,22 @@ fn fails_over_to_the_next_remote() {
     let profile = pki.request_profile(dir, &format!("{dead},{}", server.url()), &pki.auth_key);
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-bare",
+            "n",
+            s(&csr),
+        ])
         .assert()
         .code(0)
-        .stderr(predicates::str::contains("connection refused").and(predicates::str::contains("trying the next remote")));
+        .stderr(
+            predicates::str::contains("connection refused")
+                .and(predicates::str::contains("trying the next remote")),
+        );
     assert_verifies(dir, &pki.primary_ca(), &dir.join("n.pem"));
 }
 
@@ -192,7 +336,18 @@ fn remote_without_scheme_and_remote_flag() {
     let profile = pki.request_profile(dir, "127.0.0.1:1", &pki.auth_key);
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "-remote", &server.addr(), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "-remote",
+            &server.addr(),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-bare",
+            "n",
+            s(&csr),
+        ])
         .assert()
         .code(0);
     assert_eq!(server.signed_count(), 1);

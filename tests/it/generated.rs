@@ -12,14 +12,20 @@ use nodecert::cli::Cli;
 fn completions_and_man_pages_are_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut expected: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for (shell, file) in [(Shell::Bash, "nodecert.bash"), (Shell::Zsh, "_nodecert"), (Shell::Fish, "nodecert.fish")] {
+    for (shell, file) in [
+        (Shell::Bash, "nodecert.bash"),
+        (Shell::Zsh, "_nodecert"),
+        (Shell::Fish, "nodecert.fish"),
+    ] {
         let mut buf = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "nodecert", &mut buf);
         expected.insert(format!("completions/{file}"), buf);
     }
     let command = Cli::command();
     let mut page = Vec::new();
-    clap_mangen::Man::new(command.clone()).render(&mut page).unwrap();
+    clap_mangen::Man::new(command.clone())
+        .render(&mut page)
+        .unwrap();
     expected.insert("man/nodecert.1".into(), page);
     for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
         let name = format!("nodecert-{}", sub.get_name());

@@ -8,15 +8,15 @@
 /// Harness: work directories, the CA and multirootca, the nodecert command, openssl checks.
 mod support;
 
-/// Issuing against the real multirootca: key types, outputs, flags, failover.
-mod gencert;
 /// Every form of auth key in the request profile, and the wrong one.
 mod auth_keys;
-/// Trust, plaintext refusal, mutual-TLS flags, unreachable and silent servers.
-mod transport;
-/// Bad input and what a failed run leaves on disk.
-mod failures;
 /// Byte-level agreement with cfssl's own CSRs and cfssljson's files; genkey.
 mod compat;
+/// Bad input and what a failed run leaves on disk.
+mod failures;
+/// Issuing against the real multirootca: key types, outputs, flags, failover.
+mod gencert;
 /// completions/ and man/ match the CLI definition.
 mod generated;
+/// Trust, plaintext refusal, mutual-TLS flags, unreachable and silent servers.
+mod transport;

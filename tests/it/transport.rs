@@ -17,7 +17,16 @@ fn wrong_pinned_ca_is_a_tls_failure() {
     let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.secondary_ca()), "-bare", "n", s(&csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.secondary_ca()),
+            "-bare",
+            "n",
+            s(&csr),
+        ])
         .assert()
         .code(4)
         .stderr(contains("not issued by the trusted CA"));
@@ -39,20 +48,60 @@ fn hostname_mismatch_is_a_tls_failure() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     // Positive case: the server certificate names localhost.
-    let profile = pki.request_profile(dir, &format!("https://localhost:{}", server.port), &pki.auth_key);
+    let profile = pki.request_profile(
+        dir,
+        &format!("https://localhost:{}", server.port),
+        &pki.auth_key,
+    );
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "ok", s(&csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-bare",
+            "ok",
+            s(&csr),
+        ])
         .assert()
         .code(0);
     // Negative case: a server certificate for another name only, reached at 127.0.0.1.
-    let other = write(dir, "server-csr.json", r#"{"CN":"elsewhere","hosts":["ca.elsewhere.example"],"key":{"algo":"ecdsa","size":256}}"#);
-    let json = crate::support::tool(pki.path(), "cfssl", &["gencert", "-ca", "primary.pem", "-ca-key", "primary-key.pem",
-        "-config", "primary-config.json", s(&other)]);
+    let other = write(
+        dir,
+        "server-csr.json",
+        r#"{"CN":"elsewhere","hosts":["ca.elsewhere.example"],"key":{"algo":"ecdsa","size":256}}"#,
+    );
+    let json = crate::support::tool(
+        pki.path(),
+        "cfssl",
+        &[
+            "gencert",
+            "-ca",
+            "primary.pem",
+            "-ca-key",
+            "primary-key.pem",
+            "-config",
+            "primary-config.json",
+            s(&other),
+        ],
+    );
     crate::support::ca::cfssljson(pki.path(), &json, "server");
     let renamed = pki.start();
     nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "-remote", &renamed.url(), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "-remote",
+            &renamed.url(),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-bare",
+            "n",
+            s(&csr),
+        ])
         .assert()
         .code(4)
         .stderr(contains("does not name this host"));
@@ -76,7 +125,15 @@ fn plaintext_needs_explicit_consent() {
         .stderr(contains("plain http").and(contains("--allow-plaintext")));
     assert_eq!(server.signed_count(), 0);
     nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "--allow-plaintext", "-bare", "n", s(&csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "--allow-plaintext",
+            "-bare",
+            "n",
+            s(&csr),
+        ])
         .assert()
         .code(0)
         .stderr(contains("warning").and(contains("in clear")));
@@ -93,7 +150,16 @@ fn dead_server_is_unavailable() {
     let profile = pki.request_profile(dir, &format!("127.0.0.1:{port}"), &pki.auth_key);
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-bare",
+            "n",
+            s(&csr),
+        ])
         .assert()
         .code(6)
         .stderr(contains(format!("127.0.0.1:{port}")).and(contains("connection refused")));
@@ -124,11 +190,25 @@ fn silent_server_times_out() {
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     let started = Instant::now();
     nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "-tls-remote-ca", s(&pki.primary_ca()), "--timeout", "1s", "-bare", "n", s(&csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "--timeout",
+            "1s",
+            "-bare",
+            "n",
+            s(&csr),
+        ])
         .assert()
         .code(6)
         .stderr(contains("no answer within 1s"));
-    assert!(started.elapsed() < Duration::from_secs(10), "bounded by --timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded by --timeout"
+    );
     drop(holder);
     assert_eq!(listing(dir), ["csr.json", "request-profile.json"]);
 }
@@ -144,10 +224,22 @@ fn mutual_tls_flags() {
     let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     let ca = pki.primary_ca();
-    let base = ["gencert", "-config", s(&profile), "-tls-remote-ca", s(&ca), "-bare", "n"];
+    let base = [
+        "gencert",
+        "-config",
+        s(&profile),
+        "-tls-remote-ca",
+        s(&ca),
+        "-bare",
+        "n",
+    ];
     nodecert(dir)
         .args(base)
-        .args(["-mutual-tls-client-cert", s(&pki.path().join("server.pem")), s(&csr)])
+        .args([
+            "-mutual-tls-client-cert",
+            s(&pki.path().join("server.pem")),
+            s(&csr),
+        ])
         .assert()
         .code(2)
         .stderr(contains("--mutual-tls-client-key"));
@@ -155,14 +247,26 @@ fn mutual_tls_flags() {
     let unrelated_key = pki.path().join("secondary-key.pem");
     nodecert(dir)
         .args(base)
-        .args(["-mutual-tls-client-cert", s(&server_cert), "-mutual-tls-client-key", s(&unrelated_key), s(&csr)])
+        .args([
+            "-mutual-tls-client-cert",
+            s(&server_cert),
+            "-mutual-tls-client-key",
+            s(&unrelated_key),
+            s(&csr),
+        ])
         .assert()
         .code(3)
         .stderr(contains("secondary-key.pem").and(contains("does not fit")));
     // A matching pair is presented; multirootca does not ask for it, so the request succeeds.
     nodecert(dir)
         .args(base)
-        .args(["-mutual-tls-client-cert", s(&server_cert), "-mutual-tls-client-key", s(&pki.path().join("server-key.pem")), s(&csr)])
+        .args([
+            "-mutual-tls-client-cert",
+            s(&server_cert),
+            "-mutual-tls-client-key",
+            s(&pki.path().join("server-key.pem")),
+            s(&csr),
+        ])
         .assert()
         .code(0);
 }

@@ -22,27 +22,55 @@ impl Pki {
         for label in ["primary", "secondary"] {
             pki.make_ca(label);
             // Server policy: a default profile plus a `client` profile, both requiring authsign.
-            write(pki.path(), &format!("{label}-config.json"), &format!(
-                r#"{{"signing":{{
+            write(
+                pki.path(),
+                &format!("{label}-config.json"),
+                &format!(
+                    r#"{{"signing":{{
                     "default":{{"expiry":"8760h","auth_key":"k","usages":["signing","key encipherment","server auth","client auth"]}},
                     "profiles":{{"client":{{"expiry":"2h","auth_key":"k","usages":["signing","key encipherment","client auth"]}}}}}},
                   "auth_keys":{{"k":{{"type":"standard","key":"{}"}}}}}}"#,
-                pki.auth_key
-            ));
+                    pki.auth_key
+                ),
+            );
         }
-        write(pki.path(), "server-csr.json", r#"{"CN":"multirootca","hosts":["127.0.0.1","localhost"],"key":{"algo":"ecdsa","size":256}}"#);
-        let json = tool(pki.path(), "cfssl", &["gencert", "-ca", "primary.pem", "-ca-key", "primary-key.pem",
-            "-config", "primary-config.json", "server-csr.json"]);
+        write(
+            pki.path(),
+            "server-csr.json",
+            r#"{"CN":"multirootca","hosts":["127.0.0.1","localhost"],"key":{"algo":"ecdsa","size":256}}"#,
+        );
+        let json = tool(
+            pki.path(),
+            "cfssl",
+            &[
+                "gencert",
+                "-ca",
+                "primary.pem",
+                "-ca-key",
+                "primary-key.pem",
+                "-config",
+                "primary-config.json",
+                "server-csr.json",
+            ],
+        );
         cfssljson(pki.path(), &json, "server");
         pki
     }
 
     /// Makes a self-signed CA `NAME.pem` / `NAME-key.pem` with cfssl.
     pub fn make_ca(&self, name: &str) -> PathBuf {
-        write(self.path(), &format!("{name}-ca-csr.json"), &format!(
-            r#"{{"CN":"nodecert test {name} root","key":{{"algo":"ecdsa","size":256}},"names":[{{"C":"US","O":"Example"}}],"ca":{{"expiry":"87600h"}}}}"#
-        ));
-        let json = tool(self.path(), "cfssl", &["gencert", "-initca", &format!("{name}-ca-csr.json")]);
+        write(
+            self.path(),
+            &format!("{name}-ca-csr.json"),
+            &format!(
+                r#"{{"CN":"nodecert test {name} root","key":{{"algo":"ecdsa","size":256}},"names":[{{"C":"US","O":"Example"}}],"ca":{{"expiry":"87600h"}}}}"#
+            ),
+        );
+        let json = tool(
+            self.path(),
+            "cfssl",
+            &["gencert", "-initca", &format!("{name}-ca-csr.json")],
+        );
         cfssljson(self.path(), &json, name);
         self.path().join(format!("{name}.pem"))
     }
@@ -73,11 +101,15 @@ impl Pki {
     /// A request profile for `remote` with the auth key written as `key` (hex, env:…, file:…),
     /// in `dir`.
     pub fn request_profile(&self, dir: &Path, remote: &str, key: &str) -> PathBuf {
-        write(dir, "request-profile.json", &format!(
-            r#"{{"signing":{{"default":{{"auth_remote":{{"remote":"ca","auth_key":"k"}}}}}},
+        write(
+            dir,
+            "request-profile.json",
+            &format!(
+                r#"{{"signing":{{"default":{{"auth_remote":{{"remote":"ca","auth_key":"k"}}}}}},
                 "auth_keys":{{"k":{{"type":"standard","key":"{key}"}}}},
                 "remotes":{{"ca":"{remote}"}}}}"#
-        ))
+            ),
+        )
     }
 }
 
@@ -104,7 +136,14 @@ impl Multirootca {
         let port = free_port();
         let log = dir.join(format!("multirootca-{port}.log"));
         let mut cmd = Command::new("multirootca");
-        cmd.args(["-a", &format!("127.0.0.1:{port}"), "-roots", "multiroot.conf", "-l", "primary"]);
+        cmd.args([
+            "-a",
+            &format!("127.0.0.1:{port}"),
+            "-roots",
+            "multiroot.conf",
+            "-l",
+            "primary",
+        ]);
         if tls {
             cmd.args(["-tls-cert", "server.pem", "-tls-key", "server-key.pem"]);
         }
@@ -131,7 +170,10 @@ impl Multirootca {
 
     /// How many certificates the server has signed so far (from its log).
     pub fn signed_count(&self) -> usize {
-        std::fs::read_to_string(&self.log).unwrap_or_default().matches("signed certificate with serial").count()
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches("signed certificate with serial")
+            .count()
     }
 
     /// The server's log.
@@ -147,7 +189,11 @@ impl Multirootca {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("multirootca never listened on {}; log:\n{}", self.port, self.log());
+        panic!(
+            "multirootca never listened on {}; log:\n{}",
+            self.port,
+            self.log()
+        );
     }
 }
 
@@ -160,7 +206,11 @@ impl Drop for Multirootca {
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Pipes `json` into the real `cfssljson -bare NAME` in `dir`.
@@ -174,9 +224,18 @@ pub fn cfssljson(dir: &Path, json: &str, name: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("cfssljson runs");
-    child.stdin.take().unwrap().write_all(json.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "cfssljson failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cfssljson failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn rand_byte() -> u8 {

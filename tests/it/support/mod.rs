@@ -43,8 +43,18 @@ pub fn assert_verifies(dir: &Path, ca: &Path, cert: &Path) {
 /// Asserts the private key in `key` belongs to the certificate in `cert` (openssl's view).
 pub fn assert_key_matches(dir: &Path, key: &Path, cert: &Path) {
     let from_key = tool(dir, "openssl", &["pkey", "-in", s(key), "-pubout"]);
-    let from_cert = tool(dir, "openssl", &["x509", "-in", s(cert), "-noout", "-pubkey"]);
-    assert_eq!(from_key, from_cert, "key {} does not match {}", key.display(), cert.display());
+    let from_cert = tool(
+        dir,
+        "openssl",
+        &["x509", "-in", s(cert), "-noout", "-pubkey"],
+    );
+    assert_eq!(
+        from_key,
+        from_cert,
+        "key {} does not match {}",
+        key.display(),
+        cert.display()
+    );
 }
 
 /// `openssl x509 -text` of a certificate.
@@ -55,7 +65,10 @@ pub fn cert_text(dir: &Path, cert: &Path) -> String {
 /// Unix permission bits of a file.
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).mode() & 0o777
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .mode()
+        & 0o777
 }
 
 /// The names of the files in `dir`, sorted.
