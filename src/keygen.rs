@@ -128,99 +128,134 @@ impl PrivateKey {
     /// Generates a key from the operating system's random source.
     pub fn generate(spec: KeySpec) -> Result<Self> {
         let rng = SystemRandom::new();
-        let keygen = |what: &str| Error::Internal(format!("{spec} key generation failed: {what}"));
+        let failed = |what: String| Error::Internal(format!("{spec} key generation failed: {what}"));
         match spec {
             KeySpec::Ecdsa(curve @ (Curve::P256 | Curve::P384)) => {
-                let alg = match curve {
-                    Curve::P256 => &ring_sig::ECDSA_P256_SHA256_ASN1_SIGNING,
-                    _ => &ring_sig::ECDSA_P384_SHA384_ASN1_SIGNING,
-                };
-                let pkcs8 = ring_sig::EcdsaKeyPair::generate_pkcs8(alg, &rng)
-                    .map_err(|_| keygen("no randomness"))?;
-                let pkcs8 = Zeroizing::new(pkcs8.as_ref().to_vec());
-                let pair = ring_sig::EcdsaKeyPair::from_pkcs8(alg, &pkcs8, &rng)
-                    .map_err(|e| keygen(&e.to_string()))?;
-                let sec1 = match curve {
-                    Curve::P256 => p256::SecretKey::from_pkcs8_der(&pkcs8)
-                        .and_then(|k| k.to_sec1_der().map_err(Into::into)),
-                    _ => p384::SecretKey::from_pkcs8_der(&pkcs8)
-                        .and_then(|k| k.to_sec1_der().map_err(Into::into)),
-                }
-                .map_err(|e| keygen(&e.to_string()))?;
-                let spki = ec_spki(curve, pair.public_key().as_ref());
-                Ok(Self {
-                    spec,
-                    signer: Backend::EcdsaRing(pair),
-                    spki,
-                    pem: pem_encode("EC PRIVATE KEY", &sec1),
-                })
+                let pkcs8 = ring_sig::EcdsaKeyPair::generate_pkcs8(ring_ecdsa(curve), &rng)
+                    .map_err(|_| failed("no randomness".into()))?;
+                Self::from_ec_pkcs8(curve, &Zeroizing::new(pkcs8.as_ref().to_vec())).map_err(failed)
             }
             KeySpec::Ecdsa(Curve::P521) => {
                 let secret = p521::SecretKey::try_generate_from_rng(&mut SysRng)
-                    .map_err(|e| keygen(&e.to_string()))?;
-                let sec1 = secret.to_sec1_der().map_err(|e| keygen(&e.to_string()))?;
-                let spki = secret
-                    .public_key()
-                    .to_public_key_der()
-                    .map_err(|e| keygen(&e.to_string()))?
-                    .into_vec();
-                let signer = p521::ecdsa::SigningKey::from(&secret);
-                Ok(Self {
-                    spec,
-                    signer: Backend::P521(Box::new(signer)),
-                    spki,
-                    pem: pem_encode("EC PRIVATE KEY", &sec1),
-                })
+                    .map_err(|e| failed(e.to_string()))?;
+                Self::from_p521(&secret).map_err(failed)
             }
             KeySpec::Ed25519 => {
-                let pkcs8 = ring_sig::Ed25519KeyPair::generate_pkcs8(&rng)
-                    .map_err(|_| keygen("no randomness"))?;
-                let pkcs8 = Zeroizing::new(pkcs8.as_ref().to_vec());
-                let pair = ring_sig::Ed25519KeyPair::from_pkcs8(&pkcs8)
-                    .map_err(|e| keygen(&e.to_string()))?;
-                let spki = der::sequence(&[
-                    &der::sequence(&[&der::oid(oid::ED25519)]),
-                    &der::bit_string(pair.public_key().as_ref()),
-                ]);
-                let v1 =
-                    ed25519_pkcs8_v1(&pkcs8).ok_or_else(|| keygen("unexpected PKCS#8 layout"))?;
-                Ok(Self {
-                    spec,
-                    signer: Backend::Ed25519(pair),
-                    spki,
-                    pem: pem_encode("PRIVATE KEY", &v1),
-                })
+                let v2 = ring_sig::Ed25519KeyPair::generate_pkcs8(&rng)
+                    .map_err(|_| failed("no randomness".into()))?;
+                let v1 = ed25519_pkcs8_v1(v2.as_ref())
+                    .ok_or_else(|| failed("unexpected PKCS#8 layout".into()))?;
+                Self::from_ed25519(&v1).map_err(failed)
             }
             KeySpec::Rsa(bits) => {
-                let key =
-                    rsa::PrivateKey::new(&mut SysRng, bits).map_err(|e| keygen(&e.to_string()))?;
-                let pkcs1 = key.to_pkcs1_der().map_err(|e| keygen(&e.to_string()))?;
-                let spki = key
-                    .to_public_key()
-                    .to_public_key_der()
-                    .map_err(|e| keygen(&e.to_string()))?
-                    .into_vec();
-                let signer = if bits <= RING_RSA_MAX_BITS {
-                    let pkcs8 = key.to_pkcs8_der().map_err(|e| keygen(&e.to_string()))?;
-                    let pair = ring_sig::RsaKeyPair::from_pkcs8(pkcs8.as_bytes())
-                        .map_err(|e| keygen(&e.to_string()))?;
-                    let encoding: &'static dyn ring_sig::RsaEncoding = match rsa_digest(bits) {
-                        Digest::Sha256 => &ring_sig::RSA_PKCS1_SHA256,
-                        Digest::Sha384 => &ring_sig::RSA_PKCS1_SHA384,
-                        Digest::Sha512 => &ring_sig::RSA_PKCS1_SHA512,
-                    };
-                    Backend::RsaRing(pair, encoding)
-                } else {
-                    Backend::RsaLarge(Box::new(rsa::pkcs1v15::SigningKey::new(key)))
-                };
-                Ok(Self {
-                    spec,
-                    signer,
-                    spki,
-                    pem: pem_encode("RSA PRIVATE KEY", pkcs1.as_bytes()),
-                })
+                let key = rsa::PrivateKey::new(&mut SysRng, bits).map_err(|e| failed(e.to_string()))?;
+                Self::from_rsa(key).map_err(failed)
             }
         }
+    }
+
+    /// Reads a private key in any form cfssl, OpenSSL or nodecert writes: PKCS#1
+    /// `RSA PRIVATE KEY`, SEC1 `EC PRIVATE KEY`, or PKCS#8 `PRIVATE KEY` (RSA, ECDSA, Ed25519).
+    /// The error says what was found.
+    pub fn from_pem(text: &str) -> Result<Self, String> {
+        let block = pem::parse(text).map_err(|e| format!("not a PEM private key ({e})"))?;
+        let der = Zeroizing::new(block.contents().to_vec());
+        match block.tag() {
+            "RSA PRIVATE KEY" => {
+                use rsa::pkcs1::DecodeRsaPrivateKey;
+                let key = rsa::PrivateKey::from_pkcs1_der(&der).map_err(|e| format!("bad RSA key: {e}"))?;
+                Self::from_rsa(key)
+            }
+            "EC PRIVATE KEY" => {
+                if let Ok(key) = p256::SecretKey::from_sec1_der(&der) {
+                    let pkcs8 = key.to_pkcs8_der().map_err(|e| e.to_string())?;
+                    Self::from_ec_pkcs8(Curve::P256, pkcs8.as_bytes())
+                } else if let Ok(key) = p384::SecretKey::from_sec1_der(&der) {
+                    let pkcs8 = key.to_pkcs8_der().map_err(|e| e.to_string())?;
+                    Self::from_ec_pkcs8(Curve::P384, pkcs8.as_bytes())
+                } else if let Ok(key) = p521::SecretKey::from_sec1_der(&der) {
+                    Self::from_p521(&key)
+                } else {
+                    Err("an EC key on a curve other than P-256, P-384 or P-521".into())
+                }
+            }
+            "PRIVATE KEY" => {
+                if let Ok(key) = rsa::PrivateKey::from_pkcs8_der(&der) {
+                    Self::from_rsa(key)
+                } else if p256::SecretKey::from_pkcs8_der(&der).is_ok() {
+                    Self::from_ec_pkcs8(Curve::P256, &der)
+                } else if p384::SecretKey::from_pkcs8_der(&der).is_ok() {
+                    Self::from_ec_pkcs8(Curve::P384, &der)
+                } else if let Ok(key) = p521::SecretKey::from_pkcs8_der(&der) {
+                    Self::from_p521(&key)
+                } else if ring_sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).is_ok() {
+                    Self::from_ed25519(&der)
+                } else {
+                    Err("a PKCS#8 key of a type nodecert does not use".into())
+                }
+            }
+            other => Err(format!("a PEM {other} block, not a private key")),
+        }
+    }
+
+    fn from_ec_pkcs8(curve: Curve, pkcs8: &[u8]) -> Result<Self, String> {
+        let pair = ring_sig::EcdsaKeyPair::from_pkcs8(ring_ecdsa(curve), pkcs8, &SystemRandom::new())
+            .map_err(|e| e.to_string())?;
+        let sec1 = match curve {
+            Curve::P256 => p256::SecretKey::from_pkcs8_der(pkcs8).and_then(|k| k.to_sec1_der().map_err(Into::into)),
+            _ => p384::SecretKey::from_pkcs8_der(pkcs8).and_then(|k| k.to_sec1_der().map_err(Into::into)),
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(Self {
+            spec: KeySpec::Ecdsa(curve),
+            spki: ec_spki(curve, pair.public_key().as_ref()),
+            signer: Backend::EcdsaRing(pair),
+            pem: pem_encode("EC PRIVATE KEY", &sec1),
+        })
+    }
+
+    fn from_p521(secret: &p521::SecretKey) -> Result<Self, String> {
+        let sec1 = secret.to_sec1_der().map_err(|e| e.to_string())?;
+        let spki = secret.public_key().to_public_key_der().map_err(|e| e.to_string())?.into_vec();
+        Ok(Self {
+            spec: KeySpec::Ecdsa(Curve::P521),
+            signer: Backend::P521(Box::new(p521::ecdsa::SigningKey::from(secret))),
+            spki,
+            pem: pem_encode("EC PRIVATE KEY", &sec1),
+        })
+    }
+
+    /// From a PKCS#8 v1 Ed25519 document (seed only).
+    fn from_ed25519(pkcs8_v1: &[u8]) -> Result<Self, String> {
+        let pair = ring_sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8_v1).map_err(|e| e.to_string())?;
+        let spki = der::sequence(&[
+            &der::sequence(&[&der::oid(oid::ED25519)]),
+            &der::bit_string(pair.public_key().as_ref()),
+        ]);
+        Ok(Self { spec: KeySpec::Ed25519, signer: Backend::Ed25519(pair), spki, pem: pem_encode("PRIVATE KEY", pkcs8_v1) })
+    }
+
+    fn from_rsa(key: rsa::PrivateKey) -> Result<Self, String> {
+        use rsa::traits::PublicKeyParts;
+        let bits = key.size() * 8;
+        if !(KeySpec::RSA_MIN_BITS..=KeySpec::RSA_MAX_BITS).contains(&bits) {
+            return Err(format!("an RSA key of {bits} bits; cfssl allows 2048 to 8192"));
+        }
+        let pkcs1 = key.to_pkcs1_der().map_err(|e| e.to_string())?;
+        let spki = key.to_public_key().to_public_key_der().map_err(|e| e.to_string())?.into_vec();
+        let signer = if bits <= RING_RSA_MAX_BITS {
+            let pkcs8 = key.to_pkcs8_der().map_err(|e| e.to_string())?;
+            let pair = ring_sig::RsaKeyPair::from_pkcs8(pkcs8.as_bytes()).map_err(|e| e.to_string())?;
+            let encoding: &'static dyn ring_sig::RsaEncoding = match rsa_digest(bits) {
+                Digest::Sha256 => &ring_sig::RSA_PKCS1_SHA256,
+                Digest::Sha384 => &ring_sig::RSA_PKCS1_SHA384,
+                Digest::Sha512 => &ring_sig::RSA_PKCS1_SHA512,
+            };
+            Backend::RsaRing(pair, encoding)
+        } else {
+            Backend::RsaLarge(Box::new(rsa::pkcs1v15::SigningKey::new(key)))
+        };
+        Ok(Self { spec: KeySpec::Rsa(bits), signer, spki, pem: pem_encode("RSA PRIVATE KEY", pkcs1.as_bytes()) })
     }
 
     /// The key type and size.
@@ -278,6 +313,13 @@ impl PrivateKey {
             }
             Backend::RsaLarge(key) => Ok(key.sign(message).to_vec()),
         }
+    }
+}
+
+fn ring_ecdsa(curve: Curve) -> &'static ring_sig::EcdsaSigningAlgorithm {
+    match curve {
+        Curve::P384 => &ring_sig::ECDSA_P384_SHA384_ASN1_SIGNING,
+        _ => &ring_sig::ECDSA_P256_SHA256_ASN1_SIGNING,
     }
 }
 
@@ -409,6 +451,26 @@ mod tests {
                 "Debug must not show the key"
             );
         }
+    }
+
+    #[test]
+    fn keys_read_back_from_their_pem_are_the_same_key() {
+        for spec in [
+            KeySpec::Ecdsa(Curve::P256),
+            KeySpec::Ecdsa(Curve::P384),
+            KeySpec::Ecdsa(Curve::P521),
+            KeySpec::Ed25519,
+            KeySpec::Rsa(2048),
+        ] {
+            let key = PrivateKey::generate(spec).unwrap();
+            let again = PrivateKey::from_pem(&key.to_pem()).unwrap();
+            assert_eq!(again.spec(), spec);
+            assert_eq!(again.spki_der(), key.spki_der(), "{spec}");
+            assert_eq!(*again.to_pem(), *key.to_pem(), "{spec}");
+        }
+        assert!(PrivateKey::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+            .unwrap_err()
+            .contains("not a private key"));
     }
 
     #[test]
