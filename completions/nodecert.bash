@@ -59,7 +59,7 @@ _nodecert() {
             return 0
             ;;
         nodecert__subcmd__gencert)
-            opts="-h --hostname --cn --config --profile --label --remote --tls-remote-ca --mutual-tls-client-cert --mutual-tls-client-key --bare --cert --key --csr --timeout --allow-plaintext --loglevel --help"
+            opts="-h --hostname --cn --config --profile --label --remote --tls-remote-ca --mutual-tls-client-cert --mutual-tls-client-key --bare --cert --key --csr --timeout --allow-plaintext --renew-before --force --reuse-key --report --exec --owner --mode --key-mode --jitter --retries --lock-timeout --metrics-file --loglevel --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -118,6 +118,46 @@ _nodecert() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --renew-before)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report)
+                    COMPREPLY=($(compgen -W "json text" -- "${cur}"))
+                    return 0
+                    ;;
+                --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --owner)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mode)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-mode)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jitter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -44,8 +44,21 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l cert -d 'W
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l key -d 'Write the private key (mode 0600) to this path; needs --cert' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l csr -d 'Also write the CSR to this path (with --cert and --key)' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l timeout -d 'Give up on a CA that has not answered within this time (e.g. 30s, 2m); connecting is capped at 10s' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l renew-before -d 'Keep the existing pair when it matches the request and is valid for longer than this (e.g. 720h, 30d): no request is sent and no file touched. Without it, always issue' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l report -d 'Print the outcome: `json` is one object on stdout (changed, action, reason, cert, key, serial, not_after); `text` is one line on stderr' -r -f -a "json\t''
+text\t''"
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l exec -d 'Run this command with `sh -c` after the files changed (never when unchanged), with NODECERT_CERT and NODECERT_KEY set' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l owner -d 'Owner of the written files: USER, USER:GROUP or :GROUP' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l mode -d 'Mode of the certificate and CSR files (octal)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l key-mode -d 'Mode of the private key (octal): 0600, or 0640 for a service group; never wider' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l jitter -d 'Wait a random time up to this long before contacting the CA, only when a certificate is due, so a fleet\'s cron minute does not hit the CA at once' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l retries -d 'Retry this many times when the CA is unreachable, times out or fails with 5xx (exponential backoff with jitter); the CA\'s refusals are never retried' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l lock-timeout -d 'How long to wait for another run on the same pair to finish before reporting busy' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l metrics-file -d 'Write Prometheus metrics (not-after, last success, last failure per certificate) to this file for node_exporter\'s textfile collector' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l allow-plaintext -d 'Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed'
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l force -d 'Issue a new certificate even when the existing pair could stay'
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l reuse-key -d 'Keep the existing private key and send a new CSR for it'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l hostname -d 'Comma-separated SANs that replace csr.json\'s hosts (and are sent to the CA)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l cn -d 'Common name, overriding csr.json\'s CN' -r

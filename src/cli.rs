@@ -148,6 +148,75 @@ pub struct GencertArgs {
     /// Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed.
     #[arg(long)]
     pub allow_plaintext: bool,
+
+    #[command(flatten)]
+    pub renewal: RenewalArgs,
+}
+
+/// Unattended renewal: what to do with an existing pair, and how hard to try.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Renewal")]
+pub struct RenewalArgs {
+    /// Keep the existing pair when it matches the request and is valid for longer than this
+    /// (e.g. 720h, 30d): no request is sent and no file touched. Without it, always issue.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub renew_before: Option<Duration>,
+
+    /// Issue a new certificate even when the existing pair could stay.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Keep the existing private key and send a new CSR for it.
+    #[arg(long)]
+    pub reuse_key: bool,
+
+    /// Print the outcome: `json` is one object on stdout (changed, action, reason, cert, key,
+    /// serial, not_after); `text` is one line on stderr.
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub report: Option<ReportFormat>,
+
+    /// Run this command with `sh -c` after the files changed (never when unchanged), with
+    /// NODECERT_CERT and NODECERT_KEY set.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+
+    /// Owner of the written files: USER, USER:GROUP or :GROUP.
+    #[arg(long, value_name = "USER[:GROUP]")]
+    pub owner: Option<String>,
+
+    /// Mode of the certificate and CSR files (octal).
+    #[arg(long, value_name = "MODE", default_value = "0644")]
+    pub mode: String,
+
+    /// Mode of the private key (octal): 0600, or 0640 for a service group; never wider.
+    #[arg(long, value_name = "MODE", default_value = "0600")]
+    pub key_mode: String,
+
+    /// Wait a random time up to this long before contacting the CA, only when a certificate is
+    /// due, so a fleet's cron minute does not hit the CA at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub jitter: Option<Duration>,
+
+    /// Retry this many times when the CA is unreachable, times out or fails with 5xx
+    /// (exponential backoff with jitter); the CA's refusals are never retried.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+
+    /// How long to wait for another run on the same pair to finish before reporting busy.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    /// Write Prometheus metrics (not-after, last success, last failure per certificate) to this
+    /// file for node_exporter's textfile collector.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+/// `--report` formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Json,
+    Text,
 }
 
 /// Parses `30s`, `2m`, `720h`, `30d` (Go-style and humantime units).

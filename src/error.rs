@@ -31,6 +31,12 @@ pub mod exit {
     pub const BAD_RESPONSE: u8 = 7;
     /// An output file could not be written. Nothing was replaced.
     pub const OUTPUT: u8 = 8;
+    /// Another nodecert run holds the lock on this output pair; try again later.
+    pub const BUSY: u8 = 9;
+    /// The certificate was written, but the `--exec` command failed.
+    pub const HOOK: u8 = 10;
+    /// `sync`: at least one spec failed (each spec's line says why).
+    pub const SYNC_FAILED: u8 = 11;
 
     /// `(code, meaning)` rows for help text, man pages and the README.
     pub const TABLE: &[(u8, &str)] = &[
@@ -67,6 +73,14 @@ pub mod exit {
 /// Everything that can make a nodecert command fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Another run holds the output pair's lock.
+    #[error("{0}")]
+    Busy(String),
+
+    /// The `--exec` hook failed after the files were written.
+    #[error("{0}")]
+    Hook(String),
+
     /// The CA's reply could not be used.
     #[error("{server}: {detail}")]
     BadResponse { server: String, detail: String },
@@ -106,6 +120,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::BadResponse { .. } => exit::BAD_RESPONSE,
+            Self::Busy(_) => exit::BUSY,
+            Self::Hook(_) => exit::HOOK,
             Self::Input { .. } => exit::INPUT,
             Self::Internal(_) => exit::INTERNAL,
             Self::Output { .. } => exit::OUTPUT,
@@ -122,6 +138,11 @@ impl Error {
             source_name: source.to_string(),
             detail: detail.to_string(),
         }
+    }
+
+    /// Whether trying again later may succeed (the CA was unreachable, slow or failing).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
     }
 
     /// An input error about the file at `path`.

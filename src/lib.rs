@@ -16,11 +16,16 @@ pub mod commands;
 pub mod csr;
 mod der;
 pub mod error;
+pub mod hook;
+pub mod job;
 pub mod keygen;
+pub mod lock;
 pub mod logging;
+pub mod metrics;
 pub mod output;
 pub mod profile;
 pub mod protocol;
+pub mod renew;
 pub mod transport;
 pub mod verify;
 
@@ -30,7 +35,7 @@ pub use error::{Error, Result};
 pub fn run(cli: &cli::Cli) -> Result<()> {
     logging::init(cli.loglevel);
     match &cli.command {
-        cli::Command::Gencert(args) => commands::gencert::run(args),
+        cli::Command::Gencert(args) => commands::gencert::run(args, cli.loglevel),
         cli::Command::Genkey(args) => commands::genkey::run(args),
     }
 }

@@ -18,6 +18,91 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
+/// Ownership and modes of the written files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileOptions {
+    /// `--owner USER[:GROUP]`, applied to every file.
+    pub owner: Option<Owner>,
+    /// Mode of the certificate and CSR (`--mode`).
+    pub mode: u32,
+    /// Mode of the private key (`--key-mode`).
+    pub key_mode: u32,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        Self { owner: None, mode: PUBLIC_MODE, key_mode: KEY_MODE }
+    }
+}
+
+impl FileOptions {
+    /// Checks the modes: a private key may be group-readable (for a service group), never more.
+    pub fn new(owner: Option<Owner>, mode: Option<u32>, key_mode: Option<u32>) -> Result<Self, String> {
+        let key_mode = key_mode.unwrap_or(KEY_MODE);
+        if key_mode & 0o137 != 0 {
+            return Err(format!(
+                "{key_mode:04o} would expose the private key: use 0600, or 0640 for a service group"
+            ));
+        }
+        let mode = mode.unwrap_or(PUBLIC_MODE);
+        if mode & !0o777 != 0 {
+            return Err(format!("{mode:o} is not a file mode: use e.g. 0644"));
+        }
+        Ok(Self { owner, mode, key_mode })
+    }
+}
+
+/// A file owner: `USER[:GROUP]`, names or numeric ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl Owner {
+    /// Parses `USER`, `USER:GROUP`, `:GROUP`, with names looked up in the system's user database.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (user, group) = match text.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (text, None),
+        };
+        let uid = match user {
+            "" => None,
+            u => Some(match u.parse::<u32>() {
+                Ok(id) => id,
+                Err(_) => nix::unistd::User::from_name(u)
+                    .map_err(|e| format!("cannot look up user {u:?}: {e}"))?
+                    .ok_or_else(|| format!("no user {u:?} on this host"))?
+                    .uid
+                    .as_raw(),
+            }),
+        };
+        let gid = match group {
+            None | Some("") => None,
+            Some(g) => Some(match g.parse::<u32>() {
+                Ok(id) => id,
+                Err(_) => nix::unistd::Group::from_name(g)
+                    .map_err(|e| format!("cannot look up group {g:?}: {e}"))?
+                    .ok_or_else(|| format!("no group {g:?} on this host"))?
+                    .gid
+                    .as_raw(),
+            }),
+        };
+        if uid.is_none() && gid.is_none() {
+            return Err("is empty: use USER, USER:GROUP or :GROUP".into());
+        }
+        Ok(Self { uid, gid })
+    }
+}
+
+/// Parses an octal mode such as `0644` or `640`.
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{text:?} is not an octal file mode: use e.g. 0644"))
+}
+
 /// The three output shapes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Destination {
@@ -97,7 +182,7 @@ struct CfsslJson<'a> {
 
 impl Reserved {
     /// Reserves temporary files next to every target (none for stdout).
-    pub fn new(destination: Destination) -> Result<Self> {
+    pub fn new(destination: Destination, options: &FileOptions) -> Result<Self> {
         let mut files = Vec::new();
         if let Destination::Files { cert, key, csr } = &destination {
             let mut targets = vec![(key, Role::Key)];
@@ -116,11 +201,9 @@ impl Reserved {
                 }
             }
             for (target, role) in targets {
-                files.push(Slot {
-                    temp: reserve(target, role)?,
-                    target: target.clone(),
-                    role,
-                });
+                let mode = if role == Role::Key { options.key_mode } else { options.mode };
+                let temp = reserve(target, mode, options.owner)?;
+                files.push(Slot { temp, target: target.clone(), role });
             }
         }
         Ok(Self { destination, files })
@@ -186,36 +269,63 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn reserve(target: &Path, role: Role) -> Result<NamedTempFile> {
+/// Writes one file atomically with `mode` (used for the metrics file).
+pub fn write_file_atomically(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    let mut temp = reserve(path, mode, None)?;
+    temp.as_file_mut()
+        .write_all(content)
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(|e| Error::output(path, e))?;
+    temp.persist(path).map_err(|e| Error::output(path, e.error))?;
+    let dir = parent_dir(path);
+    std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| Error::output(&dir, e))
+}
+
+/// Removes temporary files a killed run left next to the targets of `destination`. Call it only
+/// while holding the pair's lock: then no live run owns them.
+pub fn remove_stale_temps(destination: &Destination) {
+    let Destination::Files { cert, key, csr } = destination else { return };
+    for target in [cert.as_ref(), Some(key), csr.as_ref()].into_iter().flatten() {
+        let prefix = temp_prefix(target);
+        let Ok(entries) = std::fs::read_dir(parent_dir(target)) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                log::debug!("removing {name}, left by an interrupted run");
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// `.NAME.nodecert-` for target `dir/NAME`: temporary files name their target.
+fn temp_prefix(target: &Path) -> String {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!(".{name}.nodecert-")
+}
+
+fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<NamedTempFile> {
     let dir = parent_dir(target);
     if !dir.is_dir() {
-        return Err(Error::output(
-            target,
-            format!(
-                "directory {} does not exist: create it first",
-                dir.display()
-            ),
-        ));
+        return Err(Error::output(target, format!("directory {} does not exist: create it first", dir.display())));
     }
     if target.is_dir() {
         return Err(Error::output(target, "is a directory: give a file path"));
     }
+    // Created 0600 (narrowed further by the umask, never widened), then set to its final mode
+    // with fchmod before a byte is written: a key file is never readable by others.
     let temp = tempfile::Builder::new()
-        .prefix(".nodecert-")
+        .prefix(&temp_prefix(target))
         .suffix(".tmp")
         .permissions(Permissions::from_mode(KEY_MODE))
         .tempfile_in(&dir)
-        .map_err(|e| {
-            Error::output(
-                target,
-                format!("cannot create a file in {}: {e}", dir.display()),
-            )
-        })?;
-    if role != Role::Key {
-        temp.as_file()
-            .set_permissions(Permissions::from_mode(PUBLIC_MODE))
-            .map_err(|e| Error::output(target, e))?;
+        .map_err(|e| Error::output(target, format!("cannot create a file in {}: {e}", dir.display())))?;
+    if let Some(owner) = owner {
+        std::os::unix::fs::fchown(temp.as_file(), owner.uid, owner.gid)
+            .map_err(|e| Error::output(target, format!("cannot change the owner (--owner): {e}")))?;
     }
+    temp.as_file().set_permissions(Permissions::from_mode(mode)).map_err(|e| Error::output(target, e))?;
     Ok(temp)
 }
 
@@ -235,7 +345,7 @@ mod tests {
             key: key.clone(),
             csr: None,
         };
-        Reserved::new(dest)
+        Reserved::new(dest, &FileOptions::default())
             .unwrap()
             .commit(&Bundle {
                 cert: Some("c"),
@@ -257,15 +367,37 @@ mod tests {
     fn a_dropped_reservation_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let reserved =
-            Reserved::new(Destination::bare(&dir.path().join("x").to_string_lossy())).unwrap();
+            Reserved::new(Destination::bare(&dir.path().join("x").to_string_lossy()), &FileOptions::default()).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
         drop(reserved);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
+    fn owners_and_modes() {
+        assert_eq!(Owner::parse("0:0"), Ok(Owner { uid: Some(0), gid: Some(0) }));
+        assert_eq!(Owner::parse("root"), Ok(Owner { uid: Some(0), gid: None }));
+        assert_eq!(Owner::parse(":root"), Ok(Owner { uid: None, gid: Some(0) }));
+        assert!(Owner::parse("no-such-user-nodecert").unwrap_err().contains("no user"));
+        assert_eq!(parse_mode("0640"), Ok(0o640));
+        assert!(parse_mode("0999").is_err());
+        assert!(FileOptions::new(None, None, Some(0o644)).unwrap_err().contains("expose"));
+        assert_eq!(FileOptions::new(None, None, Some(0o640)).unwrap().key_mode, 0o640);
+    }
+
+    #[test]
+    fn stale_temps_of_this_pair_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = Destination::bare(&dir.path().join("n").to_string_lossy());
+        std::fs::write(dir.path().join(".n.pem.nodecert-abc.tmp"), "x").unwrap();
+        std::fs::write(dir.path().join(".other.pem.nodecert-abc.tmp"), "x").unwrap();
+        remove_stale_temps(&dest);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
     fn a_missing_directory_is_reported() {
-        let err = Reserved::new(Destination::bare("/nonexistent-dir-for-nodecert/x"))
+        let err = Reserved::new(Destination::bare("/nonexistent-dir-for-nodecert/x"), &FileOptions::default())
             .err()
             .unwrap();
         assert!(err.to_string().contains("does not exist"), "{err}");

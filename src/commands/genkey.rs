@@ -4,7 +4,7 @@
 use crate::cli::GenkeyArgs;
 use crate::error::{Error, Result};
 use crate::keygen::{PrivateKey, pem_encode};
-use crate::output::{Bundle, Destination, Reserved};
+use crate::output::{Bundle, Destination, FileOptions, Reserved};
 
 /// Runs genkey.
 pub fn run(args: &GenkeyArgs) -> Result<()> {
@@ -23,7 +23,7 @@ pub fn run(args: &GenkeyArgs) -> Result<()> {
         },
         _ => Destination::Stdout,
     };
-    let reserved = Reserved::new(destination)?;
+    let reserved = Reserved::new(destination, &FileOptions::default())?;
     let key = PrivateKey::generate(request.key)?;
     let csr_pem = pem_encode("CERTIFICATE REQUEST", &request.to_csr_der(&key)?);
     let key_pem = key.to_pem();

@@ -227,6 +227,6 @@ fn unwritable_output_directory_fails_before_contacting_the_ca() {
         ])
         .assert()
         .code(8)
-        .stderr(contains("csr.json/x-key.pem").and(contains("does not exist")));
+        .stderr(contains("csr.json/x.pem").and(contains("does not exist")));
     assert_eq!(server.signed_count(), 0, "the CA was not asked");
 }

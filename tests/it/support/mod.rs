@@ -71,11 +71,13 @@ pub fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
-/// The names of the files in `dir`, sorted.
+/// The names of the files in `dir`, sorted, without the pair lock files (`.NAME.lock`, which
+/// stay by design: deleting a lock file would let two runs lock different inodes).
 pub fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !(name.starts_with('.') && name.ends_with(".lock")))
         .collect();
     names.sort();
     names

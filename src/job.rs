@@ -1,0 +1,281 @@
+//! One certificate pair, end to end: lock, decide, wait, key, CSR, request (retries and failover),
+//! checks, atomic write, hook. `gencert` runs one job; `sync` runs many, sharing transports.
+//!
+//! The order is chosen so that every input error is found before a key is generated and every
+//! output error before the CA is asked to sign: a job either ends with all outputs written or
+//! leaves the disk as it was.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::csr::CertificateRequest;
+use crate::error::{Error, Result};
+use crate::keygen::{KeySpec, PrivateKey, pem_encode};
+use crate::lock::PairLock;
+use crate::output::{Bundle, Destination, FileOptions, Reserved};
+use crate::profile::Target;
+use crate::protocol::{self, AUTHSIGN_PATH, Reply, SIGN_PATH, SignRequest};
+use crate::renew::{self, Action, Decision};
+use crate::transport::{TlsOptions, Transport};
+use crate::verify;
+
+/// Everything one pair needs, resolved from flags or a sync spec.
+#[derive(Debug)]
+pub struct Job {
+    pub request: CertificateRequest,
+    /// `Some` when `-hostname` replaced the hosts: then they are also sent to the CA.
+    pub hostname_override: Option<Vec<String>>,
+    pub target: Target,
+    pub tls: TlsOptions,
+    pub profile: String,
+    pub label: String,
+    pub destination: Destination,
+    pub files: FileOptions,
+    pub renewal: Renewal,
+}
+
+/// How a job treats an existing pair, and how hard it tries.
+#[derive(Clone, Debug, Default)]
+pub struct Renewal {
+    /// Keep a pair valid for longer than this (`--renew-before`); `None` always issues.
+    pub renew_before: Option<Duration>,
+    /// Issue even when the pair could stay.
+    pub force: bool,
+    /// Keep the existing private key and send a new CSR for it.
+    pub reuse_key: bool,
+    /// Run through `sh -c` after the files changed.
+    pub exec: Option<String>,
+    /// Random wait, up to this long, before contacting the CA.
+    pub jitter: Option<Duration>,
+    /// Extra attempts for retryable failures.
+    pub retries: u32,
+    /// How long to wait for the pair's lock.
+    pub lock_wait: Duration,
+}
+
+/// What a job did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub action: Action,
+    pub reason: String,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub serial: String,
+    pub not_after: i64,
+    /// Set when the files changed but `--exec` failed.
+    pub hook_error: Option<Error>,
+}
+
+impl Outcome {
+    /// Whether files changed.
+    pub fn changed(&self) -> bool {
+        self.action != Action::Unchanged
+    }
+}
+
+impl Job {
+    /// The certificate and key paths, when the job writes files.
+    pub fn paths(&self) -> Option<(&Path, &Path)> {
+        match &self.destination {
+            Destination::Files { cert: Some(cert), key, .. } => Some((cert, key)),
+            _ => None,
+        }
+    }
+
+    /// Runs the job with `transport` (built for `self.tls`).
+    pub fn run(&self, transport: &Transport) -> Result<Outcome> {
+        let _lock = match self.paths() {
+            Some((cert, _)) => Some(PairLock::acquire(cert, self.renewal.lock_wait)?),
+            None => None,
+        };
+        output_housekeeping(&self.destination);
+        let (action, reason) = match self.decide() {
+            Decision::Keep { reason, serial, not_after } => {
+                let (cert, key) = self.paths().map(|(c, k)| (c.to_path_buf(), k.to_path_buf())).unzip();
+                return Ok(Outcome { action: Action::Unchanged, reason, cert, key, serial, not_after, hook_error: None });
+            }
+            Decision::Replace { action, reason } => (action, reason),
+        };
+        log::debug!("{}: {reason}", action.as_str());
+        let reserved = Reserved::new(self.destination.clone(), &self.files)?;
+
+        if let Some(jitter) = self.renewal.jitter {
+            let wait = jitter.mul_f64(random_fraction());
+            log::debug!("waiting {} (--jitter) before contacting the CA", humantime::format_duration(round_ms(wait)));
+            std::thread::sleep(wait);
+        }
+        let key = self.key()?;
+        let csr_pem = pem_encode("CERTIFICATE REQUEST", &self.request.to_csr_der(&key)?);
+        let sign_request = SignRequest {
+            hosts: self.hostname_override.as_deref(),
+            certificate_request: &csr_pem,
+            profile: &self.profile,
+            crl_override: "",
+            label: &self.label,
+        };
+        let (server, cert_pem) = self.request_with_retries(transport, &sign_request)?;
+        let issued = verify::check(&cert_pem, key.spki_der(), &self.request.sans(), unix_now())
+            .map_err(|detail| Error::BadResponse { server: server.clone(), detail })?;
+        reserved.commit(&Bundle { cert: Some(&issued.pem), csr: &csr_pem, key: &key.to_pem() })?;
+        log::debug!("serial {} from {server}", issued.serial);
+
+        let (cert, key_path) = self.paths().map(|(c, k)| (c.to_path_buf(), k.to_path_buf())).unzip();
+        let hook_error = match (&self.renewal.exec, &cert, &key_path) {
+            (Some(command), Some(cert), Some(key)) => crate::hook::run(command, cert, key).err(),
+            _ => None,
+        };
+        Ok(Outcome { action, reason, cert, key: key_path, serial: issued.serial, not_after: issued.not_after, hook_error })
+    }
+
+    fn decide(&self) -> Decision {
+        let Some((cert, key)) = self.paths() else {
+            return Decision::Replace { action: Action::Issued, reason: "requested".into() };
+        };
+        let default_action = if cert.exists() { Action::Renewed } else { Action::Issued };
+        if self.renewal.force {
+            return Decision::Replace { action: default_action, reason: "--force".into() };
+        }
+        let Some(renew_before) = self.renewal.renew_before else {
+            return Decision::Replace { action: default_action, reason: "no --renew-before: always issue".into() };
+        };
+        let issuers = self.tls.pinned_ca.as_deref().map(ca_subjects);
+        let wanted = renew::Wanted {
+            request: &self.request,
+            issuers: issuers.as_deref(),
+            renew_before,
+            reuse_key: self.renewal.reuse_key,
+        };
+        renew::decide(cert, key, &wanted, unix_now())
+    }
+
+    /// The key to certify: the existing one with `--reuse-key` (when it is usable), else new.
+    fn key(&self) -> Result<PrivateKey> {
+        if let (true, Some((_, key_path))) = (self.renewal.reuse_key, self.paths()) {
+            match std::fs::read_to_string(key_path).map(zeroize::Zeroizing::new) {
+                Ok(text) => match PrivateKey::from_pem(&text) {
+                    Ok(key) => return Ok(key),
+                    Err(e) => log::warn!("{} is unusable ({e}); generating a new key", key_path.display()),
+                },
+                Err(_) => log::debug!("no key at {} to reuse; generating one", key_path.display()),
+            }
+        }
+        let spec: KeySpec = self.request.key;
+        PrivateKey::generate(spec)
+    }
+
+    /// [`Self::request_certificate`] with `--retries` exponential backoff (1 s doubling, at most
+    /// 60 s, full jitter) for failures worth retrying; the CA's refusals are never retried.
+    fn request_with_retries(&self, transport: &Transport, request: &SignRequest<'_>) -> Result<(String, String)> {
+        let mut attempt = 0;
+        loop {
+            match self.request_certificate(transport, request) {
+                Err(err) if err.is_retryable() && attempt < self.renewal.retries => {
+                    let cap = Duration::from_secs(1 << attempt.min(6)).min(Duration::from_secs(60));
+                    let wait = cap.mul_f64(random_fraction());
+                    attempt += 1;
+                    log::warn!(
+                        "{err}; retry {attempt} of {} in {}",
+                        self.renewal.retries,
+                        humantime::format_duration(round_ms(wait))
+                    );
+                    std::thread::sleep(wait);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sends the request to each remote in order until one answers; moves on only when a remote
+    /// is unreachable, times out or fails with 5xx. Returns the server name and the PEM.
+    fn request_certificate(&self, transport: &Transport, request: &SignRequest<'_>) -> Result<(String, String)> {
+        let auth_key = self.target.auth_key.as_ref();
+        let path = if auth_key.is_some() { AUTHSIGN_PATH } else { SIGN_PATH };
+        let body = request.to_body(auth_key, unix_now());
+        let mut last_error = None;
+        for remote in &self.target.remotes {
+            let server = remote.display_name();
+            let url = remote.endpoint(path);
+            log::debug!("POST {url}");
+            let outcome = transport.post(remote, &url, body.clone()).and_then(|reply| {
+                match protocol::parse_sign_reply(reply.status, &reply.body) {
+                    Reply::Certificate(pem) => Ok(pem),
+                    Reply::Failed { status, message } if status >= 500 => Err(Error::Unavailable {
+                        server: server.clone(),
+                        detail: format!("the CA failed (HTTP {status}): {message}"),
+                    }),
+                    Reply::Failed { status, message } => Err(Error::Refused {
+                        server: server.clone(),
+                        message: refusal_hint(status, message, path, self.request.key),
+                    }),
+                    Reply::Malformed(detail) => Err(Error::BadResponse { server: server.clone(), detail }),
+                }
+            });
+            match outcome {
+                Ok(pem) => return Ok((server, pem)),
+                Err(err @ Error::Unavailable { .. }) => {
+                    if self.target.remotes.len() > 1 {
+                        log::warn!("{err}; trying the next remote");
+                    }
+                    last_error = Some(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::Internal("no remote to try".into())))
+    }
+}
+
+/// Adds what to do to the refusals whose cause is known.
+fn refusal_hint(status: u16, message: String, path: &str, key: KeySpec) -> String {
+    let hint = if message.contains("invalid token") {
+        " (the auth key does not match the CA's: check auth_keys in the request profile)"
+    } else if message.contains("invalid profile") {
+        " (the CA has no such profile: check -profile, or leave it out for the CA's default)"
+    } else if status == 404 && path == SIGN_PATH {
+        " (this CA only serves authenticated requests: add an auth key to the request profile)"
+    } else if message.contains("bad request") && key == KeySpec::Ed25519 {
+        " (cfssl before 1.6.5 cannot verify Ed25519 CSRs: use an ecdsa or rsa key with this CA)"
+    } else if message.contains("bad request") {
+        " (unknown -label, or a CSR the CA's policy or version refuses; the CA's log says which)"
+    } else {
+        ""
+    };
+    format!("{message}{hint}")
+}
+
+/// Removes what an interrupted run left behind; the caller holds the pair's lock.
+fn output_housekeeping(destination: &Destination) {
+    crate::output::remove_stale_temps(destination);
+}
+
+/// DER subjects of the certificates in a CA file (unreadable entries are skipped: the transport
+/// already rejected a bad file).
+fn ca_subjects(path: &Path) -> Vec<Vec<u8>> {
+    let Ok(text) = std::fs::read(path) else { return Vec::new() };
+    pem::parse_many(text)
+        .unwrap_or_default()
+        .iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .filter_map(|b| X509Certificate::from_der(b.contents()).ok().map(|(_, c)| c.subject().as_raw().to_vec()))
+        .collect()
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A uniform value in [0, 1) from the OS's random source (for jitter; not a secret).
+fn random_fraction() -> f64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}

@@ -1,0 +1,95 @@
+//! `--metrics-file`: Prometheus text format for node_exporter's textfile collector.
+//!
+//! The file keeps one series set per certificate (label `name`, the certificate path), so one file
+//! can serve every pair a host manages; a run updates its own series and keeps the others, and the
+//! file is replaced atomically so the collector never reads half of it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// What a run learned about one certificate.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// The certificate path, the `name` label.
+    pub name: String,
+    /// Not-after of the certificate now in place, if known.
+    pub not_after: Option<i64>,
+    /// Whether this run succeeded.
+    pub success: bool,
+    /// When the run ended (Unix seconds).
+    pub at: i64,
+}
+
+const METRICS: [(&str, &str); 3] = [
+    ("nodecert_certificate_not_after_seconds", "Not-after of the certificate in place, Unix seconds."),
+    ("nodecert_last_success_timestamp_seconds", "End of the last successful run, Unix seconds."),
+    ("nodecert_last_failure_timestamp_seconds", "End of the last failed run, Unix seconds."),
+];
+
+/// Merges `samples` into the metrics file at `path`.
+pub fn update(path: &Path, samples: &[Sample]) -> Result<()> {
+    let mut series: BTreeMap<(String, String), i64> = BTreeMap::new();
+    if let Ok(old) = std::fs::read_to_string(path) {
+        for line in old.lines().filter(|l| !l.starts_with('#')) {
+            if let Some((metric, name, value)) = parse_line(line) {
+                series.insert((metric, name), value);
+            }
+        }
+    }
+    for sample in samples {
+        let mut set = |metric: &str, value: i64| series.insert((metric.to_string(), sample.name.clone()), value);
+        if let Some(not_after) = sample.not_after {
+            set(METRICS[0].0, not_after);
+        }
+        set(if sample.success { METRICS[1].0 } else { METRICS[2].0 }, sample.at);
+    }
+    let mut text = String::new();
+    for (metric, help) in METRICS {
+        text.push_str(&format!("# HELP {metric} {help}\n# TYPE {metric} gauge\n"));
+        for ((m, name), value) in &series {
+            if m == metric {
+                text.push_str(&format!("{metric}{{name=\"{}\"}} {value}\n", escape(name)));
+            }
+        }
+    }
+    crate::output::write_file_atomically(path, text.as_bytes(), crate::output::PUBLIC_MODE)
+        .map_err(|e| match e {
+            Error::Output { path, detail } => Error::Output { path, detail: format!("metrics file: {detail}") },
+            other => other,
+        })
+}
+
+fn parse_line(line: &str) -> Option<(String, String, i64)> {
+    let (metric, rest) = line.split_once("{name=\"")?;
+    let (name, value) = rest.rsplit_once("\"} ")?;
+    Some((metric.to_string(), unescape(name), value.trim().parse().ok()?))
+}
+
+fn escape(name: &str) -> String {
+    name.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn unescape(name: &str) -> String {
+    name.replace("\\n", "\n").replace("\\\"", "\"").replace("\\\\", "\\")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_update_their_own_series_and_keep_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nodecert.prom");
+        update(&path, &[Sample { name: "/a.pem".into(), not_after: Some(100), success: true, at: 10 }]).unwrap();
+        update(&path, &[Sample { name: "/b \"x\".pem".into(), not_after: None, success: false, at: 20 }]).unwrap();
+        update(&path, &[Sample { name: "/a.pem".into(), not_after: Some(200), success: true, at: 30 }]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("nodecert_certificate_not_after_seconds{name=\"/a.pem\"} 200\n"), "{text}");
+        assert!(text.contains("nodecert_last_success_timestamp_seconds{name=\"/a.pem\"} 30\n"), "{text}");
+        assert!(text.contains("nodecert_last_failure_timestamp_seconds{name=\"/b \\\"x\\\".pem\"} 20\n"), "{text}");
+        assert_eq!(text.matches("# TYPE").count(), 3);
+    }
+}

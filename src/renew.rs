@@ -1,0 +1,212 @@
+//! Whether an existing certificate/key pair can stay: the decision behind `--renew-before`.
+//!
+//! A pair stays only when every check passes, so a run never keeps something a careful operator
+//! would replace: both files exist and parse, the key is the certificate's key, the certificate
+//! is valid now and for longer than the threshold, and it still matches the request (CN, subject
+//! names, exactly the requested SANs, the key type, and the pinned CA as issuer when one is given).
+//! The first failing check is the reason reported.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::csr::{CertificateRequest, San};
+use crate::keygen::PrivateKey;
+
+/// What a run did or will do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// There was no usable certificate at the path.
+    Issued,
+    /// A certificate was replaced.
+    Renewed,
+    /// The existing pair stays.
+    Unchanged,
+}
+
+impl Action {
+    /// The word used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "issued",
+            Self::Renewed => "renewed",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// The outcome of inspecting the existing pair.
+#[derive(Debug)]
+pub enum Decision {
+    /// Keep the pair.
+    Keep { reason: String, serial: String, not_after: i64 },
+    /// Get a new certificate (`action` is `Issued` or `Renewed`).
+    Replace { action: Action, reason: String },
+}
+
+/// What the existing pair must satisfy.
+pub struct Wanted<'a> {
+    pub request: &'a CertificateRequest,
+    /// DER subjects of the pinned CA certificates, if any: the certificate's issuer must be one.
+    pub issuers: Option<&'a [Vec<u8>]>,
+    pub renew_before: Duration,
+    /// With `--reuse-key` the key type is whatever the existing key is.
+    pub reuse_key: bool,
+}
+
+/// Inspects `cert_path` and `key_path` against `wanted` at `now` (Unix seconds).
+pub fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) -> Decision {
+    let replace = |reason: String| Decision::Replace { action: Action::Renewed, reason };
+    let Ok(cert_pem) = std::fs::read_to_string(cert_path) else {
+        return Decision::Replace {
+            action: Action::Issued,
+            reason: format!("no certificate at {}", cert_path.display()),
+        };
+    };
+    let Ok(block) = pem::parse(&cert_pem) else {
+        return replace(format!("{} is not a PEM certificate", cert_path.display()));
+    };
+    let Ok((_, cert)) = X509Certificate::from_der(block.contents()) else {
+        return replace(format!("{} does not parse", cert_path.display()));
+    };
+    let key = match std::fs::read_to_string(key_path) {
+        Err(_) => return replace(format!("no key at {}", key_path.display())),
+        Ok(text) => match PrivateKey::from_pem(&zeroize::Zeroizing::new(text)) {
+            Ok(key) => key,
+            Err(e) => return replace(format!("{} is unusable: {e}", key_path.display())),
+        },
+    };
+    if cert.public_key().raw != key.spki_der() {
+        return replace("the key does not match the certificate".into());
+    }
+    let not_before = cert.validity().not_before.timestamp();
+    let not_after = cert.validity().not_after.timestamp();
+    if now < not_before {
+        return replace("the certificate is not valid yet".into());
+    }
+    let left = not_after - now;
+    let threshold = wanted.renew_before.as_secs() as i64;
+    if left <= 0 {
+        return replace("the certificate has expired".into());
+    }
+    if left <= threshold {
+        return replace(format!("expires in {}, under {}", human(left), human(threshold)));
+    }
+    if let Some(reason) = subject_change(&cert, wanted.request) {
+        return replace(reason);
+    }
+    if let Some(reason) = san_change(&cert, wanted.request) {
+        return replace(reason);
+    }
+    if !wanted.reuse_key && key.spec() != wanted.request.key {
+        return replace(format!("key type changed: {} on disk, {} requested", key.spec(), wanted.request.key));
+    }
+    if let Some(issuers) = wanted.issuers {
+        if !issuers.iter().any(|subject| subject.as_slice() == cert.issuer().as_raw()) {
+            return replace("issued by a CA other than the pinned one".into());
+        }
+    }
+    Decision::Keep {
+        reason: format!("expires in {}, over {}", human(left), human(threshold)),
+        serial: cert.raw_serial().iter().map(|b| format!("{b:02x}")).collect(),
+        not_after,
+    }
+}
+
+/// `9d`, `20h`, `45m`: the largest whole unit, for reasons a human reads.
+pub fn human(seconds: i64) -> String {
+    match seconds {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3_600 => format!("{}h", s / 3_600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+fn subject_change(cert: &X509Certificate<'_>, request: &CertificateRequest) -> Option<String> {
+    let subject = cert.subject();
+    let values = |iter: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>>| {
+        let mut v: Vec<String> = iter.filter_map(|a| a.as_str().ok().map(str::to_string)).collect();
+        v.sort();
+        v
+    };
+    let wanted = |pick: fn(&crate::csr::Name) -> &String| {
+        let mut v: Vec<String> = request.names.iter().map(pick).filter(|s| !s.is_empty()).cloned().collect();
+        v.sort();
+        v
+    };
+    let cn = values(&mut subject.iter_common_name());
+    let want_cn: Vec<String> = Some(request.common_name.clone()).filter(|s| !s.is_empty()).into_iter().collect();
+    if cn != want_cn {
+        return Some(format!("CN changed: {:?} on disk, {:?} requested", cn.join(","), request.common_name));
+    }
+    let checks: [(&str, Vec<String>, Vec<String>); 5] = [
+        ("C", values(&mut subject.iter_country()), wanted(|n| &n.country)),
+        ("ST", values(&mut subject.iter_state_or_province()), wanted(|n| &n.province)),
+        ("L", values(&mut subject.iter_locality()), wanted(|n| &n.locality)),
+        ("O", values(&mut subject.iter_organization()), wanted(|n| &n.organization)),
+        ("OU", values(&mut subject.iter_organizational_unit()), wanted(|n| &n.organizational_unit)),
+    ];
+    for (name, have, want) in checks {
+        if have != want {
+            return Some(format!("subject {name} changed: {have:?} on disk, {want:?} requested"));
+        }
+    }
+    None
+}
+
+fn san_change(cert: &X509Certificate<'_>, request: &CertificateRequest) -> Option<String> {
+    let have: Vec<String> = match cert.subject_alternative_name() {
+        Ok(Some(ext)) => ext.value.general_names.iter().filter_map(san_key).collect(),
+        Ok(None) => Vec::new(),
+        Err(_) => return Some("the certificate's SAN extension is malformed".into()),
+    };
+    let want: Vec<String> = request.sans().iter().map(|s| normalise(s)).collect();
+    let missing: Vec<&String> = want.iter().filter(|w| !have.contains(w)).collect();
+    let extra: Vec<&String> = have.iter().filter(|h| !want.contains(h)).collect();
+    match (missing.is_empty(), extra.is_empty()) {
+        (true, true) => None,
+        (false, _) => Some(format!("SANs changed: {} requested, not in the certificate", join(&missing))),
+        (true, false) => Some(format!("SANs changed: {} in the certificate, no longer requested", join(&extra))),
+    }
+}
+
+fn join(items: &[&String]) -> String {
+    items.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn normalise(san: &San) -> String {
+    match san {
+        San::Dns(v) => format!("DNS:{}", v.to_ascii_lowercase()),
+        San::Email(v) => format!("email:{}", v.to_ascii_lowercase()),
+        other => other.to_string(),
+    }
+}
+
+fn san_key(name: &GeneralName<'_>) -> Option<String> {
+    let san = match name {
+        GeneralName::DNSName(v) => San::Dns(v.to_string()),
+        GeneralName::RFC822Name(v) => San::Email(v.to_string()),
+        GeneralName::URI(v) => San::Uri(v.to_string()),
+        GeneralName::IPAddress(b) if b.len() == 4 => San::Ip(IpAddr::from(<[u8; 4]>::try_from(*b).ok()?)),
+        GeneralName::IPAddress(b) if b.len() == 16 => San::Ip(IpAddr::from(<[u8; 16]>::try_from(*b).ok()?)),
+        _ => return None,
+    };
+    Some(normalise(&san))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(9 * 86_400 + 5), "9d");
+        assert_eq!(human(720 * 3600), "30d");
+        assert_eq!(human(7200), "2h");
+        assert_eq!(human(59), "59s");
+    }
+}
