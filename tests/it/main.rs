@@ -12,6 +12,8 @@ mod support;
 mod auth_keys;
 /// Byte-level agreement with cfssl's own CSRs and cfssljson's files; genkey.
 mod compat;
+/// --renew-before, hooks, locks, retries, metrics, crash safety.
+mod renewal;
 /// Bad input and what a failed run leaves on disk.
 mod failures;
 /// Issuing against the real multirootca: key types, outputs, flags, failover.
