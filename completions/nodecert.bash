@@ -25,6 +25,9 @@ _nodecert() {
             nodecert,help)
                 cmd="nodecert__subcmd__help"
                 ;;
+            nodecert,sync)
+                cmd="nodecert__subcmd__sync"
+                ;;
             nodecert__subcmd__help,gencert)
                 cmd="nodecert__subcmd__help__subcmd__gencert"
                 ;;
@@ -34,6 +37,9 @@ _nodecert() {
             nodecert__subcmd__help,help)
                 cmd="nodecert__subcmd__help__subcmd__help"
                 ;;
+            nodecert__subcmd__help,sync)
+                cmd="nodecert__subcmd__help__subcmd__sync"
+                ;;
             *)
                 ;;
         esac
@@ -41,7 +47,7 @@ _nodecert() {
 
     case "${cmd}" in
         nodecert)
-            opts="-h -V --loglevel --help --version gencert genkey help"
+            opts="-h -V --loglevel --help --version gencert sync genkey help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -211,7 +217,7 @@ _nodecert() {
             return 0
             ;;
         nodecert__subcmd__help)
-            opts="gencert genkey help"
+            opts="gencert sync genkey help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -259,6 +265,70 @@ _nodecert() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nodecert__subcmd__help__subcmd__sync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nodecert__subcmd__sync)
+            opts="-h --renew-before --force --report --timeout --retries --jitter --lock-timeout --parallel --allow-plaintext --metrics-file --loglevel --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --renew-before)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report)
+                    COMPREPLY=($(compgen -W "json text" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jitter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --loglevel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

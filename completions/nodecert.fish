@@ -28,6 +28,7 @@ complete -c nodecert -n "__fish_nodecert_needs_command" -l loglevel -d 'Log leve
 complete -c nodecert -n "__fish_nodecert_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nodecert -n "__fish_nodecert_needs_command" -s V -l version -d 'Print version'
 complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "gencert" -d 'Generate a key and CSR locally and have the CA sign it (cfssl gencert -remote | cfssljson)'
+complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "sync" -d 'Run every *.json spec in a directory (certmgr-style), in parallel, one line per spec'
 complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "genkey" -d 'Generate a key and CSR locally, with no network (cfssl genkey)'
 complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l hostname -d 'Comma-separated SANs that replace csr.json\'s hosts (and are sent to the CA)' -r
@@ -60,6 +61,19 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l allow-plai
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l force -d 'Issue a new certificate even when the existing pair could stay'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l reuse-key -d 'Keep the existing private key and send a new CSR for it'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l renew-before -d 'Default for specs without renew_before: keep pairs valid for longer than this' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l report -d '`json`: one array on stdout, one object per spec; default: one line per spec' -r -f -a "json\t''
+text\t''"
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l timeout -d 'Per-request bound (e.g. 30s)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l retries -d 'Retries for retryable failures, per spec' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l jitter -d 'Random wait before contacting the CA, per spec that is due' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l lock-timeout -d 'How long a spec waits for another run on its pair' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l parallel -d 'Specs run at once (default: the number of CPUs)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l metrics-file -d 'Write Prometheus metrics for every spec\'s certificate to this file' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l force -d 'Issue for every spec, even when its pair could stay'
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l allow-plaintext -d 'Allow http:// remotes (warns)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l hostname -d 'Comma-separated SANs that replace csr.json\'s hosts (and are sent to the CA)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l cn -d 'Common name, overriding csr.json\'s CN' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l bare -d 'Write NAME-key.pem and NAME.csr, instead of JSON {"csr","key"} on stdout' -r
@@ -67,6 +81,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l key -d 'Wri
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l csr -d 'Write the CSR to this path; needs --key' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert genkey help" -f -a "gencert" -d 'Generate a key and CSR locally and have the CA sign it (cfssl gencert -remote | cfssljson)'
-complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert genkey help" -f -a "genkey" -d 'Generate a key and CSR locally, with no network (cfssl genkey)'
-complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert genkey help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sync genkey help" -f -a "gencert" -d 'Generate a key and CSR locally and have the CA sign it (cfssl gencert -remote | cfssljson)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sync genkey help" -f -a "sync" -d 'Run every *.json spec in a directory (certmgr-style), in parallel, one line per spec'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sync genkey help" -f -a "genkey" -d 'Generate a key and CSR locally, with no network (cfssl genkey)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sync genkey help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -87,7 +87,7 @@ impl AuthKey {
         if hex.is_empty() {
             return Err(KeySourceError::Empty);
         }
-        if hex.len() % 2 != 0 {
+        if !hex.len().is_multiple_of(2) {
             return Err(KeySourceError::NotHex("odd number of digits"));
         }
         let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);

@@ -33,6 +33,10 @@ pub enum Command {
     #[command(after_long_help = after_help())]
     Gencert(Box<GencertArgs>),
 
+    /// Run every *.json spec in a directory (certmgr-style), in parallel, one line per spec.
+    #[command(after_long_help = after_help())]
+    Sync(SyncArgs),
+
     /// Generate a key and CSR locally, with no network (cfssl genkey).
     #[command(after_long_help = after_help())]
     Genkey(GenkeyArgs),
@@ -208,6 +212,55 @@ pub struct RenewalArgs {
 
     /// Write Prometheus metrics (not-after, last success, last failure per certificate) to this
     /// file for node_exporter's textfile collector.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+/// `nodecert sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Directory of spec files (`*.json`): csr, config, profile, label, tls_remote_ca, hostname,
+    /// cert, key, csr_out, renew_before, exec, owner, mode, key_mode, reuse_key.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Default for specs without renew_before: keep pairs valid for longer than this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub renew_before: Option<Duration>,
+
+    /// Issue for every spec, even when its pair could stay.
+    #[arg(long)]
+    pub force: bool,
+
+    /// `json`: one array on stdout, one object per spec; default: one line per spec.
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub report: Option<ReportFormat>,
+
+    /// Per-request bound (e.g. 30s).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Retries for retryable failures, per spec.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+
+    /// Random wait before contacting the CA, per spec that is due.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub jitter: Option<Duration>,
+
+    /// How long a spec waits for another run on its pair.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    /// Specs run at once (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+
+    /// Allow http:// remotes (warns).
+    #[arg(long)]
+    pub allow_plaintext: bool,
+
+    /// Write Prometheus metrics for every spec's certificate to this file.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
 }

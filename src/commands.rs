@@ -3,6 +3,7 @@
 
 pub mod gencert;
 pub mod genkey;
+pub mod sync;
 
 use std::io::Read;
 use std::path::Path;

@@ -70,8 +70,9 @@ pub mod exit {
     ];
 }
 
-/// Everything that can make a nodecert command fail.
-#[derive(Debug, thiserror::Error)]
+/// Everything that can make a nodecert command fail. Plain data (`Clone`), so one failure can
+/// be reported for every sync spec it affects.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// Another run holds the output pair's lock.
     #[error("{0}")]

@@ -79,7 +79,11 @@ impl Job {
     /// The certificate and key paths, when the job writes files.
     pub fn paths(&self) -> Option<(&Path, &Path)> {
         match &self.destination {
-            Destination::Files { cert: Some(cert), key, .. } => Some((cert, key)),
+            Destination::Files {
+                cert: Some(cert),
+                key,
+                ..
+            } => Some((cert, key)),
             _ => None,
         }
     }
@@ -92,9 +96,24 @@ impl Job {
         };
         output_housekeeping(&self.destination);
         let (action, reason) = match self.decide() {
-            Decision::Keep { reason, serial, not_after } => {
-                let (cert, key) = self.paths().map(|(c, k)| (c.to_path_buf(), k.to_path_buf())).unzip();
-                return Ok(Outcome { action: Action::Unchanged, reason, cert, key, serial, not_after, hook_error: None });
+            Decision::Keep {
+                reason,
+                serial,
+                not_after,
+            } => {
+                let (cert, key) = self
+                    .paths()
+                    .map(|(c, k)| (c.to_path_buf(), k.to_path_buf()))
+                    .unzip();
+                return Ok(Outcome {
+                    action: Action::Unchanged,
+                    reason,
+                    cert,
+                    key,
+                    serial,
+                    not_after,
+                    hook_error: None,
+                });
             }
             Decision::Replace { action, reason } => (action, reason),
         };
@@ -103,7 +122,10 @@ impl Job {
 
         if let Some(jitter) = self.renewal.jitter {
             let wait = jitter.mul_f64(random_fraction());
-            log::debug!("waiting {} (--jitter) before contacting the CA", humantime::format_duration(round_ms(wait)));
+            log::debug!(
+                "waiting {} (--jitter) before contacting the CA",
+                humantime::format_duration(round_ms(wait))
+            );
             std::thread::sleep(wait);
         }
         let key = self.key()?;
@@ -117,28 +139,59 @@ impl Job {
         };
         let (server, cert_pem) = self.request_with_retries(transport, &sign_request)?;
         let issued = verify::check(&cert_pem, key.spki_der(), &self.request.sans(), unix_now())
-            .map_err(|detail| Error::BadResponse { server: server.clone(), detail })?;
-        reserved.commit(&Bundle { cert: Some(&issued.pem), csr: &csr_pem, key: &key.to_pem() })?;
+            .map_err(|detail| Error::BadResponse {
+                server: server.clone(),
+                detail,
+            })?;
+        reserved.commit(&Bundle {
+            cert: Some(&issued.pem),
+            csr: &csr_pem,
+            key: &key.to_pem(),
+        })?;
         log::debug!("serial {} from {server}", issued.serial);
 
-        let (cert, key_path) = self.paths().map(|(c, k)| (c.to_path_buf(), k.to_path_buf())).unzip();
+        let (cert, key_path) = self
+            .paths()
+            .map(|(c, k)| (c.to_path_buf(), k.to_path_buf()))
+            .unzip();
         let hook_error = match (&self.renewal.exec, &cert, &key_path) {
             (Some(command), Some(cert), Some(key)) => crate::hook::run(command, cert, key).err(),
             _ => None,
         };
-        Ok(Outcome { action, reason, cert, key: key_path, serial: issued.serial, not_after: issued.not_after, hook_error })
+        Ok(Outcome {
+            action,
+            reason,
+            cert,
+            key: key_path,
+            serial: issued.serial,
+            not_after: issued.not_after,
+            hook_error,
+        })
     }
 
     fn decide(&self) -> Decision {
         let Some((cert, key)) = self.paths() else {
-            return Decision::Replace { action: Action::Issued, reason: "requested".into() };
+            return Decision::Replace {
+                action: Action::Issued,
+                reason: "requested".into(),
+            };
         };
-        let default_action = if cert.exists() { Action::Renewed } else { Action::Issued };
+        let default_action = if cert.exists() {
+            Action::Renewed
+        } else {
+            Action::Issued
+        };
         if self.renewal.force {
-            return Decision::Replace { action: default_action, reason: "--force".into() };
+            return Decision::Replace {
+                action: default_action,
+                reason: "--force".into(),
+            };
         }
         let Some(renew_before) = self.renewal.renew_before else {
-            return Decision::Replace { action: default_action, reason: "no --renew-before: always issue".into() };
+            return Decision::Replace {
+                action: default_action,
+                reason: "no --renew-before: always issue".into(),
+            };
         };
         let issuers = self.tls.pinned_ca.as_deref().map(ca_subjects);
         let wanted = renew::Wanted {
@@ -156,7 +209,10 @@ impl Job {
             match std::fs::read_to_string(key_path).map(zeroize::Zeroizing::new) {
                 Ok(text) => match PrivateKey::from_pem(&text) {
                     Ok(key) => return Ok(key),
-                    Err(e) => log::warn!("{} is unusable ({e}); generating a new key", key_path.display()),
+                    Err(e) => log::warn!(
+                        "{} is unusable ({e}); generating a new key",
+                        key_path.display()
+                    ),
                 },
                 Err(_) => log::debug!("no key at {} to reuse; generating one", key_path.display()),
             }
@@ -167,7 +223,11 @@ impl Job {
 
     /// [`Self::request_certificate`] with `--retries` exponential backoff (1 s doubling, at most
     /// 60 s, full jitter) for failures worth retrying; the CA's refusals are never retried.
-    fn request_with_retries(&self, transport: &Transport, request: &SignRequest<'_>) -> Result<(String, String)> {
+    fn request_with_retries(
+        &self,
+        transport: &Transport,
+        request: &SignRequest<'_>,
+    ) -> Result<(String, String)> {
         let mut attempt = 0;
         loop {
             match self.request_certificate(transport, request) {
@@ -189,29 +249,44 @@ impl Job {
 
     /// Sends the request to each remote in order until one answers; moves on only when a remote
     /// is unreachable, times out or fails with 5xx. Returns the server name and the PEM.
-    fn request_certificate(&self, transport: &Transport, request: &SignRequest<'_>) -> Result<(String, String)> {
+    fn request_certificate(
+        &self,
+        transport: &Transport,
+        request: &SignRequest<'_>,
+    ) -> Result<(String, String)> {
         let auth_key = self.target.auth_key.as_ref();
-        let path = if auth_key.is_some() { AUTHSIGN_PATH } else { SIGN_PATH };
+        let path = if auth_key.is_some() {
+            AUTHSIGN_PATH
+        } else {
+            SIGN_PATH
+        };
         let body = request.to_body(auth_key, unix_now());
         let mut last_error = None;
         for remote in &self.target.remotes {
             let server = remote.display_name();
             let url = remote.endpoint(path);
             log::debug!("POST {url}");
-            let outcome = transport.post(remote, &url, body.clone()).and_then(|reply| {
-                match protocol::parse_sign_reply(reply.status, &reply.body) {
-                    Reply::Certificate(pem) => Ok(pem),
-                    Reply::Failed { status, message } if status >= 500 => Err(Error::Unavailable {
-                        server: server.clone(),
-                        detail: format!("the CA failed (HTTP {status}): {message}"),
-                    }),
-                    Reply::Failed { status, message } => Err(Error::Refused {
-                        server: server.clone(),
-                        message: refusal_hint(status, message, path, self.request.key),
-                    }),
-                    Reply::Malformed(detail) => Err(Error::BadResponse { server: server.clone(), detail }),
-                }
-            });
+            let outcome = transport
+                .post(remote, &url, body.clone())
+                .and_then(
+                    |reply| match protocol::parse_sign_reply(reply.status, &reply.body) {
+                        Reply::Certificate(pem) => Ok(pem),
+                        Reply::Failed { status, message } if status >= 500 => {
+                            Err(Error::Unavailable {
+                                server: server.clone(),
+                                detail: format!("the CA failed (HTTP {status}): {message}"),
+                            })
+                        }
+                        Reply::Failed { status, message } => Err(Error::Refused {
+                            server: server.clone(),
+                            message: refusal_hint(status, message, path, self.request.key),
+                        }),
+                        Reply::Malformed(detail) => Err(Error::BadResponse {
+                            server: server.clone(),
+                            detail,
+                        }),
+                    },
+                );
             match outcome {
                 Ok(pem) => return Ok((server, pem)),
                 Err(err @ Error::Unavailable { .. }) => {
@@ -253,18 +328,27 @@ fn output_housekeeping(destination: &Destination) {
 /// DER subjects of the certificates in a CA file (unreadable entries are skipped: the transport
 /// already rejected a bad file).
 fn ca_subjects(path: &Path) -> Vec<Vec<u8>> {
-    let Ok(text) = std::fs::read(path) else { return Vec::new() };
+    let Ok(text) = std::fs::read(path) else {
+        return Vec::new();
+    };
     pem::parse_many(text)
         .unwrap_or_default()
         .iter()
         .filter(|b| b.tag() == "CERTIFICATE")
-        .filter_map(|b| X509Certificate::from_der(b.contents()).ok().map(|(_, c)| c.subject().as_raw().to_vec()))
+        .filter_map(|b| {
+            X509Certificate::from_der(b.contents())
+                .ok()
+                .map(|(_, c)| c.subject().as_raw().to_vec())
+        })
         .collect()
 }
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// A uniform value in [0, 1) from the OS's random source (for jitter; not a secret).

@@ -128,7 +128,8 @@ impl PrivateKey {
     /// Generates a key from the operating system's random source.
     pub fn generate(spec: KeySpec) -> Result<Self> {
         let rng = SystemRandom::new();
-        let failed = |what: String| Error::Internal(format!("{spec} key generation failed: {what}"));
+        let failed =
+            |what: String| Error::Internal(format!("{spec} key generation failed: {what}"));
         match spec {
             KeySpec::Ecdsa(curve @ (Curve::P256 | Curve::P384)) => {
                 let pkcs8 = ring_sig::EcdsaKeyPair::generate_pkcs8(ring_ecdsa(curve), &rng)
@@ -148,7 +149,8 @@ impl PrivateKey {
                 Self::from_ed25519(&v1).map_err(failed)
             }
             KeySpec::Rsa(bits) => {
-                let key = rsa::PrivateKey::new(&mut SysRng, bits).map_err(|e| failed(e.to_string()))?;
+                let key =
+                    rsa::PrivateKey::new(&mut SysRng, bits).map_err(|e| failed(e.to_string()))?;
                 Self::from_rsa(key).map_err(failed)
             }
         }
@@ -163,7 +165,8 @@ impl PrivateKey {
         match block.tag() {
             "RSA PRIVATE KEY" => {
                 use rsa::pkcs1::DecodeRsaPrivateKey;
-                let key = rsa::PrivateKey::from_pkcs1_der(&der).map_err(|e| format!("bad RSA key: {e}"))?;
+                let key = rsa::PrivateKey::from_pkcs1_der(&der)
+                    .map_err(|e| format!("bad RSA key: {e}"))?;
                 Self::from_rsa(key)
             }
             "EC PRIVATE KEY" => {
@@ -199,11 +202,14 @@ impl PrivateKey {
     }
 
     fn from_ec_pkcs8(curve: Curve, pkcs8: &[u8]) -> Result<Self, String> {
-        let pair = ring_sig::EcdsaKeyPair::from_pkcs8(ring_ecdsa(curve), pkcs8, &SystemRandom::new())
-            .map_err(|e| e.to_string())?;
+        let pair =
+            ring_sig::EcdsaKeyPair::from_pkcs8(ring_ecdsa(curve), pkcs8, &SystemRandom::new())
+                .map_err(|e| e.to_string())?;
         let sec1 = match curve {
-            Curve::P256 => p256::SecretKey::from_pkcs8_der(pkcs8).and_then(|k| k.to_sec1_der().map_err(Into::into)),
-            _ => p384::SecretKey::from_pkcs8_der(pkcs8).and_then(|k| k.to_sec1_der().map_err(Into::into)),
+            Curve::P256 => p256::SecretKey::from_pkcs8_der(pkcs8)
+                .and_then(|k| k.to_sec1_der().map_err(Into::into)),
+            _ => p384::SecretKey::from_pkcs8_der(pkcs8)
+                .and_then(|k| k.to_sec1_der().map_err(Into::into)),
         }
         .map_err(|e| e.to_string())?;
         Ok(Self {
@@ -216,7 +222,11 @@ impl PrivateKey {
 
     fn from_p521(secret: &p521::SecretKey) -> Result<Self, String> {
         let sec1 = secret.to_sec1_der().map_err(|e| e.to_string())?;
-        let spki = secret.public_key().to_public_key_der().map_err(|e| e.to_string())?.into_vec();
+        let spki = secret
+            .public_key()
+            .to_public_key_der()
+            .map_err(|e| e.to_string())?
+            .into_vec();
         Ok(Self {
             spec: KeySpec::Ecdsa(Curve::P521),
             signer: Backend::P521(Box::new(p521::ecdsa::SigningKey::from(secret))),
@@ -227,25 +237,38 @@ impl PrivateKey {
 
     /// From a PKCS#8 v1 Ed25519 document (seed only).
     fn from_ed25519(pkcs8_v1: &[u8]) -> Result<Self, String> {
-        let pair = ring_sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8_v1).map_err(|e| e.to_string())?;
+        let pair = ring_sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8_v1)
+            .map_err(|e| e.to_string())?;
         let spki = der::sequence(&[
             &der::sequence(&[&der::oid(oid::ED25519)]),
             &der::bit_string(pair.public_key().as_ref()),
         ]);
-        Ok(Self { spec: KeySpec::Ed25519, signer: Backend::Ed25519(pair), spki, pem: pem_encode("PRIVATE KEY", pkcs8_v1) })
+        Ok(Self {
+            spec: KeySpec::Ed25519,
+            signer: Backend::Ed25519(pair),
+            spki,
+            pem: pem_encode("PRIVATE KEY", pkcs8_v1),
+        })
     }
 
     fn from_rsa(key: rsa::PrivateKey) -> Result<Self, String> {
         use rsa::traits::PublicKeyParts;
         let bits = key.size() * 8;
         if !(KeySpec::RSA_MIN_BITS..=KeySpec::RSA_MAX_BITS).contains(&bits) {
-            return Err(format!("an RSA key of {bits} bits; cfssl allows 2048 to 8192"));
+            return Err(format!(
+                "an RSA key of {bits} bits; cfssl allows 2048 to 8192"
+            ));
         }
         let pkcs1 = key.to_pkcs1_der().map_err(|e| e.to_string())?;
-        let spki = key.to_public_key().to_public_key_der().map_err(|e| e.to_string())?.into_vec();
+        let spki = key
+            .to_public_key()
+            .to_public_key_der()
+            .map_err(|e| e.to_string())?
+            .into_vec();
         let signer = if bits <= RING_RSA_MAX_BITS {
             let pkcs8 = key.to_pkcs8_der().map_err(|e| e.to_string())?;
-            let pair = ring_sig::RsaKeyPair::from_pkcs8(pkcs8.as_bytes()).map_err(|e| e.to_string())?;
+            let pair =
+                ring_sig::RsaKeyPair::from_pkcs8(pkcs8.as_bytes()).map_err(|e| e.to_string())?;
             let encoding: &'static dyn ring_sig::RsaEncoding = match rsa_digest(bits) {
                 Digest::Sha256 => &ring_sig::RSA_PKCS1_SHA256,
                 Digest::Sha384 => &ring_sig::RSA_PKCS1_SHA384,
@@ -255,7 +278,12 @@ impl PrivateKey {
         } else {
             Backend::RsaLarge(Box::new(rsa::pkcs1v15::SigningKey::new(key)))
         };
-        Ok(Self { spec: KeySpec::Rsa(bits), signer, spki, pem: pem_encode("RSA PRIVATE KEY", pkcs1.as_bytes()) })
+        Ok(Self {
+            spec: KeySpec::Rsa(bits),
+            signer,
+            spki,
+            pem: pem_encode("RSA PRIVATE KEY", pkcs1.as_bytes()),
+        })
     }
 
     /// The key type and size.
@@ -468,9 +496,11 @@ mod tests {
             assert_eq!(again.spki_der(), key.spki_der(), "{spec}");
             assert_eq!(*again.to_pem(), *key.to_pem(), "{spec}");
         }
-        assert!(PrivateKey::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
-            .unwrap_err()
-            .contains("not a private key"));
+        assert!(
+            PrivateKey::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+                .unwrap_err()
+                .contains("not a private key")
+        );
     }
 
     #[test]

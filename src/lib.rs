@@ -26,16 +26,20 @@ pub mod output;
 pub mod profile;
 pub mod protocol;
 pub mod renew;
+pub mod spec;
 pub mod transport;
 pub mod verify;
 
 pub use error::{Error, Result};
 
-/// Runs a parsed command line.
-pub fn run(cli: &cli::Cli) -> Result<()> {
+/// Runs a parsed command line; returns the exit code for a run that completed (sync reports
+/// failed specs through it).
+pub fn run(cli: &cli::Cli) -> Result<u8> {
     logging::init(cli.loglevel);
+    let done = |()| error::exit::OK;
     match &cli.command {
-        cli::Command::Gencert(args) => commands::gencert::run(args, cli.loglevel),
-        cli::Command::Genkey(args) => commands::genkey::run(args),
+        cli::Command::Gencert(args) => commands::gencert::run(args, cli.loglevel).map(done),
+        cli::Command::Genkey(args) => commands::genkey::run(args).map(done),
+        cli::Command::Sync(args) => commands::sync::run(args),
     }
 }

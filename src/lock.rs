@@ -20,11 +20,17 @@ impl PairLock {
     /// Locks the pair whose certificate is `cert_path`, waiting at most `wait`.
     pub fn acquire(cert_path: &Path, wait: Duration) -> Result<Self> {
         let path = lock_path(cert_path);
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         if !dir.is_dir() {
             return Err(Error::output(
                 cert_path,
-                format!("directory {} does not exist: create it first", dir.display()),
+                format!(
+                    "directory {} does not exist: create it first",
+                    dir.display()
+                ),
             ));
         }
         let file = OpenOptions::new()
@@ -57,7 +63,10 @@ impl PairLock {
 
 /// `dir/.NAME.lock` for the certificate `dir/NAME`.
 pub fn lock_path(cert_path: &Path) -> PathBuf {
-    let name = cert_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = cert_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     cert_path.with_file_name(format!(".{name}.lock"))
 }
 

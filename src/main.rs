@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         }
     };
     match nodecert::run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("nodecert: error: {err}");
             ExitCode::from(err.exit_code())

@@ -23,9 +23,18 @@ pub struct Sample {
 }
 
 const METRICS: [(&str, &str); 3] = [
-    ("nodecert_certificate_not_after_seconds", "Not-after of the certificate in place, Unix seconds."),
-    ("nodecert_last_success_timestamp_seconds", "End of the last successful run, Unix seconds."),
-    ("nodecert_last_failure_timestamp_seconds", "End of the last failed run, Unix seconds."),
+    (
+        "nodecert_certificate_not_after_seconds",
+        "Not-after of the certificate in place, Unix seconds.",
+    ),
+    (
+        "nodecert_last_success_timestamp_seconds",
+        "End of the last successful run, Unix seconds.",
+    ),
+    (
+        "nodecert_last_failure_timestamp_seconds",
+        "End of the last failed run, Unix seconds.",
+    ),
 ];
 
 /// Merges `samples` into the metrics file at `path`.
@@ -39,11 +48,20 @@ pub fn update(path: &Path, samples: &[Sample]) -> Result<()> {
         }
     }
     for sample in samples {
-        let mut set = |metric: &str, value: i64| series.insert((metric.to_string(), sample.name.clone()), value);
+        let mut set = |metric: &str, value: i64| {
+            series.insert((metric.to_string(), sample.name.clone()), value)
+        };
         if let Some(not_after) = sample.not_after {
             set(METRICS[0].0, not_after);
         }
-        set(if sample.success { METRICS[1].0 } else { METRICS[2].0 }, sample.at);
+        set(
+            if sample.success {
+                METRICS[1].0
+            } else {
+                METRICS[2].0
+            },
+            sample.at,
+        );
     }
     let mut text = String::new();
     for (metric, help) in METRICS {
@@ -54,25 +72,37 @@ pub fn update(path: &Path, samples: &[Sample]) -> Result<()> {
             }
         }
     }
-    crate::output::write_file_atomically(path, text.as_bytes(), crate::output::PUBLIC_MODE)
-        .map_err(|e| match e {
-            Error::Output { path, detail } => Error::Output { path, detail: format!("metrics file: {detail}") },
+    crate::output::write_file_atomically(path, text.as_bytes(), crate::output::PUBLIC_MODE).map_err(
+        |e| match e {
+            Error::Output { path, detail } => Error::Output {
+                path,
+                detail: format!("metrics file: {detail}"),
+            },
             other => other,
-        })
+        },
+    )
 }
 
 fn parse_line(line: &str) -> Option<(String, String, i64)> {
     let (metric, rest) = line.split_once("{name=\"")?;
     let (name, value) = rest.rsplit_once("\"} ")?;
-    Some((metric.to_string(), unescape(name), value.trim().parse().ok()?))
+    Some((
+        metric.to_string(),
+        unescape(name),
+        value.trim().parse().ok()?,
+    ))
 }
 
 fn escape(name: &str) -> String {
-    name.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    name.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn unescape(name: &str) -> String {
-    name.replace("\\n", "\n").replace("\\\"", "\"").replace("\\\\", "\\")
+    name.replace("\\n", "\n")
+        .replace("\\\"", "\"")
+        .replace("\\\\", "\\")
 }
 
 #[cfg(test)]
@@ -83,13 +113,51 @@ mod tests {
     fn runs_update_their_own_series_and_keep_the_others() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nodecert.prom");
-        update(&path, &[Sample { name: "/a.pem".into(), not_after: Some(100), success: true, at: 10 }]).unwrap();
-        update(&path, &[Sample { name: "/b \"x\".pem".into(), not_after: None, success: false, at: 20 }]).unwrap();
-        update(&path, &[Sample { name: "/a.pem".into(), not_after: Some(200), success: true, at: 30 }]).unwrap();
+        update(
+            &path,
+            &[Sample {
+                name: "/a.pem".into(),
+                not_after: Some(100),
+                success: true,
+                at: 10,
+            }],
+        )
+        .unwrap();
+        update(
+            &path,
+            &[Sample {
+                name: "/b \"x\".pem".into(),
+                not_after: None,
+                success: false,
+                at: 20,
+            }],
+        )
+        .unwrap();
+        update(
+            &path,
+            &[Sample {
+                name: "/a.pem".into(),
+                not_after: Some(200),
+                success: true,
+                at: 30,
+            }],
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("nodecert_certificate_not_after_seconds{name=\"/a.pem\"} 200\n"), "{text}");
-        assert!(text.contains("nodecert_last_success_timestamp_seconds{name=\"/a.pem\"} 30\n"), "{text}");
-        assert!(text.contains("nodecert_last_failure_timestamp_seconds{name=\"/b \\\"x\\\".pem\"} 20\n"), "{text}");
+        assert!(
+            text.contains("nodecert_certificate_not_after_seconds{name=\"/a.pem\"} 200\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nodecert_last_success_timestamp_seconds{name=\"/a.pem\"} 30\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "nodecert_last_failure_timestamp_seconds{name=\"/b \\\"x\\\".pem\"} 20\n"
+            ),
+            "{text}"
+        );
         assert_eq!(text.matches("# TYPE").count(), 3);
     }
 }

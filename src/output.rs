@@ -31,13 +31,21 @@ pub struct FileOptions {
 
 impl Default for FileOptions {
     fn default() -> Self {
-        Self { owner: None, mode: PUBLIC_MODE, key_mode: KEY_MODE }
+        Self {
+            owner: None,
+            mode: PUBLIC_MODE,
+            key_mode: KEY_MODE,
+        }
     }
 }
 
 impl FileOptions {
     /// Checks the modes: a private key may be group-readable (for a service group), never more.
-    pub fn new(owner: Option<Owner>, mode: Option<u32>, key_mode: Option<u32>) -> Result<Self, String> {
+    pub fn new(
+        owner: Option<Owner>,
+        mode: Option<u32>,
+        key_mode: Option<u32>,
+    ) -> Result<Self, String> {
         let key_mode = key_mode.unwrap_or(KEY_MODE);
         if key_mode & 0o137 != 0 {
             return Err(format!(
@@ -48,7 +56,11 @@ impl FileOptions {
         if mode & !0o777 != 0 {
             return Err(format!("{mode:o} is not a file mode: use e.g. 0644"));
         }
-        Ok(Self { owner, mode, key_mode })
+        Ok(Self {
+            owner,
+            mode,
+            key_mode,
+        })
     }
 }
 
@@ -201,9 +213,17 @@ impl Reserved {
                 }
             }
             for (target, role) in targets {
-                let mode = if role == Role::Key { options.key_mode } else { options.mode };
+                let mode = if role == Role::Key {
+                    options.key_mode
+                } else {
+                    options.mode
+                };
                 let temp = reserve(target, mode, options.owner)?;
-                files.push(Slot { temp, target: target.clone(), role });
+                files.push(Slot {
+                    temp,
+                    target: target.clone(),
+                    role,
+                });
             }
         }
         Ok(Self { destination, files })
@@ -276,18 +296,28 @@ pub fn write_file_atomically(path: &Path, content: &[u8], mode: u32) -> Result<(
         .write_all(content)
         .and_then(|()| temp.as_file().sync_all())
         .map_err(|e| Error::output(path, e))?;
-    temp.persist(path).map_err(|e| Error::output(path, e.error))?;
+    temp.persist(path)
+        .map_err(|e| Error::output(path, e.error))?;
     let dir = parent_dir(path);
-    std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| Error::output(&dir, e))
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::output(&dir, e))
 }
 
 /// Removes temporary files a killed run left next to the targets of `destination`. Call it only
 /// while holding the pair's lock: then no live run owns them.
 pub fn remove_stale_temps(destination: &Destination) {
-    let Destination::Files { cert, key, csr } = destination else { return };
-    for target in [cert.as_ref(), Some(key), csr.as_ref()].into_iter().flatten() {
+    let Destination::Files { cert, key, csr } = destination else {
+        return;
+    };
+    for target in [cert.as_ref(), Some(key), csr.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         let prefix = temp_prefix(target);
-        let Ok(entries) = std::fs::read_dir(parent_dir(target)) else { continue };
+        let Ok(entries) = std::fs::read_dir(parent_dir(target)) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
@@ -301,14 +331,23 @@ pub fn remove_stale_temps(destination: &Destination) {
 
 /// `.NAME.nodecert-` for target `dir/NAME`: temporary files name their target.
 fn temp_prefix(target: &Path) -> String {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!(".{name}.nodecert-")
 }
 
 fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<NamedTempFile> {
     let dir = parent_dir(target);
     if !dir.is_dir() {
-        return Err(Error::output(target, format!("directory {} does not exist: create it first", dir.display())));
+        return Err(Error::output(
+            target,
+            format!(
+                "directory {} does not exist: create it first",
+                dir.display()
+            ),
+        ));
     }
     if target.is_dir() {
         return Err(Error::output(target, "is a directory: give a file path"));
@@ -320,12 +359,20 @@ fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<NamedTempFi
         .suffix(".tmp")
         .permissions(Permissions::from_mode(KEY_MODE))
         .tempfile_in(&dir)
-        .map_err(|e| Error::output(target, format!("cannot create a file in {}: {e}", dir.display())))?;
+        .map_err(|e| {
+            Error::output(
+                target,
+                format!("cannot create a file in {}: {e}", dir.display()),
+            )
+        })?;
     if let Some(owner) = owner {
-        std::os::unix::fs::fchown(temp.as_file(), owner.uid, owner.gid)
-            .map_err(|e| Error::output(target, format!("cannot change the owner (--owner): {e}")))?;
+        std::os::unix::fs::fchown(temp.as_file(), owner.uid, owner.gid).map_err(|e| {
+            Error::output(target, format!("cannot change the owner (--owner): {e}"))
+        })?;
     }
-    temp.as_file().set_permissions(Permissions::from_mode(mode)).map_err(|e| Error::output(target, e))?;
+    temp.as_file()
+        .set_permissions(Permissions::from_mode(mode))
+        .map_err(|e| Error::output(target, e))?;
     Ok(temp)
 }
 
@@ -366,8 +413,11 @@ mod tests {
     #[test]
     fn a_dropped_reservation_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let reserved =
-            Reserved::new(Destination::bare(&dir.path().join("x").to_string_lossy()), &FileOptions::default()).unwrap();
+        let reserved = Reserved::new(
+            Destination::bare(&dir.path().join("x").to_string_lossy()),
+            &FileOptions::default(),
+        )
+        .unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
         drop(reserved);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -375,14 +425,43 @@ mod tests {
 
     #[test]
     fn owners_and_modes() {
-        assert_eq!(Owner::parse("0:0"), Ok(Owner { uid: Some(0), gid: Some(0) }));
-        assert_eq!(Owner::parse("root"), Ok(Owner { uid: Some(0), gid: None }));
-        assert_eq!(Owner::parse(":root"), Ok(Owner { uid: None, gid: Some(0) }));
-        assert!(Owner::parse("no-such-user-nodecert").unwrap_err().contains("no user"));
+        assert_eq!(
+            Owner::parse("0:0"),
+            Ok(Owner {
+                uid: Some(0),
+                gid: Some(0)
+            })
+        );
+        assert_eq!(
+            Owner::parse("root"),
+            Ok(Owner {
+                uid: Some(0),
+                gid: None
+            })
+        );
+        assert_eq!(
+            Owner::parse(":root"),
+            Ok(Owner {
+                uid: None,
+                gid: Some(0)
+            })
+        );
+        assert!(
+            Owner::parse("no-such-user-nodecert")
+                .unwrap_err()
+                .contains("no user")
+        );
         assert_eq!(parse_mode("0640"), Ok(0o640));
         assert!(parse_mode("0999").is_err());
-        assert!(FileOptions::new(None, None, Some(0o644)).unwrap_err().contains("expose"));
-        assert_eq!(FileOptions::new(None, None, Some(0o640)).unwrap().key_mode, 0o640);
+        assert!(
+            FileOptions::new(None, None, Some(0o644))
+                .unwrap_err()
+                .contains("expose")
+        );
+        assert_eq!(
+            FileOptions::new(None, None, Some(0o640)).unwrap().key_mode,
+            0o640
+        );
     }
 
     #[test]
@@ -397,9 +476,12 @@ mod tests {
 
     #[test]
     fn a_missing_directory_is_reported() {
-        let err = Reserved::new(Destination::bare("/nonexistent-dir-for-nodecert/x"), &FileOptions::default())
-            .err()
-            .unwrap();
+        let err = Reserved::new(
+            Destination::bare("/nonexistent-dir-for-nodecert/x"),
+            &FileOptions::default(),
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("does not exist"), "{err}");
     }
 }

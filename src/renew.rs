@@ -42,7 +42,11 @@ impl Action {
 #[derive(Debug)]
 pub enum Decision {
     /// Keep the pair.
-    Keep { reason: String, serial: String, not_after: i64 },
+    Keep {
+        reason: String,
+        serial: String,
+        not_after: i64,
+    },
     /// Get a new certificate (`action` is `Issued` or `Renewed`).
     Replace { action: Action, reason: String },
 }
@@ -59,7 +63,10 @@ pub struct Wanted<'a> {
 
 /// Inspects `cert_path` and `key_path` against `wanted` at `now` (Unix seconds).
 pub fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) -> Decision {
-    let replace = |reason: String| Decision::Replace { action: Action::Renewed, reason };
+    let replace = |reason: String| Decision::Replace {
+        action: Action::Renewed,
+        reason,
+    };
     let Ok(cert_pem) = std::fs::read_to_string(cert_path) else {
         return Decision::Replace {
             action: Action::Issued,
@@ -93,7 +100,11 @@ pub fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) 
         return replace("the certificate has expired".into());
     }
     if left <= threshold {
-        return replace(format!("expires in {}, under {}", human(left), human(threshold)));
+        return replace(format!(
+            "expires in {}, under {}",
+            human(left),
+            human(threshold)
+        ));
     }
     if let Some(reason) = subject_change(&cert, wanted.request) {
         return replace(reason);
@@ -102,16 +113,26 @@ pub fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) 
         return replace(reason);
     }
     if !wanted.reuse_key && key.spec() != wanted.request.key {
-        return replace(format!("key type changed: {} on disk, {} requested", key.spec(), wanted.request.key));
+        return replace(format!(
+            "key type changed: {} on disk, {} requested",
+            key.spec(),
+            wanted.request.key
+        ));
     }
-    if let Some(issuers) = wanted.issuers {
-        if !issuers.iter().any(|subject| subject.as_slice() == cert.issuer().as_raw()) {
-            return replace("issued by a CA other than the pinned one".into());
-        }
+    if let Some(issuers) = wanted.issuers
+        && !issuers
+            .iter()
+            .any(|subject| subject.as_slice() == cert.issuer().as_raw())
+    {
+        return replace("issued by a CA other than the pinned one".into());
     }
     Decision::Keep {
         reason: format!("expires in {}, over {}", human(left), human(threshold)),
-        serial: cert.raw_serial().iter().map(|b| format!("{b:02x}")).collect(),
+        serial: cert
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
         not_after,
     }
 }
@@ -129,30 +150,67 @@ pub fn human(seconds: i64) -> String {
 fn subject_change(cert: &X509Certificate<'_>, request: &CertificateRequest) -> Option<String> {
     let subject = cert.subject();
     let values = |iter: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>>| {
-        let mut v: Vec<String> = iter.filter_map(|a| a.as_str().ok().map(str::to_string)).collect();
+        let mut v: Vec<String> = iter
+            .filter_map(|a| a.as_str().ok().map(str::to_string))
+            .collect();
         v.sort();
         v
     };
     let wanted = |pick: fn(&crate::csr::Name) -> &String| {
-        let mut v: Vec<String> = request.names.iter().map(pick).filter(|s| !s.is_empty()).cloned().collect();
+        let mut v: Vec<String> = request
+            .names
+            .iter()
+            .map(pick)
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect();
         v.sort();
         v
     };
     let cn = values(&mut subject.iter_common_name());
-    let want_cn: Vec<String> = Some(request.common_name.clone()).filter(|s| !s.is_empty()).into_iter().collect();
+    let want_cn: Vec<String> = Some(request.common_name.clone())
+        .filter(|s| !s.is_empty())
+        .into_iter()
+        .collect();
     if cn != want_cn {
-        return Some(format!("CN changed: {:?} on disk, {:?} requested", cn.join(","), request.common_name));
+        return Some(format!(
+            "CN changed: {:?} on disk, {:?} requested",
+            cn.join(","),
+            request.common_name
+        ));
     }
     let checks: [(&str, Vec<String>, Vec<String>); 5] = [
-        ("C", values(&mut subject.iter_country()), wanted(|n| &n.country)),
-        ("ST", values(&mut subject.iter_state_or_province()), wanted(|n| &n.province)),
-        ("L", values(&mut subject.iter_locality()), wanted(|n| &n.locality)),
-        ("O", values(&mut subject.iter_organization()), wanted(|n| &n.organization)),
-        ("OU", values(&mut subject.iter_organizational_unit()), wanted(|n| &n.organizational_unit)),
+        (
+            "C",
+            values(&mut subject.iter_country()),
+            wanted(|n| &n.country),
+        ),
+        (
+            "ST",
+            values(&mut subject.iter_state_or_province()),
+            wanted(|n| &n.province),
+        ),
+        (
+            "L",
+            values(&mut subject.iter_locality()),
+            wanted(|n| &n.locality),
+        ),
+        (
+            "O",
+            values(&mut subject.iter_organization()),
+            wanted(|n| &n.organization),
+        ),
+        (
+            "OU",
+            values(&mut subject.iter_organizational_unit()),
+            wanted(|n| &n.organizational_unit),
+        ),
     ];
     for (name, have, want) in checks {
         if have != want {
-            return Some(format!("subject {name} changed: {have:?} on disk, {want:?} requested"));
+            return Some(format!(
+                "subject {name} changed: {have:?} on disk, {want:?} requested"
+            ));
         }
     }
     None
@@ -164,18 +222,28 @@ fn san_change(cert: &X509Certificate<'_>, request: &CertificateRequest) -> Optio
         Ok(None) => Vec::new(),
         Err(_) => return Some("the certificate's SAN extension is malformed".into()),
     };
-    let want: Vec<String> = request.sans().iter().map(|s| normalise(s)).collect();
+    let want: Vec<String> = request.sans().iter().map(normalise).collect();
     let missing: Vec<&String> = want.iter().filter(|w| !have.contains(w)).collect();
     let extra: Vec<&String> = have.iter().filter(|h| !want.contains(h)).collect();
     match (missing.is_empty(), extra.is_empty()) {
         (true, true) => None,
-        (false, _) => Some(format!("SANs changed: {} requested, not in the certificate", join(&missing))),
-        (true, false) => Some(format!("SANs changed: {} in the certificate, no longer requested", join(&extra))),
+        (false, _) => Some(format!(
+            "SANs changed: {} requested, not in the certificate",
+            join(&missing)
+        )),
+        (true, false) => Some(format!(
+            "SANs changed: {} in the certificate, no longer requested",
+            join(&extra)
+        )),
     }
 }
 
 fn join(items: &[&String]) -> String {
-    items.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn normalise(san: &San) -> String {
@@ -191,8 +259,12 @@ fn san_key(name: &GeneralName<'_>) -> Option<String> {
         GeneralName::DNSName(v) => San::Dns(v.to_string()),
         GeneralName::RFC822Name(v) => San::Email(v.to_string()),
         GeneralName::URI(v) => San::Uri(v.to_string()),
-        GeneralName::IPAddress(b) if b.len() == 4 => San::Ip(IpAddr::from(<[u8; 4]>::try_from(*b).ok()?)),
-        GeneralName::IPAddress(b) if b.len() == 16 => San::Ip(IpAddr::from(<[u8; 16]>::try_from(*b).ok()?)),
+        GeneralName::IPAddress(b) if b.len() == 4 => {
+            San::Ip(IpAddr::from(<[u8; 4]>::try_from(*b).ok()?))
+        }
+        GeneralName::IPAddress(b) if b.len() == 16 => {
+            San::Ip(IpAddr::from(<[u8; 16]>::try_from(*b).ok()?))
+        }
         _ => return None,
     };
     Some(normalise(&san))

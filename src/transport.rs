@@ -17,7 +17,7 @@ use crate::profile::Remote;
 use crate::protocol::MAX_REPLY_BYTES;
 
 /// How to trust the CA and how to identify to it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TlsOptions {
     /// Trust exactly the certificates in this PEM file (`-tls-remote-ca`); system roots otherwise.
     pub pinned_ca: Option<PathBuf>,
@@ -167,13 +167,13 @@ fn classify(server: &str, err: &(dyn StdError + 'static), timeout: Duration) -> 
         server: server.to_string(),
         detail,
     };
-    if let Some(req) = err.downcast_ref::<reqwest::Error>() {
-        if req.is_timeout() {
-            return unavailable(format!(
-                "no answer within {} (raise --timeout, or retry later)",
-                humantime::format_duration(timeout)
-            ));
-        }
+    if let Some(req) = err.downcast_ref::<reqwest::Error>()
+        && req.is_timeout()
+    {
+        return unavailable(format!(
+            "no answer within {} (raise --timeout, or retry later)",
+            humantime::format_duration(timeout)
+        ));
     }
     let lower = text.to_ascii_lowercase();
     if lower.contains("timed out") || lower.contains("deadline") {
@@ -206,12 +206,11 @@ fn find_rustls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(found) = find_rustls_error(inner) {
-                    return Some(found);
-                }
-            }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(found) = find_rustls_error(inner)
+        {
+            return Some(found);
         }
         current = e.source();
     }

@@ -16,7 +16,10 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     let job = job_from_args(args)?;
     let result = Transport::new(&job.tls, args.timeout).and_then(|transport| job.run(&transport));
     if let Some(path) = &args.renewal.metrics_file {
-        let name = job.paths().map(|(cert, _)| cert.display().to_string()).unwrap_or_else(|| "<stdout>".into());
+        let name = job
+            .paths()
+            .map(|(cert, _)| cert.display().to_string())
+            .unwrap_or_else(|| "<stdout>".into());
         let sample = Sample {
             name,
             not_after: result.as_ref().ok().map(|o| o.not_after),
@@ -36,16 +39,24 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
 /// Resolves the arguments: reads csr.json and the request profile, applies the overrides.
 pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
     let (request, hostname_override) = super::load_request(&args.request)?;
-    let target = profile::resolve(args.config.as_deref(), &args.profile, args.remote.as_deref())?;
+    let target = profile::resolve(
+        args.config.as_deref(),
+        &args.profile,
+        args.remote.as_deref(),
+    )?;
     check_plaintext(&target, args.allow_plaintext)?;
     let destination = match (&args.bare, &args.cert, &args.key) {
         (Some(name), _, _) if name.is_empty() => {
-            return Err(Error::Usage("flag -bare: give a NAME for NAME.pem, NAME-key.pem, NAME.csr".into()));
+            return Err(Error::Usage(
+                "flag -bare: give a NAME for NAME.pem, NAME-key.pem, NAME.csr".into(),
+            ));
         }
         (Some(name), _, _) => Destination::bare(name),
-        (None, Some(cert), Some(key)) => {
-            Destination::Files { cert: Some(cert.clone()), key: key.clone(), csr: args.csr.clone() }
-        }
+        (None, Some(cert), Some(key)) => Destination::Files {
+            cert: Some(cert.clone()),
+            key: key.clone(),
+            csr: args.csr.clone(),
+        },
         _ => Destination::Stdout,
     };
     let renewal = &args.renewal;
@@ -58,7 +69,9 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
             (renewal.report == Some(ReportFormat::Json), "--report json"),
         ];
         if let Some((_, flag)) = needs_files.iter().find(|(set, _)| *set) {
-            return Err(Error::Usage(format!("{flag} works on files: add -bare NAME or --cert PATH --key PATH")));
+            return Err(Error::Usage(format!(
+                "{flag} works on files: add -bare NAME or --cert PATH --key PATH"
+            )));
         }
     }
     let client_identity = match (&args.mutual_tls_client_cert, &args.mutual_tls_client_key) {
@@ -69,7 +82,10 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
         request,
         hostname_override,
         target,
-        tls: TlsOptions { pinned_ca: args.tls_remote_ca.clone(), client_identity },
+        tls: TlsOptions {
+            pinned_ca: args.tls_remote_ca.clone(),
+            client_identity,
+        },
         profile: args.profile.clone(),
         label: args.label.clone(),
         destination,
@@ -94,17 +110,23 @@ pub(crate) fn check_plaintext(target: &profile::Target, allowed: bool) -> Result
                 "remote {remote} is plain http: the auth token and CSR would travel in clear. Use https://, or pass --allow-plaintext to accept that"
             )));
         }
-        log::warn!("remote {remote} is plain http: the auth token and CSR travel in clear (--allow-plaintext)");
+        log::warn!(
+            "remote {remote} is plain http: the auth token and CSR travel in clear (--allow-plaintext)"
+        );
     }
     Ok(())
 }
 
 /// `--owner`, `--mode`, `--key-mode` as [`FileOptions`].
 pub(crate) fn file_options(owner: Option<&str>, mode: &str, key_mode: &str) -> Result<FileOptions> {
-    let owner = owner.map(|o| Owner::parse(o).map_err(|d| Error::Usage(format!("flag --owner: {d}")))).transpose()?;
+    let owner = owner
+        .map(|o| Owner::parse(o).map_err(|d| Error::Usage(format!("flag --owner: {d}"))))
+        .transpose()?;
     let mode = parse_mode(mode).map_err(|d| Error::Usage(format!("flag --mode: {d}")))?;
-    let key_mode = parse_mode(key_mode).map_err(|d| Error::Usage(format!("flag --key-mode: {d}")))?;
-    FileOptions::new(owner, Some(mode), Some(key_mode)).map_err(|d| Error::Usage(format!("flag --key-mode: {d}")))
+    let key_mode =
+        parse_mode(key_mode).map_err(|d| Error::Usage(format!("flag --key-mode: {d}")))?;
+    FileOptions::new(owner, Some(mode), Some(key_mode))
+        .map_err(|d| Error::Usage(format!("flag --key-mode: {d}")))
 }
 
 /// Prints the outcome: JSON on stdout with `--report json`; otherwise, in renewal mode or with
@@ -119,7 +141,11 @@ fn report(renewal: &RenewalArgs, outcome: &Outcome, loglevel: u8) -> Result<()> 
         }
         Some(ReportFormat::Text) => eprintln!("nodecert: {}", summary(outcome)),
         None if renewal.renew_before.is_some() => {
-            let show = if outcome.changed() { loglevel <= 2 } else { loglevel <= 1 };
+            let show = if outcome.changed() {
+                loglevel <= 2
+            } else {
+                loglevel <= 1
+            };
             if show {
                 eprintln!("nodecert: {}", summary(outcome));
             }
@@ -144,13 +170,22 @@ pub(crate) fn outcome_json(outcome: &Outcome) -> serde_json::Value {
 
 /// `renewed node.pem (expires in 9d, under 30d); serial …, not after …`.
 pub(crate) fn summary(outcome: &Outcome) -> String {
-    let what = outcome.cert.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "certificate".into());
+    let what = outcome
+        .cert
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "certificate".into());
     let verb = match outcome.action {
         Action::Issued => "issued",
         Action::Renewed => "renewed",
         Action::Unchanged => "kept",
     };
-    format!("{verb} {what} ({}); serial {}, not after {}", outcome.reason, outcome.serial, rfc3339(outcome.not_after))
+    format!(
+        "{verb} {what} ({}); serial {}, not after {}",
+        outcome.reason,
+        outcome.serial,
+        rfc3339(outcome.not_after)
+    )
 }
 
 fn rfc3339(unix: i64) -> String {

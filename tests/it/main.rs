@@ -12,13 +12,15 @@ mod support;
 mod auth_keys;
 /// Byte-level agreement with cfssl's own CSRs and cfssljson's files; genkey.
 mod compat;
-/// --renew-before, hooks, locks, retries, metrics, crash safety.
-mod renewal;
 /// Bad input and what a failed run leaves on disk.
 mod failures;
 /// Issuing against the real multirootca: key types, outputs, flags, failover.
 mod gencert;
 /// completions/ and man/ match the CLI definition.
 mod generated;
+/// --renew-before, hooks, locks, retries, metrics, crash safety.
+mod renewal;
+/// `nodecert sync` over a directory of specs.
+mod sync;
 /// Trust, plaintext refusal, mutual-TLS flags, unreachable and silent servers.
 mod transport;

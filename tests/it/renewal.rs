@@ -6,16 +6,23 @@ use std::time::{Duration, Instant};
 use predicates::prelude::PredicateBooleanExt as _;
 use predicates::str::contains;
 
-use crate::support::{Pki, assert_key_matches, assert_verifies, listing, mode, node_csr, nodecert, s, write};
+use crate::support::{
+    Pki, assert_key_matches, assert_verifies, listing, mode, node_csr, nodecert, s, write,
+};
 
 /// `(bytes, inode, mtime)` of a file: "touched" means any of them changed.
 fn fingerprint(path: &Path) -> (Vec<u8>, u64, i64) {
     let meta = std::fs::metadata(path).unwrap();
-    (std::fs::read(path).unwrap(), meta.ino(), meta.mtime_nsec() + meta.mtime() * 1_000_000_000)
+    (
+        std::fs::read(path).unwrap(),
+        meta.ino(),
+        meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
+    )
 }
 
 fn report(out: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
+    serde_json::from_slice(out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
 }
 
 struct Setup {
@@ -33,7 +40,13 @@ impl Setup {
         let work = tempfile::tempdir().unwrap();
         let profile = pki.request_profile(work.path(), &server.url(), &pki.auth_key);
         let csr = write(work.path(), "csr.json", &node_csr("ecdsa", 256));
-        Self { pki, server, work, profile, csr }
+        Self {
+            pki,
+            server,
+            work,
+            profile,
+            csr,
+        }
     }
 
     fn dir(&self) -> &Path {
@@ -43,7 +56,15 @@ impl Setup {
     /// `nodecert gencert` for the pair `node` with the given extra flags.
     fn gencert(&self, extra: &[&str]) -> assert_cmd::Command {
         let mut cmd = nodecert(self.dir());
-        cmd.args(["gencert", "-config", s(&self.profile), "-tls-remote-ca", s(&self.pki.primary_ca()), "-bare", "node"]);
+        cmd.args([
+            "gencert",
+            "-config",
+            s(&self.profile),
+            "-tls-remote-ca",
+            s(&self.pki.primary_ca()),
+            "-bare",
+            "node",
+        ]);
         cmd.args(extra).arg(s(&self.csr));
         cmd
     }
@@ -54,7 +75,13 @@ impl Setup {
 #[test]
 fn second_run_is_unchanged_and_contacts_no_one() {
     let t = Setup::new();
-    let first = t.gencert(&["--renew-before", "720h", "--report", "json"]).assert().code(0).get_output().stdout.clone();
+    let first = t
+        .gencert(&["--renew-before", "720h", "--report", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
     let first = report(&first);
     assert_eq!(first["changed"], true);
     assert_eq!(first["action"], "issued");
@@ -63,21 +90,42 @@ fn second_run_is_unchanged_and_contacts_no_one() {
     assert!(first["not_after"].as_str().unwrap().ends_with('Z'));
     assert_eq!(t.server.signed_count(), 1);
     let files = ["node.pem", "node-key.pem", "node.csr"];
-    let before: Vec<_> = files.iter().map(|f| fingerprint(&t.dir().join(f))).collect();
+    let before: Vec<_> = files
+        .iter()
+        .map(|f| fingerprint(&t.dir().join(f)))
+        .collect();
 
-    let second = t.gencert(&["--renew-before", "720h", "--report", "json"]).assert().code(0).get_output().stdout.clone();
+    let second = t
+        .gencert(&["--renew-before", "720h", "--report", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
     let second = report(&second);
     assert_eq!(second["changed"], false);
     assert_eq!(second["action"], "unchanged");
     assert_eq!(second["serial"], first["serial"]);
-    assert!(second["reason"].as_str().unwrap().contains("over 30d"), "{second}");
+    assert!(
+        second["reason"].as_str().unwrap().contains("over 30d"),
+        "{second}"
+    );
     assert_eq!(t.server.signed_count(), 1, "no request reached the CA");
-    let after: Vec<_> = files.iter().map(|f| fingerprint(&t.dir().join(f))).collect();
+    let after: Vec<_> = files
+        .iter()
+        .map(|f| fingerprint(&t.dir().join(f)))
+        .collect();
     assert_eq!(before, after, "no file was touched");
 
     // Human summary: an unchanged run is silent above info level, a change is not.
-    t.gencert(&["--renew-before", "720h", "-loglevel", "2"]).assert().code(0).stderr("");
-    t.gencert(&["--renew-before", "720h"]).assert().code(0).stderr(contains("kept node.pem"));
+    t.gencert(&["--renew-before", "720h", "-loglevel", "2"])
+        .assert()
+        .code(0)
+        .stderr("");
+    t.gencert(&["--renew-before", "720h"])
+        .assert()
+        .code(0)
+        .stderr(contains("kept node.pem"));
     t.gencert(&["--renew-before", "720h", "--force", "-loglevel", "2"])
         .assert()
         .code(0)
@@ -94,21 +142,48 @@ fn renews_when_due_or_when_the_request_changed() {
     let reason = |extra: &[&str]| {
         let mut args = vec!["--renew-before", "720h", "--report", "json"];
         args.extend_from_slice(extra);
-        let out = t.gencert(&args).assert().code(0).get_output().stdout.clone();
+        let out = t
+            .gencert(&args)
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone();
         let r = report(&out);
         assert_eq!(r["action"], "renewed", "{r}");
         r["reason"].as_str().unwrap().to_string()
     };
     // The server issues for 8760h: a 9000h threshold is never met.
-    let out = t.gencert(&["--renew-before", "9000h", "--report", "json"]).assert().code(0).get_output().stdout.clone();
-    assert!(report(&out)["reason"].as_str().unwrap().contains("under 375d"));
-    assert!(reason(&["-hostname", "node1.example.com,127.0.0.1,extra.example.com"]).contains("DNS:extra.example.com"));
+    let out = t
+        .gencert(&["--renew-before", "9000h", "--report", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    assert!(
+        report(&out)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("under 375d")
+    );
+    assert!(
+        reason(&["-hostname", "node1.example.com,127.0.0.1,extra.example.com"])
+            .contains("DNS:extra.example.com")
+    );
     assert!(reason(&["-cn", "other"]).contains("CN changed"));
     // Put another key next to the certificate: the mismatch is found and healed.
-    nodecert(t.dir()).args(["genkey", "-bare", "other", s(&t.csr)]).assert().code(0);
+    nodecert(t.dir())
+        .args(["genkey", "-bare", "other", s(&t.csr)])
+        .assert()
+        .code(0);
     std::fs::copy(t.dir().join("other-key.pem"), t.dir().join("node-key.pem")).unwrap();
     assert!(reason(&[]).contains("key does not match"));
-    assert_key_matches(t.dir(), &t.dir().join("node-key.pem"), &t.dir().join("node.pem"));
+    assert_key_matches(
+        t.dir(),
+        &t.dir().join("node-key.pem"),
+        &t.dir().join("node.pem"),
+    );
     // A key type change in csr.json.
     std::fs::write(&t.csr, node_csr("rsa", 2048)).unwrap();
     assert!(reason(&[]).contains("key type changed"));
@@ -122,18 +197,30 @@ fn exec_hook_runs_once_per_change() {
     let t = Setup::new();
     let hook = r#"echo "$NODECERT_CERT $NODECERT_KEY" >> hook.log"#;
     for _ in 0..3 {
-        t.gencert(&["--renew-before", "720h", "--exec", hook]).assert().code(0);
+        t.gencert(&["--renew-before", "720h", "--exec", hook])
+            .assert()
+            .code(0);
     }
-    t.gencert(&["--renew-before", "720h", "--force", "--exec", hook]).assert().code(0);
+    t.gencert(&["--renew-before", "720h", "--force", "--exec", hook])
+        .assert()
+        .code(0);
     let log = std::fs::read_to_string(t.dir().join("hook.log")).unwrap();
     assert_eq!(log, "node.pem node-key.pem\nnode.pem node-key.pem\n");
 
-    let serial_before = crate::support::tool(t.dir(), "openssl", &["x509", "-in", "node.pem", "-noout", "-serial"]);
+    let serial_before = crate::support::tool(
+        t.dir(),
+        "openssl",
+        &["x509", "-in", "node.pem", "-noout", "-serial"],
+    );
     t.gencert(&["--force", "--exec", "exit 3"])
         .assert()
         .code(10)
         .stderr(contains("exited with status 3").and(contains("the new certificate is in place")));
-    let serial_after = crate::support::tool(t.dir(), "openssl", &["x509", "-in", "node.pem", "-noout", "-serial"]);
+    let serial_after = crate::support::tool(
+        t.dir(),
+        "openssl",
+        &["x509", "-in", "node.pem", "-noout", "-serial"],
+    );
     assert_ne!(serial_before, serial_after, "the new certificate stays");
     assert_verifies(t.dir(), &t.pki.primary_ca(), &t.dir().join("node.pem"));
 }
@@ -146,21 +233,44 @@ fn reuse_key_keeps_the_private_key() {
     let key_before = std::fs::read(t.dir().join("node-key.pem")).unwrap();
     let cert_before = std::fs::read(t.dir().join("node.pem")).unwrap();
     t.gencert(&["--reuse-key", "--force"]).assert().code(0);
-    assert_eq!(std::fs::read(t.dir().join("node-key.pem")).unwrap(), key_before);
-    assert_ne!(std::fs::read(t.dir().join("node.pem")).unwrap(), cert_before);
-    assert_key_matches(t.dir(), &t.dir().join("node-key.pem"), &t.dir().join("node.pem"));
+    assert_eq!(
+        std::fs::read(t.dir().join("node-key.pem")).unwrap(),
+        key_before
+    );
+    assert_ne!(
+        std::fs::read(t.dir().join("node.pem")).unwrap(),
+        cert_before
+    );
+    assert_key_matches(
+        t.dir(),
+        &t.dir().join("node-key.pem"),
+        &t.dir().join("node.pem"),
+    );
 }
 
 /// --owner, --mode and --key-mode; a key mode that exposes the key is refused.
 #[test]
 fn owner_and_modes() {
     let t = Setup::new();
-    t.gencert(&["--owner", "0:0", "--mode", "0640", "--key-mode", "0640"]).assert().code(0);
+    t.gencert(&["--owner", "0:0", "--mode", "0640", "--key-mode", "0640"])
+        .assert()
+        .code(0);
     assert_eq!(mode(&t.dir().join("node.pem")), 0o640);
     assert_eq!(mode(&t.dir().join("node-key.pem")), 0o640);
-    assert_eq!(std::fs::metadata(t.dir().join("node-key.pem")).unwrap().gid(), 0);
-    t.gencert(&["--key-mode", "0644"]).assert().code(2).stderr(contains("would expose the private key"));
-    t.gencert(&["--owner", "no-such-user-nodecert"]).assert().code(2).stderr(contains("no user"));
+    assert_eq!(
+        std::fs::metadata(t.dir().join("node-key.pem"))
+            .unwrap()
+            .gid(),
+        0
+    );
+    t.gencert(&["--key-mode", "0644"])
+        .assert()
+        .code(2)
+        .stderr(contains("would expose the private key"));
+    t.gencert(&["--owner", "no-such-user-nodecert"])
+        .assert()
+        .code(2)
+        .stderr(contains("no user"));
 }
 
 /// --retries retries what is worth retrying, with backoff, and then gives the same exit code.
@@ -174,9 +284,22 @@ fn retries_back_off_then_give_up() {
         .stderr(contains("retry 1 of 2").and(contains("retry 2 of 2")));
     assert!(started.elapsed() < Duration::from_secs(10));
     // A refusal is not retried.
-    let wrong = t.pki.request_profile(&t.dir().join("."), &t.server.url(), "00");
+    let wrong = t
+        .pki
+        .request_profile(&t.dir().join("."), &t.server.url(), "00");
     nodecert(t.dir())
-        .args(["gencert", "-config", s(&wrong), "-tls-remote-ca", s(&t.pki.primary_ca()), "--retries", "3", "-bare", "x", s(&t.csr)])
+        .args([
+            "gencert",
+            "-config",
+            s(&wrong),
+            "-tls-remote-ca",
+            s(&t.pki.primary_ca()),
+            "--retries",
+            "3",
+            "-bare",
+            "x",
+            s(&t.csr),
+        ])
         .assert()
         .code(5)
         .stderr(contains("retry").not());
@@ -188,8 +311,13 @@ fn jitter_only_when_due() {
     let t = Setup::new();
     t.gencert(&["--renew-before", "720h"]).assert().code(0);
     let started = Instant::now();
-    t.gencert(&["--renew-before", "720h", "--jitter", "1h"]).assert().code(0);
-    assert!(started.elapsed() < Duration::from_secs(5), "an unchanged run does not wait");
+    t.gencert(&["--renew-before", "720h", "--jitter", "1h"])
+        .assert()
+        .code(0);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "an unchanged run does not wait"
+    );
 }
 
 /// --metrics-file: Prometheus text with the certificate's not-after and the last success and
@@ -197,15 +325,27 @@ fn jitter_only_when_due() {
 #[test]
 fn metrics_file_for_node_exporter() {
     let t = Setup::new();
-    t.gencert(&["--metrics-file", "nodecert.prom"]).assert().code(0);
-    t.gencert(&["--metrics-file", "nodecert.prom", "-remote", "127.0.0.1:1"]).assert().code(6);
+    t.gencert(&["--metrics-file", "nodecert.prom"])
+        .assert()
+        .code(0);
+    t.gencert(&["--metrics-file", "nodecert.prom", "-remote", "127.0.0.1:1"])
+        .assert()
+        .code(6);
     let text = std::fs::read_to_string(t.dir().join("nodecert.prom")).unwrap();
-    let enddate = crate::support::tool(t.dir(), "openssl", &["x509", "-in", "node.pem", "-noout", "-enddate"]);
+    let enddate = crate::support::tool(
+        t.dir(),
+        "openssl",
+        &["x509", "-in", "node.pem", "-noout", "-enddate"],
+    );
     let not_after = text
         .lines()
         .find_map(|l| l.strip_prefix("nodecert_certificate_not_after_seconds{name=\"node.pem\"} "))
         .unwrap_or_else(|| panic!("{text}"));
-    let from_openssl = crate::support::tool(t.dir(), "date", &["-d", enddate.trim().trim_start_matches("notAfter="), "+%s"]);
+    let from_openssl = crate::support::tool(
+        t.dir(),
+        "date",
+        &["-d", enddate.trim().trim_start_matches("notAfter="), "+%s"],
+    );
     assert_eq!(not_after, from_openssl.trim());
     assert!(text.contains("nodecert_last_success_timestamp_seconds{name=\"node.pem\"} "));
     assert!(text.contains("nodecert_last_failure_timestamp_seconds{name=\"node.pem\"} "));
@@ -220,7 +360,16 @@ fn concurrent_runs_on_one_pair() {
     let spawn = |extra: &[&str]| {
         Command::new(&bin)
             .current_dir(t.dir())
-            .args(["gencert", "-config", s(&t.profile), "-tls-remote-ca", s(&t.pki.primary_ca()), "-bare", "node", "--force"])
+            .args([
+                "gencert",
+                "-config",
+                s(&t.profile),
+                "-tls-remote-ca",
+                s(&t.pki.primary_ca()),
+                "-bare",
+                "node",
+                "--force",
+            ])
             .args(extra)
             .arg(s(&t.csr))
             .stdout(Stdio::null())
@@ -231,16 +380,31 @@ fn concurrent_runs_on_one_pair() {
     let children: Vec<_> = (0..6).map(|_| spawn(&[])).collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(t.server.signed_count(), 6);
-    assert_key_matches(t.dir(), &t.dir().join("node-key.pem"), &t.dir().join("node.pem"));
+    assert_key_matches(
+        t.dir(),
+        &t.dir().join("node-key.pem"),
+        &t.dir().join("node.pem"),
+    );
 
     // Hold the pair: a run that waits (jitter) while holding the lock, and an impatient one.
     let holder = spawn(&["--jitter", "3s"]);
     std::thread::sleep(Duration::from_millis(300));
-    let impatient = spawn(&["--lock-timeout", "100ms"]).wait_with_output().unwrap();
-    assert_eq!(impatient.status.code(), Some(9), "{}", String::from_utf8_lossy(&impatient.stderr));
+    let impatient = spawn(&["--lock-timeout", "100ms"])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(
+        impatient.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&impatient.stderr)
+    );
     assert!(String::from_utf8_lossy(&impatient.stderr).contains("another nodecert run holds"));
     assert!(holder.wait_with_output().unwrap().status.success());
 }
@@ -253,12 +417,27 @@ fn killed_runs_leave_a_usable_or_healable_pair() {
     t.gencert(&[]).assert().code(0);
     let bin = assert_cmd::cargo::cargo_bin("nodecert");
     let mut seen = std::collections::BTreeMap::<&str, u32>::new();
-    let serial = || crate::support::tool(t.dir(), "openssl", &["x509", "-in", "node.pem", "-noout", "-serial"]);
+    let serial = || {
+        crate::support::tool(
+            t.dir(),
+            "openssl",
+            &["x509", "-in", "node.pem", "-noout", "-serial"],
+        )
+    };
     for round in 0..30u64 {
         let serial_before = serial();
         let mut child = Command::new(&bin)
             .current_dir(t.dir())
-            .args(["gencert", "-config", s(&t.profile), "-tls-remote-ca", s(&t.pki.primary_ca()), "-bare", "node", "--force"])
+            .args([
+                "gencert",
+                "-config",
+                s(&t.profile),
+                "-tls-remote-ca",
+                s(&t.pki.primary_ca()),
+                "-bare",
+                "node",
+                "--force",
+            ])
             .arg(s(&t.csr))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -267,25 +446,61 @@ fn killed_runs_leave_a_usable_or_healable_pair() {
         // Spread the kill over a run's lifetime (about 10-40 ms here) and beyond.
         let mut random = [0u8; 2];
         getrandom::fill(&mut random).unwrap();
-        std::thread::sleep(Duration::from_micros(u64::from(u16::from_le_bytes(random)) % 45_000 + round % 3 * 100));
+        std::thread::sleep(Duration::from_micros(
+            u64::from(u16::from_le_bytes(random)) % 45_000 + round % 3 * 100,
+        ));
         let _ = child.kill();
         let _ = child.wait();
 
         let cert = t.dir().join("node.pem");
         let key = t.dir().join("node-key.pem");
-        assert!(cert.exists() && key.exists(), "round {round}: a file of the pair vanished");
-        let cert_ok = Command::new("openssl").args(["x509", "-in", s(&cert), "-noout"]).status().unwrap().success();
-        let key_ok = Command::new("openssl").args(["pkey", "-in", s(&key), "-noout"]).status().unwrap().success();
+        assert!(
+            cert.exists() && key.exists(),
+            "round {round}: a file of the pair vanished"
+        );
+        let cert_ok = Command::new("openssl")
+            .args(["x509", "-in", s(&cert), "-noout"])
+            .status()
+            .unwrap()
+            .success();
+        let key_ok = Command::new("openssl")
+            .args(["pkey", "-in", s(&key), "-noout"])
+            .status()
+            .unwrap()
+            .success();
         assert!(cert_ok && key_ok, "round {round}: a truncated file");
-        let from_key = crate::support::tool(t.dir(), "openssl", &["pkey", "-in", "node-key.pem", "-pubout"]);
-        let from_cert = crate::support::tool(t.dir(), "openssl", &["x509", "-in", "node.pem", "-noout", "-pubkey"]);
+        let from_key = crate::support::tool(
+            t.dir(),
+            "openssl",
+            &["pkey", "-in", "node-key.pem", "-pubout"],
+        );
+        let from_cert = crate::support::tool(
+            t.dir(),
+            "openssl",
+            &["x509", "-in", "node.pem", "-noout", "-pubkey"],
+        );
         if from_key == from_cert {
-            let which = if serial() == serial_before { "old pair" } else { "new pair" };
+            let which = if serial() == serial_before {
+                "old pair"
+            } else {
+                "new pair"
+            };
             *seen.entry(which).or_default() += 1;
         } else {
             *seen.entry("mismatch, healed").or_default() += 1;
-            let out = t.gencert(&["--renew-before", "1h", "--report", "json"]).assert().code(0).get_output().stdout.clone();
-            assert!(report(&out)["reason"].as_str().unwrap().contains("key does not match"));
+            let out = t
+                .gencert(&["--renew-before", "1h", "--report", "json"])
+                .assert()
+                .code(0)
+                .get_output()
+                .stdout
+                .clone();
+            assert!(
+                report(&out)["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("key does not match")
+            );
             assert_key_matches(t.dir(), &key, &cert);
         }
     }

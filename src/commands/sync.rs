@@ -1,0 +1,160 @@
+//! `nodecert sync DIR`: every `*.json` spec in a directory, in parallel, one line each.
+//!
+//! Specs share one HTTP client per distinct TLS setting, so requests to the same CA reuse
+//! connections; key generation runs on all cores. One failing spec never stops the others; the
+//! exit code says whether any failed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::cli::{ReportFormat, SyncArgs};
+use crate::error::{Error, Result, exit};
+use crate::job::{Job, Outcome, Renewal, unix_now};
+use crate::metrics::{self, Sample};
+use crate::spec::{Shared, Spec};
+use crate::transport::{TlsOptions, Transport};
+
+/// Runs sync; returns the exit code (0, or [`exit::SYNC_FAILED`]).
+pub fn run(args: &SyncArgs) -> Result<u8> {
+    let specs = spec_files(&args.dir)?;
+    let shared = Shared {
+        renewal: Renewal {
+            renew_before: args.renew_before,
+            force: args.force,
+            reuse_key: false,
+            exec: None,
+            jitter: args.jitter,
+            retries: args.retries,
+            lock_wait: args.lock_timeout,
+        },
+        allow_plaintext: args.allow_plaintext,
+    };
+    let jobs: Vec<(PathBuf, Result<Job>)> = specs
+        .into_iter()
+        .map(|path| {
+            let job = Spec::load(&path).and_then(|spec| spec.into_job(&path, &shared));
+            (path, job)
+        })
+        .collect();
+
+    // One client per distinct TLS setting, built once; a bad CA file fails only its specs.
+    let mut transports: HashMap<&TlsOptions, Result<Transport>> = HashMap::new();
+    for job in jobs.iter().filter_map(|(_, job)| job.as_ref().ok()) {
+        transports
+            .entry(&job.tls)
+            .or_insert_with(|| Transport::new(&job.tls, args.timeout));
+    }
+
+    let results: Vec<Mutex<Option<Result<Outcome>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = args
+        .parallel
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    std::thread::scope(|scope| {
+        for _ in 0..workers.clamp(1, jobs.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((_, job)) = jobs.get(i) else { break };
+                    let result = match job {
+                        Err(err) => Err(err.clone()),
+                        Ok(job) => match &transports[&job.tls] {
+                            Ok(transport) => job.run(transport),
+                            Err(err) => Err(err.clone()),
+                        },
+                    };
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(result);
+                    }
+                }
+            });
+        }
+    });
+
+    let mut failed = false;
+    let mut samples = Vec::new();
+    let mut json = Vec::new();
+    for ((path, job), slot) in jobs.iter().zip(results) {
+        let result = slot
+            .into_inner()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Err(Error::Internal("spec was not run".into())));
+        let name = spec_name(path);
+        let cert_name = job
+            .as_ref()
+            .ok()
+            .and_then(|j| j.paths())
+            .map(|(c, _)| c.display().to_string());
+        let (line, value, ok) = match &result {
+            Ok(outcome) => {
+                let hook = outcome
+                    .hook_error
+                    .as_ref()
+                    .map(|e| format!("; error: {e}"))
+                    .unwrap_or_default();
+                let mut value = super::gencert::outcome_json(outcome);
+                value["spec"] = name.clone().into();
+                if let Some(err) = &outcome.hook_error {
+                    value["error"] = err.to_string().into();
+                    value["exit_code"] = err.exit_code().into();
+                }
+                (
+                    format!("{name}: {}{hook}", super::gencert::summary(outcome)),
+                    value,
+                    outcome.hook_error.is_none(),
+                )
+            }
+            Err(err) => {
+                let value = serde_json::json!({"spec": name, "changed": false, "action": "failed",
+                    "error": err.to_string(), "exit_code": err.exit_code()});
+                (format!("{name}: error: {err}"), value, false)
+            }
+        };
+        failed |= !ok;
+        if args.report == Some(ReportFormat::Json) {
+            json.push(value);
+        } else {
+            println!("{line}");
+        }
+        if let Some(cert) = cert_name {
+            samples.push(Sample {
+                name: cert,
+                not_after: result.as_ref().ok().map(|o| o.not_after),
+                success: ok,
+                at: unix_now(),
+            });
+        }
+    }
+    if args.report == Some(ReportFormat::Json) {
+        println!("{}", serde_json::Value::Array(json));
+    }
+    if let Some(path) = &args.metrics_file {
+        metrics::update(path, &samples)?;
+    }
+    Ok(if failed { exit::SYNC_FAILED } else { exit::OK })
+}
+
+/// The `*.json` files in `dir`, sorted.
+fn spec_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::input_file(dir, format!("cannot read the spec directory: {e}")))?;
+    let mut specs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+        .collect();
+    specs.sort();
+    if specs.is_empty() {
+        return Err(Error::input_file(dir, "holds no *.json spec"));
+    }
+    Ok(specs)
+}
+
+fn spec_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

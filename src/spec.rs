@@ -1,0 +1,151 @@
+//! `nodecert sync` specs: one JSON file per certificate pair (certmgr-style), with the same
+//! meaning as gencert's flags. Relative paths are relative to the spec file, so a directory of
+//! specs can be moved as a whole.
+//!
+//! ```json
+//! {"csr": "kubelet-csr.json", "config": "request-profile.json", "profile": "kubelet",
+//!  "tls_remote_ca": "/etc/kubernetes/pki/ca.pem", "hostname": ["node1", "10.0.0.1"],
+//!  "cert": "/var/lib/kubelet/pki/kubelet.crt", "key": "/var/lib/kubelet/pki/kubelet.key",
+//!  "renew_before": "720h", "exec": "systemctl restart kubelet", "owner": "root:root", "mode": "0644"}
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::csr::CertificateRequest;
+use crate::error::{Error, Result};
+use crate::job::{Job, Renewal};
+use crate::output::Destination;
+use crate::transport::TlsOptions;
+
+/// A spec file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub csr: PathBuf,
+    pub config: PathBuf,
+    #[serde(default)]
+    pub profile: String,
+    #[serde(default)]
+    pub label: String,
+    pub tls_remote_ca: Option<PathBuf>,
+    pub hostname: Option<Vec<String>>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub csr_out: Option<PathBuf>,
+    pub renew_before: Option<String>,
+    pub exec: Option<String>,
+    pub owner: Option<String>,
+    pub mode: Option<String>,
+    pub key_mode: Option<String>,
+    #[serde(default)]
+    pub reuse_key: bool,
+    pub mutual_tls_client_cert: Option<PathBuf>,
+    pub mutual_tls_client_key: Option<PathBuf>,
+}
+
+/// Settings that come from sync's command line and apply to every spec.
+#[derive(Clone, Debug, Default)]
+pub struct Shared {
+    pub renewal: Renewal,
+    pub allow_plaintext: bool,
+}
+
+impl Spec {
+    /// Reads and parses a spec file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = crate::error::read_input(path, "sync spec")?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::input_file(path, format!("invalid spec: {e}")))
+    }
+
+    /// Turns the spec at `path` into a job.
+    pub fn into_job(self, path: &Path, shared: &Shared) -> Result<Job> {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let at = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let field = |name: &str, detail: String| {
+            Error::input(format!("{}: field {name}", path.display()), detail)
+        };
+
+        let csr_path = at(&self.csr);
+        let bytes = crate::error::read_input(&csr_path, "csr.json")?;
+        let mut request = CertificateRequest::parse(&bytes, &csr_path.display().to_string())?;
+        if let Some(hosts) = &self.hostname {
+            for host in hosts {
+                crate::csr::check_host(host)
+                    .map_err(|d| field("hostname", format!("entry {d}")))?;
+            }
+            request.hosts = hosts.clone();
+        }
+        let target = crate::profile::resolve(Some(&at(&self.config)), &self.profile, None)?;
+        crate::commands::gencert::check_plaintext(&target, shared.allow_plaintext)?;
+        let renew_before = self
+            .renew_before
+            .as_deref()
+            .map(|d| crate::cli::parse_duration(d).map_err(|e| field("renew_before", e)))
+            .transpose()?;
+        let files = crate::commands::gencert::file_options(
+            self.owner.as_deref(),
+            self.mode.as_deref().unwrap_or("0644"),
+            self.key_mode.as_deref().unwrap_or("0600"),
+        )
+        .map_err(|e| field("owner/mode/key_mode", e.to_string()))?;
+        let client_identity = match (self.mutual_tls_client_cert, self.mutual_tls_client_key) {
+            (Some(cert), Some(key)) => Some((at(&cert), at(&key))),
+            (None, None) => None,
+            _ => {
+                return Err(field(
+                    "mutual_tls_client_cert",
+                    "and mutual_tls_client_key come together".into(),
+                ));
+            }
+        };
+        let mut renewal = shared.renewal.clone();
+        renewal.renew_before = renew_before.or(renewal.renew_before);
+        renewal.exec = self.exec;
+        renewal.reuse_key |= self.reuse_key;
+        Ok(Job {
+            request,
+            hostname_override: self.hostname,
+            target,
+            tls: TlsOptions {
+                pinned_ca: self.tls_remote_ca.as_deref().map(at),
+                client_identity,
+            },
+            profile: self.profile,
+            label: self.label,
+            destination: Destination::Files {
+                cert: Some(at(&self.cert)),
+                key: at(&self.key),
+                csr: self.csr_out.as_deref().map(at),
+            },
+            files,
+            renewal,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        std::fs::write(
+            &path,
+            r#"{"csr":"c","config":"r","cert":"a","key":"b","hostnames":["x"]}"#,
+        )
+        .unwrap();
+        let err = Spec::load(&path).unwrap_err().to_string();
+        assert!(err.contains("unknown field `hostnames`"), "{err}");
+    }
+}

@@ -1,0 +1,101 @@
+use predicates::str::contains;
+
+use crate::support::{Pki, assert_key_matches, assert_verifies, node_csr, nodecert, s, write};
+
+/// Several specs, one broken: the good ones are issued, the broken one is reported on its own
+/// line, the exit code says a spec failed; a second run leaves everything unchanged without
+/// contacting the CA.
+#[test]
+fn sync_handles_every_spec_and_isolates_a_broken_one() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let specs = dir.join("specs");
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(specs.join("out")).unwrap();
+    std::fs::create_dir_all(&conf).unwrap();
+    pki.request_profile(&conf, &server.url(), &pki.auth_key);
+    std::fs::copy(pki.primary_ca(), conf.join("ca.pem")).unwrap();
+    for (name, algo, size) in [
+        ("alpha", "ecdsa", 256),
+        ("beta", "ecdsa", 384),
+        ("gamma", "rsa", 2048),
+    ] {
+        write(&conf, &format!("{name}-csr.json"), &node_csr(algo, size));
+        write(
+            &specs,
+            &format!("{name}.json"),
+            &format!(
+                r#"{{"csr":"../conf/{name}-csr.json","config":"../conf/request-profile.json","tls_remote_ca":"../conf/ca.pem",
+                "cert":"out/{name}.pem","key":"out/{name}-key.pem","csr_out":"out/{name}.csr",
+                "renew_before":"720h","hostname":["{name}.example.com"]}}"#
+            ),
+        );
+    }
+    write(
+        &specs,
+        "broken.json",
+        r#"{"csr":"missing-csr.json","config":"../conf/request-profile.json","cert":"out/b.pem","key":"out/b-key.pem"}"#,
+    );
+
+    let out = nodecert(dir)
+        .args(["sync", s(&specs)])
+        .assert()
+        .code(11)
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(lines[0].starts_with("alpha: issued "), "{stdout}");
+    assert!(lines[1].starts_with("beta: issued "), "{stdout}");
+    assert!(
+        lines[2].starts_with("broken: error: ") && lines[2].contains("missing-csr.json"),
+        "{stdout}"
+    );
+    assert!(lines[3].starts_with("gamma: issued "), "{stdout}");
+    for name in ["alpha", "beta", "gamma"] {
+        let cert = specs.join(format!("out/{name}.pem"));
+        assert_verifies(dir, &pki.primary_ca(), &cert);
+        assert_key_matches(dir, &specs.join(format!("out/{name}-key.pem")), &cert);
+        let text = crate::support::cert_text(dir, &cert);
+        assert!(text.contains(&format!("DNS:{name}.example.com")), "{text}");
+    }
+    assert_eq!(server.signed_count(), 3);
+
+    std::fs::remove_file(specs.join("broken.json")).unwrap();
+    let out = nodecert(dir)
+        .args(["sync", "--report", "json", s(&specs)])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let actions: Vec<&str> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["unchanged", "unchanged", "unchanged"]);
+    assert_eq!(report[0]["spec"], "alpha");
+    assert_eq!(server.signed_count(), 3, "an unchanged sync sends nothing");
+}
+
+/// An empty or missing directory is an input error.
+#[test]
+fn sync_needs_specs() {
+    let work = tempfile::tempdir().unwrap();
+    nodecert(work.path())
+        .args(["sync", "."])
+        .assert()
+        .code(3)
+        .stderr(contains("holds no *.json spec"));
+    nodecert(work.path())
+        .args(["sync", "nowhere"])
+        .assert()
+        .code(3)
+        .stderr(contains("cannot read the spec directory"));
+}
