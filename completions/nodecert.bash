@@ -16,6 +16,9 @@ _nodecert() {
             ",$1")
                 cmd="nodecert"
                 ;;
+            nodecert,certinfo)
+                cmd="nodecert__subcmd__certinfo"
+                ;;
             nodecert,gencert)
                 cmd="nodecert__subcmd__gencert"
                 ;;
@@ -25,8 +28,17 @@ _nodecert() {
             nodecert,help)
                 cmd="nodecert__subcmd__help"
                 ;;
+            nodecert,info)
+                cmd="nodecert__subcmd__info"
+                ;;
+            nodecert,sign)
+                cmd="nodecert__subcmd__sign"
+                ;;
             nodecert,sync)
                 cmd="nodecert__subcmd__sync"
+                ;;
+            nodecert__subcmd__help,certinfo)
+                cmd="nodecert__subcmd__help__subcmd__certinfo"
                 ;;
             nodecert__subcmd__help,gencert)
                 cmd="nodecert__subcmd__help__subcmd__gencert"
@@ -36,6 +48,12 @@ _nodecert() {
                 ;;
             nodecert__subcmd__help,help)
                 cmd="nodecert__subcmd__help__subcmd__help"
+                ;;
+            nodecert__subcmd__help,info)
+                cmd="nodecert__subcmd__help__subcmd__info"
+                ;;
+            nodecert__subcmd__help,sign)
+                cmd="nodecert__subcmd__help__subcmd__sign"
                 ;;
             nodecert__subcmd__help,sync)
                 cmd="nodecert__subcmd__help__subcmd__sync"
@@ -47,7 +65,7 @@ _nodecert() {
 
     case "${cmd}" in
         nodecert)
-            opts="-h -V --loglevel --help --version gencert sync genkey help"
+            opts="-h -V --loglevel --quiet --log-format --help --version gencert sign info certinfo sync genkey help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -55,6 +73,36 @@ _nodecert() {
             case "${prev}" in
                 --loglevel)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nodecert__subcmd__certinfo)
+            opts="-h --json --check --loglevel --quiet --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --check)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --loglevel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -65,7 +113,7 @@ _nodecert() {
             return 0
             ;;
         nodecert__subcmd__gencert)
-            opts="-h --hostname --cn --config --profile --label --remote --tls-remote-ca --mutual-tls-client-cert --mutual-tls-client-key --bare --cert --key --csr --timeout --allow-plaintext --renew-before --force --reuse-key --report --exec --owner --mode --key-mode --jitter --retries --lock-timeout --metrics-file --loglevel --help"
+            opts="-h --hostname --cn --config --profile --label --remote --tls-remote-ca --mutual-tls-client-cert --mutual-tls-client-key --timeout --allow-plaintext --bare --cert --key --csr --signer --renew-before --force --reuse-key --report --exec --owner --mode --key-mode --jitter --retries --lock-timeout --metrics-file --loglevel --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -107,6 +155,10 @@ _nodecert() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --bare)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -123,7 +175,7 @@ _nodecert() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --timeout)
+                --signer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -171,6 +223,10 @@ _nodecert() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -179,7 +235,7 @@ _nodecert() {
             return 0
             ;;
         nodecert__subcmd__genkey)
-            opts="-h --hostname --cn --bare --key --csr --loglevel --help"
+            opts="-h --hostname --cn --bare --key --csr --signer --k8s-csr --k8s-name --usages --expiration --loglevel --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -205,8 +261,28 @@ _nodecert() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --signer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --k8s-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --usages)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expiration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --loglevel)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -217,8 +293,22 @@ _nodecert() {
             return 0
             ;;
         nodecert__subcmd__help)
-            opts="gencert sync genkey help"
+            opts="gencert sign info certinfo sync genkey help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nodecert__subcmd__help__subcmd__certinfo)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -272,6 +362,34 @@ _nodecert() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nodecert__subcmd__help__subcmd__info)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nodecert__subcmd__help__subcmd__sign)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nodecert__subcmd__help__subcmd__sync)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -286,8 +404,132 @@ _nodecert() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nodecert__subcmd__info)
+            opts="-h --config --profile --label --remote --tls-remote-ca --mutual-tls-client-cert --mutual-tls-client-key --timeout --allow-plaintext --out --loglevel --quiet --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-remote-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mutual-tls-client-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mutual-tls-client-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --loglevel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nodecert__subcmd__sign)
+            opts="-h --hostname --config --profile --label --remote --tls-remote-ca --mutual-tls-client-cert --mutual-tls-client-key --timeout --allow-plaintext --bare --cert --loglevel --quiet --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hostname)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-remote-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mutual-tls-client-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mutual-tls-client-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bare)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --loglevel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nodecert__subcmd__sync)
-            opts="-h --renew-before --force --report --timeout --retries --jitter --lock-timeout --parallel --allow-plaintext --metrics-file --loglevel --help"
+            opts="-h --renew-before --force --report --timeout --retries --jitter --lock-timeout --parallel --allow-plaintext --metrics-file --loglevel --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -327,6 +569,10 @@ _nodecert() {
                     ;;
                 --loglevel)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)

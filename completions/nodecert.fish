@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_nodecert_global_optspecs
-    string join \n loglevel= h/help V/version
+    string join \n loglevel= quiet log-format= h/help V/version
 end
 
 function __fish_nodecert_needs_command
@@ -25,9 +25,15 @@ function __fish_nodecert_using_subcommand
 end
 
 complete -c nodecert -n "__fish_nodecert_needs_command" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
+complete -c nodecert -n "__fish_nodecert_needs_command" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
+json\t''"
+complete -c nodecert -n "__fish_nodecert_needs_command" -l quiet -d 'Print only errors (the same as -loglevel 3)'
 complete -c nodecert -n "__fish_nodecert_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nodecert -n "__fish_nodecert_needs_command" -s V -l version -d 'Print version'
 complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "gencert" -d 'Generate a key and CSR locally and have the CA sign it (cfssl gencert -remote | cfssljson)'
+complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "sign" -d 'Send an existing CSR to the CA and write the certificate (cfssl sign -remote)'
+complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "info" -d 'Fetch the CA certificate from the remote\'s info endpoint (cfssl info -remote)'
+complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "certinfo" -d 'Show a certificate: subject, issuer, SANs, serial, key, validity, days left'
 complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "sync" -d 'Run every *.json spec in a directory (certmgr-style), in parallel, one line per spec'
 complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "genkey" -d 'Generate a key and CSR locally, with no network (cfssl genkey)'
 complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -40,11 +46,12 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l remote -d 
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l tls-remote-ca -d 'Trust exactly this CA (PEM) for the CA\'s TLS certificate, instead of the system roots' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l mutual-tls-client-cert -d 'Client certificate (PEM) for mutual TLS; needs -mutual-tls-client-key' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l mutual-tls-client-key -d 'Client private key (PEM) for mutual TLS; needs -mutual-tls-client-cert' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l timeout -d 'Give up on a CA that has not answered within this time (e.g. 30s, 2m); connecting is capped at 10s' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l bare -d 'Write NAME.pem, NAME-key.pem and NAME.csr (as cfssljson -bare NAME), instead of JSON on stdout' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l cert -d 'Write the certificate to this path; needs --key' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l key -d 'Write the private key (mode 0600) to this path; needs --cert' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l csr -d 'Also write the CSR to this path (with --cert and --key)' -r -F
-complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l timeout -d 'Give up on a CA that has not answered within this time (e.g. 30s, 2m); connecting is capped at 10s' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l signer -d 'Check csr.json against a built-in Kubernetes signer\'s rules before any key is made' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l renew-before -d 'Keep the existing pair when it matches the request and is valid for longer than this (e.g. 720h, 30d): no request is sent and no file touched. Without it, always issue' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l report -d 'Print the outcome: `json` is one object on stdout (changed, action, reason, cert, key, serial, not_after); `text` is one line on stderr' -r -f -a "json\t''
 text\t''"
@@ -57,10 +64,52 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l retries -d
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l lock-timeout -d 'How long to wait for another run on the same pair to finish before reporting busy' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l metrics-file -d 'Write Prometheus metrics (not-after, last success, last failure per certificate) to this file for node_exporter\'s textfile collector' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
+json\t''"
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l allow-plaintext -d 'Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l force -d 'Issue a new certificate even when the existing pair could stay'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l reuse-key -d 'Keep the existing private key and send a new CSR for it'
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l quiet -d 'Print only errors (the same as -loglevel 3)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l hostname -d 'Comma-separated SANs sent to the CA, replacing the CSR\'s' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l config -d 'Request profile: signing.default / signing.profiles.NAME with auth_remote, auth_keys, remotes' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l profile -d 'Profile name sent to the CA and used to pick signing.profiles.NAME (empty: the CA\'s default)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l label -d 'Label selecting the CA root on a multirootca (empty: the server\'s default label)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l remote -d 'CA address(es), overriding the profile\'s: https://HOST:PORT or HOST:PORT, comma list = failover' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l tls-remote-ca -d 'Trust exactly this CA (PEM) for the CA\'s TLS certificate, instead of the system roots' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l mutual-tls-client-cert -d 'Client certificate (PEM) for mutual TLS; needs -mutual-tls-client-key' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l mutual-tls-client-key -d 'Client private key (PEM) for mutual TLS; needs -mutual-tls-client-cert' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l timeout -d 'Give up on a CA that has not answered within this time (e.g. 30s, 2m); connecting is capped at 10s' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l bare -d 'Write NAME.pem instead of cfssl\'s JSON {"cert"} on stdout' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l cert -d 'Write the certificate to this path' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
+json\t''"
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l allow-plaintext -d 'Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed'
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l quiet -d 'Print only errors (the same as -loglevel 3)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l config -d 'Request profile: signing.default / signing.profiles.NAME with auth_remote, auth_keys, remotes' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l profile -d 'Profile name sent to the CA and used to pick signing.profiles.NAME (empty: the CA\'s default)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l label -d 'Label selecting the CA root on a multirootca (empty: the server\'s default label)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l remote -d 'CA address(es), overriding the profile\'s: https://HOST:PORT or HOST:PORT, comma list = failover' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l tls-remote-ca -d 'Trust exactly this CA (PEM) for the CA\'s TLS certificate, instead of the system roots' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l mutual-tls-client-cert -d 'Client certificate (PEM) for mutual TLS; needs -mutual-tls-client-key' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l mutual-tls-client-key -d 'Client private key (PEM) for mutual TLS; needs -mutual-tls-client-cert' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l timeout -d 'Give up on a CA that has not answered within this time (e.g. 30s, 2m); connecting is capped at 10s' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l out -d 'Write the CA certificate to this file (mode 0644) instead of printing it' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
+json\t''"
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l allow-plaintext -d 'Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed'
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l quiet -d 'Print only errors (the same as -loglevel 3)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -l check -d 'Exit 12 when the certificate expires within this time (e.g. 720h, 30d); 13 once expired' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
+json\t''"
+complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -l json -d 'Print one JSON object instead of text'
+complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -l quiet -d 'Print only errors (the same as -loglevel 3)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l renew-before -d 'Default for specs without renew_before: keep pairs valid for longer than this' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l report -d '`json`: one array on stdout, one object per spec; default: one line per spec' -r -f -a "json\t''
 text\t''"
@@ -71,17 +120,31 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l lock-timeout 
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l parallel -d 'Specs run at once (default: the number of CPUs)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l metrics-file -d 'Write Prometheus metrics for every spec\'s certificate to this file' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
+json\t''"
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l force -d 'Issue for every spec, even when its pair could stay'
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l allow-plaintext -d 'Allow http:// remotes (warns)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l quiet -d 'Print only errors (the same as -loglevel 3)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l hostname -d 'Comma-separated SANs that replace csr.json\'s hosts (and are sent to the CA)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l cn -d 'Common name, overriding csr.json\'s CN' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l bare -d 'Write NAME-key.pem and NAME.csr, instead of JSON {"csr","key"} on stdout' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l key -d 'Write the private key (mode 0600) to this path; needs --csr' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l csr -d 'Write the CSR to this path; needs --key' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l signer -d 'Check csr.json against a built-in Kubernetes signer\'s rules before any key is made (kubernetes.io/kube-apiserver-client-kubelet, kubernetes.io/kubelet-serving, kubernetes.io/kube-apiserver-client); also the manifest\'s signerName' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l k8s-name -d 'metadata.name of the manifest (default: the CN, made a valid object name)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l usages -d 'Comma-separated spec.usages (default: the signer\'s usual ones)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l expiration -d 'spec.expirationSeconds (at least 10m, as the API server requires), e.g. 24h' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
+json\t''"
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l k8s-csr -d 'Also print a certificates.k8s.io/v1 CertificateSigningRequest manifest on stdout, for `kubectl apply -f -` (needs -bare or --key/--csr, and --signer)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l quiet -d 'Print only errors (the same as -loglevel 3)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sync genkey help" -f -a "gencert" -d 'Generate a key and CSR locally and have the CA sign it (cfssl gencert -remote | cfssljson)'
-complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sync genkey help" -f -a "sync" -d 'Run every *.json spec in a directory (certmgr-style), in parallel, one line per spec'
-complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sync genkey help" -f -a "genkey" -d 'Generate a key and CSR locally, with no network (cfssl genkey)'
-complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sync genkey help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sign info certinfo sync genkey help" -f -a "gencert" -d 'Generate a key and CSR locally and have the CA sign it (cfssl gencert -remote | cfssljson)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sign info certinfo sync genkey help" -f -a "sign" -d 'Send an existing CSR to the CA and write the certificate (cfssl sign -remote)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sign info certinfo sync genkey help" -f -a "info" -d 'Fetch the CA certificate from the remote\'s info endpoint (cfssl info -remote)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sign info certinfo sync genkey help" -f -a "certinfo" -d 'Show a certificate: subject, issuer, SANs, serial, key, validity, days left'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sign info certinfo sync genkey help" -f -a "sync" -d 'Run every *.json spec in a directory (certmgr-style), in parallel, one line per spec'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sign info certinfo sync genkey help" -f -a "genkey" -d 'Generate a key and CSR locally, with no network (cfssl genkey)'
+complete -c nodecert -n "__fish_nodecert_using_subcommand help; and not __fish_seen_subcommand_from gencert sign info certinfo sync genkey help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

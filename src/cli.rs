@@ -24,6 +24,22 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "LEVEL", default_value_t = 1,
           value_parser = clap::value_parser!(u8).range(0..=5))]
     pub loglevel: u8,
+
+    /// Print only errors (the same as -loglevel 3).
+    #[arg(long, global = true)]
+    pub quiet: bool,
+
+    /// Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line).
+    #[arg(long, global = true, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format` values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// The subcommands.
@@ -32,6 +48,18 @@ pub enum Command {
     /// Generate a key and CSR locally and have the CA sign it (cfssl gencert -remote | cfssljson).
     #[command(after_long_help = after_help())]
     Gencert(Box<GencertArgs>),
+
+    /// Send an existing CSR to the CA and write the certificate (cfssl sign -remote).
+    #[command(after_long_help = after_help())]
+    Sign(SignArgs),
+
+    /// Fetch the CA certificate from the remote's info endpoint (cfssl info -remote).
+    #[command(after_long_help = after_help())]
+    Info(InfoArgs),
+
+    /// Show a certificate: subject, issuer, SANs, serial, key, validity, days left.
+    #[command(after_long_help = after_help())]
+    Certinfo(CertinfoArgs),
 
     /// Run every *.json spec in a directory (certmgr-style), in parallel, one line per spec.
     #[command(after_long_help = after_help())]
@@ -75,14 +103,35 @@ pub struct GenkeyArgs {
     /// Write the CSR to this path; needs --key.
     #[arg(long, value_name = "PATH", requires = "key")]
     pub csr: Option<PathBuf>,
+
+    /// Check csr.json against a built-in Kubernetes signer's rules before any key is made
+    /// (kubernetes.io/kube-apiserver-client-kubelet, kubernetes.io/kubelet-serving,
+    /// kubernetes.io/kube-apiserver-client); also the manifest's signerName.
+    #[arg(long, value_name = "NAME")]
+    pub signer: Option<String>,
+
+    /// Also print a certificates.k8s.io/v1 CertificateSigningRequest manifest on stdout, for
+    /// `kubectl apply -f -` (needs -bare or --key/--csr, and --signer).
+    #[arg(long, requires = "signer")]
+    pub k8s_csr: bool,
+
+    /// metadata.name of the manifest (default: the CN, made a valid object name).
+    #[arg(long, value_name = "NAME", requires = "k8s_csr")]
+    pub k8s_name: Option<String>,
+
+    /// Comma-separated spec.usages (default: the signer's usual ones).
+    #[arg(long, value_name = "LIST", requires = "k8s_csr")]
+    pub usages: Option<String>,
+
+    /// spec.expirationSeconds (at least 10m, as the API server requires), e.g. 24h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "k8s_csr")]
+    pub expiration: Option<Duration>,
 }
 
-/// `nodecert gencert`.
+/// How to reach the CA: the request profile and the flags that override it (shared by
+/// gencert, sign and info).
 #[derive(Debug, Args)]
-pub struct GencertArgs {
-    #[command(flatten)]
-    pub request: RequestArgs,
-
+pub struct CaArgs {
     /// Request profile: signing.default / signing.profiles.NAME with auth_remote, auth_keys, remotes.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -129,6 +178,24 @@ pub struct GencertArgs {
     )]
     pub mutual_tls_client_key: Option<PathBuf>,
 
+    /// Give up on a CA that has not answered within this time (e.g. 30s, 2m); connecting is capped at 10s.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed.
+    #[arg(long)]
+    pub allow_plaintext: bool,
+}
+
+/// `nodecert gencert`.
+#[derive(Debug, Args)]
+pub struct GencertArgs {
+    #[command(flatten)]
+    pub request: RequestArgs,
+
+    #[command(flatten)]
+    pub ca: CaArgs,
+
     /// Write NAME.pem, NAME-key.pem and NAME.csr (as cfssljson -bare NAME), instead of JSON on stdout.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["cert", "key", "csr"])]
     pub bare: Option<String>,
@@ -145,16 +212,62 @@ pub struct GencertArgs {
     #[arg(long, value_name = "PATH", requires = "cert")]
     pub csr: Option<PathBuf>,
 
-    /// Give up on a CA that has not answered within this time (e.g. 30s, 2m); connecting is capped at 10s.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub timeout: Duration,
-
-    /// Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed.
-    #[arg(long)]
-    pub allow_plaintext: bool,
+    /// Check csr.json against a built-in Kubernetes signer's rules before any key is made.
+    #[arg(long, value_name = "NAME")]
+    pub signer: Option<String>,
 
     #[command(flatten)]
     pub renewal: RenewalArgs,
+}
+
+/// `nodecert sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// An existing PEM CSR (its key held elsewhere: TPM, HSM); `-` reads it from stdin.
+    #[arg(value_name = "CSRPEM")]
+    pub csr: PathBuf,
+
+    /// Comma-separated SANs sent to the CA, replacing the CSR's.
+    #[arg(long, value_name = "LIST")]
+    pub hostname: Option<String>,
+
+    #[command(flatten)]
+    pub ca: CaArgs,
+
+    /// Write NAME.pem instead of cfssl's JSON {"cert"} on stdout.
+    #[arg(long, value_name = "NAME", conflicts_with = "cert")]
+    pub bare: Option<String>,
+
+    /// Write the certificate to this path.
+    #[arg(long, value_name = "PATH")]
+    pub cert: Option<PathBuf>,
+}
+
+/// `nodecert info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub ca: CaArgs,
+
+    /// Write the CA certificate to this file (mode 0644) instead of printing it.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+}
+
+/// `nodecert certinfo`.
+#[derive(Debug, Args)]
+pub struct CertinfoArgs {
+    /// A PEM (or DER) certificate; `-` reads stdin.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exit 12 when the certificate expires within this time (e.g. 720h, 30d); 13 once expired.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub check: Option<Duration>,
 }
 
 /// Unattended renewal: what to do with an existing pair, and how hard to try.

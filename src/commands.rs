@@ -1,16 +1,21 @@
 //! One module per subcommand: each turns its clap arguments into a plan and runs the concept
 //! modules in order. Nothing below this layer sees a clap type.
 
+pub mod certinfo;
 pub mod gencert;
 pub mod genkey;
+pub mod info;
+pub mod sign;
 pub mod sync;
 
 use std::io::Read;
 use std::path::Path;
 
-use crate::cli::RequestArgs;
+use crate::cli::{CaArgs, RequestArgs};
 use crate::csr::{CertificateRequest, check_host};
 use crate::error::{Error, Result};
+use crate::profile::{self, Target};
+use crate::transport::TlsOptions;
 
 /// csr.json with `-cn` and `-hostname` applied, and the hostname list when it was given (gencert
 /// then sends it to the CA too).
@@ -56,5 +61,42 @@ fn csr_source(path: &Path) -> String {
         "<stdin>".into()
     } else {
         path.display().to_string()
+    }
+}
+
+/// The CA to talk to and how to trust it, from the shared flags.
+pub(crate) fn resolve_ca(args: &CaArgs) -> Result<(Target, TlsOptions)> {
+    let target = profile::resolve(
+        args.config.as_deref(),
+        &args.profile,
+        args.remote.as_deref(),
+    )?;
+    gencert::check_plaintext(&target, args.allow_plaintext)?;
+    let client_identity = match (&args.mutual_tls_client_cert, &args.mutual_tls_client_key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        _ => None,
+    };
+    Ok((
+        target,
+        TlsOptions {
+            pinned_ca: args.tls_remote_ca.clone(),
+            client_identity,
+        },
+    ))
+}
+
+/// Reads a file argument, `-` meaning stdin; returns the bytes and a name for messages.
+pub(crate) fn read_arg(path: &Path, role: &str) -> Result<(Vec<u8>, String)> {
+    if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::input("<stdin>", format!("cannot read: {e}")))?;
+        Ok((bytes, "<stdin>".into()))
+    } else {
+        Ok((
+            crate::error::read_input(path, role)?,
+            path.display().to_string(),
+        ))
     }
 }

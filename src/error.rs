@@ -37,6 +37,10 @@ pub mod exit {
     pub const HOOK: u8 = 10;
     /// `sync`: at least one spec failed (each spec's line says why).
     pub const SYNC_FAILED: u8 = 11;
+    /// `certinfo --check`: the certificate expires within the given time.
+    pub const EXPIRING: u8 = 12;
+    /// `certinfo`: the certificate has expired (or is not valid yet).
+    pub const EXPIRED: u8 = 13;
 
     /// `(code, meaning)` rows for help text, man pages and the README.
     pub const TABLE: &[(u8, &str)] = &[

@@ -10,13 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::client::CaClient;
 use crate::csr::CertificateRequest;
 use crate::error::{Error, Result};
 use crate::keygen::{KeySpec, PrivateKey, pem_encode};
 use crate::lock::PairLock;
 use crate::output::{Bundle, Destination, FileOptions, Reserved};
 use crate::profile::Target;
-use crate::protocol::{self, AUTHSIGN_PATH, Reply, SIGN_PATH, SignRequest};
+use crate::protocol::{AUTHSIGN_PATH, SIGN_PATH, SignRequest};
 use crate::renew::{self, Action, Decision};
 use crate::transport::{TlsOptions, Transport};
 use crate::verify;
@@ -221,7 +222,7 @@ impl Job {
         PrivateKey::generate(spec)
     }
 
-    /// [`Self::request_certificate`] with `--retries` exponential backoff (1 s doubling, at most
+    /// The signing request, through the remotes in failover order, with `--retries` exponential backoff (1 s doubling, at most
     /// 60 s, full jitter) for failures worth retrying; the CA's refusals are never retried.
     fn request_with_retries(
         &self,
@@ -230,7 +231,18 @@ impl Job {
     ) -> Result<(String, String)> {
         let mut attempt = 0;
         loop {
-            match self.request_certificate(transport, request) {
+            let client = CaClient {
+                target: &self.target,
+                transport,
+            };
+            let auth_key = self.target.auth_key.as_ref();
+            let path = if auth_key.is_some() {
+                AUTHSIGN_PATH
+            } else {
+                SIGN_PATH
+            };
+            let body = request.to_body(auth_key, unix_now());
+            match client.certificate(path, &body, Some(self.request.key)) {
                 Err(err) if err.is_retryable() && attempt < self.renewal.retries => {
                     let cap = Duration::from_secs(1 << attempt.min(6)).min(Duration::from_secs(60));
                     let wait = cap.mul_f64(random_fraction());
@@ -246,78 +258,6 @@ impl Job {
             }
         }
     }
-
-    /// Sends the request to each remote in order until one answers; moves on only when a remote
-    /// is unreachable, times out or fails with 5xx. Returns the server name and the PEM.
-    fn request_certificate(
-        &self,
-        transport: &Transport,
-        request: &SignRequest<'_>,
-    ) -> Result<(String, String)> {
-        let auth_key = self.target.auth_key.as_ref();
-        let path = if auth_key.is_some() {
-            AUTHSIGN_PATH
-        } else {
-            SIGN_PATH
-        };
-        let body = request.to_body(auth_key, unix_now());
-        let mut last_error = None;
-        for remote in &self.target.remotes {
-            let server = remote.display_name();
-            let url = remote.endpoint(path);
-            log::debug!("POST {url}");
-            let outcome = transport
-                .post(remote, &url, body.clone())
-                .and_then(
-                    |reply| match protocol::parse_sign_reply(reply.status, &reply.body) {
-                        Reply::Certificate(pem) => Ok(pem),
-                        Reply::Failed { status, message } if status >= 500 => {
-                            Err(Error::Unavailable {
-                                server: server.clone(),
-                                detail: format!("the CA failed (HTTP {status}): {message}"),
-                            })
-                        }
-                        Reply::Failed { status, message } => Err(Error::Refused {
-                            server: server.clone(),
-                            message: refusal_hint(status, message, path, self.request.key),
-                        }),
-                        Reply::Malformed(detail) => Err(Error::BadResponse {
-                            server: server.clone(),
-                            detail,
-                        }),
-                    },
-                );
-            match outcome {
-                Ok(pem) => return Ok((server, pem)),
-                Err(err @ Error::Unavailable { .. }) => {
-                    if self.target.remotes.len() > 1 {
-                        log::warn!("{err}; trying the next remote");
-                    }
-                    last_error = Some(err);
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| Error::Internal("no remote to try".into())))
-    }
-}
-
-/// Adds what to do to the refusals whose cause is known.
-fn refusal_hint(status: u16, message: String, path: &str, key: KeySpec) -> String {
-    let hint = if message.contains("invalid token") {
-        " (the auth key does not match the CA's: check auth_keys in the request profile)"
-    } else if message.contains("invalid profile") {
-        " (the CA has no such profile: check -profile, or leave it out for the CA's default)"
-    } else if status == 404 && path == SIGN_PATH {
-        " (this CA only serves authenticated requests: add an auth key to the request profile)"
-    } else if message.contains("bad request") && key == KeySpec::Ed25519 {
-        " (cfssl before 1.6.5 cannot verify Ed25519 CSRs: use an ecdsa or rsa key with this CA)"
-    } else if message.contains("bad request") {
-        " (unknown -label, or a CSR the CA's policy or version refuses; the CA's log says which)"
-    } else {
-        ""
-    };
-    format!("{message}{hint}")
 }
 
 /// Removes what an interrupted run left behind; the caller holds the pair's lock.

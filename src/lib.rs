@@ -12,11 +12,13 @@
 
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod csr;
 mod der;
 pub mod error;
 pub mod hook;
+pub mod inspect;
 pub mod job;
 pub mod keygen;
 pub mod lock;
@@ -26,6 +28,7 @@ pub mod output;
 pub mod profile;
 pub mod protocol;
 pub mod renew;
+pub mod signer;
 pub mod spec;
 pub mod transport;
 pub mod verify;
@@ -35,11 +38,19 @@ pub use error::{Error, Result};
 /// Runs a parsed command line; returns the exit code for a run that completed (sync reports
 /// failed specs through it).
 pub fn run(cli: &cli::Cli) -> Result<u8> {
-    logging::init(cli.loglevel);
+    let level = if cli.quiet {
+        cli.loglevel.max(3)
+    } else {
+        cli.loglevel
+    };
+    logging::init(level, cli.log_format);
     let done = |()| error::exit::OK;
     match &cli.command {
-        cli::Command::Gencert(args) => commands::gencert::run(args, cli.loglevel).map(done),
+        cli::Command::Gencert(args) => commands::gencert::run(args, level).map(done),
         cli::Command::Genkey(args) => commands::genkey::run(args).map(done),
+        cli::Command::Sign(args) => commands::sign::run(args).map(done),
+        cli::Command::Info(args) => commands::info::run(args).map(done),
+        cli::Command::Certinfo(args) => commands::certinfo::run(args),
         cli::Command::Sync(args) => commands::sync::run(args),
     }
 }

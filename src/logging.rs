@@ -6,11 +6,15 @@
 //! formatted by the output module.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-/// Installs the logger for a cfssl log level (0..=5). Safe to call more than once.
-pub fn init(cfssl_level: u8) {
+use crate::cli::LogFormat;
+
+/// Installs the logger for a cfssl log level (0..=5) and format. Safe to call more than once.
+pub fn init(cfssl_level: u8, format: LogFormat) {
+    JSON.store(format == LogFormat::Json, Ordering::Relaxed);
     let filter = match cfssl_level {
         0 => LevelFilter::Debug,
         1 => LevelFilter::Info,
@@ -20,6 +24,27 @@ pub fn init(cfssl_level: u8) {
     // A second call (tests run `run` repeatedly) keeps the first logger; the level still moves.
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(filter);
+}
+
+/// Whether lines are JSON objects.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Prints the final error of a run in the chosen format.
+pub fn print_error(err: &crate::Error) {
+    line("error", &err.to_string(), Some(err.exit_code()));
+}
+
+fn line(level: &str, message: &str, exit_code: Option<u8>) {
+    let text = if JSON.load(Ordering::Relaxed) {
+        let mut object = serde_json::json!({"level": level, "message": message});
+        if let Some(code) = exit_code {
+            object["exit_code"] = code.into();
+        }
+        object.to_string()
+    } else {
+        format!("nodecert: {level}: {message}")
+    };
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 struct StderrLogger;

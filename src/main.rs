@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     match nodecert::run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("nodecert: error: {err}");
+            nodecert::logging::print_error(&err);
             ExitCode::from(err.exit_code())
         }
     }

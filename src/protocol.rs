@@ -16,6 +16,8 @@ use crate::auth::AuthKey;
 pub const AUTHSIGN_PATH: &str = "api/v1/cfssl/authsign";
 /// The path of the unauthenticated signing endpoint (`cfssl serve` only; multirootca has none).
 pub const SIGN_PATH: &str = "api/v1/cfssl/sign";
+/// The info endpoint (CA certificate, usages, expiry for a label and profile).
+pub const INFO_PATH: &str = "api/v1/cfssl/info";
 /// Largest reply nodecert reads; a signed certificate is a few kilobytes.
 pub const MAX_REPLY_BYTES: u64 = 1 << 20;
 

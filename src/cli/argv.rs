@@ -159,8 +159,8 @@ mod tests {
         let super::super::Command::Gencert(g) = cli.command else {
             panic!("not gencert")
         };
-        assert_eq!(g.config.unwrap().to_str(), Some("rp.json"));
-        assert_eq!(g.profile, "kubelet");
+        assert_eq!(g.ca.config.unwrap().to_str(), Some("rp.json"));
+        assert_eq!(g.ca.profile, "kubelet");
         assert_eq!(g.request.hostname.as_deref(), Some("a,b"));
         assert_eq!(cli.loglevel, 0);
     }

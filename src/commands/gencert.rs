@@ -4,17 +4,19 @@ use std::path::Path;
 
 use crate::cli::{GencertArgs, RenewalArgs, ReportFormat};
 use crate::error::{Error, Result};
+use crate::inspect::rfc3339;
 use crate::job::{Job, Outcome, Renewal, unix_now};
 use crate::metrics::{self, Sample};
 use crate::output::{Destination, FileOptions, Owner, parse_mode};
 use crate::profile;
 use crate::renew::Action;
-use crate::transport::{TlsOptions, Transport};
+use crate::transport::Transport;
 
 /// Runs gencert.
 pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     let job = job_from_args(args)?;
-    let result = Transport::new(&job.tls, args.timeout).and_then(|transport| job.run(&transport));
+    let result =
+        Transport::new(&job.tls, args.ca.timeout).and_then(|transport| job.run(&transport));
     if let Some(path) = &args.renewal.metrics_file {
         let name = job
             .paths()
@@ -39,12 +41,14 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
 /// Resolves the arguments: reads csr.json and the request profile, applies the overrides.
 pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
     let (request, hostname_override) = super::load_request(&args.request)?;
-    let target = profile::resolve(
-        args.config.as_deref(),
-        &args.profile,
-        args.remote.as_deref(),
-    )?;
-    check_plaintext(&target, args.allow_plaintext)?;
+    if let Some(signer) = &args.signer {
+        crate::signer::lint_request(
+            signer,
+            &request,
+            &args.request.csr_json.display().to_string(),
+        )?;
+    }
+    let (target, tls) = super::resolve_ca(&args.ca)?;
     let destination = match (&args.bare, &args.cert, &args.key) {
         (Some(name), _, _) if name.is_empty() => {
             return Err(Error::Usage(
@@ -74,20 +78,13 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
             )));
         }
     }
-    let client_identity = match (&args.mutual_tls_client_cert, &args.mutual_tls_client_key) {
-        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
-        _ => None,
-    };
     Ok(Job {
         request,
         hostname_override,
         target,
-        tls: TlsOptions {
-            pinned_ca: args.tls_remote_ca.clone(),
-            client_identity,
-        },
-        profile: args.profile.clone(),
-        label: args.label.clone(),
+        tls,
+        profile: args.ca.profile.clone(),
+        label: args.ca.label.clone(),
         destination,
         files: file_options(renewal.owner.as_deref(), &renewal.mode, &renewal.key_mode)?,
         renewal: Renewal {
@@ -186,9 +183,4 @@ pub(crate) fn summary(outcome: &Outcome) -> String {
         outcome.serial,
         rfc3339(outcome.not_after)
     )
-}
-
-fn rfc3339(unix: i64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(time).to_string()
 }

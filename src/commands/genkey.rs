@@ -1,14 +1,19 @@
-//! `nodecert genkey`: a key and its CSR, no network (cfssl genkey). For a CSR that another path
-//! will carry to a CA, or to inspect what gencert would send.
+//! `nodecert genkey`: a key and its CSR, no network (cfssl genkey); optionally linted against a
+//! Kubernetes signer and wrapped in a CertificateSigningRequest manifest.
 
 use crate::cli::GenkeyArgs;
 use crate::error::{Error, Result};
 use crate::keygen::{PrivateKey, pem_encode};
 use crate::output::{Bundle, Destination, FileOptions, Reserved};
+use crate::signer::{self, MIN_EXPIRATION_SECONDS, Manifest, Signer};
 
 /// Runs genkey.
 pub fn run(args: &GenkeyArgs) -> Result<()> {
     let (request, _) = super::load_request(&args.request)?;
+    let source = args.request.csr_json.display().to_string();
+    if let Some(name) = &args.signer {
+        signer::lint_request(name, &request, &source)?;
+    }
     let destination = match (&args.bare, &args.key, &args.csr) {
         (Some(name), _, _) if name.is_empty() => {
             return Err(Error::Usage(
@@ -23,13 +28,76 @@ pub fn run(args: &GenkeyArgs) -> Result<()> {
         },
         _ => Destination::Stdout,
     };
+    let manifest = match (args.k8s_csr, &args.signer) {
+        (true, Some(name)) => Some(manifest_plan(args, name, &request.common_name)?),
+        _ => None,
+    };
+    if manifest.is_some() && destination == Destination::Stdout {
+        return Err(Error::Usage(
+            "--k8s-csr prints the manifest on stdout: write the key with -bare NAME or --key/--csr"
+                .into(),
+        ));
+    }
     let reserved = Reserved::new(destination, &FileOptions::default())?;
     let key = PrivateKey::generate(request.key)?;
     let csr_pem = pem_encode("CERTIFICATE REQUEST", &request.to_csr_der(&key)?);
-    let key_pem = key.to_pem();
     reserved.commit(&Bundle {
         cert: None,
         csr: &csr_pem,
-        key: &key_pem,
-    })
+        key: &key.to_pem(),
+    })?;
+    if let Some((name, signer, usages, expiration_seconds)) = manifest {
+        let manifest = Manifest {
+            name: &name,
+            csr_pem: &csr_pem,
+            signer,
+            usages: &usages,
+            expiration_seconds,
+        };
+        println!("{}", manifest.to_json());
+    }
+    Ok(())
+}
+
+type ManifestPlan<'a> = (String, &'a str, Vec<String>, Option<u64>);
+
+/// Name, signer, usages and expiration of the manifest, checked before any key is made.
+fn manifest_plan<'a>(
+    args: &GenkeyArgs,
+    signer_name: &'a str,
+    common_name: &str,
+) -> Result<ManifestPlan<'a>> {
+    let name = match &args.k8s_name {
+        Some(name) => name.clone(),
+        None => signer::object_name(common_name).ok_or_else(|| {
+            Error::Usage("the CN gives no valid object name: pass --k8s-name".into())
+        })?,
+    };
+    let known = Signer::from_name(signer_name);
+    let usages: Vec<String> = match (&args.usages, known) {
+        (Some(list), _) => list
+            .split(',')
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect(),
+        (None, Some(signer)) => signer.default_usages(),
+        (None, None) => {
+            return Err(Error::Usage(format!(
+                "--signer {signer_name} is not built in: give --usages"
+            )));
+        }
+    };
+    if let Some(signer) = known {
+        signer::report(signer_name, "flag --usages", signer.check_usages(&usages))?;
+    }
+    let expiration_seconds = match args.expiration {
+        Some(d) if d.as_secs() < MIN_EXPIRATION_SECONDS => {
+            return Err(Error::Usage(format!(
+                "flag --expiration: {} is under the 10m the API server accepts",
+                humantime::format_duration(d)
+            )));
+        }
+        other => other.map(|d| d.as_secs()),
+    };
+    Ok((name, signer_name, usages, expiration_seconds))
 }

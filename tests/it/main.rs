@@ -10,6 +10,8 @@ mod support;
 
 /// Every form of auth key in the request profile, and the wrong one.
 mod auth_keys;
+/// sign, info, certinfo, Kubernetes manifests and signer lint, role profiles, log formats.
+mod companions;
 /// Byte-level agreement with cfssl's own CSRs and cfssljson's files; genkey.
 mod compat;
 /// Bad input and what a failed run leaves on disk.

@@ -21,14 +21,20 @@ impl Pki {
         let pki = Self { dir, auth_key };
         for label in ["primary", "secondary"] {
             pki.make_ca(label);
-            // Server policy: a default profile plus a `client` profile, both requiring authsign.
+            // Server policy: a default profile plus a `client` profile and one per role in profiles/,
+            // all requiring authsign.
             write(
                 pki.path(),
                 &format!("{label}-config.json"),
                 &format!(
                     r#"{{"signing":{{
                     "default":{{"expiry":"8760h","auth_key":"k","usages":["signing","key encipherment","server auth","client auth"]}},
-                    "profiles":{{"client":{{"expiry":"2h","auth_key":"k","usages":["signing","key encipherment","client auth"]}}}}}},
+                    "profiles":{{
+                        "client":{{"expiry":"2h","auth_key":"k","usages":["signing","key encipherment","client auth"]}},
+                        "kubelet-client":{{"expiry":"720h","auth_key":"k","usages":["digital signature","key encipherment","client auth"]}},
+                        "kubelet-serving":{{"expiry":"720h","auth_key":"k","usages":["digital signature","key encipherment","server auth"]}},
+                        "etcd-peer":{{"expiry":"8760h","auth_key":"k","usages":["digital signature","key encipherment","server auth","client auth"]}},
+                        "etcd-server":{{"expiry":"8760h","auth_key":"k","usages":["digital signature","key encipherment","server auth","client auth"]}}}}}},
                   "auth_keys":{{"k":{{"type":"standard","key":"{}"}}}}}}"#,
                     pki.auth_key
                 ),

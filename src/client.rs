@@ -1,0 +1,88 @@
+//! Talking to the CA: endpoints in failover order, and what each reply means for the caller.
+//!
+//! The transport moves bytes; this module decides that a 5xx or an unreachable remote moves on to
+//! the next one, that a refusal stops at once (another remote would refuse the same request, and
+//! a bad token must not be sprayed across a fleet's CAs), and what to tell the user about a
+//! refusal whose cause is known.
+
+use crate::error::{Error, Result};
+use crate::keygen::KeySpec;
+use crate::profile::Target;
+use crate::protocol::{self, Reply, SIGN_PATH};
+use crate::transport::Transport;
+
+/// A CA reached through `target`'s remotes.
+pub struct CaClient<'a> {
+    pub target: &'a Target,
+    pub transport: &'a Transport,
+}
+
+impl CaClient<'_> {
+    /// POSTs `body` to `path` on each remote in order until one answers, and returns that
+    /// server's name and `result.certificate`. `key` (the key type of the CSR, if known) sharpens
+    /// the hint on a refusal.
+    pub fn certificate(
+        &self,
+        path: &str,
+        body: &[u8],
+        key: Option<KeySpec>,
+    ) -> Result<(String, String)> {
+        let mut last_error = None;
+        for remote in &self.target.remotes {
+            let server = remote.display_name();
+            let url = remote.endpoint(path);
+            log::debug!("POST {url}");
+            let outcome = self
+                .transport
+                .post(remote, &url, body.to_vec())
+                .and_then(
+                    |reply| match protocol::parse_sign_reply(reply.status, &reply.body) {
+                        Reply::Certificate(pem) => Ok(pem),
+                        Reply::Failed { status, message } if status >= 500 => {
+                            Err(Error::Unavailable {
+                                server: server.clone(),
+                                detail: format!("the CA failed (HTTP {status}): {message}"),
+                            })
+                        }
+                        Reply::Failed { status, message } => Err(Error::Refused {
+                            server: server.clone(),
+                            message: refusal_hint(status, message, path, key),
+                        }),
+                        Reply::Malformed(detail) => Err(Error::BadResponse {
+                            server: server.clone(),
+                            detail,
+                        }),
+                    },
+                );
+            match outcome {
+                Ok(pem) => return Ok((server, pem)),
+                Err(err @ Error::Unavailable { .. }) => {
+                    if self.target.remotes.len() > 1 {
+                        log::warn!("{err}; trying the next remote");
+                    }
+                    last_error = Some(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::Internal("no remote to try".into())))
+    }
+}
+
+/// Adds what to do to the refusals whose cause is known.
+fn refusal_hint(status: u16, message: String, path: &str, key: Option<KeySpec>) -> String {
+    let hint = if message.contains("invalid token") {
+        " (the auth key does not match the CA's: check auth_keys in the request profile)"
+    } else if message.contains("invalid profile") {
+        " (the CA has no such profile: check -profile, or leave it out for the CA's default)"
+    } else if status == 404 && path == SIGN_PATH {
+        " (this CA only serves authenticated requests: add an auth key to the request profile)"
+    } else if message.contains("bad request") && key == Some(KeySpec::Ed25519) {
+        " (cfssl before 1.6.5 cannot verify Ed25519 CSRs: use an ecdsa or rsa key with this CA)"
+    } else if message.contains("bad request") {
+        " (unknown -label, or a CSR the CA's policy or version refuses; the CA's log says which)"
+    } else {
+        ""
+    };
+    format!("{message}{hint}")
+}

@@ -1,0 +1,40 @@
+//! `nodecert info`: the CA certificate from the remote's info endpoint, over the pinned TLS
+//! (cfssl info -remote). Useful to bootstrap a trust bundle once the CA's TLS certificate is
+//! pinned, or to check which root a label signs with.
+
+use crate::cli::InfoArgs;
+use crate::client::CaClient;
+use crate::error::{Error, Result};
+use crate::output::{PUBLIC_MODE, write_file_atomically};
+use crate::protocol::INFO_PATH;
+use crate::transport::Transport;
+
+/// Runs info.
+pub fn run(args: &InfoArgs) -> Result<()> {
+    let (target, tls) = super::resolve_ca(&args.ca)?;
+    let transport = Transport::new(&tls, args.ca.timeout)?;
+    let body = serde_json::json!({"label": args.ca.label, "profile": args.ca.profile}).to_string();
+    let client = CaClient {
+        target: &target,
+        transport: &transport,
+    };
+    let (server, pem) = client.certificate(INFO_PATH, body.as_bytes(), None)?;
+    crate::inspect::summarise(pem.as_bytes(), crate::job::unix_now()).map_err(|detail| {
+        Error::BadResponse {
+            server,
+            detail: format!("the CA certificate {detail}"),
+        }
+    })?;
+    let pem = if pem.ends_with('\n') {
+        pem
+    } else {
+        format!("{pem}\n")
+    };
+    match &args.out {
+        Some(path) => write_file_atomically(path, pem.as_bytes(), PUBLIC_MODE),
+        None => {
+            print!("{pem}");
+            Ok(())
+        }
+    }
+}

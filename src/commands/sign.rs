@@ -1,0 +1,110 @@
+//! `nodecert sign`: an existing CSR, whose key lives elsewhere (TPM, HSM, another host), through
+//! the same authsign path as gencert (cfssl sign -remote). The certificate gets the same checks:
+//! it must be for the CSR's key and carry the requested SANs.
+
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::prelude::FromDer;
+
+use crate::cli::SignArgs;
+use crate::client::CaClient;
+use crate::csr::{San, check_host};
+use crate::error::{Error, Result};
+use crate::job::unix_now;
+use crate::output::{PUBLIC_MODE, write_file_atomically};
+use crate::protocol::{AUTHSIGN_PATH, SIGN_PATH, SignRequest};
+use crate::transport::Transport;
+
+/// Runs sign.
+pub fn run(args: &SignArgs) -> Result<()> {
+    let (bytes, source) = super::read_arg(&args.csr, "CSR")?;
+    let (csr_pem, spki, csr_sans) = read_csr(&bytes).map_err(|d| Error::input(&source, d))?;
+    let hostname_override = match &args.hostname {
+        None => None,
+        Some(list) => {
+            let hosts: Vec<String> = list.split(',').map(str::to_string).collect();
+            for host in &hosts {
+                check_host(host).map_err(|d| Error::Usage(format!("flag -hostname: entry {d}")))?;
+            }
+            Some(hosts)
+        }
+    };
+    let wanted: Vec<San> = match &hostname_override {
+        Some(hosts) => hosts.iter().map(|h| San::classify(h)).collect(),
+        None => csr_sans,
+    };
+    let (target, tls) = super::resolve_ca(&args.ca)?;
+    let out_path = match (&args.bare, &args.cert) {
+        (Some(name), _) => Some(std::path::PathBuf::from(format!("{name}.pem"))),
+        (None, Some(path)) => Some(path.clone()),
+        _ => None,
+    };
+    let transport = Transport::new(&tls, args.ca.timeout)?;
+    let request = SignRequest {
+        hosts: hostname_override.as_deref(),
+        certificate_request: &csr_pem,
+        profile: &args.ca.profile,
+        crl_override: "",
+        label: &args.ca.label,
+    };
+    let auth_key = target.auth_key.as_ref();
+    let path = if auth_key.is_some() {
+        AUTHSIGN_PATH
+    } else {
+        SIGN_PATH
+    };
+    let client = CaClient {
+        target: &target,
+        transport: &transport,
+    };
+    let (server, cert_pem) =
+        client.certificate(path, &request.to_body(auth_key, unix_now()), None)?;
+    let issued = crate::verify::check(&cert_pem, &spki, &wanted, unix_now())
+        .map_err(|detail| Error::BadResponse { server, detail })?;
+    match out_path {
+        Some(path) => write_file_atomically(&path, issued.pem.as_bytes(), PUBLIC_MODE),
+        None => {
+            let line = serde_json::json!({"cert": issued.pem}).to_string();
+            println!("{line}");
+            Ok(())
+        }
+    }
+}
+
+/// The CSR as PEM (normalised), its SubjectPublicKeyInfo, and its SANs. The self-signature is
+/// checked here so a corrupted CSR is reported as the input error it is.
+fn read_csr(bytes: &[u8]) -> std::result::Result<(String, Vec<u8>, Vec<San>), String> {
+    let block = pem::parse(bytes).map_err(|e| format!("not a PEM CSR ({e})"))?;
+    if block.tag() != "CERTIFICATE REQUEST" && block.tag() != "NEW CERTIFICATE REQUEST" {
+        return Err(format!(
+            "a PEM {} block, not a CERTIFICATE REQUEST",
+            block.tag()
+        ));
+    }
+    let (_, csr) = X509CertificationRequest::from_der(block.contents())
+        .map_err(|e| format!("the CSR does not parse: {e}"))?;
+    csr.verify_signature()
+        .map_err(|_| "the CSR's self-signature does not verify".to_string())?;
+    let spki = csr.certification_request_info.subject_pki.raw.to_vec();
+    let mut sans = Vec::new();
+    for ext in csr.requested_extensions().into_iter().flatten() {
+        if let ParsedExtension::SubjectAlternativeName(names) = ext {
+            for name in &names.general_names {
+                sans.push(match name {
+                    GeneralName::DNSName(v) => San::Dns(v.to_string()),
+                    GeneralName::RFC822Name(v) => San::Email(v.to_string()),
+                    GeneralName::URI(v) => San::Uri(v.to_string()),
+                    GeneralName::IPAddress(b) if b.len() == 4 => {
+                        San::Ip(<[u8; 4]>::try_from(*b).map_err(|_| "bad IP SAN")?.into())
+                    }
+                    GeneralName::IPAddress(b) if b.len() == 16 => {
+                        San::Ip(<[u8; 16]>::try_from(*b).map_err(|_| "bad IP SAN")?.into())
+                    }
+                    _ => continue,
+                });
+            }
+        }
+    }
+    let pem = crate::keygen::pem_encode("CERTIFICATE REQUEST", block.contents()).to_string();
+    Ok((pem, spki, sans))
+}

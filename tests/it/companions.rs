@@ -1,0 +1,404 @@
+use base64::Engine as _;
+use predicates::prelude::PredicateBooleanExt as _;
+use predicates::str::contains;
+
+use crate::support::{
+    Pki, assert_key_matches, assert_verifies, node_csr, nodecert, s, tool, write,
+};
+
+/// sign: an existing CSR (key kept elsewhere) through authsign; the certificate is for that key.
+#[test]
+fn sign_sends_an_existing_csr() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 384));
+    nodecert(dir)
+        .args(["genkey", "-bare", "held", s(&csr)])
+        .assert()
+        .code(0);
+    nodecert(dir)
+        .args([
+            "sign",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-bare",
+            "held",
+            "held.csr",
+        ])
+        .assert()
+        .code(0);
+    assert_verifies(dir, &pki.primary_ca(), &dir.join("held.pem"));
+    assert_key_matches(dir, &dir.join("held-key.pem"), &dir.join("held.pem"));
+    // stdout: cfssl sign's {"cert"} JSON.
+    let out = nodecert(dir)
+        .args([
+            "sign",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-",
+        ])
+        .write_stdin(std::fs::read(dir.join("held.csr")).unwrap())
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(
+        json["cert"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----\n")
+    );
+    // A CSR whose signature was tampered with is an input error, sent nowhere.
+    let pem = std::fs::read_to_string(dir.join("held.csr")).unwrap();
+    let mut der = pem::parse(&pem).unwrap().into_contents();
+    let last = der.len() - 3;
+    der[last] ^= 0x55;
+    let bad = write(
+        dir,
+        "bad.csr",
+        &pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der)),
+    );
+    nodecert(dir)
+        .args([
+            "sign",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            s(&bad),
+        ])
+        .assert()
+        .code(3)
+        .stderr(contains("self-signature does not verify"));
+    assert_eq!(server.signed_count(), 2);
+}
+
+/// info: the CA certificate of a label, over the pinned TLS.
+#[test]
+fn info_fetches_the_ca_certificate_of_a_label() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let der = |path: &std::path::Path| {
+        pem::parse(std::fs::read(path).unwrap())
+            .unwrap()
+            .into_contents()
+    };
+    nodecert(dir)
+        .args([
+            "info",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-label",
+            "secondary",
+            "--out",
+            "ca2.pem",
+        ])
+        .assert()
+        .code(0);
+    assert_eq!(der(&dir.join("ca2.pem")), der(&pki.secondary_ca()));
+    let out = nodecert(dir)
+        .args([
+            "info",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(
+        pem::parse(out).unwrap().into_contents(),
+        der(&pki.primary_ca())
+    );
+}
+
+/// certinfo: text, JSON, and the --check exit code.
+#[test]
+fn certinfo_reports_and_checks_expiry() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("rsa", 3072));
+    nodecert(dir)
+        .args([
+            "gencert",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-bare",
+            "n",
+            s(&csr),
+        ])
+        .assert()
+        .code(0);
+    nodecert(dir)
+        .args(["certinfo", "n.pem"])
+        .assert()
+        .code(0)
+        .stdout(
+            contains("key:        rsa-3072")
+                .and(contains("SANs:       DNS:node1.example.com, IP:127.0.0.1")),
+        );
+    let out = nodecert(dir)
+        .args(["certinfo", "--json", "--check", "30d", "n.pem"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let serial = tool(
+        dir,
+        "openssl",
+        &["x509", "-in", "n.pem", "-noout", "-serial"],
+    );
+    assert_eq!(
+        format!("serial={}", json["serial"].as_str().unwrap().to_uppercase()),
+        serial.trim()
+    );
+    assert!(json["days_left"].as_i64().unwrap() >= 364);
+    // The server issues for 8760h: a 400-day window says "expiring".
+    nodecert(dir)
+        .args(["certinfo", "--check", "400d", "n.pem"])
+        .assert()
+        .code(12);
+    nodecert(dir)
+        .args(["certinfo", "csr.json"])
+        .assert()
+        .code(3);
+}
+
+/// genkey --k8s-csr: a CertificateSigningRequest manifest whose request is the CSR written, with
+/// the signer's usages; the lint names each violation; the API's limits are enforced.
+#[test]
+fn kubernetes_manifest_and_signer_lint() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/csr");
+    let out = nodecert(dir)
+        .args([
+            "genkey",
+            "--signer",
+            "kubernetes.io/kubelet-serving",
+            "--k8s-csr",
+            "--expiration",
+            "24h",
+            "-bare",
+            "kl",
+            s(&root.join("kubelet-serving.json")),
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let manifest: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(manifest["apiVersion"], "certificates.k8s.io/v1");
+    assert_eq!(manifest["kind"], "CertificateSigningRequest");
+    assert_eq!(
+        manifest["metadata"]["name"],
+        "system-node-node1.example.internal"
+    );
+    assert_eq!(
+        manifest["spec"]["signerName"],
+        "kubernetes.io/kubelet-serving"
+    );
+    assert_eq!(manifest["spec"]["expirationSeconds"], 86400);
+    assert_eq!(
+        manifest["spec"]["usages"],
+        serde_json::json!(["digital signature", "key encipherment", "server auth"])
+    );
+    let request = base64::engine::general_purpose::STANDARD
+        .decode(manifest["spec"]["request"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(request, std::fs::read(dir.join("kl.csr")).unwrap());
+
+    nodecert(dir)
+        .args([
+            "genkey",
+            "--signer",
+            "kubernetes.io/kubelet-serving",
+            "--k8s-csr",
+            "--expiration",
+            "5m",
+            "-bare",
+            "x",
+            s(&root.join("kubelet-serving.json")),
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("under the 10m"));
+    let bad = write(
+        dir,
+        "bad.json",
+        r#"{"CN":"w1","hosts":["w1"],"names":[{"O":"admins"}]}"#,
+    );
+    let out = nodecert(dir)
+        .args([
+            "genkey",
+            "--signer",
+            "kubernetes.io/kube-apiserver-client-kubelet",
+            "-bare",
+            "x",
+            s(&bad),
+        ])
+        .assert()
+        .code(3)
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8(out).unwrap();
+    assert_eq!(
+        stderr.lines().count(),
+        4,
+        "three violations and the summary: {stderr}"
+    );
+    assert!(
+        stderr.contains("O must be exactly \"system:nodes\"")
+            && stderr.contains("CN must be")
+            && stderr.contains("hosts must be empty")
+    );
+    assert!(
+        !dir.join("x-key.pem").exists(),
+        "no key is made for a CSR that breaks the rules"
+    );
+    nodecert(dir)
+        .args([
+            "genkey",
+            "--signer",
+            "example.com/custom",
+            "-bare",
+            "y",
+            s(&bad),
+        ])
+        .assert()
+        .code(0)
+        .stderr(contains("nothing was checked"));
+}
+
+/// Every role in profiles/ is issued by the real multirootca (with its profile name), the
+/// kubelet ones linted with their signer.
+#[test]
+fn shipped_role_profiles_are_issued() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    for (role, profile, signer) in [
+        (
+            "kubelet-client",
+            "kubelet-client",
+            Some("kubernetes.io/kube-apiserver-client-kubelet"),
+        ),
+        (
+            "kubelet-serving",
+            "kubelet-serving",
+            Some("kubernetes.io/kubelet-serving"),
+        ),
+        ("etcd-peer", "etcd-peer", None),
+        ("etcd-server", "etcd-server", None),
+        ("server", "", None),
+    ] {
+        let mut cmd = nodecert(dir);
+        cmd.env("NODECERT_AUTH_KEY", &pki.auth_key).args([
+            "gencert",
+            "-config",
+            s(&root.join("request-profile.json")),
+            "-remote",
+            &server.url(),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-bare",
+            role,
+        ]);
+        if !profile.is_empty() {
+            cmd.args(["-profile", profile]);
+        }
+        if let Some(signer) = signer {
+            cmd.args(["--signer", signer]);
+        }
+        cmd.arg(s(&root.join(format!("csr/{role}.json"))))
+            .assert()
+            .code(0);
+        assert_verifies(dir, &pki.primary_ca(), &dir.join(format!("{role}.pem")));
+        let text = crate::support::cert_text(dir, &dir.join(format!("{role}.pem")));
+        let server_auth = text.contains("TLS Web Server Authentication");
+        let client_auth = text.contains("TLS Web Client Authentication");
+        match role {
+            "kubelet-client" => assert!(client_auth && !server_auth, "{role}: {text}"),
+            "kubelet-serving" => assert!(server_auth && !client_auth, "{role}: {text}"),
+            _ => assert!(server_auth && client_auth, "{role}: {text}"),
+        }
+    }
+    assert_eq!(server.signed_count(), 5);
+}
+
+/// --log-format json and --quiet.
+#[test]
+fn log_formats() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let out = nodecert(dir)
+        .args([
+            "--log-format",
+            "json",
+            "gencert",
+            "-config",
+            "nope.json",
+            "x.json",
+        ])
+        .assert()
+        .code(3)
+        .get_output()
+        .stderr
+        .clone();
+    let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(line["level"], "error");
+    assert_eq!(line["exit_code"], 3);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    // A warning (plaintext) is shown by default and hidden by --quiet; the error stays.
+    nodecert(dir)
+        .args([
+            "gencert",
+            "-remote",
+            "http://127.0.0.1:1",
+            "--allow-plaintext",
+            s(&csr),
+        ])
+        .assert()
+        .code(6)
+        .stderr(contains("warning"));
+    nodecert(dir)
+        .args([
+            "--quiet",
+            "gencert",
+            "-remote",
+            "http://127.0.0.1:1",
+            "--allow-plaintext",
+            s(&csr),
+        ])
+        .assert()
+        .code(6)
+        .stderr(contains("warning").not().and(contains("error")));
+}
