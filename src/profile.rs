@@ -130,14 +130,26 @@ pub fn resolve(
             )),
         };
     };
-    let source = path.display().to_string();
     let bytes = crate::error::read_input(path, "request profile")?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    parse(&bytes, &path.display().to_string(), base_dir, profile_name, flag_remotes)
+}
+
+/// Resolves request-profile `bytes` (named `source` in errors; `file:` keys are relative to
+/// `base_dir`). `flag_remotes` replaces the profile's remotes, keeping its auth key.
+pub fn parse(
+    bytes: &[u8],
+    source: &str,
+    base_dir: &Path,
+    profile_name: &str,
+    flag_remotes: Option<Vec<Remote>>,
+) -> Result<Target> {
     let root: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::input(&source, format!("not valid JSON: {e}")))?;
+        .map_err(|e| Error::input(source, format!("not valid JSON: {e}")))?;
     let at = |field: &str, detail: &str| Error::input(format!("{source}: field {field}"), detail);
     let root = root
         .as_object()
-        .ok_or_else(|| Error::input(&source, "expected a JSON object with a \"signing\" field"))?;
+        .ok_or_else(|| Error::input(source, "expected a JSON object with a \"signing\" field"))?;
 
     let signing = object(root, "signing")
         .map_err(|d| at("signing", d))?
@@ -263,7 +275,6 @@ pub fn resolve(
         }
         let key_text =
             string_field(entry, "key").map_err(|d| at(&format!("{entry_field}.key"), d))?;
-        let base_dir = path.parent().unwrap_or(Path::new("."));
         let key = AuthKey::from_source(&key_text, base_dir)
             .map_err(|e| at(&format!("{entry_field}.key"), &e.to_string()))?;
         Some(key)
