@@ -22,6 +22,8 @@ mod gencert;
 mod generated;
 /// --renew-before, hooks, locks, retries, metrics, crash safety.
 mod renewal;
+/// The auth key never printed; the key file never wider than 0600.
+mod secrets;
 /// `nodecert sync` over a directory of specs.
 mod sync;
 /// Trust, plaintext refusal, mutual-TLS flags, unreachable and silent servers.

@@ -54,7 +54,7 @@ impl Setup {
     }
 
     /// `nodecert gencert` for the pair `node` with the given extra flags.
-    fn gencert(&self, extra: &[&str]) -> assert_cmd::Command {
+    fn gencert(&self, extra: &[&str]) -> crate::support::Nodecert {
         let mut cmd = nodecert(self.dir());
         cmd.args([
             "gencert",

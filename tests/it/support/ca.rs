@@ -18,6 +18,7 @@ impl Pki {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let auth_key: String = (0..16).map(|_| format!("{:02x}", rand_byte())).collect();
+        super::secrets::register(&auth_key);
         let pki = Self { dir, auth_key };
         for label in ["primary", "secondary"] {
             pki.make_ca(label);
@@ -107,6 +108,9 @@ impl Pki {
     /// A request profile for `remote` with the auth key written as `key` (hex, env:…, file:…),
     /// in `dir`.
     pub fn request_profile(&self, dir: &Path, remote: &str, key: &str) -> PathBuf {
+        if key.len() >= 16 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            super::secrets::register(key);
+        }
         write(
             dir,
             "request-profile.json",

@@ -7,15 +7,95 @@ use std::process::Command as StdCommand;
 
 pub use ca::Pki;
 
-/// A `nodecert` command with a scrubbed environment, run in `dir`.
-pub fn nodecert(dir: &Path) -> assert_cmd::Command {
+/// A `nodecert` command with a scrubbed environment, run in `dir`. Everything it prints is
+/// checked against every secret registered in this test process (see [`secrets`]).
+pub fn nodecert(dir: &Path) -> Nodecert {
     let mut cmd = assert_cmd::Command::cargo_bin("nodecert").expect("the nodecert binary is built");
     cmd.current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", dir)
         .timeout(std::time::Duration::from_secs(60));
-    cmd
+    Nodecert(cmd)
+}
+
+/// `assert_cmd::Command` with a secrets check on its output.
+pub struct Nodecert(assert_cmd::Command);
+
+impl Nodecert {
+    pub fn arg(&mut self, arg: impl AsRef<std::ffi::OsStr>) -> &mut Self {
+        self.0.arg(arg);
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(
+        &mut self,
+        args: I,
+    ) -> &mut Self {
+        self.0.args(args);
+        self
+    }
+
+    pub fn env(&mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> &mut Self {
+        self.0.env(key, value);
+        self
+    }
+
+    pub fn write_stdin(&mut self, input: impl Into<Vec<u8>>) -> &mut Self {
+        self.0.write_stdin(input);
+        self
+    }
+
+    /// Runs the command, checks its output for secrets, and hands it to assert_cmd.
+    pub fn assert(&mut self) -> assert_cmd::assert::Assert {
+        use assert_cmd::assert::OutputAssertExt as _;
+        let output = self.0.output().expect("nodecert runs");
+        secrets::assert_absent(&output.stdout, &output.stderr);
+        output.assert()
+    }
+}
+
+/// Auth keys made or used by tests. Every nodecert run in the suite is checked against all of
+/// them: the key must never be printed, hex (either case), raw or base64.
+pub mod secrets {
+    use std::sync::Mutex;
+
+    use base64::Engine as _;
+
+    static KEYS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    /// Registers a hex auth key.
+    pub fn register(hex: &str) {
+        KEYS.lock().unwrap().push(hex.to_string());
+    }
+
+    /// Panics when any registered key appears in `stdout` or `stderr`.
+    pub fn assert_absent(stdout: &[u8], stderr: &[u8]) {
+        for hex in KEYS.lock().unwrap().iter() {
+            let raw: Vec<u8> = (0..hex.len() / 2)
+                .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                .collect();
+            let forms = [
+                hex.to_lowercase().into_bytes(),
+                hex.to_uppercase().into_bytes(),
+                base64::engine::general_purpose::STANDARD
+                    .encode(&raw)
+                    .trim_end_matches('=')
+                    .as_bytes()
+                    .to_vec(),
+                raw,
+            ];
+            for output in [stdout, stderr] {
+                for form in &forms {
+                    assert!(
+                        form.len() < 8 || !output.windows(form.len()).any(|w| w == form.as_slice()),
+                        "an auth key was printed:\n{}",
+                        String::from_utf8_lossy(output)
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Runs an external tool and returns its stdout; panics with its stderr when it fails.
