@@ -132,7 +132,13 @@ pub fn resolve(
     };
     let bytes = crate::error::read_input(path, "request profile")?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    parse(&bytes, &path.display().to_string(), base_dir, profile_name, flag_remotes)
+    parse(
+        &bytes,
+        &path.display().to_string(),
+        base_dir,
+        profile_name,
+        flag_remotes,
+    )
 }
 
 /// Resolves request-profile `bytes` (named `source` in errors; `file:` keys are relative to
@@ -144,7 +150,7 @@ pub fn parse(
     profile_name: &str,
     flag_remotes: Option<Vec<Remote>>,
 ) -> Result<Target> {
-    let root: Value = serde_json::from_slice(&bytes)
+    let root: Value = serde_json::from_slice(bytes)
         .map_err(|e| Error::input(source, format!("not valid JSON: {e}")))?;
     let at = |field: &str, detail: &str| Error::input(format!("{source}: field {field}"), detail);
     let root = root
