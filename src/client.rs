@@ -41,7 +41,11 @@ impl CaClient<'_> {
                         Reply::Failed { status, message } if status >= 500 => {
                             Err(Error::Unavailable {
                                 server: server.clone(),
-                                detail: format!("the CA failed (HTTP {status}): {message}"),
+                                detail: if message.starts_with("HTTP ") {
+                                    format!("the CA failed: {message}")
+                                } else {
+                                    format!("the CA failed (HTTP {status}): {message}")
+                                },
                             })
                         }
                         Reply::Failed { status, message } => Err(Error::Refused {

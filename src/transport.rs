@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::Url;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{CertificateError, ClientConfig, RootCertStore};
+use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 
 use crate::error::{Error, Result, read_input};
 use crate::profile::Remote;
@@ -237,7 +237,18 @@ fn explain_tls(err: &rustls::Error) -> String {
         }
         E::InvalidCertificate(other) => format!("the server's certificate was rejected: {other:?}"),
         E::PeerIncompatible(why) => format!("the server offers no TLS version or cipher nodecert accepts (TLS 1.2 or 1.3 required): {why:?}"),
-        E::AlertReceived(alert) => format!("the server ended the handshake with alert {alert:?} (a missing or rejected client certificate?)"),
+        E::AlertReceived(AlertDescription::ProtocolVersion) => {
+            "the server refused TLS 1.2 and 1.3 (it offers only older versions, which nodecert does not accept): upgrade the CA's TLS".into()
+        }
+        E::AlertReceived(
+            alert @ (AlertDescription::CertificateRequired
+            | AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown),
+        ) => format!(
+            "the server rejected the client certificate (alert {alert:?}): check -mutual-tls-client-cert/-key"
+        ),
+        E::AlertReceived(alert) => format!("the server ended the handshake with alert {alert:?}"),
         other => format!("{other}"),
     }
 }

@@ -16,6 +16,8 @@ mod companions;
 mod compat;
 /// Bad input and what a failed run leaves on disk.
 mod failures;
+/// The fault matrix: broken, hostile or silent servers.
+mod faults;
 /// Issuing against the real multirootca: key types, outputs, flags, failover.
 mod gencert;
 /// completions/ and man/ match the CLI definition.

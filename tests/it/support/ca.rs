@@ -97,12 +97,50 @@ impl Pki {
 
     /// Starts multirootca over TLS on a free loopback port.
     pub fn start(&self) -> Multirootca {
-        Multirootca::start(self, true)
+        Multirootca::start(self, Some("server"))
+    }
+
+    /// Starts multirootca over TLS with the certificate `NAME.pem` / `NAME-key.pem`.
+    pub fn start_with_tls(&self, name: &str) -> Multirootca {
+        Multirootca::start(self, Some(name))
     }
 
     /// Starts multirootca over plain HTTP (only for the --allow-plaintext test).
     pub fn start_plain(&self) -> Multirootca {
-        Multirootca::start(self, false)
+        Multirootca::start(self, None)
+    }
+
+    /// Issues a TLS server certificate `NAME.pem` for `hosts` from the primary CA with cfssl,
+    /// valid for `expiry` (a Go duration such as "1s").
+    pub fn issue_tls_cert(&self, name: &str, hosts: &[&str], expiry: &str) {
+        write(
+            self.path(),
+            &format!("{name}-policy.json"),
+            &format!(
+                r#"{{"signing":{{"default":{{"expiry":"{expiry}","usages":["digital signature","key encipherment","server auth"]}}}}}}"#
+            ),
+        );
+        let hosts = serde_json::to_string(hosts).unwrap();
+        write(
+            self.path(),
+            &format!("{name}-csr.json"),
+            &format!(r#"{{"CN":"{name}","hosts":{hosts},"key":{{"algo":"ecdsa","size":256}}}}"#),
+        );
+        let json = tool(
+            self.path(),
+            "cfssl",
+            &[
+                "gencert",
+                "-ca",
+                "primary.pem",
+                "-ca-key",
+                "primary-key.pem",
+                "-config",
+                &format!("{name}-policy.json"),
+                &format!("{name}-csr.json"),
+            ],
+        );
+        cfssljson(self.path(), &json, name);
     }
 
     /// A request profile for `remote` with the auth key written as `key` (hex, env:…, file:…),
@@ -131,7 +169,7 @@ pub struct Multirootca {
 }
 
 impl Multirootca {
-    fn start(pki: &Pki, tls: bool) -> Self {
+    fn start(pki: &Pki, tls: Option<&str>) -> Self {
         let dir = pki.path();
         let mut roots = String::new();
         for label in ["primary", "secondary"] {
@@ -154,8 +192,13 @@ impl Multirootca {
             "-l",
             "primary",
         ]);
-        if tls {
-            cmd.args(["-tls-cert", "server.pem", "-tls-key", "server-key.pem"]);
+        if let Some(name) = tls {
+            cmd.args([
+                "-tls-cert",
+                &format!("{name}.pem"),
+                "-tls-key",
+                &format!("{name}-key.pem"),
+            ]);
         }
         let child = cmd
             .current_dir(dir)

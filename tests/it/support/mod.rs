@@ -1,6 +1,7 @@
 //! Shared test harness.
 
 pub mod ca;
+pub mod fault;
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
