@@ -46,9 +46,14 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
                 Some((n, v)) => (n, Some(v)),
                 None => (body, None),
             };
-            flags
-                .get(name)
-                .map(|takes_value| (name, value, *takes_value))
+            // An unknown `-word` is passed on as `--word`, so clap names it whole instead of
+            // complaining about its first letter as a short flag.
+            let looks_long = name.len() > 1 && name.starts_with(|c: char| c.is_ascii_alphabetic());
+            match flags.get(name) {
+                Some(takes_value) => Some((name, value, *takes_value)),
+                None if looks_long => Some((name, value, false)),
+                None => None,
+            }
         }) {
             Some((name, value, takes_value)) => {
                 value_next = takes_value && value.is_none();
@@ -136,6 +141,11 @@ mod tests {
             norm(&["-h", "-x", "-allow-plaintext", "x"]),
             ["-h", "-x", "--allow-plaintext", "x"]
         );
+        assert_eq!(
+            norm(&["gencert", "-ca-key", "k.pem"]),
+            ["gencert", "--ca-key", "k.pem"]
+        );
+        assert_eq!(norm(&["gencert", "-1x"]), ["gencert", "-1x"]);
     }
 
     #[test]

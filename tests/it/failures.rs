@@ -100,107 +100,541 @@ fn key_mode_is_0600_even_over_a_wider_existing_file() {
     assert_eq!(mode(&dir.join("node.pem")), 0o644);
 }
 
-/// Bad input: one line naming the file/field/flag, the documented code, nothing written.
+/// The bad-input matrix: csr.json, request profile, CA PEM, mTLS files and flags. Each case
+/// gives one line naming the file and field (or flag), its documented exit code, never a panic,
+/// and writes nothing.
 #[test]
-fn bad_input_is_named_and_nothing_is_written() {
+fn bad_input_matrix() {
     let pki = Pki::new();
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
-    let profile = pki.request_profile(dir, "127.0.0.1:1", &pki.auth_key);
+    let key = pki.auth_key.clone();
+    let good_profile = pki.request_profile(dir, "127.0.0.1:1", &key);
+    let good_profile_text = std::fs::read_to_string(&good_profile).unwrap();
     let good = write(dir, "good.json", &node_csr("ecdsa", 256));
     write(dir, "empty.pem", "");
+    write(dir, "notpem.pem", "hello\n");
+    write(
+        dir,
+        "garbage.pem",
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    );
     std::fs::create_dir(dir.join("adir")).unwrap();
-    let cases: Vec<(Vec<&str>, &str, i32, &str)> = vec![
+    let profile = |signing: &str, rest: &str| {
+        format!(
+            r#"{{"signing":{signing},"auth_keys":{{"k":{{"type":"standard","key":"{key}"}}}},"remotes":{{"ca":"127.0.0.1:1"}}{rest}}}"#
+        )
+    };
+    let default_ar = r#"{"default":{"auth_remote":{"remote":"ca","auth_key":"k"}}}"#;
+    let with_key = |key_json: &str| {
+        format!(
+            r#"{{"signing":{default_ar},"auth_keys":{{"k":{key_json}}},"remotes":{{"ca":"127.0.0.1:1"}}}}"#
+        )
+    };
+    let with_remote = |remote_json: &str| {
+        format!(
+            r#"{{"signing":{default_ar},"auth_keys":{{"k":{{"type":"standard","key":"{key}"}}}},"remotes":{{"ca":{remote_json}}}}}"#
+        )
+    };
+    // (csr.json, request profile, extra flags, exit code, what the line must name)
+    let csr = |json: &str| (Some(json.to_string()), None::<String>);
+    let prof = |json: String| (None::<String>, Some(json));
+    let flags = (None::<String>, None::<String>);
+    let cases: Vec<((Option<String>, Option<String>), Vec<&str>, i32, &str)> = vec![
+        // csr.json
+        (csr("not json"), vec![], 3, "case.json: not valid JSON"),
+        (csr(""), vec![], 3, "case.json: not valid JSON"),
         (
+            csr(r#"["CN"]"#),
             vec![],
-            r#"{"CN":"x","key":{"algo":"dsa"}}"#,
             3,
-            "field key.algo",
+            "case.json: expected a JSON object",
         ),
         (
+            csr(r#"{"CN":1}"#),
             vec![],
-            r#"{"CN":"x","key":{"algo":"rsa","size":1024}}"#,
             3,
-            "too weak",
+            "case.json: field CN: must be a string",
         ),
         (
+            csr(r#"{"CN":"x","names":{"O":"a"}}"#),
             vec![],
-            r#"{"CN":"x","key":{"algo":"ecdsa","size":255}}"#,
             3,
-            "field key.size",
+            "field names: must be a list",
         ),
-        (vec![], r#"{"CN":"x","hosts":"a"}"#, 3, "field hosts"),
         (
+            csr(r#"{"CN":"x","names":["O"]}"#),
             vec![],
-            r#"{"key":{"algo":"ecdsa","size":256}}"#,
             3,
-            "neither CN nor hosts",
+            "field names[0]: must be an object",
         ),
-        (vec![], "not json", 3, "not valid JSON"),
         (
+            csr(r#"{"CN":"x","names":[{"O":5}]}"#),
+            vec![],
+            3,
+            "field names[0].O: must be a string",
+        ),
+        (
+            csr(r#"{"CN":"x","hosts":"a"}"#),
+            vec![],
+            3,
+            "field hosts: must be a list",
+        ),
+        (
+            csr(r#"{"CN":"x","hosts":[1]}"#),
+            vec![],
+            3,
+            "field hosts[0]: must be a string",
+        ),
+        (
+            csr(r#"{"CN":"x","hosts":["a",""]}"#),
+            vec![],
+            3,
+            "field hosts[1]: is empty",
+        ),
+        (
+            csr(r#"{"CN":"x","hosts":[" a"]}"#),
+            vec![],
+            3,
+            "field hosts[0]: \" a\" has surrounding whitespace",
+        ),
+        (
+            csr(r#"{"CN":"x","hosts":["a\u0007b"]}"#),
+            vec![],
+            3,
+            "field hosts[0]",
+        ),
+        (
+            csr(r#"{"CN":"x","key":"rsa"}"#),
+            vec![],
+            3,
+            "field key: must be an object",
+        ),
+        (
+            csr(r#"{"CN":"x","key":{"algo":5}}"#),
+            vec![],
+            3,
+            "field key.algo: must be a string",
+        ),
+        (
+            csr(r#"{"CN":"x","key":{"algo":"dsa"}}"#),
+            vec![],
+            3,
+            "field key.algo: unknown algo \"dsa\"",
+        ),
+        (
+            csr(r#"{"CN":"x","key":{"algo":"RSA","size":2048}}"#),
+            vec![],
+            3,
+            "lower case",
+        ),
+        (
+            csr(r#"{"CN":"x","key":{"algo":"rsa","size":"2048"}}"#),
+            vec![],
+            3,
+            "field key.size: must be a number",
+        ),
+        (
+            csr(r#"{"CN":"x","key":{"algo":"rsa","size":2048.5}}"#),
+            vec![],
+            3,
+            "field key.size: must be a whole number",
+        ),
+        (
+            csr(r#"{"CN":"x","key":{"algo":"rsa","size":1024}}"#),
+            vec![],
+            3,
+            "field key.size: rsa size 1024 is too weak",
+        ),
+        (
+            csr(r#"{"CN":"x","key":{"algo":"rsa","size":16384}}"#),
+            vec![],
+            3,
+            "too large",
+        ),
+        (
+            csr(r#"{"CN":"x","key":{"algo":"rsa"}}"#),
+            vec![],
+            3,
+            "rsa needs a size",
+        ),
+        (
+            csr(r#"{"CN":"x","key":{"algo":"rsa","size":2049}}"#),
+            vec![],
+            3,
+            "not a whole number of bytes",
+        ),
+        (
+            csr(r#"{"CN":"x","key":{"algo":"ecdsa","size":255}}"#),
+            vec![],
+            3,
+            "ecdsa size 255 is not a curve",
+        ),
+        (
+            csr(r#"{"CN":"x","key":{"algo":"ed25519","size":512}}"#),
+            vec![],
+            3,
+            "ed25519 has no size 512",
+        ),
+        (
+            csr(r#"{"CN":"x","ca":{"expiry":"1h"}}"#),
+            vec![],
+            3,
+            "field ca: is only for creating a CA",
+        ),
+        (
+            csr(r#"{"key":{"algo":"ecdsa","size":256}}"#),
+            vec![],
+            3,
+            "case.json: has neither CN nor hosts",
+        ),
+        // request profile
+        (prof("{".into()), vec![], 3, "rp.json: not valid JSON"),
+        (
+            prof("[]".into()),
+            vec![],
+            3,
+            "rp.json: expected a JSON object",
+        ),
+        (
+            prof(r#"{"remotes":{}}"#.into()),
+            vec![],
+            3,
+            "rp.json: field signing: is missing",
+        ),
+        (
+            prof(r#"{"signing":[]}"#.into()),
+            vec![],
+            3,
+            "rp.json: field signing: must be an object",
+        ),
+        (
+            prof(profile("{}", "")),
+            vec![],
+            3,
+            "field signing.default: is missing",
+        ),
+        (
+            prof(profile(r#"{"default":{"auth_remote":"ca"}}"#, "")),
+            vec![],
+            3,
+            "field signing.default.auth_remote: must be an object",
+        ),
+        (
+            prof(profile(
+                r#"{"default":{"remote":"ca","auth_remote":{"remote":"ca","auth_key":"k"}}}"#,
+                "",
+            )),
+            vec![],
+            3,
+            "has both remote and auth_remote",
+        ),
+        (
+            prof(profile(
+                r#"{"default":{"auth_remote":{"remote":"ca"}}}"#,
+                "",
+            )),
+            vec![],
+            3,
+            "field signing.default.auth_remote.auth_key: is missing",
+        ),
+        (
+            prof(profile(
+                r#"{"default":{"auth_remote":{"auth_key":"k"}}}"#,
+                "",
+            )),
+            vec![],
+            3,
+            "field signing.default.auth_remote.remote: is missing",
+        ),
+        (
+            prof(profile(
+                r#"{"default":{"auth_remote":{"remote":"other","auth_key":"k"}}}"#,
+                "",
+            )),
+            vec![],
+            3,
+            "names \"other\", which is not in the remotes section",
+        ),
+        (
+            prof(profile(
+                r#"{"default":{"auth_remote":{"remote":"ca","auth_key":"nokey"}}}"#,
+                "",
+            )),
+            vec![],
+            3,
+            "names \"nokey\", which is not in the auth_keys section",
+        ),
+        (
+            prof(with_remote(r#"["127.0.0.1:1"]"#)),
+            vec![],
+            3,
+            "field remotes.ca: must be a string",
+        ),
+        (
+            prof(with_remote(r#""ftp://ca:1""#)),
+            vec![],
+            3,
+            "field remotes.ca: \"ftp://ca:1\" has scheme ftp",
+        ),
+        (
+            prof(with_remote(r#""""#)),
+            vec![],
+            3,
+            "field remotes.ca: is empty",
+        ),
+        (
+            prof(with_key(r#""k""#)),
+            vec![],
+            3,
+            "field auth_keys.k: must be an object",
+        ),
+        (
+            prof(with_key(&format!(r#"{{"key":"{key}"}}"#))),
+            vec![],
+            3,
+            "field auth_keys.k.type: is \"\": only \"standard\"",
+        ),
+        (
+            prof(with_key(&format!(
+                r#"{{"type":"standard-ip","key":"{key}"}}"#
+            ))),
+            vec![],
+            3,
+            "auth_keys.k.type: is \"standard-ip\"",
+        ),
+        (
+            prof(with_key(r#"{"type":"standard","key":"0g"}"#)),
+            vec![],
+            3,
+            "field auth_keys.k.key: the key is not hex",
+        ),
+        (
+            prof(with_key(r#"{"type":"standard","key":"abc"}"#)),
+            vec![],
+            3,
+            "odd number of digits",
+        ),
+        (
+            prof(with_key(r#"{"type":"standard","key":""}"#)),
+            vec![],
+            3,
+            "field auth_keys.k.key: the key is empty",
+        ),
+        (
+            prof(with_key(
+                r#"{"type":"standard","key":"env:NODECERT_UNSET"}"#,
+            )),
+            vec![],
+            3,
+            "NODECERT_UNSET is unset or empty",
+        ),
+        (
+            prof(with_key(r#"{"type":"standard","key":"file:missing.key"}"#)),
+            vec![],
+            3,
+            "cannot read key file",
+        ),
+        (
+            prof(with_key(r#"{"type":"standard","key":"vault:x"}"#)),
+            vec![],
+            3,
+            "unknown key prefix \"vault\"",
+        ),
+        (
+            flags.clone(),
+            vec!["-config", "adir"],
+            3,
+            "adir: is a directory",
+        ),
+        (
+            flags.clone(),
+            vec!["-config", "missing.json"],
+            3,
+            "missing.json: cannot read the request profile: no such file",
+        ),
+        (
+            flags.clone(),
+            vec!["-config", "good.json/x"],
+            3,
+            "good.json/x: cannot read the request profile",
+        ),
+        // CA PEM and mTLS files
+        (
+            flags.clone(),
             vec!["-tls-remote-ca", "empty.pem"],
-            "",
             3,
             "empty.pem: the CA certificate (-tls-remote-ca) holds no PEM",
         ),
         (
+            flags.clone(),
+            vec!["-tls-remote-ca", "notpem.pem"],
+            3,
+            "notpem.pem: the CA certificate (-tls-remote-ca) holds no PEM",
+        ),
+        (
+            flags.clone(),
+            vec!["-tls-remote-ca", "garbage.pem"],
+            3,
+            "garbage.pem: a certificate in the CA file cannot be used",
+        ),
+        (
+            flags.clone(),
             vec!["-tls-remote-ca", "missing.pem"],
-            "",
             3,
             "missing.pem: cannot read",
         ),
-        (vec!["-config", "adir"], "", 3, "adir: is a directory"),
         (
-            vec!["-config", "missing.json"],
-            "",
+            flags.clone(),
+            vec!["-tls-remote-ca", "adir"],
             3,
-            "missing.json: cannot read the request profile",
+            "adir: is a directory",
         ),
-        (vec!["-hostname", "a,,b"], "", 2, "flag -hostname"),
-        (vec!["-bare", "nodir/x"], "", 8, "nodir does not exist"),
-        (vec!["-loglevel", "9"], "", 2, "loglevel"),
-        (vec!["--timeout", "soon"], "", 2, "timeout"),
-        (vec!["-remote", "ftp://x"], "", 2, "flag -remote"),
+        (
+            flags.clone(),
+            vec![
+                "-mutual-tls-client-cert",
+                "notpem.pem",
+                "-mutual-tls-client-key",
+                "notpem.pem",
+            ],
+            3,
+            "notpem.pem: the mutual-TLS client certificate",
+        ),
+        (
+            flags.clone(),
+            vec![
+                "-mutual-tls-client-cert",
+                "good.json",
+                "-mutual-tls-client-key",
+                "notpem.pem",
+            ],
+            3,
+            "good.json: the mutual-TLS client certificate",
+        ),
+        // flags
+        (
+            flags.clone(),
+            vec!["-mutual-tls-client-key", "notpem.pem"],
+            2,
+            "--mutual-tls-client-cert",
+        ),
+        (
+            flags.clone(),
+            vec!["-hostname", "a,,b"],
+            2,
+            "flag -hostname: entry is empty",
+        ),
+        (
+            flags.clone(),
+            vec!["-hostname", "a, b"],
+            2,
+            "flag -hostname: entry \" b\" has surrounding whitespace",
+        ),
+        (
+            flags.clone(),
+            vec!["-bare", "nodir/x"],
+            8,
+            "nodir does not exist",
+        ),
+        (flags.clone(), vec!["-loglevel", "9"], 2, "loglevel"),
+        (flags.clone(), vec!["--timeout", "soon"], 2, "--timeout"),
+        (
+            flags.clone(),
+            vec!["--timeout", "0s"],
+            2,
+            "must be more than zero",
+        ),
+        (flags.clone(), vec!["-remote", "ftp://x"], 2, "flag -remote"),
+        (
+            flags.clone(),
+            vec!["-remote", "http://127.0.0.1:1"],
+            2,
+            "plain http",
+        ),
+        (
+            flags.clone(),
+            vec!["-ca-key", "x.pem"],
+            2,
+            "unexpected argument '--ca-key'",
+        ),
+        (
+            flags.clone(),
+            vec!["--key-mode", "0644"],
+            2,
+            "would expose the private key",
+        ),
+        (flags.clone(), vec!["--mode", "999"], 2, "flag --mode"),
+        (
+            flags.clone(),
+            vec!["--owner", "no-such-user-nodecert"],
+            2,
+            "flag --owner: no user",
+        ),
+        (flags.clone(), vec!["--report", "xml"], 2, "--report"),
+        (
+            flags.clone(),
+            vec!["--retries", "-1"],
+            2,
+            "unexpected argument '-1'",
+        ),
+        (
+            flags.clone(),
+            vec!["--renew-before", "soon"],
+            2,
+            "--renew-before",
+        ),
+        (
+            flags.clone(),
+            vec!["--signer", "kubernetes.io/kubelet-serving"],
+            3,
+            "violation(s) of the kubernetes.io/kubelet-serving signer's rules",
+        ),
     ];
-    for (flags, csr_json, code, expected) in cases {
-        let csr = if csr_json.is_empty() {
-            good.clone()
-        } else {
-            write(dir, "case.json", csr_json)
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+    for ((csr_json, profile_json), flags, code, expected) in cases {
+        let csr_path = match &csr_json {
+            Some(json) => write(dir, "case.json", json),
+            None => good.clone(),
+        };
+        let profile_path = match &profile_json {
+            Some(json) => write(dir, "rp.json", json),
+            None => write(dir, "rp.json", &good_profile_text),
         };
         let mut args = vec!["gencert"];
         if !flags.contains(&"-config") {
-            args.extend(["-config", s(&profile)]);
+            args.extend(["-config", s(&profile_path)]);
         }
         args.extend(flags.iter().copied());
         if !flags.contains(&"-bare") {
             args.extend(["-bare", "out"]);
         }
-        args.push(s(&csr));
-        let out = nodecert(dir)
-            .args(&args)
-            .assert()
-            .code(code)
-            .stderr(contains(expected))
-            .get_output()
-            .clone();
+        args.push(s(&csr_path));
+        let out = nodecert(dir).args(&args).assert().get_output().clone();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        if code != 2 {
-            assert_eq!(
-                stderr.lines().count(),
-                1,
-                "{args:?}: one line, got {stderr}"
-            );
-            assert!(stderr.starts_with("nodecert: error: "), "{stderr}");
+        let case = format!("{args:?} {csr_json:?} {profile_json:?}");
+        assert_eq!(out.status.code(), Some(code), "{case}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{case}: {stderr:?} lacks {expected:?}"
+        );
+        assert!(!stderr.contains("panicked"), "{case}: {stderr}");
+        if code != 2 && !flags.contains(&"--signer") {
+            assert_eq!(stderr.lines().count(), 1, "{case}: one line, got {stderr}");
+            assert!(stderr.starts_with("nodecert: error: "), "{case}: {stderr}");
         }
-        assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(
             !dir.join("out.pem").exists() && !dir.join("out-key.pem").exists(),
-            "{args:?} wrote output"
+            "{case} wrote output"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{case}: stdout {:?}",
+            String::from_utf8_lossy(&out.stdout)
         );
     }
     assert!(
-        listing(dir).iter().all(|f| !f.starts_with(".nodecert-")),
+        listing(dir).iter().all(|f| !f.contains(".nodecert-")),
         "no temporary files"
     );
 }

@@ -22,6 +22,8 @@ mod faults;
 mod gencert;
 /// completions/ and man/ match the CLI definition.
 mod generated;
+/// 200 concurrent runs against one multirootca.
+mod load;
 /// --renew-before, hooks, locks, retries, metrics, crash safety.
 mod renewal;
 /// The auth key never printed; the key file never wider than 0600.
