@@ -100,6 +100,9 @@ fn key_mode_is_0600_even_over_a_wider_existing_file() {
     assert_eq!(mode(&dir.join("node.pem")), 0o644);
 }
 
+/// (csr.json, request profile) for a case; `None` uses a good one.
+type Inputs = (Option<String>, Option<String>);
+
 /// The bad-input matrix: csr.json, request profile, CA PEM, mTLS files and flags. Each case
 /// gives one line naming the file and field (or flag), its documented exit code, never a panic,
 /// and writes nothing.
@@ -140,7 +143,7 @@ fn bad_input_matrix() {
     let csr = |json: &str| (Some(json.to_string()), None::<String>);
     let prof = |json: String| (None::<String>, Some(json));
     let flags = (None::<String>, None::<String>);
-    let cases: Vec<((Option<String>, Option<String>), Vec<&str>, i32, &str)> = vec![
+    let cases: Vec<(Inputs, Vec<&str>, i32, &str)> = vec![
         // csr.json
         (csr("not json"), vec![], 3, "case.json: not valid JSON"),
         (csr(""), vec![], 3, "case.json: not valid JSON"),
