@@ -71,6 +71,24 @@ impl San {
     }
 }
 
+impl San {
+    /// The SAN a parsed GeneralName is, for the kinds cfssl issues (DNS, email, IP, URI).
+    pub fn from_general_name(name: &x509_parser::extensions::GeneralName<'_>) -> Option<Self> {
+        use x509_parser::extensions::GeneralName;
+        Some(match name {
+            GeneralName::DNSName(v) => Self::Dns(v.to_string()),
+            GeneralName::RFC822Name(v) => Self::Email(v.to_string()),
+            GeneralName::URI(v) => Self::Uri(v.to_string()),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => Self::Ip(IpAddr::from(<[u8; 4]>::try_from(*bytes).ok()?)),
+                16 => Self::Ip(IpAddr::from(<[u8; 16]>::try_from(*bytes).ok()?)),
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
+}
+
 impl std::fmt::Display for San {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -2,7 +2,6 @@
 //! validity. Used by `certinfo`.
 
 use serde::Serialize;
-use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
@@ -59,30 +58,10 @@ pub fn summarise(bytes: &[u8], now: i64) -> Result<Summary, String> {
 }
 
 fn sans(cert: &X509Certificate<'_>) -> Vec<String> {
-    let Ok(Some(ext)) = cert.subject_alternative_name() else {
-        return Vec::new();
-    };
-    ext.value
-        .general_names
+    crate::verify::certificate_sans(cert)
+        .unwrap_or_default()
         .iter()
-        .map(|name| match name {
-            GeneralName::DNSName(v) => format!("DNS:{v}"),
-            GeneralName::RFC822Name(v) => format!("email:{v}"),
-            GeneralName::URI(v) => format!("URI:{v}"),
-            GeneralName::IPAddress(b) if b.len() == 4 => {
-                format!(
-                    "IP:{}",
-                    std::net::IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())
-                )
-            }
-            GeneralName::IPAddress(b) if b.len() == 16 => {
-                format!(
-                    "IP:{}",
-                    std::net::IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default())
-                )
-            }
-            other => format!("{other:?}"),
-        })
+        .map(ToString::to_string)
         .collect()
 }
 

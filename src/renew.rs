@@ -6,11 +6,9 @@
 //! names, exactly the requested SANs, the key type, and the pinned CA as issuer when one is given).
 //! The first failing check is the reason reported.
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::csr::{CertificateRequest, San};
@@ -217,9 +215,8 @@ fn subject_change(cert: &X509Certificate<'_>, request: &CertificateRequest) -> O
 }
 
 fn san_change(cert: &X509Certificate<'_>, request: &CertificateRequest) -> Option<String> {
-    let have: Vec<String> = match cert.subject_alternative_name() {
-        Ok(Some(ext)) => ext.value.general_names.iter().filter_map(san_key).collect(),
-        Ok(None) => Vec::new(),
+    let have: Vec<String> = match crate::verify::certificate_sans(cert) {
+        Ok(sans) => sans.iter().map(normalise).collect(),
         Err(_) => return Some("the certificate's SAN extension is malformed".into()),
     };
     let want: Vec<String> = request.sans().iter().map(normalise).collect();
@@ -252,22 +249,6 @@ fn normalise(san: &San) -> String {
         San::Email(v) => format!("email:{}", v.to_ascii_lowercase()),
         other => other.to_string(),
     }
-}
-
-fn san_key(name: &GeneralName<'_>) -> Option<String> {
-    let san = match name {
-        GeneralName::DNSName(v) => San::Dns(v.to_string()),
-        GeneralName::RFC822Name(v) => San::Email(v.to_string()),
-        GeneralName::URI(v) => San::Uri(v.to_string()),
-        GeneralName::IPAddress(b) if b.len() == 4 => {
-            San::Ip(IpAddr::from(<[u8; 4]>::try_from(*b).ok()?))
-        }
-        GeneralName::IPAddress(b) if b.len() == 16 => {
-            San::Ip(IpAddr::from(<[u8; 16]>::try_from(*b).ok()?))
-        }
-        _ => return None,
-    };
-    Some(normalise(&san))
 }
 
 #[cfg(test)]

@@ -2,9 +2,6 @@
 //! comes back (even `"certificate":"garbage"`); a fleet tool must not replace a working pair with
 //! one that cannot be used.
 
-use std::net::IpAddr;
-
-use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::csr::San;
@@ -61,7 +58,7 @@ pub fn check(pem: &str, spki_der: &[u8], requested: &[San], now: i64) -> Result<
             cert.validity().not_after
         ));
     }
-    let present = present_sans(&cert)?;
+    let present = certificate_sans(&cert)?;
     let missing: Vec<String> = requested
         .iter()
         .filter(|want| !present.iter().any(|have| same_san(want, have)))
@@ -88,7 +85,8 @@ fn only_pem(text: &str) -> bool {
     text.starts_with("-----BEGIN CERTIFICATE-----") && text.ends_with("-----END CERTIFICATE-----")
 }
 
-fn present_sans(cert: &X509Certificate<'_>) -> Result<Vec<San>, String> {
+/// The SANs of a certificate (DNS, email, IP, URI); an error when the extension is malformed.
+pub(crate) fn certificate_sans(cert: &X509Certificate<'_>) -> Result<Vec<San>, String> {
     let extension = cert
         .subject_alternative_name()
         .map_err(|e| format!("the SAN extension is malformed: {e}"))?;
@@ -99,21 +97,7 @@ fn present_sans(cert: &X509Certificate<'_>) -> Result<Vec<San>, String> {
         .value
         .general_names
         .iter()
-        .filter_map(|name| match name {
-            GeneralName::DNSName(v) => Some(San::Dns(v.to_string())),
-            GeneralName::RFC822Name(v) => Some(San::Email(v.to_string())),
-            GeneralName::URI(v) => Some(San::Uri(v.to_string())),
-            GeneralName::IPAddress(bytes) => match bytes.len() {
-                4 => <[u8; 4]>::try_from(*bytes)
-                    .ok()
-                    .map(|b| San::Ip(IpAddr::from(b))),
-                16 => <[u8; 16]>::try_from(*bytes)
-                    .ok()
-                    .map(|b| San::Ip(IpAddr::from(b))),
-                _ => None,
-            },
-            _ => None,
-        })
+        .filter_map(San::from_general_name)
         .collect())
 }
 

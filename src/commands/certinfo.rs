@@ -1,9 +1,6 @@
 //! `nodecert certinfo FILE|-`: what a certificate says, and an exit code a monitoring check can
 //! act on (expired, or expiring within `--check`).
 
-use std::io::Read;
-use std::path::Path;
-
 use crate::cli::CertinfoArgs;
 use crate::error::{Error, Result, exit};
 use crate::inspect;
@@ -11,18 +8,7 @@ use crate::job::unix_now;
 
 /// Runs certinfo; returns 0, [`exit::EXPIRING`] or [`exit::EXPIRED`].
 pub fn run(args: &CertinfoArgs) -> Result<u8> {
-    let (bytes, source) = if args.file == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::input("<stdin>", format!("cannot read: {e}")))?;
-        (bytes, "<stdin>".to_string())
-    } else {
-        (
-            crate::error::read_input(&args.file, "certificate")?,
-            args.file.display().to_string(),
-        )
-    };
+    let (bytes, source) = super::read_arg(&args.file, "certificate")?;
     let now = unix_now();
     let summary = inspect::summarise(&bytes, now).map_err(|d| Error::input(&source, d))?;
     if args.json {

@@ -3,12 +3,12 @@
 //! it must be for the CSR's key and carry the requested SANs.
 
 use x509_parser::certification_request::X509CertificationRequest;
-use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
 
 use crate::cli::SignArgs;
 use crate::client::CaClient;
-use crate::csr::{San, check_host};
+use crate::csr::San;
 use crate::error::{Error, Result};
 use crate::job::unix_now;
 use crate::output::{PUBLIC_MODE, write_file_atomically};
@@ -19,16 +19,11 @@ use crate::transport::Transport;
 pub fn run(args: &SignArgs) -> Result<()> {
     let (bytes, source) = super::read_arg(&args.csr, "CSR")?;
     let (csr_pem, spki, csr_sans) = read_csr(&bytes).map_err(|d| Error::input(&source, d))?;
-    let hostname_override = match &args.hostname {
-        None => None,
-        Some(list) => {
-            let hosts: Vec<String> = list.split(',').map(str::to_string).collect();
-            for host in &hosts {
-                check_host(host).map_err(|d| Error::Usage(format!("flag -hostname: entry {d}")))?;
-            }
-            Some(hosts)
-        }
-    };
+    let hostname_override = args
+        .hostname
+        .as_deref()
+        .map(super::hostname_list)
+        .transpose()?;
     let wanted: Vec<San> = match &hostname_override {
         Some(hosts) => hosts.iter().map(|h| San::classify(h)).collect(),
         None => csr_sans,
@@ -86,25 +81,17 @@ fn read_csr(bytes: &[u8]) -> std::result::Result<(String, Vec<u8>, Vec<San>), St
     csr.verify_signature()
         .map_err(|_| "the CSR's self-signature does not verify".to_string())?;
     let spki = csr.certification_request_info.subject_pki.raw.to_vec();
-    let mut sans = Vec::new();
-    for ext in csr.requested_extensions().into_iter().flatten() {
-        if let ParsedExtension::SubjectAlternativeName(names) = ext {
-            for name in &names.general_names {
-                sans.push(match name {
-                    GeneralName::DNSName(v) => San::Dns(v.to_string()),
-                    GeneralName::RFC822Name(v) => San::Email(v.to_string()),
-                    GeneralName::URI(v) => San::Uri(v.to_string()),
-                    GeneralName::IPAddress(b) if b.len() == 4 => {
-                        San::Ip(<[u8; 4]>::try_from(*b).map_err(|_| "bad IP SAN")?.into())
-                    }
-                    GeneralName::IPAddress(b) if b.len() == 16 => {
-                        San::Ip(<[u8; 16]>::try_from(*b).map_err(|_| "bad IP SAN")?.into())
-                    }
-                    _ => continue,
-                });
-            }
-        }
-    }
+    let sans = csr
+        .requested_extensions()
+        .into_iter()
+        .flatten()
+        .filter_map(|ext| match ext {
+            ParsedExtension::SubjectAlternativeName(names) => Some(names.general_names.iter()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(San::from_general_name)
+        .collect();
     let pem = crate::keygen::pem_encode("CERTIFICATE REQUEST", block.contents()).to_string();
     Ok((pem, spki, sans))
 }
