@@ -393,18 +393,29 @@ fn concurrent_runs_on_one_pair() {
         &t.dir().join("node.pem"),
     );
 
-    // Hold the pair: a run that waits (jitter) while holding the lock, and an impatient one.
-    let holder = spawn(&["--jitter", "3s"]);
-    std::thread::sleep(Duration::from_millis(300));
+    // Hold the pair: a run whose hook (which runs under the pair's lock) marks that it started,
+    // then sleeps; the impatient run starts once the mark is there. (Probing the lock from this
+    // process would be unreliable: a child forked by a parallel test can inherit the probe's
+    // descriptor, and with it the lock, for a moment.)
+    let holder = spawn(&["--exec", "touch holding; sleep 3"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !t.dir().join("holding").exists() {
+        assert!(Instant::now() < deadline, "the holder never ran its hook");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let impatient = spawn(&["--lock-timeout", "100ms"])
         .wait_with_output()
         .unwrap();
-    assert_eq!(
-        impatient.status.code(),
-        Some(9),
-        "{}",
-        String::from_utf8_lossy(&impatient.stderr)
-    );
+    if impatient.status.code() != Some(9) {
+        let holder = holder.wait_with_output().unwrap();
+        panic!(
+            "impatient: {:?} {}; holder: {:?} {}",
+            impatient.status,
+            String::from_utf8_lossy(&impatient.stderr),
+            holder.status,
+            String::from_utf8_lossy(&holder.stderr)
+        );
+    }
     assert!(String::from_utf8_lossy(&impatient.stderr).contains("another nodecert run holds"));
     assert!(holder.wait_with_output().unwrap().status.success());
 }

@@ -67,7 +67,9 @@ pub mod secrets {
 
     /// Registers a hex auth key.
     pub fn register(hex: &str) {
-        KEYS.lock().unwrap_or_else(|e| e.into_inner()).push(hex.to_string());
+        KEYS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hex.to_string());
     }
 
     /// Panics when any registered key appears in `stdout` or `stderr`.
