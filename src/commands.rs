@@ -57,7 +57,7 @@ pub(crate) fn resolve_ca(args: &CaArgs) -> Result<(Target, TlsOptions)> {
         &args.profile,
         args.remote.as_deref(),
     )?;
-    gencert::check_plaintext(&target, args.allow_plaintext)?;
+    target.check_plaintext(args.allow_plaintext)?;
     let client_identity = match (&args.mutual_tls_client_cert, &args.mutual_tls_client_key) {
         (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
         _ => None,

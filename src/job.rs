@@ -95,7 +95,7 @@ impl Job {
             Some((cert, _)) => Some(PairLock::acquire(cert, self.renewal.lock_wait)?),
             None => None,
         };
-        output_housekeeping(&self.destination);
+        crate::output::remove_stale_temps(&self.destination);
         let (action, reason) = match self.decide() {
             Decision::Keep {
                 reason,
@@ -258,11 +258,6 @@ impl Job {
             }
         }
     }
-}
-
-/// Removes what an interrupted run left behind; the caller holds the pair's lock.
-fn output_housekeeping(destination: &Destination) {
-    crate::output::remove_stale_temps(destination);
 }
 
 /// DER subjects of the certificates in a CA file (unreadable entries are skipped: the transport

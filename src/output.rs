@@ -40,6 +40,18 @@ impl Default for FileOptions {
 }
 
 impl FileOptions {
+    /// From `--owner`, `--mode` and `--key-mode` as typed (or a sync spec's fields).
+    pub fn from_flags(owner: Option<&str>, mode: &str, key_mode: &str) -> Result<Self> {
+        let owner = owner
+            .map(|o| Owner::parse(o).map_err(|d| Error::Usage(format!("flag --owner: {d}"))))
+            .transpose()?;
+        let mode = parse_mode(mode).map_err(|d| Error::Usage(format!("flag --mode: {d}")))?;
+        let key_mode =
+            parse_mode(key_mode).map_err(|d| Error::Usage(format!("flag --key-mode: {d}")))?;
+        Self::new(owner, Some(mode), Some(key_mode))
+            .map_err(|d| Error::Usage(format!("flag --key-mode: {d}")))
+    }
+
     /// Checks the modes: a private key may be group-readable (for a service group), never more.
     pub fn new(
         owner: Option<Owner>,

@@ -24,6 +24,23 @@ pub struct Target {
     pub auth_key: Option<AuthKey>,
 }
 
+impl Target {
+    /// Refuses plain-http remotes unless `allowed`, and warns when they are allowed.
+    pub fn check_plaintext(&self, allowed: bool) -> Result<()> {
+        if let Some(remote) = self.remotes.iter().find(|r| r.is_plaintext()) {
+            if !allowed {
+                return Err(Error::Usage(format!(
+                    "remote {remote} is plain http: the auth token and CSR would travel in clear. Use https://, or pass --allow-plaintext to accept that"
+                )));
+            }
+            log::warn!(
+                "remote {remote} is plain http: the auth token and CSR travel in clear (--allow-plaintext)"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// One CA endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Remote {

@@ -85,13 +85,13 @@ impl Spec {
             request.hosts = hosts.clone();
         }
         let target = crate::profile::resolve(Some(&at(&self.config)), &self.profile, None)?;
-        crate::commands::gencert::check_plaintext(&target, shared.allow_plaintext)?;
+        target.check_plaintext(shared.allow_plaintext)?;
         let renew_before = self
             .renew_before
             .as_deref()
             .map(|d| crate::cli::parse_duration(d).map_err(|e| field("renew_before", e)))
             .transpose()?;
-        let files = crate::commands::gencert::file_options(
+        let files = crate::output::FileOptions::from_flags(
             self.owner.as_deref(),
             self.mode.as_deref().unwrap_or("0644"),
             self.key_mode.as_deref().unwrap_or("0600"),

@@ -7,8 +7,7 @@ use crate::error::{Error, Result};
 use crate::inspect::rfc3339;
 use crate::job::{Job, Outcome, Renewal, unix_now};
 use crate::metrics::{self, Sample};
-use crate::output::{Destination, FileOptions, Owner, parse_mode};
-use crate::profile;
+use crate::output::{Destination, FileOptions};
 use crate::renew::Action;
 use crate::transport::Transport;
 
@@ -86,7 +85,7 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
         profile: args.ca.profile.clone(),
         label: args.ca.label.clone(),
         destination,
-        files: file_options(renewal.owner.as_deref(), &renewal.mode, &renewal.key_mode)?,
+        files: FileOptions::from_flags(renewal.owner.as_deref(), &renewal.mode, &renewal.key_mode)?,
         renewal: Renewal {
             renew_before: renewal.renew_before,
             force: renewal.force,
@@ -97,33 +96,6 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
             lock_wait: renewal.lock_timeout,
         },
     })
-}
-
-/// Refuses plain-http remotes unless allowed, and warns when they are.
-pub(crate) fn check_plaintext(target: &profile::Target, allowed: bool) -> Result<()> {
-    if let Some(remote) = target.remotes.iter().find(|r| r.is_plaintext()) {
-        if !allowed {
-            return Err(Error::Usage(format!(
-                "remote {remote} is plain http: the auth token and CSR would travel in clear. Use https://, or pass --allow-plaintext to accept that"
-            )));
-        }
-        log::warn!(
-            "remote {remote} is plain http: the auth token and CSR travel in clear (--allow-plaintext)"
-        );
-    }
-    Ok(())
-}
-
-/// `--owner`, `--mode`, `--key-mode` as [`FileOptions`].
-pub(crate) fn file_options(owner: Option<&str>, mode: &str, key_mode: &str) -> Result<FileOptions> {
-    let owner = owner
-        .map(|o| Owner::parse(o).map_err(|d| Error::Usage(format!("flag --owner: {d}"))))
-        .transpose()?;
-    let mode = parse_mode(mode).map_err(|d| Error::Usage(format!("flag --mode: {d}")))?;
-    let key_mode =
-        parse_mode(key_mode).map_err(|d| Error::Usage(format!("flag --key-mode: {d}")))?;
-    FileOptions::new(owner, Some(mode), Some(key_mode))
-        .map_err(|d| Error::Usage(format!("flag --key-mode: {d}")))
 }
 
 /// Prints the outcome: JSON on stdout with `--report json`; otherwise, in renewal mode or with
