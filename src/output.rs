@@ -260,34 +260,19 @@ impl Reserved {
                 .and_then(|()| stdout.flush())
                 .map_err(|e| Error::output(Path::new("<stdout>"), e));
         }
-        // Write and fsync the files concurrently: each fsync waits for a journal commit, and
-        // concurrent ones share it (measured: about a third of a run's time when sequential).
-        let mut staged = self.files;
-        std::thread::scope(|scope| {
-            let writers: Vec<_> = staged
-                .iter_mut()
-                .map(|slot| {
-                    let content = match slot.role {
-                        Role::Cert => bundle.cert.unwrap_or_default(),
-                        Role::Csr => bundle.csr,
-                        Role::Key => bundle.key,
-                    };
-                    scope.spawn(move || {
-                        let file = slot.temp.as_file_mut();
-                        file.write_all(content.as_bytes())
-                            .and_then(|()| file.sync_all())
-                            .map_err(|e| Error::output(&slot.target, e))
-                    })
-                })
-                .collect();
-            writers
-                .into_iter()
-                .map(|w| {
-                    w.join()
-                        .unwrap_or_else(|_| Err(Error::Internal("a file writer panicked".into())))
-                })
-                .collect::<Result<Vec<()>>>()
-        })?;
+        let mut staged = Vec::new();
+        for mut slot in self.files {
+            let content = match slot.role {
+                Role::Cert => bundle.cert.unwrap_or_default(),
+                Role::Csr => bundle.csr,
+                Role::Key => bundle.key,
+            };
+            let file = slot.temp.as_file_mut();
+            file.write_all(content.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| Error::output(&slot.target, e))?;
+            staged.push(slot);
+        }
         // Everything is on disk; now swap the files in. Key first, so that a reader that sees
         // the new certificate also finds its key.
         let mut dirs: Vec<PathBuf> = Vec::new();
