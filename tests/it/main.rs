@@ -14,6 +14,8 @@ mod auth_keys;
 mod companions;
 /// Byte-level agreement with cfssl's own CSRs and cfssljson's files; genkey.
 mod compat;
+/// Shipped deployment files: the Ansible playbook run twice.
+mod deploy;
 /// Bad input and what a failed run leaves on disk.
 mod failures;
 /// The fault matrix: broken, hostile or silent servers.
