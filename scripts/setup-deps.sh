@@ -22,6 +22,6 @@ command -v ansible-playbook >/dev/null || {
   exit 1
 }
 command -v cargo >/dev/null || {
-  echo "cargo is missing: install a Rust toolchain (1.85 or newer) with rustup first" >&2
+  echo "cargo is missing: install a Rust toolchain (1.89 or newer) with rustup first" >&2
   exit 1
 }
