@@ -286,6 +286,12 @@ pub fn check_host(host: &str) -> Result<(), String> {
     if host.chars().any(char::is_control) {
         return Err(format!("{host:?} contains a control character"));
     }
+    if !host.is_ascii() {
+        // DNS, email and URI SANs are IA5String (ASCII); Go's x509 refuses the rest as well.
+        return Err(format!(
+            "{host:?} is not ASCII: write an internationalised name in its punycode (xn--) form"
+        ));
+    }
     Ok(())
 }
 
@@ -422,6 +428,7 @@ mod tests {
             (r#"{"CN":"a","hosts":["b",""]}"#, "field hosts[1]"),
             (r#"{"CN":"a","hosts":["a", " b"]}"#, "field hosts[1]"),
             (r#"{"CN":"a","names":[{"O":5}]}"#, "field names[0].O"),
+            (r#"{"CN":"a","hosts":["é.example"]}"#, "punycode"),
             (r#"{"CN":"a","key":{"algo":"dsa"}}"#, "field key.algo"),
             (
                 r#"{"CN":"a","key":{"algo":"rsa","size":"2048"}}"#,
