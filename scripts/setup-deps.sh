@@ -13,12 +13,29 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if ! python3 -c 'import ansible' 2>/dev/null; then
+# ansible-core goes into python3 when that has pip and may install (pyenv, a virtualenv: its bin is
+# on PATH); Debian's own python3 has no pip and refuses one (PEP 668), so there it goes into a
+# virtualenv, linked from /usr/local/bin.
+if ! command -v ansible-playbook >/dev/null; then
   echo "installing ansible-core from PyPI" >&2
-  python3 -m pip install --quiet ansible-core
+  if python3 -m pip --version >/dev/null 2>&1 && python3 -c 'import os, sys, sysconfig
+sys.exit(sys.prefix == sys.base_prefix and
+         os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
+    python3 -m pip install --quiet ansible-core
+    if command -v pyenv >/dev/null; then pyenv rehash; fi
+  else
+    if ! python3 -c 'import ensurepip' 2>/dev/null; then
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq python3-venv >/dev/null
+    fi
+    python3 -m venv /opt/nodecert-ansible
+    /opt/nodecert-ansible/bin/pip install --quiet ansible-core
+    ln -sf /opt/nodecert-ansible/bin/ansible-playbook /usr/local/bin/ansible-playbook
+  fi
 fi
 command -v ansible-playbook >/dev/null || {
-  echo "ansible-playbook is not on PATH after installing ansible-core: add $(python3 -m site --user-base)/bin or the interpreter's bin directory" >&2
+  echo "ansible-playbook is not on PATH after installing ansible-core: add the bin directory of the python3 it went into" >&2
   exit 1
 }
 command -v cargo >/dev/null || {
