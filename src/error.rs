@@ -67,10 +67,21 @@ pub mod exit {
             BAD_RESPONSE,
             "the CA's reply is malformed or its certificate fails the checks",
         ),
+        (OUTPUT, "an output file could not be written"),
         (
-            OUTPUT,
-            "an output file could not be written (nothing was replaced)",
+            BUSY,
+            "another run holds the lock on this output pair: retry later",
         ),
+        (
+            HOOK,
+            "the new certificate is in place, but the --exec command failed",
+        ),
+        (SYNC_FAILED, "sync: at least one spec failed"),
+        (
+            EXPIRING,
+            "certinfo --check: the certificate expires within the given time",
+        ),
+        (EXPIRED, "certinfo: the certificate has expired"),
     ];
 }
 
@@ -185,3 +196,15 @@ pub fn read_input(path: &Path, role: &str) -> Result<Vec<u8>, Error> {
 
 /// The result type of the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::exit;
+
+    /// The table printed in --help and the man pages lists every code, in order.
+    #[test]
+    fn exit_table_is_complete() {
+        let codes: Vec<u8> = exit::TABLE.iter().map(|(code, _)| *code).collect();
+        assert_eq!(codes, (exit::OK..=exit::EXPIRED).collect::<Vec<_>>());
+    }
+}

@@ -4,6 +4,7 @@
 //! `NODECERT_CERT` and `NODECERT_KEY` (never interpolated into the command, so paths with spaces or
 //! quotes are safe). It runs only when the files changed; its failure is reported with its own exit
 //! code, and the new certificate stays: it is valid, and the next run will not issue again.
+//! What the hook prints goes to stderr, so stdout stays nodecert's own (`--report json`).
 
 use std::path::Path;
 use std::process::Command;
@@ -18,6 +19,8 @@ pub fn run(command: &str, cert: &Path, key: &Path) -> Result<()> {
         .arg(command)
         .env("NODECERT_CERT", cert)
         .env("NODECERT_KEY", key)
+        // stdout belongs to nodecert's own output (--report json); the hook talks on stderr.
+        .stdout(std::io::stderr())
         .status()
         .map_err(|e| Error::Hook(format!("cannot start sh for --exec: {e}")))?;
     if status.success() {

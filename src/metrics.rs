@@ -37,6 +37,26 @@ const METRICS: [(&str, &str); 3] = [
     ),
 ];
 
+/// Checks, before any work, that the metrics file can be written where it is asked for: a run
+/// must not renew a certificate and then fail on its metrics.
+pub fn check_target(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::output(
+            path,
+            format!(
+                "metrics directory {} does not exist: create it first",
+                dir.display()
+            ),
+        ))
+    }
+}
+
 /// Merges `samples` into the metrics file at `path`.
 pub fn update(path: &Path, samples: &[Sample]) -> Result<()> {
     let mut series: BTreeMap<(String, String), i64> = BTreeMap::new();

@@ -131,7 +131,12 @@ fn load_certs(path: &Path, role: &str) -> Result<Vec<CertificateDer<'static>>> {
     let pem = read_input(path, role)?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::input_file(path, format!("the {role} is not valid PEM: {e}")))?;
+        .map_err(|e| {
+            Error::input_file(
+                path,
+                format!("the {role} is not valid PEM: {}", pem_problem(&e)),
+            )
+        })?;
     if certs.is_empty() {
         return Err(Error::input_file(
             path,
@@ -139,6 +144,17 @@ fn load_certs(path: &Path, role: &str) -> Result<Vec<CertificateDer<'static>>> {
         ));
     }
     Ok(certs)
+}
+
+/// A PEM parse error in words (the library's Display shows marker bytes as numbers).
+fn pem_problem(err: &rustls::pki_types::pem::Error) -> &'static str {
+    use rustls::pki_types::pem::Error as E;
+    match err {
+        E::MissingSectionEnd { .. } => "a BEGIN line has no matching END line",
+        E::IllegalSectionStart { .. } => "a malformed BEGIN line",
+        E::Base64Decode(_) => "the base64 between BEGIN and END is damaged",
+        _ => "it cannot be read as PEM",
+    }
 }
 
 fn load_roots(path: &Path) -> Result<RootCertStore> {

@@ -14,6 +14,9 @@ use crate::transport::Transport;
 /// Runs gencert.
 pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     let job = job_from_args(args)?;
+    if let Some(path) = &args.renewal.metrics_file {
+        metrics::check_target(path)?;
+    }
     let result =
         Transport::new(&job.tls, args.ca.timeout).and_then(|transport| job.run(&transport));
     if let Some(path) = &args.renewal.metrics_file {

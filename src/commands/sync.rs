@@ -19,6 +19,9 @@ use crate::transport::{TlsOptions, Transport};
 /// Runs sync; returns the exit code (0, or [`exit::SYNC_FAILED`]).
 pub fn run(args: &SyncArgs) -> Result<u8> {
     let specs = spec_files(&args.dir)?;
+    if let Some(path) = &args.metrics_file {
+        metrics::check_target(path)?;
+    }
     let shared = Shared {
         renewal: Renewal {
             renew_before: args.renew_before,

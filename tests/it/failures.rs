@@ -122,6 +122,7 @@ fn bad_input_matrix() {
         "garbage.pem",
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
     );
+    write(dir, "unended.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n");
     std::fs::create_dir(dir.join("adir")).unwrap();
     let profile = |signing: &str, rest: &str| {
         format!(
@@ -486,6 +487,12 @@ fn bad_input_matrix() {
             vec!["-tls-remote-ca", "missing.pem"],
             3,
             "missing.pem: cannot read",
+        ),
+        (
+            flags.clone(),
+            vec!["-tls-remote-ca", "unended.pem"],
+            3,
+            "unended.pem: the CA certificate (-tls-remote-ca) is not valid PEM: a BEGIN line has no matching END line",
         ),
         (
             flags.clone(),

@@ -525,3 +525,27 @@ fn killed_runs_leave_a_usable_or_healable_pair() {
     assert_verifies(t.dir(), &t.pki.primary_ca(), &t.dir().join("node.pem"));
     eprintln!("kill test outcomes: {seen:?}");
 }
+
+/// A hook's stdout goes to stderr, so `--report json` stays one JSON object; a metrics file in a
+/// missing directory is refused before the CA is asked.
+#[test]
+fn hook_output_and_metrics_directory() {
+    let t = Setup::new();
+    let out = t
+        .gencert(&["--report", "json", "--exec", "echo from-the-hook"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    assert_eq!(report(&out.stdout)["action"], "issued");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("from-the-hook"));
+    t.gencert(&["--force", "--metrics-file", "no/such/dir/nodecert.prom"])
+        .assert()
+        .code(8)
+        .stderr(contains("metrics directory no/such/dir does not exist"));
+    assert_eq!(
+        t.server.signed_count(),
+        1,
+        "refused before contacting the CA"
+    );
+}
