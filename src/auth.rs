@@ -72,9 +72,12 @@ impl AuthKey {
             },
             Some(("file", path)) => {
                 let full = base_dir.join(path);
-                let bytes = Zeroizing::new(std::fs::read(&full).map_err(|e| {
-                    KeySourceError::Unreadable(full.display().to_string(), io_reason(&e))
-                })?);
+                let unreadable =
+                    |why: String| KeySourceError::Unreadable(full.display().to_string(), why);
+                let bytes = crate::error::read_bounded(&full, MAX_KEY_FILE_BYTES)
+                    .map_err(|e| unreadable(io_reason(&e)))?
+                    .ok_or_else(|| unreadable("larger than 4 KiB: not a hex key".into()))?;
+                let bytes = Zeroizing::new(bytes);
                 Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned())
             }
             Some((prefix, _)) => return Err(KeySourceError::UnknownPrefix(prefix.to_string())),
@@ -110,6 +113,9 @@ impl AuthKey {
         mac.finalize().into_bytes().to_vec()
     }
 }
+
+/// A hex HMAC key is a few dozen bytes; a key file is never read past this.
+const MAX_KEY_FILE_BYTES: u64 = 4096;
 
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {

@@ -74,10 +74,18 @@ pub(crate) fn resolve_ca(args: &CaArgs) -> Result<(Target, TlsOptions)> {
 /// Reads a file argument, `-` meaning stdin; returns the bytes and a name for messages.
 pub(crate) fn read_arg(path: &Path, role: &str) -> Result<(Vec<u8>, String)> {
     if path == Path::new("-") {
+        let limit = crate::error::MAX_INPUT_BYTES;
         let mut bytes = Vec::new();
         std::io::stdin()
+            .take(limit + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| Error::input("<stdin>", format!("cannot read: {e}")))?;
+        if bytes.len() as u64 > limit {
+            return Err(Error::input(
+                "<stdin>",
+                format!("is larger than {} KiB: not a {role}", limit / 1024),
+            ));
+        }
         Ok((bytes, "<stdin>".into()))
     } else {
         Ok((

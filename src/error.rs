@@ -184,14 +184,39 @@ pub fn read_input(path: &Path, role: &str) -> Result<Vec<u8>, Error> {
             format!("is a directory, expected the {role} file"),
         ));
     }
-    std::fs::read(path).map_err(|e| {
+    let why = |e: std::io::Error| {
         let why = match e.kind() {
             std::io::ErrorKind::NotFound => "no such file".to_string(),
             std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
             _ => e.to_string(),
         };
         Error::input_file(path, format!("cannot read the {role}: {why}"))
-    })
+    };
+    read_bounded(path, MAX_INPUT_BYTES)
+        .map_err(why)?
+        .ok_or_else(|| {
+            Error::input_file(
+                path,
+                format!(
+                    "is larger than {} KiB: not a {role}",
+                    MAX_INPUT_BYTES / 1024
+                ),
+            )
+        })
+}
+
+/// The largest input file nodecert reads (csr.json, profiles, PEM files are a few KiB): a
+/// mistaken `/dev/zero` or a log file must not exhaust memory.
+pub const MAX_INPUT_BYTES: u64 = 1 << 20;
+
+/// Reads at most `limit` bytes of `path`; `None` when the file is longer.
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 /// The result type of the library.

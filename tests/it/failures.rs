@@ -489,6 +489,18 @@ fn bad_input_matrix() {
             "missing.pem: cannot read",
         ),
         (
+            prof(with_key(r#"{"type":"standard","key":"file:/dev/zero"}"#)),
+            vec![],
+            3,
+            "larger than 4 KiB: not a hex key",
+        ),
+        (
+            flags.clone(),
+            vec!["-config", "/dev/zero"],
+            3,
+            "/dev/zero: is larger than 1024 KiB: not a request profile",
+        ),
+        (
             flags.clone(),
             vec!["-tls-remote-ca", "unended.pem"],
             3,
