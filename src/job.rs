@@ -89,8 +89,13 @@ impl Job {
         }
     }
 
-    /// Runs the job with `transport` (built for `self.tls`).
-    pub fn run(&self, transport: &Transport) -> Result<Outcome> {
+    /// Runs the job. `transport` builds (or lends) the client for `self.tls`; it is called only
+    /// once a certificate is due, so an unchanged pair costs no TLS set-up. It is still called
+    /// before any key is generated, so a bad CA or client-identity file is reported first.
+    pub fn run<T: std::ops::Deref<Target = Transport>>(
+        &self,
+        transport: impl FnOnce() -> Result<T>,
+    ) -> Result<Outcome> {
         let _lock = match self.paths() {
             Some((cert, _)) => Some(PairLock::acquire(cert, self.renewal.lock_wait)?),
             None => None,
@@ -120,6 +125,7 @@ impl Job {
         };
         log::debug!("{}: {reason}", action.as_str());
         let reserved = Reserved::new(self.destination.clone(), &self.files)?;
+        let transport = transport()?;
 
         if let Some(jitter) = self.renewal.jitter {
             let wait = jitter.mul_f64(random_fraction());
@@ -138,7 +144,7 @@ impl Job {
             crl_override: "",
             label: &self.label,
         };
-        let (server, cert_pem) = self.request_with_retries(transport, &sign_request)?;
+        let (server, cert_pem) = self.request_with_retries(&transport, &sign_request)?;
         let issued = verify::check(&cert_pem, key.spki_der(), &self.request.sans(), unix_now())
             .map_err(|detail| Error::BadResponse {
                 server: server.clone(),

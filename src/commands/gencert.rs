@@ -17,8 +17,7 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     if let Some(path) = &args.renewal.metrics_file {
         metrics::check_target(path)?;
     }
-    let result =
-        Transport::new(&job.tls, args.ca.timeout).and_then(|transport| job.run(&transport));
+    let result = job.run(|| Transport::new(&job.tls, args.ca.timeout).map(Box::new));
     if let Some(path) = &args.renewal.metrics_file {
         let name = job
             .paths()

@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use crate::cli::{ReportFormat, SyncArgs};
 use crate::error::{Error, Result, exit};
@@ -42,12 +42,11 @@ pub fn run(args: &SyncArgs) -> Result<u8> {
         })
         .collect();
 
-    // One client per distinct TLS setting, built once; a bad CA file fails only its specs.
-    let mut transports: HashMap<&TlsOptions, Result<Transport>> = HashMap::new();
+    // One client per distinct TLS setting, built by the first spec that is due (none when every
+    // pair is up to date); a bad CA file fails only its specs.
+    let mut transports: HashMap<&TlsOptions, OnceLock<Result<Transport>>> = HashMap::new();
     for job in jobs.iter().filter_map(|(_, job)| job.as_ref().ok()) {
-        transports
-            .entry(&job.tls)
-            .or_insert_with(|| Transport::new(&job.tls, args.timeout));
+        transports.entry(&job.tls).or_default();
     }
 
     let results: Vec<Mutex<Option<Result<Outcome>>>> =
@@ -64,10 +63,12 @@ pub fn run(args: &SyncArgs) -> Result<u8> {
                     let Some((_, job)) = jobs.get(i) else { break };
                     let result = match job {
                         Err(err) => Err(err.clone()),
-                        Ok(job) => match &transports[&job.tls] {
-                            Ok(transport) => job.run(transport),
-                            Err(err) => Err(err.clone()),
-                        },
+                        Ok(job) => job.run(|| {
+                            transports[&job.tls]
+                                .get_or_init(|| Transport::new(&job.tls, args.timeout))
+                                .as_ref()
+                                .map_err(Clone::clone)
+                        }),
                     };
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(result);
