@@ -402,3 +402,20 @@ fn log_formats() {
         .code(6)
         .stderr(contains("warning").not().and(contains("error")));
 }
+
+/// certinfo exits 13 for an expired certificate (made with rcgen: no CA issues one on demand).
+#[test]
+fn certinfo_reports_an_expired_certificate() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["old.example".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(1999, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2000, 1, 1);
+    write(dir, "old.pem", &params.self_signed(&key).unwrap().pem());
+    nodecert(dir)
+        .args(["certinfo", "old.pem"])
+        .assert()
+        .code(13)
+        .stdout(contains("not after:  2000-01-01T00:00:00Z"));
+}
