@@ -1,23 +1,20 @@
 use predicates::prelude::PredicateBooleanExt as _;
 use predicates::str::contains;
 
+use crate::support::Setup;
 use crate::support::{Pki, listing, mode, node_csr, nodecert, s, write};
 
 /// A run that fails after the CA was reachable (here: the CA refuses) leaves an existing pair
 /// byte-for-byte and mode-for-mode as it was, and leaves no temporary files.
 #[test]
 fn failed_run_leaves_old_files_untouched() {
-    let pki = Pki::new();
-    let server = pki.start();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
-    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let t = Setup::new();
+    let (pki, _server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
     let ca = pki.primary_ca();
-    let base = ["gencert", "-config", s(&profile), "-tls-remote-ca", s(&ca)];
+    let base = ["gencert", "-config", s(profile), "-tls-remote-ca", s(&ca)];
     nodecert(dir)
         .args(base)
-        .args(["-bare", "node", s(&csr)])
+        .args(["-bare", "node", s(csr)])
         .assert()
         .code(0);
     let before: Vec<(String, Vec<u8>, u32)> = ["node.pem", "node-key.pem", "node.csr"]
@@ -35,12 +32,12 @@ fn failed_run_leaves_old_files_untouched() {
     // The CA refuses (unknown label), the CA is unreachable, the csr.json is broken.
     nodecert(dir)
         .args(base)
-        .args(["-label", "nope", "-bare", "node", s(&csr)])
+        .args(["-label", "nope", "-bare", "node", s(csr)])
         .assert()
         .code(5);
     nodecert(dir)
         .args(base)
-        .args(["-remote", "127.0.0.1:1", "-bare", "node", s(&csr)])
+        .args(["-remote", "127.0.0.1:1", "-bare", "node", s(csr)])
         .assert()
         .code(6);
     let broken = write(
@@ -76,12 +73,8 @@ fn failed_run_leaves_old_files_untouched() {
 /// mode), whatever the umask.
 #[test]
 fn key_mode_is_0600_even_over_a_wider_existing_file() {
-    let pki = Pki::new();
-    let server = pki.start();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
-    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let t = Setup::new();
+    let (pki, _server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
     write(dir, "node-key.pem", "old");
     std::fs::set_permissions(
         dir.join("node-key.pem"),
@@ -91,9 +84,9 @@ fn key_mode_is_0600_even_over_a_wider_existing_file() {
     let cmd = format!(
         "umask 000; exec {} gencert -config {} -tls-remote-ca {} -bare node {}",
         assert_cmd::cargo::cargo_bin("nodecert").display(),
-        s(&profile),
+        s(profile),
         s(&pki.primary_ca()),
-        s(&csr)
+        s(csr)
     );
     crate::support::tool(dir, "sh", &["-c", &cmd]);
     assert_eq!(mode(&dir.join("node-key.pem")), 0o600);
@@ -664,22 +657,18 @@ fn bad_input_matrix() {
 /// A directory that cannot be written is reported before the CA is asked to sign.
 #[test]
 fn unwritable_output_directory_fails_before_contacting_the_ca() {
-    let pki = Pki::new();
-    let server = pki.start();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
-    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let t = Setup::new();
+    let (pki, server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
     nodecert(dir)
         .args([
             "gencert",
             "-config",
-            s(&profile),
+            s(profile),
             "-tls-remote-ca",
             s(&pki.primary_ca()),
             "-bare",
             "csr.json/x",
-            s(&csr),
+            s(csr),
         ])
         .assert()
         .code(8)

@@ -1,3 +1,4 @@
+use crate::support::Setup;
 use crate::support::{
     self, Pki, assert_key_matches, assert_verifies, cert_text, mode, node_csr, nodecert, s, write,
 };
@@ -80,20 +81,16 @@ fn issues_every_key_type_the_server_signs() {
 /// No output flag: cfssl's JSON on stdout, which the real cfssljson turns into the usual files.
 #[test]
 fn stdout_json_pipes_into_real_cfssljson() {
-    let pki = Pki::new();
-    let server = pki.start();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
-    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let t = Setup::new();
+    let (pki, _server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
     let out = nodecert(dir)
         .args([
             "gencert",
             "-config",
-            s(&profile),
+            s(profile),
             "-tls-remote-ca",
             s(&pki.primary_ca()),
-            s(&csr),
+            s(csr),
         ])
         .assert()
         .code(0)
@@ -155,17 +152,13 @@ fn explicit_paths_and_csr_from_stdin() {
 /// `-hostname` replaces the SANs (and is sent to the CA); `-cn` replaces the CN.
 #[test]
 fn hostname_and_cn_override_csr_json() {
-    let pki = Pki::new();
-    let server = pki.start();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
-    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let t = Setup::new();
+    let (pki, _server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
     nodecert(dir)
         .args([
             "gencert",
             "-config",
-            s(&profile),
+            s(profile),
             "-tls-remote-ca",
             s(&pki.primary_ca()),
             "-hostname=other.example.com,10.9.8.7,ops@example.com",
@@ -173,7 +166,7 @@ fn hostname_and_cn_override_csr_json() {
             "system:node:other",
             "-bare",
             "n",
-            s(&csr),
+            s(csr),
         ])
         .assert()
         .code(0);
@@ -193,25 +186,21 @@ fn hostname_and_cn_override_csr_json() {
 /// its own CA.
 #[test]
 fn label_selects_the_signing_root() {
-    let pki = Pki::new();
-    let server = pki.start();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
-    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let t = Setup::new();
+    let (pki, _server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
     for (label, name) in [("secondary", "b"), ("primary", "a")] {
         nodecert(dir)
             .args([
                 "gencert",
                 "-config",
-                s(&profile),
+                s(profile),
                 "-tls-remote-ca",
                 s(&pki.primary_ca()),
                 "-label",
                 label,
                 "-bare",
                 name,
-                s(&csr),
+                s(csr),
             ])
             .assert()
             .code(0);
@@ -237,14 +226,14 @@ fn label_selects_the_signing_root() {
         .args([
             "gencert",
             "-config",
-            s(&profile),
+            s(profile),
             "-tls-remote-ca",
             s(&pki.primary_ca()),
             "-label",
             "nope",
             "-bare",
             "c",
-            s(&csr),
+            s(csr),
         ])
         .assert()
         .code(5)
@@ -257,22 +246,18 @@ fn label_selects_the_signing_root() {
 /// empty name (the server's default); an unknown name is the server's "invalid profile".
 #[test]
 fn profile_selects_the_server_policy() {
-    let pki = Pki::new();
-    let server = pki.start();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
-    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let t = Setup::new();
+    let (pki, _server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
     let ca = pki.primary_ca();
-    let base = ["gencert", "-config", s(&profile), "-tls-remote-ca", s(&ca)];
+    let base = ["gencert", "-config", s(profile), "-tls-remote-ca", s(&ca)];
     nodecert(dir)
         .args(base)
-        .args(["-profile", "client", "-bare", "client", s(&csr)])
+        .args(["-profile", "client", "-bare", "client", s(csr)])
         .assert()
         .code(0);
     nodecert(dir)
         .args(base)
-        .args(["-bare", "default", s(&csr)])
+        .args(["-bare", "default", s(csr)])
         .assert()
         .code(0);
     let client = cert_text(dir, &dir.join("client.pem"));
@@ -288,7 +273,7 @@ fn profile_selects_the_server_policy() {
     );
     nodecert(dir)
         .args(base)
-        .args(["-profile", "nope", "-bare", "x", s(&csr)])
+        .args(["-profile", "nope", "-bare", "x", s(csr)])
         .assert()
         .code(5)
         .stderr(predicates::str::contains("invalid profile"));

@@ -4,17 +4,14 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::support::{Pki, node_csr, s, write};
+use crate::support::Setup;
+use crate::support::s;
 
 #[test]
 fn two_hundred_concurrent_runs_all_get_a_valid_certificate() {
     const RUNS: usize = 200;
-    let pki = Pki::new();
-    let server = pki.start();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
-    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let t = Setup::new();
+    let (pki, server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
     let bin = assert_cmd::cargo::cargo_bin("nodecert");
     let started = Instant::now();
     let children: Vec<_> = (0..RUNS)
@@ -24,13 +21,13 @@ fn two_hundred_concurrent_runs_all_get_a_valid_certificate() {
                 .args([
                     "gencert",
                     "-config",
-                    s(&profile),
+                    s(profile),
                     "-tls-remote-ca",
                     s(&pki.primary_ca()),
                     "--retries",
                     "5",
                 ])
-                .args(["-bare", &format!("n{i}"), s(&csr)])
+                .args(["-bare", &format!("n{i}"), s(csr)])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()

@@ -7,7 +7,7 @@ use predicates::prelude::PredicateBooleanExt as _;
 use predicates::str::contains;
 
 use crate::support::{
-    Pki, assert_key_matches, assert_verifies, listing, mode, node_csr, nodecert, s, write,
+    Setup, assert_key_matches, assert_verifies, listing, mode, node_csr, nodecert, s,
 };
 
 /// `(bytes, inode, mtime)` of a file: "touched" means any of them changed.
@@ -23,51 +23,6 @@ fn fingerprint(path: &Path) -> (Vec<u8>, u64, i64) {
 fn report(out: &[u8]) -> serde_json::Value {
     serde_json::from_slice(out)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
-}
-
-struct Setup {
-    pki: Pki,
-    server: crate::support::ca::Multirootca,
-    work: tempfile::TempDir,
-    profile: std::path::PathBuf,
-    csr: std::path::PathBuf,
-}
-
-impl Setup {
-    fn new() -> Self {
-        let pki = Pki::new();
-        let server = pki.start();
-        let work = tempfile::tempdir().unwrap();
-        let profile = pki.request_profile(work.path(), &server.url(), &pki.auth_key);
-        let csr = write(work.path(), "csr.json", &node_csr("ecdsa", 256));
-        Self {
-            pki,
-            server,
-            work,
-            profile,
-            csr,
-        }
-    }
-
-    fn dir(&self) -> &Path {
-        self.work.path()
-    }
-
-    /// `nodecert gencert` for the pair `node` with the given extra flags.
-    fn gencert(&self, extra: &[&str]) -> crate::support::Nodecert {
-        let mut cmd = nodecert(self.dir());
-        cmd.args([
-            "gencert",
-            "-config",
-            s(&self.profile),
-            "-tls-remote-ca",
-            s(&self.pki.primary_ca()),
-            "-bare",
-            "node",
-        ]);
-        cmd.args(extra).arg(s(&self.csr));
-        cmd
-    }
 }
 
 /// A second run with --renew-before sends nothing to the CA and touches no file; the JSON

@@ -5,34 +5,31 @@ use std::time::{Duration, Instant};
 use predicates::prelude::PredicateBooleanExt as _;
 use predicates::str::contains;
 
+use crate::support::Setup;
 use crate::support::{Pki, listing, node_csr, nodecert, s, write};
 
 /// A CA file that did not issue the server's certificate: exit 4, nothing written.
 #[test]
 fn wrong_pinned_ca_is_a_tls_failure() {
-    let pki = Pki::new();
-    let server = pki.start();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
-    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let t = Setup::new();
+    let (pki, server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
     nodecert(dir)
         .args([
             "gencert",
             "-config",
-            s(&profile),
+            s(profile),
             "-tls-remote-ca",
             s(&pki.secondary_ca()),
             "-bare",
             "n",
-            s(&csr),
+            s(csr),
         ])
         .assert()
         .code(4)
         .stderr(contains("not issued by the trusted CA"));
     // Without -tls-remote-ca the system roots are used, and they do not know the test CA.
     nodecert(dir)
-        .args(["gencert", "-config", s(&profile), "-bare", "n", s(&csr)])
+        .args(["gencert", "-config", s(profile), "-bare", "n", s(csr)])
         .assert()
         .code(4);
     assert_eq!(listing(dir), ["csr.json", "request-profile.json"]);
@@ -217,17 +214,13 @@ fn silent_server_times_out() {
 /// match is an input error naming the key file.
 #[test]
 fn mutual_tls_flags() {
-    let pki = Pki::new();
-    let server = pki.start();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
-    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let t = Setup::new();
+    let (pki, _server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
     let ca = pki.primary_ca();
     let base = [
         "gencert",
         "-config",
-        s(&profile),
+        s(profile),
         "-tls-remote-ca",
         s(&ca),
         "-bare",
@@ -238,7 +231,7 @@ fn mutual_tls_flags() {
         .args([
             "-mutual-tls-client-cert",
             s(&pki.path().join("server.pem")),
-            s(&csr),
+            s(csr),
         ])
         .assert()
         .code(2)
@@ -252,7 +245,7 @@ fn mutual_tls_flags() {
             s(&server_cert),
             "-mutual-tls-client-key",
             s(&unrelated_key),
-            s(&csr),
+            s(csr),
         ])
         .assert()
         .code(3)
@@ -265,7 +258,7 @@ fn mutual_tls_flags() {
             s(&server_cert),
             "-mutual-tls-client-key",
             s(&pki.path().join("server-key.pem")),
-            s(&csr),
+            s(csr),
         ])
         .assert()
         .code(0);

@@ -103,6 +103,53 @@ pub mod secrets {
     }
 }
 
+/// A CA with a running multirootca, a work directory, a request profile for it and an ECDSA
+/// csr.json: what most tests start from.
+pub struct Setup {
+    pub pki: Pki,
+    pub server: ca::Multirootca,
+    pub work: tempfile::TempDir,
+    pub profile: std::path::PathBuf,
+    pub csr: std::path::PathBuf,
+}
+
+impl Setup {
+    pub fn new() -> Self {
+        let pki = Pki::new();
+        let server = pki.start();
+        let work = tempfile::tempdir().unwrap();
+        let profile = pki.request_profile(work.path(), &server.url(), &pki.auth_key);
+        let csr = write(work.path(), "csr.json", &node_csr("ecdsa", 256));
+        Self {
+            pki,
+            server,
+            work,
+            profile,
+            csr,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// `nodecert gencert` for the pair `node` with the given extra flags.
+    pub fn gencert(&self, extra: &[&str]) -> Nodecert {
+        let mut cmd = nodecert(self.dir());
+        cmd.args([
+            "gencert",
+            "-config",
+            s(&self.profile),
+            "-tls-remote-ca",
+            s(&self.pki.primary_ca()),
+            "-bare",
+            "node",
+        ]);
+        cmd.args(extra).arg(s(&self.csr));
+        cmd
+    }
+}
+
 /// Runs an external tool and returns its stdout; panics with its stderr when it fails.
 pub fn tool(dir: &Path, program: &str, args: &[&str]) -> String {
     let out = StdCommand::new(program)
