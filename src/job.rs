@@ -13,6 +13,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::client::CaClient;
 use crate::csr::CertificateRequest;
 use crate::error::{Error, Result};
+use crate::inspect::rfc3339;
 use crate::keygen::{KeySpec, PrivateKey, pem_encode};
 use crate::lock::PairLock;
 use crate::output::{Bundle, Destination, FileOptions, Reserved};
@@ -73,6 +74,40 @@ impl Outcome {
     /// Whether files changed.
     pub fn changed(&self) -> bool {
         self.action != Action::Unchanged
+    }
+
+    /// The `--report json` object.
+    pub fn to_json(&self) -> serde_json::Value {
+        let path = |p: &Option<PathBuf>| p.as_deref().map(|p| p.display().to_string());
+        serde_json::json!({
+            "changed": self.changed(),
+            "action": self.action.as_str(),
+            "reason": self.reason,
+            "cert": path(&self.cert),
+            "key": path(&self.key),
+            "serial": self.serial,
+            "not_after": rfc3339(self.not_after),
+        })
+    }
+
+    /// The one-line human summary:
+    /// `renewed node.pem (expires in 9d, under 30d); serial …, not after …`.
+    pub fn summary(&self) -> String {
+        let what = self
+            .cert
+            .as_deref()
+            .map_or_else(|| "certificate".into(), |p| p.display().to_string());
+        let verb = match self.action {
+            Action::Issued => "issued",
+            Action::Renewed => "renewed",
+            Action::Unchanged => "kept",
+        };
+        format!(
+            "{verb} {what} ({}); serial {}, not after {}",
+            self.reason,
+            self.serial,
+            rfc3339(self.not_after)
+        )
     }
 }
 

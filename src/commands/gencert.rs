@@ -1,14 +1,10 @@
 //! `nodecert gencert`: one pair from csr.json and a request profile (see [`crate::job`]).
 
-use std::path::Path;
-
 use crate::cli::{GencertArgs, RenewalArgs, ReportFormat};
 use crate::error::{Error, Result};
-use crate::inspect::rfc3339;
 use crate::job::{Job, Outcome, Renewal, unix_now};
 use crate::metrics::{self, Sample};
 use crate::output::{Destination, FileOptions};
-use crate::renew::Action;
 use crate::transport::Transport;
 
 /// Runs gencert.
@@ -106,11 +102,11 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
 fn report(renewal: &RenewalArgs, outcome: &Outcome, loglevel: u8) -> Result<()> {
     match renewal.report {
         Some(ReportFormat::Json) => {
-            let line = serde_json::to_string(&outcome_json(outcome))
+            let line = serde_json::to_string(&outcome.to_json())
                 .map_err(|e| Error::Internal(format!("encoding the report: {e}")))?;
             println!("{line}");
         }
-        Some(ReportFormat::Text) => eprintln!("nodecert: {}", summary(outcome)),
+        Some(ReportFormat::Text) => eprintln!("nodecert: {}", outcome.summary()),
         None if renewal.renew_before.is_some() => {
             let show = if outcome.changed() {
                 loglevel <= 2
@@ -118,43 +114,10 @@ fn report(renewal: &RenewalArgs, outcome: &Outcome, loglevel: u8) -> Result<()> 
                 loglevel <= 1
             };
             if show {
-                eprintln!("nodecert: {}", summary(outcome));
+                eprintln!("nodecert: {}", outcome.summary());
             }
         }
         None => {}
     }
     Ok(())
-}
-
-/// The JSON report of one outcome.
-pub(crate) fn outcome_json(outcome: &Outcome) -> serde_json::Value {
-    serde_json::json!({
-        "changed": outcome.changed(),
-        "action": outcome.action.as_str(),
-        "reason": outcome.reason,
-        "cert": outcome.cert.as_deref().map(Path::display).map(|d| d.to_string()),
-        "key": outcome.key.as_deref().map(Path::display).map(|d| d.to_string()),
-        "serial": outcome.serial,
-        "not_after": rfc3339(outcome.not_after),
-    })
-}
-
-/// `renewed node.pem (expires in 9d, under 30d); serial …, not after …`.
-pub(crate) fn summary(outcome: &Outcome) -> String {
-    let what = outcome
-        .cert
-        .as_deref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "certificate".into());
-    let verb = match outcome.action {
-        Action::Issued => "issued",
-        Action::Renewed => "renewed",
-        Action::Unchanged => "kept",
-    };
-    format!(
-        "{verb} {what} ({}); serial {}, not after {}",
-        outcome.reason,
-        outcome.serial,
-        rfc3339(outcome.not_after)
-    )
 }

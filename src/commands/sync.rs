@@ -100,14 +100,14 @@ pub fn run(args: &SyncArgs) -> Result<u8> {
                     .as_ref()
                     .map(|e| format!("; error: {e}"))
                     .unwrap_or_default();
-                let mut value = super::gencert::outcome_json(outcome);
+                let mut value = outcome.to_json();
                 value["spec"] = name.clone().into();
                 if let Some(err) = &outcome.hook_error {
                     value["error"] = err.to_string().into();
                     value["exit_code"] = err.exit_code().into();
                 }
                 (
-                    format!("{name}: {}{hook}", super::gencert::summary(outcome)),
+                    format!("{name}: {}{hook}", outcome.summary()),
                     value,
                     outcome.hook_error.is_none(),
                 )
