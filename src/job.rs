@@ -191,6 +191,7 @@ impl Job {
             key: &key.to_pem(),
         })?;
         log::debug!("serial {} from {server}", issued.serial);
+        self.warn_if_renewed_every_run(&issued);
 
         let (cert, key_path) = self
             .paths()
@@ -209,6 +210,30 @@ impl Job {
             not_after: issued.not_after,
             hook_error,
         })
+    }
+
+    /// A `--renew-before` not shorter than what the CA issues would renew on every run; the
+    /// next runs use a third of the lifetime instead ([`renew::Threshold`]), and the operator is
+    /// told once, when the certificate is new, so that the flag or the CA profile gets fixed.
+    fn warn_if_renewed_every_run(&self, issued: &verify::Issued) {
+        let Some(renew_before) = self.renewal.renew_before else {
+            return;
+        };
+        let threshold = renew::Threshold::new(renew_before, issued.not_after - issued.not_before);
+        if let Some(lifetime) = threshold.replaced_for_lifetime {
+            let name = self.paths().map_or_else(
+                || "the certificate".into(),
+                |(c, _)| c.display().to_string(),
+            );
+            log::warn!(
+                "{name}: the CA issues for {}, not longer than --renew-before {}: it will be \
+                 renewed when {} is left; set --renew-before under {} (or lengthen the CA profile's expiry)",
+                renew::human(lifetime),
+                renew::human(renew_before.as_secs() as i64),
+                renew::human(threshold.seconds),
+                renew::human(lifetime),
+            );
+        }
     }
 
     fn decide(&self) -> Decision {

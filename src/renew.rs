@@ -2,8 +2,9 @@
 //!
 //! A pair stays only when every check passes, so a run never keeps something a careful operator
 //! would replace: both files exist and parse, the key is the certificate's key, the certificate
-//! is valid now and for longer than the threshold, and it still matches the request (CN, subject
-//! names, exactly the requested SANs, the key type, and the pinned CA as issuer when one is given).
+//! is valid now and for longer than the threshold (see [`Threshold`]), and it still matches the
+//! request (CN, subject names, exactly the requested SANs, the key type, and the pinned CA as
+//! issuer when one is given).
 //! The first failing check is the reason reported.
 
 use std::path::Path;
@@ -93,16 +94,12 @@ pub fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) 
         return replace("the certificate is not valid yet".into());
     }
     let left = not_after - now;
-    let threshold = wanted.renew_before.as_secs() as i64;
+    let threshold = Threshold::new(wanted.renew_before, not_after - not_before);
     if left <= 0 {
         return replace("the certificate has expired".into());
     }
-    if left <= threshold {
-        return replace(format!(
-            "expires in {}, under {}",
-            human(left),
-            human(threshold)
-        ));
+    if left <= threshold.seconds {
+        return replace(format!("expires in {}, under {threshold}", human(left)));
     }
     if let Some(reason) = subject_change(&cert, wanted.request) {
         return replace(reason);
@@ -125,13 +122,62 @@ pub fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) 
         return replace("issued by a CA other than the pinned one".into());
     }
     Decision::Keep {
-        reason: format!("expires in {}, over {}", human(left), human(threshold)),
+        reason: format!("expires in {}, over {threshold}", human(left)),
         serial: cert
             .raw_serial()
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect(),
         not_after,
+    }
+}
+
+/// When a certificate is due: `--renew-before`, unless that is not shorter than the
+/// certificate's whole lifetime. Then every run would renew (a CA profile issuing 30-day
+/// certificates under a fleet-wide `720h`: a new certificate, a CA request and a service restart
+/// on every cron run), so the certificate is due when a third of its lifetime is left instead,
+/// the choice cert-manager makes for the same mistake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Threshold {
+    /// Renew when this many seconds or fewer are left.
+    pub seconds: i64,
+    /// The lifetime, when `--renew-before` was not shorter than it and was replaced.
+    pub replaced_for_lifetime: Option<i64>,
+    renew_before: i64,
+}
+
+impl Threshold {
+    /// The threshold for a certificate valid for `lifetime` seconds (not-after minus not-before).
+    pub fn new(renew_before: Duration, lifetime: i64) -> Self {
+        let renew_before = i64::try_from(renew_before.as_secs()).unwrap_or(i64::MAX);
+        if lifetime > 0 && renew_before >= lifetime {
+            Self {
+                seconds: lifetime / 3,
+                replaced_for_lifetime: Some(lifetime),
+                renew_before,
+            }
+        } else {
+            Self {
+                seconds: renew_before,
+                replaced_for_lifetime: None,
+                renew_before,
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Threshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.replaced_for_lifetime {
+            None => f.write_str(&human(self.seconds)),
+            Some(lifetime) => write!(
+                f,
+                "{}, a third of its {} lifetime (--renew-before {} is not shorter than the lifetime)",
+                human(self.seconds),
+                human(lifetime),
+                human(self.renew_before)
+            ),
+        }
     }
 }
 
@@ -261,5 +307,28 @@ mod tests {
         assert_eq!(human(720 * 3600), "30d");
         assert_eq!(human(7200), "2h");
         assert_eq!(human(59), "59s");
+    }
+
+    #[test]
+    fn a_threshold_not_shorter_than_the_lifetime_becomes_a_third_of_it() {
+        let day = 86_400;
+        let thirty_days = Duration::from_secs(30 * day as u64);
+        // Shorter than the lifetime: as asked.
+        let kept = Threshold::new(thirty_days, 365 * day);
+        assert_eq!((kept.seconds, kept.replaced_for_lifetime), (30 * day, None));
+        assert_eq!(kept.to_string(), "30d");
+        // Equal to or longer than the lifetime: every run would renew.
+        for lifetime in [30 * day, 7 * day] {
+            let t = Threshold::new(thirty_days, lifetime);
+            assert_eq!(t.seconds, lifetime / 3);
+            assert_eq!(t.replaced_for_lifetime, Some(lifetime));
+        }
+        assert_eq!(
+            Threshold::new(thirty_days, 30 * day).to_string(),
+            "10d, a third of its 30d lifetime (--renew-before 30d is not shorter than the lifetime)"
+        );
+        // A zero threshold stays zero; a nonsensical lifetime changes nothing.
+        assert_eq!(Threshold::new(Duration::ZERO, 30 * day).seconds, 0);
+        assert_eq!(Threshold::new(thirty_days, 0).seconds, 30 * day);
     }
 }

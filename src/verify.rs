@@ -13,6 +13,8 @@ pub struct Issued {
     pub pem: String,
     /// Serial number, lower-case hex.
     pub serial: String,
+    /// Not-before, seconds since the Unix epoch.
+    pub not_before: i64,
     /// Not-after, seconds since the Unix epoch.
     pub not_after: i64,
 }
@@ -77,6 +79,7 @@ pub fn check(pem: &str, spki_der: &[u8], requested: &[San], now: i64) -> Result<
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect(),
+        not_before,
         not_after,
     })
 }

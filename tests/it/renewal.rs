@@ -108,20 +108,17 @@ fn renews_when_due_or_when_the_request_changed() {
         assert_eq!(r["action"], "renewed", "{r}");
         r["reason"].as_str().unwrap().to_string()
     };
-    // The server issues for 8760h: a 9000h threshold is never met.
+    // The server issues for 8760h, backdated 5 minutes (cfssl's default): 8759h58m is more
+    // than is left (about 8759h55m) and less than the lifetime, so the pair is due.
     let out = t
-        .gencert(&["--renew-before", "9000h", "--report", "json"])
+        .gencert(&["--renew-before", "8759h58m", "--report", "json"])
         .assert()
         .code(0)
         .get_output()
         .stdout
         .clone();
-    assert!(
-        report(&out)["reason"]
-            .as_str()
-            .unwrap()
-            .contains("under 375d")
-    );
+    assert_eq!(report(&out)["action"], "renewed");
+    assert_eq!(report(&out)["reason"], "expires in 364d, under 364d");
     assert!(
         reason(&["-hostname", "node1.example.com,127.0.0.1,extra.example.com"])
             .contains("DNS:extra.example.com")
@@ -503,4 +500,39 @@ fn hook_output_and_metrics_directory() {
         1,
         "refused before contacting the CA"
     );
+}
+
+/// A --renew-before not shorter than the certificate's lifetime would renew on every run: the
+/// run that issues warns (naming the flag and the lifetime), and the next runs keep the pair
+/// until a third of its lifetime is left, contacting no one.
+#[test]
+fn a_threshold_beyond_the_lifetime_does_not_renew_every_run() {
+    let t = Setup::new();
+    // The server issues for 8760h (365d).
+    t.gencert(&["--renew-before", "9000h"])
+        .assert()
+        .code(0)
+        .stderr(contains(
+            "node.pem: the CA issues for 365d, not longer than --renew-before 375d: it will be \
+             renewed when 121d is left; set --renew-before under 365d",
+        ));
+    for _ in 0..2 {
+        let out = t
+            .gencert(&["--renew-before", "9000h", "--report", "json"])
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone();
+        let r = report(&out);
+        assert_eq!(r["action"], "unchanged", "{r}");
+        assert!(
+            r["reason"]
+                .as_str()
+                .unwrap()
+                .ends_with("over 121d, a third of its 365d lifetime (--renew-before 375d is not shorter than the lifetime)"),
+            "{r}"
+        );
+    }
+    assert_eq!(t.server.signed_count(), 1);
 }

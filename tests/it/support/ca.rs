@@ -32,8 +32,8 @@ impl Pki {
                     "default":{{"expiry":"8760h","auth_key":"k","usages":["signing","key encipherment","server auth","client auth"]}},
                     "profiles":{{
                         "client":{{"expiry":"2h","auth_key":"k","usages":["signing","key encipherment","client auth"]}},
-                        "kubelet-client":{{"expiry":"720h","auth_key":"k","usages":["digital signature","key encipherment","client auth"]}},
-                        "kubelet-serving":{{"expiry":"720h","auth_key":"k","usages":["digital signature","key encipherment","server auth"]}},
+                        "kubelet-client":{{"expiry":"2160h","auth_key":"k","usages":["digital signature","key encipherment","client auth"]}},
+                        "kubelet-serving":{{"expiry":"2160h","auth_key":"k","usages":["digital signature","key encipherment","server auth"]}},
                         "etcd-peer":{{"expiry":"8760h","auth_key":"k","usages":["digital signature","key encipherment","server auth","client auth"]}},
                         "etcd-server":{{"expiry":"8760h","auth_key":"k","usages":["digital signature","key encipherment","server auth","client auth"]}}}}}},
                   "auth_keys":{{"k":{{"type":"standard","key":"{}"}}}}}}"#,
