@@ -6,7 +6,7 @@
 # KEEP=1 keeps the directory for a look around.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-deps.sh
+scripts/setup-deps.sh demo
 cargo build --release --locked --quiet
 NODECERT=$PWD/target/release/nodecert
 

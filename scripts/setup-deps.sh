@@ -2,13 +2,16 @@
 # Installs what nodecert's demo and tests need, when missing: from Debian, golang-cfssl
 # (cfssl, cfssljson, multirootca: the real CA), openssl (independent checks) and systemd
 # (systemd-analyze verifies the shipped units); from PyPI, ansible-core and Salt (the shipped
-# playbook and state are run by the tests). Needs root.
+# playbook and state are run by the tests). `setup-deps.sh demo` installs only what the demo
+# needs (golang-cfssl, openssl). Needs root.
 set -euo pipefail
+demo=0
+[ "${1:-}" = demo ] && demo=1
 
 missing=()
 command -v multirootca >/dev/null || missing+=(golang-cfssl)
 command -v openssl >/dev/null || missing+=(openssl)
-command -v systemd-analyze >/dev/null || missing+=(systemd)
+[ "$demo" = 1 ] || command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} from Debian" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -37,8 +40,10 @@ pip_tool() {
   }
 }
 # The shipped Ansible playbook and Salt state are run by the tests (tests/it/deploy.rs).
-pip_tool ansible-playbook ansible-core 'ansible-core>=2.16,<2.20'
-pip_tool salt-call salt 'salt>=3007,<3009'
+if [ "$demo" = 0 ]; then
+  pip_tool ansible-playbook ansible-core 'ansible-core>=2.16,<2.20'
+  pip_tool salt-call salt 'salt>=3007,<3009'
+fi
 command -v cargo >/dev/null || {
   echo "cargo is missing: install a Rust toolchain (1.89 or newer) with rustup first" >&2
   exit 1
