@@ -29,6 +29,11 @@ pub struct TlsOptions {
 pub struct Transport {
     client: reqwest::blocking::Client,
     timeout: Duration,
+    /// The environment's proxy settings (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, as curl and
+    /// cfssl read them). reqwest applies the same rules from the same crate; nodecert consults
+    /// them again only to say in an error that the request went through a proxy, which is the
+    /// first thing to know when a node's environment carries one meant for apt.
+    proxies: hyper_util::client::proxy::matcher::Matcher,
 }
 
 /// An HTTP reply, read up to [`MAX_REPLY_BYTES`].
@@ -92,25 +97,51 @@ impl Transport {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Internal(format!("HTTP client setup: {e}")))?;
-        Ok(Self { client, timeout })
+        Ok(Self {
+            client,
+            timeout,
+            proxies: hyper_util::client::proxy::matcher::Matcher::from_env(),
+        })
+    }
+
+    /// The proxy a request to `url` goes through, as `scheme://host:port` (never its
+    /// credentials), or None for a direct connection.
+    fn proxy_for(&self, url: &Url) -> Option<String> {
+        let uri: http::Uri = url.as_str().parse().ok()?;
+        let intercept = self.proxies.intercept(&uri)?;
+        let proxy = intercept.uri();
+        let host = proxy.host()?;
+        Some(match (proxy.scheme_str(), proxy.port_u16()) {
+            (Some(scheme), Some(port)) => format!("{scheme}://{host}:{port}"),
+            (Some(scheme), None) => format!("{scheme}://{host}"),
+            (None, _) => host.to_string(),
+        })
     }
 
     /// POSTs `body` as JSON to `url` on `remote` and reads the reply (bounded).
     pub fn post(&self, remote: &Remote, url: &Url, body: Vec<u8>) -> Result<HttpReply> {
         let server = remote.display_name();
+        let proxy = self.proxy_for(url);
+        if let Some(proxy) = &proxy {
+            log::debug!("{server}: through the proxy {proxy} (from the environment)");
+        }
+        let failed = |e: &(dyn StdError + 'static)| match &proxy {
+            None => classify(&server, e, self.timeout),
+            Some(proxy) => classify_proxied(&server, e, self.timeout, proxy),
+        };
         let response = self
             .client
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()
-            .map_err(|e| classify(&server, &e, self.timeout))?;
+            .map_err(|e| failed(&e))?;
         let status = response.status().as_u16();
         let mut body = Vec::new();
         response
             .take(MAX_REPLY_BYTES + 1)
             .read_to_end(&mut body)
-            .map_err(|e| classify(&server, &e, self.timeout))?;
+            .map_err(|e| failed(&e))?;
         if body.len() as u64 > MAX_REPLY_BYTES {
             return Err(Error::BadResponse {
                 server,
@@ -216,6 +247,57 @@ fn classify(server: &str, err: &(dyn StdError + 'static), timeout: Duration) -> 
     unavailable(format!("request failed: {text}"))
 }
 
+/// [`classify`] for a request that went through `proxy`. Over HTTPS the proxy only opens a
+/// tunnel (HTTP CONNECT) and TLS runs end to end with the CA, so a failure is either the
+/// proxy's (unreachable, refusing the tunnel, wanting credentials: named as such, since the
+/// CA itself may be fine) or the CA's, classified as usual with the proxy named.
+fn classify_proxied(
+    server: &str,
+    err: &(dyn StdError + 'static),
+    timeout: Duration,
+    proxy: &str,
+) -> Error {
+    let text = chain_text(err);
+    // hyper-util's TunnelError is not public: its Display text is what identifies it.
+    let detail = if text.contains("tunnel error: proxy authorization required") {
+        format!(
+            "the proxy {proxy} (from the environment) wants credentials (407): give them in the \
+             proxy URL, or list the CA's host in NO_PROXY"
+        )
+    } else if text.contains("tunnel error: failed to create underlying connection") {
+        let why = root_cause(err);
+        format!(
+            "cannot reach the proxy {proxy} (from HTTPS_PROXY or ALL_PROXY): {why}; fix the \
+             proxy setting, or list the CA's host in NO_PROXY to connect directly"
+        )
+    } else if text.contains("tunnel error") {
+        format!(
+            "the proxy {proxy} (from the environment) would not open a tunnel to the CA (its \
+             answer to CONNECT was not 200: the CA may be down, or the proxy does not allow its \
+             host and port): list the CA's host in NO_PROXY to connect directly"
+        )
+    } else {
+        return match classify(server, err, timeout) {
+            Error::Unavailable { server, detail } => Error::Unavailable {
+                server,
+                detail: format!("{detail} (through the proxy {proxy}, from the environment)"),
+            },
+            Error::Tls { server, detail } => Error::Tls {
+                server,
+                detail: format!(
+                    "{detail} (through the proxy {proxy}, from the environment: a proxy that \
+                     intercepts TLS presents its own certificate; list the CA's host in NO_PROXY)"
+                ),
+            },
+            other => other,
+        };
+    };
+    Error::Unavailable {
+        server: server.to_string(),
+        detail,
+    }
+}
+
 fn find_rustls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
     let mut current: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = current {
@@ -267,6 +349,15 @@ fn explain_tls(err: &rustls::Error) -> String {
         E::AlertReceived(alert) => format!("the server ended the handshake with alert {alert:?}"),
         other => format!("{other}"),
     }
+}
+
+/// The innermost error of a chain (`Connection refused (os error 111)`).
+fn root_cause(err: &(dyn StdError + 'static)) -> String {
+    let mut current = err;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
 }
 
 fn chain_text(err: &(dyn StdError + 'static)) -> String {

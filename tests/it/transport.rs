@@ -263,3 +263,58 @@ fn mutual_tls_flags() {
         .assert()
         .code(0);
 }
+
+/// The environment's HTTPS_PROXY is honoured as curl and cfssl honour it, with TLS end to end
+/// through the tunnel (a real tinyproxy): the request reaches the CA through the proxy,
+/// NO_PROXY bypasses it, and a proxy that refuses the tunnel or is down is named as the culprit
+/// (exit 6), never with its credentials, and nothing is written.
+#[test]
+fn https_proxy_from_the_environment() {
+    let t = Setup::new();
+    let (dir, port) = (t.dir(), t.server.port);
+    let proxy = crate::support::proxy::Tinyproxy::start(port);
+    t.gencert(&[])
+        .env("HTTPS_PROXY", proxy.url())
+        .assert()
+        .code(0);
+    assert!(
+        proxy.log().contains(&format!("CONNECT 127.0.0.1:{port} ")),
+        "the request did not go through the proxy:\n{}",
+        proxy.log()
+    );
+    assert_eq!(t.server.signed_count(), 1);
+    crate::support::assert_verifies(dir, &t.pki.primary_ca(), &dir.join("node.pem"));
+
+    // NO_PROXY: straight to the CA, although the proxy named is dead.
+    let dead = format!("http://127.0.0.1:{}", crate::support::ca::free_port());
+    t.gencert(&[])
+        .env("HTTPS_PROXY", &dead)
+        .env("NO_PROXY", "127.0.0.1")
+        .assert()
+        .code(0);
+    assert_eq!(t.server.signed_count(), 2);
+
+    let before = std::fs::read(dir.join("node.pem")).unwrap();
+    // A proxy that does not allow the CA's port: it, not the CA, is named.
+    let strict = crate::support::proxy::Tinyproxy::start(crate::support::ca::free_port());
+    t.gencert(&[])
+        .env("https_proxy", strict.url())
+        .assert()
+        .code(6)
+        .stderr(contains(format!(
+            "the proxy {} (from the environment) would not open a tunnel to the CA",
+            strict.url()
+        )))
+        .stderr(contains("NO_PROXY"));
+    // A dead proxy with credentials in its URL: named without them.
+    let with_password = dead.replace("http://", "http://operator:hunter2-proxy@");
+    t.gencert(&[])
+        .env("HTTPS_PROXY", &with_password)
+        .assert()
+        .code(6)
+        .stderr(contains(format!("cannot reach the proxy {dead} ")))
+        .stderr(contains("hunter2-proxy").not());
+    assert_eq!(t.server.signed_count(), 2);
+    assert_eq!(std::fs::read(dir.join("node.pem")).unwrap(), before);
+    assert!(listing(dir).iter().all(|f| !f.contains(".nodecert-")));
+}

@@ -235,19 +235,21 @@ impl Multirootca {
     }
 
     fn wait_until_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "multirootca never listened on {}; log:\n{}",
-            self.port,
-            self.log()
-        );
+        wait_for_listener("multirootca", self.port, || self.log());
     }
+}
+
+/// Waits (up to 10 s) until something accepts connections on 127.0.0.1:`port`; panics with
+/// `log()` otherwise.
+pub fn wait_for_listener(name: &str, port: u16, log: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{name} never listened on {port}; log:\n{}", log());
 }
 
 impl Drop for Multirootca {

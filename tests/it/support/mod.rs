@@ -2,6 +2,7 @@
 
 pub mod ca;
 pub mod fault;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
