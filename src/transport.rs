@@ -29,6 +29,8 @@ pub struct TlsOptions {
 pub struct Transport {
     client: reqwest::blocking::Client,
     timeout: Duration,
+    /// Whether `-tls-remote-ca` pinned the trust (for what a TLS error tells the user to do).
+    pinned: bool,
     /// The environment's proxy settings (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, as curl and
     /// cfssl read them). reqwest applies the same rules from the same crate; nodecert consults
     /// them again only to say in an error that the request went through a proxy, which is the
@@ -100,6 +102,7 @@ impl Transport {
         Ok(Self {
             client,
             timeout,
+            pinned: tls.pinned_ca.is_some(),
             proxies: hyper_util::client::proxy::matcher::Matcher::from_env(),
         })
     }
@@ -125,9 +128,14 @@ impl Transport {
         if let Some(proxy) = &proxy {
             log::debug!("{server}: through the proxy {proxy} (from the environment)");
         }
+        let context = Failure {
+            server: &server,
+            timeout: self.timeout,
+            pinned: self.pinned,
+        };
         let failed = |e: &(dyn StdError + 'static)| match &proxy {
-            None => classify(&server, e, self.timeout),
-            Some(proxy) => classify_proxied(&server, e, self.timeout, proxy),
+            None => context.classify(e),
+            Some(proxy) => context.classify_proxied(e, proxy),
         };
         let response = self
             .client
@@ -201,83 +209,79 @@ fn load_roots(path: &Path) -> Result<RootCertStore> {
     Ok(roots)
 }
 
-/// Classifies a transport failure into TLS, timeout/unreachable, or internal.
-fn classify(server: &str, err: &(dyn StdError + 'static), timeout: Duration) -> Error {
-    if let Some(tls) = find_rustls_error(err) {
-        return Error::Tls {
-            server: server.to_string(),
-            detail: explain_tls(tls),
-        };
-    }
-    let text = chain_text(err);
-    let unavailable = |detail: String| Error::Unavailable {
-        server: server.to_string(),
-        detail,
-    };
-    if let Some(req) = err.downcast_ref::<reqwest::Error>()
-        && req.is_timeout()
-    {
-        return unavailable(format!(
-            "no answer within {} (raise --timeout, or retry later)",
-            humantime::format_duration(timeout)
-        ));
-    }
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("timed out") || lower.contains("deadline") {
-        return unavailable(format!(
-            "no answer within {} (raise --timeout, or retry later)",
-            humantime::format_duration(timeout)
-        ));
-    }
-    if lower.contains("connection refused") {
-        return unavailable(
-            "connection refused: is the CA running and listening on this address?".into(),
-        );
-    }
-    if lower.contains("reset")
-        || lower.contains("broken pipe")
-        || lower.contains("closed")
-        || lower.contains("eof")
-    {
-        return unavailable(format!("the connection was cut: {text} (retry later)"));
-    }
-    if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup") {
-        return unavailable(format!("cannot resolve the host: {text}"));
-    }
-    unavailable(format!("request failed: {text}"))
+/// What is known about a request when it fails: enough to say what went wrong and what to do.
+struct Failure<'a> {
+    server: &'a str,
+    timeout: Duration,
+    pinned: bool,
 }
 
-/// [`classify`] for a request that went through `proxy`. Over HTTPS the proxy only opens a
-/// tunnel (HTTP CONNECT) and TLS runs end to end with the CA, so a failure is either the
-/// proxy's (unreachable, refusing the tunnel, wanting credentials: named as such, since the
-/// CA itself may be fine) or the CA's, classified as usual with the proxy named.
-fn classify_proxied(
-    server: &str,
-    err: &(dyn StdError + 'static),
-    timeout: Duration,
-    proxy: &str,
-) -> Error {
-    let text = chain_text(err);
-    // hyper-util's TunnelError is not public: its Display text is what identifies it.
-    let detail = if text.contains("tunnel error: proxy authorization required") {
-        format!(
-            "the proxy {proxy} (from the environment) wants credentials (407): give them in the \
-             proxy URL, or list the CA's host in NO_PROXY"
-        )
-    } else if text.contains("tunnel error: failed to create underlying connection") {
-        let why = root_cause(err);
-        format!(
-            "cannot reach the proxy {proxy} (from HTTPS_PROXY or ALL_PROXY): {why}; fix the \
-             proxy setting, or list the CA's host in NO_PROXY to connect directly"
-        )
-    } else if text.contains("tunnel error") {
-        format!(
-            "the proxy {proxy} (from the environment) would not open a tunnel to the CA (its \
-             answer to CONNECT was not 200: the CA may be down, or the proxy does not allow its \
-             host and port): list the CA's host in NO_PROXY to connect directly"
-        )
-    } else {
-        return match classify(server, err, timeout) {
+impl Failure<'_> {
+    /// Classifies a transport failure into TLS, or timeout/unreachable (worth retrying).
+    fn classify(&self, err: &(dyn StdError + 'static)) -> Error {
+        if let Some(tls) = find_rustls_error(err) {
+            return Error::Tls {
+                server: self.server.to_string(),
+                detail: explain_tls(tls, self.pinned),
+            };
+        }
+        let text = chain_text(err);
+        let lower = text.to_ascii_lowercase();
+        let timed_out = err
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout)
+            || lower.contains("timed out")
+            || lower.contains("deadline");
+        let detail = if timed_out {
+            format!(
+                "no answer within {} (raise --timeout, or retry later)",
+                humantime::format_duration(self.timeout)
+            )
+        } else if lower.contains("connection refused") {
+            "connection refused: is the CA running and listening on this address?".into()
+        } else if lower.contains("reset")
+            || lower.contains("broken pipe")
+            || lower.contains("closed")
+            || lower.contains("eof")
+        {
+            format!("the connection was cut: {text} (retry later)")
+        } else if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup") {
+            format!("cannot resolve the host: {text}")
+        } else {
+            format!("request failed: {text}")
+        };
+        self.unavailable(detail)
+    }
+
+    /// [`Self::classify`] for a request that went through `proxy`. Over HTTPS the proxy only
+    /// opens a tunnel (HTTP CONNECT) and TLS runs end to end with the CA, so a failure is
+    /// either the proxy's (unreachable, refusing the tunnel, wanting credentials: named as
+    /// such, since the CA itself may be fine) or the CA's, classified as usual with the proxy
+    /// named.
+    fn classify_proxied(&self, err: &(dyn StdError + 'static), proxy: &str) -> Error {
+        let text = chain_text(err);
+        // hyper-util's TunnelError is not public: its Display text is what identifies it.
+        if text.contains("tunnel error: proxy authorization required") {
+            return self.unavailable(format!(
+                "the proxy {proxy} (from the environment) wants credentials (407): give them in \
+                 the proxy URL, or list the CA's host in NO_PROXY"
+            ));
+        }
+        if text.contains("tunnel error: failed to create underlying connection") {
+            return self.unavailable(format!(
+                "cannot reach the proxy {proxy} (from HTTPS_PROXY or ALL_PROXY): {}; fix the \
+                 proxy setting, or list the CA's host in NO_PROXY to connect directly",
+                root_cause(err)
+            ));
+        }
+        if text.contains("tunnel error") {
+            return self.unavailable(format!(
+                "the proxy {proxy} (from the environment) would not open a tunnel to the CA (its \
+                 answer to CONNECT was not 200: the CA may be down, or the proxy does not allow \
+                 its host and port): list the CA's host in NO_PROXY to connect directly"
+            ));
+        }
+        match self.classify(err) {
             Error::Unavailable { server, detail } => Error::Unavailable {
                 server,
                 detail: format!("{detail} (through the proxy {proxy}, from the environment)"),
@@ -290,11 +294,14 @@ fn classify_proxied(
                 ),
             },
             other => other,
-        };
-    };
-    Error::Unavailable {
-        server: server.to_string(),
-        detail,
+        }
+    }
+
+    fn unavailable(&self, detail: String) -> Error {
+        Error::Unavailable {
+            server: self.server.to_string(),
+            detail,
+        }
     }
 }
 
@@ -315,11 +322,17 @@ fn find_rustls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls
     None
 }
 
-fn explain_tls(err: &rustls::Error) -> String {
+/// A rustls error in words, with what to do. `pinned`: whether `-tls-remote-ca` chose the trust
+/// (without it, an untrusted issuer almost always means the flag is missing).
+fn explain_tls(err: &rustls::Error, pinned: bool) -> String {
     use rustls::Error as E;
     match err {
         E::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
-            "the server's certificate is not issued by the trusted CA: check -tls-remote-ca names the CA that issued the server's TLS certificate".into()
+            if pinned {
+                "the server's certificate is not issued by the trusted CA: check -tls-remote-ca names the CA that issued the server's TLS certificate".into()
+            } else {
+                "the server's certificate is not issued by a CA the system trusts: pass the CA that issued it with -tls-remote-ca".into()
+            }
         }
         E::InvalidCertificate(CertificateError::NotValidForName)
         | E::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {

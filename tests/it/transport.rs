@@ -27,11 +27,15 @@ fn wrong_pinned_ca_is_a_tls_failure() {
         .assert()
         .code(4)
         .stderr(contains("not issued by the trusted CA"));
-    // Without -tls-remote-ca the system roots are used, and they do not know the test CA.
+    // Without -tls-remote-ca the system roots are used, and they do not know the test CA: the
+    // message points at the missing flag.
     nodecert(dir)
         .args(["gencert", "-config", s(profile), "-bare", "n", s(csr)])
         .assert()
-        .code(4);
+        .code(4)
+        .stderr(contains(
+            "not issued by a CA the system trusts: pass the CA that issued it with -tls-remote-ca",
+        ));
     assert_eq!(listing(dir), ["csr.json", "request-profile.json"]);
     assert_eq!(server.signed_count(), 0);
 }
