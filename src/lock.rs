@@ -3,8 +3,14 @@
 //! Concurrent runs on one pair (a timer firing while an operator runs it by hand, two sync
 //! processes) never interleave their writes: the second waits, bounded, and then reports busy.
 //! The lock file is never deleted (deleting a flock'd file lets a third process lock a new inode).
+//!
+//! `flock` needs only an open file, so whoever can open the lock file can hold it and stall
+//! renewal until the certificate expires. The file is therefore private to its owner (0600,
+//! tightened if an older one is wider), must belong to the user running nodecert, and is opened
+//! without following a symlink or blocking on a FIFO planted in its place.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -33,17 +39,13 @@ impl PairLock {
                 ),
             ));
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::output(&path, format!("cannot open the lock file: {e}")))?;
-        let deadline = Instant::now() + wait;
+        let file = open_private(&path)?;
+        // A wait too long to represent is a wait without end.
+        let deadline = Instant::now().checked_add(wait);
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(Self { _file: file }),
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                Err(TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(TryLockError::WouldBlock) => {
@@ -59,6 +61,50 @@ impl PairLock {
             }
         }
     }
+}
+
+/// Opens (creating 0600) the lock file at `path`: a regular file of this user's, not a symlink,
+/// FIFO or another user's file, and readable by no one else.
+fn open_private(path: &Path) -> Result<File> {
+    let refuse = |why: String| Error::output(path, why);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) if code == nix::libc::ELOOP => refuse(
+                "the lock file is a symlink: remove it (nodecert creates its own)".into(),
+            ),
+            // A FIFO without a reader, opened for writing without blocking.
+            Some(code) if code == nix::libc::ENXIO => refuse(
+                "the lock file is not a regular file: remove it (nodecert creates its own)".into(),
+            ),
+            _ => refuse(format!("cannot open the lock file: {e}")),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| refuse(format!("cannot inspect the lock file: {e}")))?;
+    if !meta.is_file() {
+        return Err(refuse(
+            "the lock file is not a regular file: remove it (nodecert creates its own)".into(),
+        ));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(refuse(format!(
+            "the lock file belongs to uid {}, not to this user (uid {me}), so another user could \
+             hold it and stall renewal: remove it",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| refuse(format!("cannot make the lock file private: {e}")))?;
+    }
+    Ok(file)
 }
 
 /// `dir/.NAME.lock` for the certificate `dir/NAME`.
@@ -83,6 +129,39 @@ mod tests {
         assert_eq!(err.exit_code(), crate::error::exit::BUSY);
         drop(first);
         PairLock::acquire(&cert, Duration::ZERO).unwrap();
-        assert!(dir.path().join(".node.pem.lock").exists());
+        let lock = dir.path().join(".node.pem.lock");
+        assert_eq!(std::fs::metadata(&lock).unwrap().mode() & 0o777, 0o600);
+        // A wait too long for Instant is a wait without end, not a panic.
+        let _held = PairLock::acquire(&cert, Duration::ZERO).unwrap();
+        let waiter = std::thread::spawn(move || PairLock::acquire(&cert, Duration::MAX));
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(!waiter.is_finished());
+        drop(_held);
+        assert!(waiter.join().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_planted_lock_file_is_refused_or_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("node.pem");
+        let lock = dir.path().join(".node.pem.lock");
+        // A symlink (here dangling, pointing where root must not create files): refused.
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, &lock).unwrap();
+        let err = PairLock::acquire(&cert, Duration::ZERO).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::OUTPUT);
+        assert!(err.to_string().contains("is a symlink"), "{err}");
+        assert!(!target.exists());
+        std::fs::remove_file(&lock).unwrap();
+        // A FIFO: refused at once instead of hanging in open().
+        nix::unistd::mkfifo(&lock, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let err = PairLock::acquire(&cert, Duration::ZERO).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        std::fs::remove_file(&lock).unwrap();
+        // An existing world-readable lock file (an older nodecert's): tightened to 0600.
+        std::fs::write(&lock, "").unwrap();
+        std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
+        PairLock::acquire(&cert, Duration::ZERO).unwrap();
+        assert_eq!(std::fs::metadata(&lock).unwrap().mode() & 0o777, 0o600);
     }
 }
