@@ -392,8 +392,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if duration.is_zero() {
         return Err("must be more than zero".into());
     }
+    // Every duration here is added to a clock reading somewhere; ten years is beyond any
+    // sensible timeout, wait or threshold and far from overflow.
+    if duration > MAX_DURATION {
+        return Err("must be at most 87600h (ten years)".into());
+    }
     Ok(duration)
 }
+
+/// The longest duration any flag takes.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 /// The long help's epilogue: the cfssl spellings note and the exit-status table.
 fn after_help() -> String {

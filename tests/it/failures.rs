@@ -601,6 +601,12 @@ fn bad_input_matrix() {
         ),
         (
             flags.clone(),
+            vec!["--lock-timeout", "500000000000y"],
+            2,
+            "must be at most 87600h (ten years)",
+        ),
+        (
+            flags.clone(),
             vec!["--signer", "kubernetes.io/kubelet-serving"],
             3,
             "violation(s) of the kubernetes.io/kubelet-serving signer's rules",
