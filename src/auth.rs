@@ -59,6 +59,23 @@ impl fmt::Display for KeySourceError {
     }
 }
 
+/// Names of environment variables an auth key was read from in this process.
+static SECRET_VARS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn remember_secret_var(var: &str) {
+    let mut vars = SECRET_VARS.lock().unwrap_or_else(|e| e.into_inner());
+    if !vars.iter().any(|v| v == var) {
+        vars.push(var.to_string());
+    }
+}
+
+/// The environment variables that held an auth key (`env:VAR` in a request profile), so that
+/// what nodecert starts (`--exec` hooks) does not inherit the CA's HMAC key: a hook restarts a
+/// service, it has no business being able to mint certificates.
+pub fn secret_env_vars() -> Vec<String> {
+    SECRET_VARS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 impl AuthKey {
     /// Loads a key written as cfssl writes it in `auth_keys.NAME.key`: hex, `env:VAR` or
     /// `file:PATH`. Surrounding whitespace is trimmed (a file ending in a newline works, unlike
@@ -67,7 +84,10 @@ impl AuthKey {
         let text: Zeroizing<String> = match source.split_once(':') {
             None => Zeroizing::new(source.to_string()),
             Some(("env", var)) => match std::env::var(var) {
-                Ok(value) if !value.trim().is_empty() => Zeroizing::new(value),
+                Ok(value) if !value.trim().is_empty() => {
+                    remember_secret_var(var);
+                    Zeroizing::new(value)
+                }
                 _ => return Err(KeySourceError::EmptyEnv(var.to_string())),
             },
             Some(("file", path)) => {

@@ -4,7 +4,8 @@
 //! `NODECERT_CERT` and `NODECERT_KEY` (never interpolated into the command, so paths with spaces or
 //! quotes are safe). It runs only when the files changed; its failure is reported with its own exit
 //! code, and the new certificate stays: it is valid, and the next run will not issue again.
-//! What the hook prints goes to stderr, so stdout stays nodecert's own (`--report json`).
+//! What the hook prints goes to stderr, so stdout stays nodecert's own (`--report json`). The
+//! hook does not inherit the environment variables the auth key was read from.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,7 +15,11 @@ use crate::error::{Error, Result};
 /// Runs `command` with the pair's paths in the environment.
 pub fn run(command: &str, cert: &Path, key: &Path) -> Result<()> {
     log::debug!("running --exec hook");
-    let status = Command::new("sh")
+    let mut sh = Command::new("sh");
+    for var in crate::auth::secret_env_vars() {
+        sh.env_remove(var);
+    }
+    let status = sh
         .arg("-c")
         .arg(command)
         .env("NODECERT_CERT", cert)

@@ -78,6 +78,31 @@ fn auth_key_is_never_printed_at_any_log_level() {
     }
 }
 
+/// An `--exec` hook does not inherit the variable the auth key came from (`env:VAR`), while it
+/// still gets the pair's paths and the rest of the environment.
+#[test]
+fn exec_hook_does_not_inherit_the_auth_key() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), "env:NODECERT_TEST_AUTH_KEY");
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    nodecert(dir)
+        .env("NODECERT_TEST_AUTH_KEY", &pki.auth_key)
+        .env("NODECERT_TEST_OTHER", "kept")
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca"])
+        .arg(pki.primary_ca())
+        .args(["-bare", "node", "--exec", "env > hook-env.txt", s(&csr)])
+        .assert()
+        .code(0);
+    let seen = std::fs::read_to_string(dir.join("hook-env.txt")).unwrap();
+    assert!(seen.contains("NODECERT_CERT=node.pem"), "{seen}");
+    assert!(seen.contains("NODECERT_TEST_OTHER=kept"), "{seen}");
+    assert!(!seen.contains("NODECERT_TEST_AUTH_KEY"), "{seen}");
+    assert!(!seen.contains(&pki.auth_key), "the hook saw the auth key");
+}
+
 /// The check itself catches a printed key in each form.
 #[test]
 fn the_output_check_catches_a_printed_key() {
