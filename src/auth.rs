@@ -73,7 +73,10 @@ fn remember_secret_var(var: &str) {
 /// what nodecert starts (`--exec` hooks) does not inherit the CA's HMAC key: a hook restarts a
 /// service, it has no business being able to mint certificates.
 pub fn secret_env_vars() -> Vec<String> {
-    SECRET_VARS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    SECRET_VARS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }
 
 impl AuthKey {

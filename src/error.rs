@@ -219,6 +219,28 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>>
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
+/// [`read_bounded`] for a file nodecert may hand on (a key to reuse): it must be a regular
+/// file at `path` itself. A symlink there is refused (`ELOOP`), so whoever can write the
+/// directory cannot point nodecert at another key it can read and have it certified and
+/// rewritten with this pair's owner and mode; a FIFO is refused instead of blocking.
+pub fn read_regular_bounded(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
 /// The result type of the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -273,15 +273,35 @@ impl Job {
     /// The key to certify: the existing one with `--reuse-key` (when it is usable), else new.
     fn key(&self) -> Result<PrivateKey> {
         if let (true, Some((_, key_path))) = (self.renewal.reuse_key, self.paths()) {
-            match std::fs::read_to_string(key_path).map(zeroize::Zeroizing::new) {
-                Ok(text) => match PrivateKey::from_pem(&text) {
-                    Ok(key) => return Ok(key),
-                    Err(e) => log::warn!(
-                        "{} is unusable ({e}); generating a new key",
-                        key_path.display()
-                    ),
-                },
-                Err(_) => log::debug!("no key at {} to reuse; generating one", key_path.display()),
+            let read = crate::error::read_regular_bounded(key_path, crate::error::MAX_INPUT_BYTES);
+            match read.map(|bytes| bytes.map(zeroize::Zeroizing::new)) {
+                Ok(Some(bytes)) => {
+                    let text =
+                        zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+                    match PrivateKey::from_pem(&text) {
+                        Ok(key) => return Ok(key),
+                        Err(e) => log::warn!(
+                            "{} is unusable ({e}); generating a new key",
+                            key_path.display()
+                        ),
+                    }
+                }
+                Ok(None) => log::warn!(
+                    "{} is too large to be a key; generating a new key",
+                    key_path.display()
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    log::debug!("no key at {} to reuse; generating one", key_path.display());
+                }
+                Err(e) => log::warn!(
+                    "not reusing {} ({}); generating a new key",
+                    key_path.display(),
+                    if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                        "it is a symlink: a key is reused only from the file itself".to_string()
+                    } else {
+                        e.to_string()
+                    }
+                ),
             }
         }
         let spec: KeySpec = self.request.key;

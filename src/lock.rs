@@ -75,9 +75,9 @@ fn open_private(path: &Path) -> Result<File> {
         .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
         .open(path)
         .map_err(|e| match e.raw_os_error() {
-            Some(code) if code == nix::libc::ELOOP => refuse(
-                "the lock file is a symlink: remove it (nodecert creates its own)".into(),
-            ),
+            Some(code) if code == nix::libc::ELOOP => {
+                refuse("the lock file is a symlink: remove it (nodecert creates its own)".into())
+            }
             // A FIFO without a reader, opened for writing without blocking.
             Some(code) if code == nix::libc::ENXIO => refuse(
                 "the lock file is not a regular file: remove it (nodecert creates its own)".into(),

@@ -66,7 +66,13 @@ pub fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) 
         action: Action::Renewed,
         reason,
     };
-    let Ok(cert_pem) = std::fs::read_to_string(cert_path) else {
+    let read = |path: &Path| {
+        crate::error::read_bounded(path, crate::error::MAX_INPUT_BYTES)
+            .ok()
+            .flatten()
+            .map(|bytes| zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    let Some(cert_pem) = read(cert_path) else {
         return Decision::Replace {
             action: Action::Issued,
             reason: format!("no certificate at {}", cert_path.display()),
@@ -78,9 +84,9 @@ pub fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) 
     let Ok((_, cert)) = X509Certificate::from_der(block.contents()) else {
         return replace(format!("{} does not parse", cert_path.display()));
     };
-    let key = match std::fs::read_to_string(key_path) {
-        Err(_) => return replace(format!("no key at {}", key_path.display())),
-        Ok(text) => match PrivateKey::from_pem(&zeroize::Zeroizing::new(text)) {
+    let key = match read(key_path) {
+        None => return replace(format!("no readable key at {}", key_path.display())),
+        Some(text) => match PrivateKey::from_pem(&text) {
             Ok(key) => key,
             Err(e) => return replace(format!("{} is unusable: {e}", key_path.display())),
         },

@@ -198,6 +198,23 @@ fn reuse_key_keeps_the_private_key() {
         &t.dir().join("node-key.pem"),
         &t.dir().join("node.pem"),
     );
+
+    // A symlink planted at the key path (pointing at another key, say the CA's): that key is
+    // not reused, certified or rewritten; a new key replaces the link.
+    let other = t.dir().join("other-key.pem");
+    std::fs::rename(t.dir().join("node-key.pem"), &other).unwrap();
+    std::os::unix::fs::symlink(&other, t.dir().join("node-key.pem")).unwrap();
+    t.gencert(&["--reuse-key", "--force"])
+        .assert()
+        .code(0)
+        .stderr(contains(
+            "it is a symlink: a key is reused only from the file itself",
+        ));
+    assert_eq!(std::fs::read(&other).unwrap(), key_before);
+    let key = t.dir().join("node-key.pem");
+    assert!(!key.is_symlink());
+    assert_ne!(std::fs::read(&key).unwrap(), key_before);
+    assert_key_matches(t.dir(), &key, &t.dir().join("node.pem"));
 }
 
 /// --owner, --mode and --key-mode; a key mode that exposes the key is refused.
