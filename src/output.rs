@@ -153,6 +153,19 @@ impl Destination {
         }
     }
 
+    /// Every file written, with its directory resolved by the filesystem, so that `a.pem`,
+    /// `./a.pem` and a path through a symlinked directory compare equal.
+    pub fn resolved_files(&self) -> Vec<PathBuf> {
+        match self {
+            Self::Stdout => Vec::new(),
+            Self::Files { cert, key, csr } => std::iter::once(key)
+                .chain(cert)
+                .chain(csr)
+                .map(|path| resolved(path))
+                .collect(),
+        }
+    }
+
     /// `-bare NAME`: `NAME.pem`, `NAME-key.pem`, `NAME.csr`, as cfssljson names them.
     pub fn bare(name: &str) -> Self {
         Self::Files {
@@ -160,6 +173,18 @@ impl Destination {
             key: PathBuf::from(format!("{name}-key.pem")),
             csr: Some(PathBuf::from(format!("{name}.csr"))),
         }
+    }
+}
+
+/// `path` with its directory canonicalised (as given when the directory does not exist).
+fn resolved(path: &Path) -> PathBuf {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match (dir.canonicalize(), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
     }
 }
 
@@ -216,8 +241,9 @@ impl Reserved {
             if let Some(csr) = csr {
                 targets.push((csr, Role::Csr));
             }
-            for (i, (a, _)) in targets.iter().enumerate() {
-                if targets[..i].iter().any(|(b, _)| a == b) {
+            let resolved: Vec<PathBuf> = targets.iter().map(|(path, _)| resolved(path)).collect();
+            for (i, ((a, _), resolved_a)) in targets.iter().zip(&resolved).enumerate() {
+                if resolved[..i].contains(resolved_a) {
                     return Err(Error::Usage(format!(
                         "{} is given for two outputs: use distinct paths",
                         a.display()

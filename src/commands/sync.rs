@@ -34,13 +34,14 @@ pub fn run(args: &SyncArgs) -> Result<u8> {
         },
         allow_plaintext: args.allow_plaintext,
     };
-    let jobs: Vec<(PathBuf, Result<Job>)> = specs
+    let mut jobs: Vec<(PathBuf, Result<Job>)> = specs
         .into_iter()
         .map(|path| {
             let job = Spec::load(&path).and_then(|spec| spec.into_job(&path, &shared));
             (path, job)
         })
         .collect();
+    refuse_shared_files(&mut jobs);
 
     // One client per distinct TLS setting, built by the first spec that is due (none when every
     // pair is up to date); a bad CA file fails only its specs.
@@ -140,6 +141,48 @@ pub fn run(args: &SyncArgs) -> Result<u8> {
         metrics::update(path, &samples)?;
     }
     Ok(if failed { exit::SYNC_FAILED } else { exit::OK })
+}
+
+/// Fails every spec that writes a file another spec also writes. Two specs on one pair would
+/// undo each other on every run (each finds the other's key, renews, and restarts its
+/// service), and a key path that is another spec's certificate path loses the key.
+fn refuse_shared_files(jobs: &mut [(PathBuf, Result<Job>)]) {
+    let mut writers: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+    for (i, (_, job)) in jobs.iter().enumerate() {
+        if let Ok(job) = job {
+            for file in job.destination.resolved_files() {
+                let specs = writers.entry(file).or_default();
+                if !specs.contains(&i) {
+                    specs.push(i);
+                }
+            }
+        }
+    }
+    let mut shared: Vec<(PathBuf, Vec<usize>)> = writers
+        .into_iter()
+        .filter(|(_, specs)| specs.len() > 1)
+        .collect();
+    shared.sort();
+    for (file, specs) in shared {
+        for &i in &specs {
+            if jobs[i].1.is_err() {
+                continue;
+            }
+            let others: Vec<String> = specs
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| spec_name(&jobs[j].0))
+                .collect();
+            jobs[i].1 = Err(Error::input_file(
+                &jobs[i].0,
+                format!(
+                    "writes {}, which spec {} also writes: give each spec its own files",
+                    file.display(),
+                    others.join(", ")
+                ),
+            ));
+        }
+    }
 }
 
 /// The `*.json` files in `dir`, sorted.

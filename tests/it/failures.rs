@@ -601,6 +601,12 @@ fn bad_input_matrix() {
         ),
         (
             flags.clone(),
+            vec!["--cert", "same.pem", "--key", "./same.pem"],
+            2,
+            "is given for two outputs: use distinct paths",
+        ),
+        (
+            flags.clone(),
             vec!["--lock-timeout", "500000000000y"],
             2,
             "must be at most 87600h (ten years)",
@@ -627,7 +633,7 @@ fn bad_input_matrix() {
             args.extend(["-config", s(&profile_path)]);
         }
         args.extend(flags.iter().copied());
-        if !flags.contains(&"-bare") {
+        if !flags.contains(&"-bare") && !flags.contains(&"--cert") {
             args.extend(["-bare", "out"]);
         }
         args.push(s(&csr_path));

@@ -84,6 +84,60 @@ fn sync_handles_every_spec_and_isolates_a_broken_one() {
     assert_eq!(server.signed_count(), 3, "an unchanged sync sends nothing");
 }
 
+/// Two specs that write one file (here the same certificate, spelt `out/a.pem` and
+/// `./out/../out/a.pem`) would undo each other on every run: both fail, naming the file and the
+/// other spec, and write nothing; the other specs run.
+#[test]
+fn sync_refuses_specs_that_share_a_file() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let specs = dir.join("specs");
+    std::fs::create_dir_all(specs.join("out")).unwrap();
+    pki.request_profile(dir, &server.url(), &pki.auth_key);
+    write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let spec = |cert: &str, key: &str| {
+        format!(
+            r#"{{"csr":"../csr.json","config":"../request-profile.json","tls_remote_ca":"{}",
+                "cert":"{cert}","key":"{key}"}}"#,
+            s(&pki.primary_ca())
+        )
+    };
+    write(&specs, "alpha.json", &spec("out/a.pem", "out/a-key.pem"));
+    write(
+        &specs,
+        "beta.json",
+        &spec("./out/../out/a.pem", "out/b-key.pem"),
+    );
+    write(&specs, "gamma.json", &spec("out/g.pem", "out/g-key.pem"));
+    let out = nodecert(dir)
+        .args(["sync", s(&specs)])
+        .assert()
+        .code(11)
+        .get_output()
+        .stdout
+        .clone();
+    let stdout = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    for (line, other) in [(lines[0], "beta"), (lines[1], "alpha")] {
+        assert!(
+            line.contains("out/a.pem, which spec ")
+                && line.contains(&format!(
+                    "spec {other} also writes: give each spec its own files"
+                )),
+            "{stdout}"
+        );
+    }
+    assert!(lines[2].starts_with("gamma: issued "), "{stdout}");
+    assert_eq!(server.signed_count(), 1);
+    assert_eq!(
+        crate::support::listing(&specs.join("out")),
+        ["g-key.pem", "g.pem"]
+    );
+}
+
 /// An empty or missing directory is an input error.
 #[test]
 fn sync_needs_specs() {
