@@ -57,8 +57,10 @@ pub fn check_target(path: &Path) -> Result<()> {
     }
 }
 
-/// Merges `samples` into the metrics file at `path`.
+/// Merges `samples` into the metrics file at `path`. Runs that share the file (several gencert
+/// timers, sync) take turns under a lock next to it, so none loses another's series.
 pub fn update(path: &Path, samples: &[Sample]) -> Result<()> {
+    let _turn = crate::lock::PairLock::acquire(path, LOCK_WAIT)?;
     let mut series: BTreeMap<(String, String), i64> = BTreeMap::new();
     if let Ok(old) = std::fs::read_to_string(path) {
         for line in old.lines().filter(|l| !l.starts_with('#')) {
@@ -119,15 +121,45 @@ fn escape(name: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The inverse of [`escape`], in one pass (`\\n` is a backslash and an n, not a newline).
 fn unescape(name: &str) -> String {
-    name.replace("\\n", "\n")
-        .replace("\\\"", "\"")
-        .replace("\\\\", "\\")
+    let mut out = String::with_capacity(name.len());
+    let mut chars = name.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some('n')) => {
+                out.push('\n');
+                chars.next();
+            }
+            ('\\', Some(next @ ('"' | '\\'))) => {
+                out.push(next);
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
+
+/// How long an update waits for another run to finish its own.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_survive_escaping() {
+        for name in [
+            "/a.pem",
+            "/b \"x\".pem",
+            "C:\\new\\n.pem",
+            "two\nlines",
+            "end\\",
+        ] {
+            assert_eq!(unescape(&escape(name)), name, "{name:?}");
+        }
+    }
 
     #[test]
     fn runs_update_their_own_series_and_keep_the_others() {

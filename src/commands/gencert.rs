@@ -22,7 +22,8 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
         let sample = Sample {
             name,
             not_after: result.as_ref().ok().map(|o| o.not_after),
-            success: result.is_ok(),
+            // As in sync: a failed hook is a failed run (the service may not use the new files).
+            success: result.as_ref().is_ok_and(|o| o.hook_error.is_none()),
             at: unix_now(),
         };
         metrics::update(path, &[sample])?;

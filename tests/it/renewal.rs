@@ -517,6 +517,17 @@ fn hook_output_and_metrics_directory() {
         1,
         "refused before contacting the CA"
     );
+    // A failing hook is a failure in the metrics, as in sync: the service may still use the
+    // old files.
+    t.gencert(&["--force", "--metrics-file", "n.prom", "--exec", "exit 1"])
+        .assert()
+        .code(10);
+    let text = std::fs::read_to_string(t.dir().join("n.prom")).unwrap();
+    assert!(
+        text.contains("nodecert_last_failure_timestamp_seconds{name=\"node.pem\"}")
+            && !text.contains("nodecert_last_success_timestamp_seconds{name="),
+        "{text}"
+    );
 }
 
 /// A --renew-before not shorter than the certificate's lifetime would renew on every run: the
