@@ -24,10 +24,10 @@ pub(crate) fn load_request(
 ) -> Result<(CertificateRequest, Option<Vec<String>>)> {
     let (bytes, source) = read_arg(&args.csr_json, "csr.json")?;
     let mut request = CertificateRequest::parse(&bytes, &source)?;
-    if let Some(cn) = &args.cn {
-        request.common_name = cn.clone();
+    if let Some(cn) = given(&args.cn) {
+        request.common_name = cn.to_string();
     }
-    let hostname_override = args.hostname.as_deref().map(hostname_list).transpose()?;
+    let hostname_override = given(&args.hostname).map(hostname_list).transpose()?;
     if let Some(hosts) = &hostname_override {
         request.hosts = hosts.clone();
     }
@@ -38,6 +38,12 @@ pub(crate) fn load_request(
         ));
     }
     Ok((request, hostname_override))
+}
+
+/// A string flag's value, or None when it was not given or given empty: cfssl tests these flags
+/// against "" (`-cn "$CN"` with CN unset keeps csr.json's CN), and scripts rely on that.
+pub(crate) fn given(flag: &Option<String>) -> Option<&str> {
+    flag.as_deref().filter(|value| !value.is_empty())
 }
 
 /// `-hostname a,b,c` as a checked list (cfssl splits on commas without trimming; nodecert
@@ -53,9 +59,9 @@ pub(crate) fn hostname_list(list: &str) -> Result<Vec<String>> {
 /// The CA to talk to and how to trust it, from the shared flags.
 pub(crate) fn resolve_ca(args: &CaArgs) -> Result<(Target, TlsOptions)> {
     let target = profile::resolve(
-        args.config.as_deref(),
+        args.config.as_deref().filter(|p| !p.as_os_str().is_empty()),
         &args.profile,
-        args.remote.as_deref(),
+        given(&args.remote),
     )?;
     target.check_plaintext(args.allow_plaintext)?;
     let client_identity = match (&args.mutual_tls_client_cert, &args.mutual_tls_client_key) {

@@ -19,9 +19,7 @@ use crate::transport::Transport;
 pub fn run(args: &SignArgs) -> Result<()> {
     let (bytes, source) = super::read_arg(&args.csr, "CSR")?;
     let (csr_pem, spki, csr_sans) = read_csr(&bytes).map_err(|d| Error::input(&source, d))?;
-    let hostname_override = args
-        .hostname
-        .as_deref()
+    let hostname_override = super::given(&args.hostname)
         .map(super::hostname_list)
         .transpose()?;
     let wanted: Vec<San> = match &hostname_override {

@@ -180,6 +180,21 @@ fn hostname_and_cn_override_csr_json() {
         "the csr.json hosts were replaced"
     );
     assert!(text.contains("CN = system:node:other"), "{text}");
+
+    // Given empty (`-cn "$CN"` with CN unset), the flags are not given, as in cfssl: csr.json's
+    // CN and hosts stay, and the profile's remote is used.
+    nodecert(dir)
+        .args(["gencert", "-config", s(profile), "-tls-remote-ca"])
+        .arg(pki.primary_ca())
+        .args(["-hostname", "", "-cn=", "-remote", "", "-bare", "e", s(csr)])
+        .assert()
+        .code(0);
+    let text = cert_text(dir, &dir.join("e.pem"));
+    assert!(
+        text.contains("DNS:node1.example.com, IP Address:127.0.0.1"),
+        "{text}"
+    );
+    assert!(text.contains("CN = node1.example.com"), "{text}");
 }
 
 /// `-label` picks the root on a multirootca with two: each certificate verifies only against
