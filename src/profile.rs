@@ -185,8 +185,10 @@ pub fn parse(
     let (profile_path, profile) = match object(signing, "profiles")
         .map_err(|d| at("signing.profiles", d))?
     {
-        Some(profiles) if !profile_name.is_empty() && field(profiles, profile_name).is_some() => {
-            let p = object(profiles, profile_name)
+        // Names in `profiles`, `remotes` and `auth_keys` are Go map keys: matched exactly, where
+        // field names (Go struct fields) match in any case.
+        Some(profiles) if !profile_name.is_empty() && profiles.contains_key(profile_name) => {
+            let p = as_object(&profiles[profile_name])
                 .map_err(|d| at(&format!("signing.profiles.{profile_name}"), d))?;
             (format!("signing.profiles.{profile_name}"), p)
         }
@@ -202,8 +204,16 @@ pub fn parse(
         ));
     };
 
+    // An all-empty auth_remote (what Go's json.Marshal writes for an unset one) is no
+    // auth_remote, as cfssl treats its zero value.
     let auth_remote = object(profile, "auth_remote")
-        .map_err(|d| at(&format!("{profile_path}.auth_remote"), d))?;
+        .map_err(|d| at(&format!("{profile_path}.auth_remote"), d))?
+        .filter(|ar| {
+            !matches!(
+                (string_field(ar, "remote"), string_field(ar, "auth_key")),
+                (Ok(remote), Ok(key)) if remote.is_empty() && key.is_empty()
+            )
+        });
     let plain_remote =
         string_field(profile, "remote").map_err(|d| at(&format!("{profile_path}.remote"), d))?;
     let plain_key = string_field(profile, "auth_key")
@@ -252,7 +262,7 @@ pub fn parse(
                 ));
             }
             let table = object(root, "remotes").map_err(|d| at("remotes", d))?;
-            let value = match table.and_then(|t| field(t, &remote_name)) {
+            let value = match table.and_then(|t| t.get(&remote_name)) {
                 Some(Value::String(v)) => v.clone(),
                 Some(_) => {
                     return Err(at(
@@ -275,7 +285,7 @@ pub fn parse(
         None
     } else {
         let keys = object(root, "auth_keys").map_err(|d| at("auth_keys", d))?;
-        let entry = keys.and_then(|k| field(k, &key_name)).ok_or_else(|| {
+        let entry = keys.and_then(|k| k.get(&key_name)).ok_or_else(|| {
             at(
                 &key_field,
                 &format!("names {key_name:?}, which is not in the auth_keys section"),
@@ -310,10 +320,15 @@ fn object<'a>(
     parent: &'a Map<String, Value>,
     name: &str,
 ) -> Result<Option<&'a Map<String, Value>>, &'static str> {
-    match field(parent, name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(o)) => Ok(Some(o)),
-        Some(_) => Err("must be an object"),
+    field(parent, name).map_or(Ok(None), as_object)
+}
+
+/// A value that must be an object, or null (absent).
+fn as_object(value: &Value) -> Result<Option<&Map<String, Value>>, &'static str> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Object(o) => Ok(Some(o)),
+        _ => Err("must be an object"),
     }
 }
 
@@ -362,6 +377,30 @@ mod tests {
         );
         let target = resolve(Some(&p), "", None).unwrap();
         assert!(target.auth_key.is_some());
+    }
+
+    #[test]
+    fn names_are_exact_and_an_empty_auth_remote_is_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            r#"{"SIGNING":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}},
+            "profiles":{"srv":{"remote":"b","auth_remote":{"remote":"","auth_key":""}}}},
+            "auth_keys":{"k":{"type":"standard","key":"00"}},"remotes":{"a":"a:1","b":"b:2"}}"#,
+        );
+        // Field names in any case; profile names exactly, as Go's map lookup (else default).
+        let remote = |name: &str| resolve(Some(&p), name, None).unwrap().remotes[0].display_name();
+        assert_eq!(remote("Srv"), "a:1");
+        // The empty auth_remote is absent: the plain remote applies, unauthenticated.
+        assert_eq!(remote("srv"), "b:2");
+        assert!(resolve(Some(&p), "srv", None).unwrap().auth_key.is_none());
+        let p = write(
+            dir.path(),
+            r#"{"signing":{"default":{"auth_remote":{"remote":"A","auth_key":"k"}}},
+            "auth_keys":{"k":{"type":"standard","key":"00"}},"remotes":{"a":"a:1"}}"#,
+        );
+        let err = resolve(Some(&p), "", None).unwrap_err().to_string();
+        assert!(err.contains("names \"A\", which is not in the remotes section"), "{err}");
     }
 
     #[test]
