@@ -55,11 +55,13 @@ pub enum San {
 }
 
 impl San {
-    /// Classifies a `hosts` entry in cfssl's order: an IP address, an email address, a URI (with a
-    /// `scheme://`), otherwise a DNS name.
+    /// Classifies a `hosts` entry in cfssl's order: an IP address, an email address, a URI (what
+    /// Go's `url.ParseRequestURI` accepts: `spiffe://td/x`, `urn:uuid:…`, `/path`, and also
+    /// `name:port`, as cfssl does), otherwise a DNS name. An IPv4-mapped IPv6 address is its IPv4
+    /// address, as Go writes it into the certificate.
     pub fn classify(host: &str) -> Self {
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return Self::Ip(ip);
+            return Self::Ip(ip.to_canonical());
         }
         if let Some(address) = email_address(host) {
             return Self::Email(address);
@@ -336,14 +338,83 @@ fn email_address(host: &str) -> Option<String> {
     (plain(local) && plain(domain)).then(|| address.to_string())
 }
 
-/// A URI with a scheme and an authority or path (`spiffe://td/x`, `https://a/b`).
+/// Whether Go's `url.ParseRequestURI` accepts `host`: an absolute URI (a scheme, then an opaque
+/// part, or `//authority` and a path) or an absolute path, with valid `%` escapes.
 fn is_uri(host: &str) -> bool {
-    host.split_once("://").is_some_and(|(scheme, rest)| {
-        !rest.is_empty()
-            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    if host.is_empty() || host.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return false;
+    }
+    let rest = match scheme_split(host) {
+        Scheme::Invalid => return false,
+        Scheme::None => return host.starts_with('/') && escapes_valid(host),
+        Scheme::Some(rest) => rest,
+    };
+    let rest = rest.split_once('?').map_or(rest, |(before, _)| before);
+    if !rest.starts_with('/') {
+        return true; // opaque: `urn:uuid:…`, `mailto:…`, `name:port`
+    }
+    match rest.strip_prefix("//").filter(|r| !r.starts_with('/')) {
+        Some(after) => {
+            let (authority, path) = after.split_at(after.find('/').unwrap_or(after.len()));
+            authority_valid(authority) && escapes_valid(path)
+        }
+        None => escapes_valid(rest),
+    }
+}
+
+enum Scheme<'a> {
+    /// No scheme: the text does not start with `letter *(letter / digit / + - .) :`.
+    None,
+    /// Starts with `:`, which Go refuses outright.
+    Invalid,
+    /// A scheme; what follows its `:`.
+    Some(&'a str),
+}
+
+/// Go's `getScheme`.
+fn scheme_split(text: &str) -> Scheme<'_> {
+    for (i, c) in text.char_indices() {
+        match c {
+            'a'..='z' | 'A'..='Z' => {}
+            '0'..='9' | '+' | '-' | '.' if i > 0 => {}
+            ':' if i == 0 => return Scheme::Invalid,
+            ':' => return Scheme::Some(&text[i + 1..]),
+            _ => return Scheme::None,
+        }
+    }
+    Scheme::None
+}
+
+/// `[userinfo@]host[:port]` as Go's `parseAuthority` accepts it: a port is digits only.
+fn authority_valid(authority: &str) -> bool {
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (Some(userinfo), host),
+        None => (None, authority),
+    };
+    let userinfo_ok = userinfo.is_none_or(|u| {
+        u.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:~!$&'()*+,;=%@".contains(c))
+    });
+    let port = if let Some(bracketed) = host.strip_prefix('[') {
+        match bracketed.split_once(']') {
+            Some((_, after)) if after.is_empty() || after.starts_with(':') => {
+                after.strip_prefix(':')
+            }
+            _ => return false,
+        }
+    } else {
+        host.rsplit_once(':').map(|(_, port)| port)
+    };
+    userinfo_ok && port.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit())) && escapes_valid(host)
+}
+
+/// Every `%` is followed by two hex digits.
+fn escapes_valid(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || (bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
     })
 }
 
@@ -468,6 +539,31 @@ mod tests {
             San::Dns("*.example.com".into())
         );
         assert_eq!(San::classify("node1"), San::Dns("node1".into()));
+        // What Go's url.ParseRequestURI accepts is a URI (current cfssl), the rest DNS.
+        for uri in [
+            "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66",
+            "node1:8443",
+            "/spiffe/path",
+            "https://[::1]:8443/x?y=1",
+            "mailto:ops",
+            "https://user@host:1/a%20b",
+        ] {
+            assert_eq!(San::classify(uri), San::Uri(uri.into()), "{uri}");
+        }
+        for dns in [
+            "127.0.0.1:8443",
+            ":8443",
+            "https://host:port/",
+            "https://host/a%zz",
+            "1node:8443",
+        ] {
+            assert_eq!(San::classify(dns), San::Dns(dns.into()), "{dns}");
+        }
+        // Go writes an IPv4-mapped address as its 4 bytes.
+        assert_eq!(
+            San::classify("::ffff:10.0.0.1"),
+            San::Ip("10.0.0.1".parse().unwrap())
+        );
     }
 
     #[test]

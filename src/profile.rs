@@ -182,21 +182,20 @@ pub fn parse(
                 "is missing: a request profile needs signing.default.auth_remote",
             )
         })?;
-    let (profile_path, profile) = match object(signing, "profiles")
-        .map_err(|d| at("signing.profiles", d))?
-    {
-        // Names in `profiles`, `remotes` and `auth_keys` are Go map keys: matched exactly, where
-        // field names (Go struct fields) match in any case.
-        Some(profiles) if !profile_name.is_empty() && profiles.contains_key(profile_name) => {
-            let p = as_object(&profiles[profile_name])
-                .map_err(|d| at(&format!("signing.profiles.{profile_name}"), d))?;
-            (format!("signing.profiles.{profile_name}"), p)
-        }
-        _ => (
-            "signing.default".to_string(),
-            object(signing, "default").map_err(|d| at("signing.default", d))?,
-        ),
-    };
+    let (profile_path, profile) =
+        match object(signing, "profiles").map_err(|d| at("signing.profiles", d))? {
+            // Names in `profiles`, `remotes` and `auth_keys` are Go map keys: matched exactly, where
+            // field names (Go struct fields) match in any case.
+            Some(profiles) if !profile_name.is_empty() && profiles.contains_key(profile_name) => {
+                let p = as_object(&profiles[profile_name])
+                    .map_err(|d| at(&format!("signing.profiles.{profile_name}"), d))?;
+                (format!("signing.profiles.{profile_name}"), p)
+            }
+            _ => (
+                "signing.default".to_string(),
+                object(signing, "default").map_err(|d| at("signing.default", d))?,
+            ),
+        };
     let Some(profile) = profile else {
         return Err(at(
             &profile_path,
@@ -400,7 +399,10 @@ mod tests {
             "auth_keys":{"k":{"type":"standard","key":"00"}},"remotes":{"a":"a:1"}}"#,
         );
         let err = resolve(Some(&p), "", None).unwrap_err().to_string();
-        assert!(err.contains("names \"A\", which is not in the remotes section"), "{err}");
+        assert!(
+            err.contains("names \"A\", which is not in the remotes section"),
+            "{err}"
+        );
     }
 
     #[test]
