@@ -115,6 +115,11 @@ impl CertificateRequest {
         };
         let field_err =
             |field: &str, detail: &str| Error::input(format!("{source}: field {field}"), detail);
+        unambiguous(
+            &root,
+            &["CN", "names", "hosts", "key", "ca", "serialnumber"],
+        )
+        .map_err(|d| Error::input(source, d))?;
 
         if field(&root, "ca").is_some_and(|v| !v.is_null()) {
             return Err(field_err(
@@ -142,6 +147,11 @@ impl CertificateRequest {
                         "must be an object like {\"C\":\"US\",\"O\":\"Example\"}",
                     ));
                 };
+                unambiguous(
+                    obj,
+                    &["C", "ST", "L", "O", "OU", "E", "SerialNumber", "OID"],
+                )
+                .map_err(|d| field_err(&format!("names[{i}]"), &d))?;
                 let get = |key: &str| {
                     string_field(obj, key).map_err(|d| field_err(&format!("names[{i}].{key}"), d))
                 };
@@ -177,6 +187,7 @@ impl CertificateRequest {
                     "must be an object like {\"algo\":\"ecdsa\",\"size\":256}",
                 ));
             };
+            unambiguous(key, &["algo", "size"]).map_err(|d| field_err("key", &d))?;
             // cfssl pre-fills {"algo":"ecdsa","size":256} before decoding, so a missing algo is
             // ECDSA and a missing size is the algorithm's default.
             let algo = match field(key, "algo") {
@@ -418,8 +429,26 @@ fn escapes_valid(text: &str) -> bool {
     })
 }
 
-/// Looks a key up as Go's `encoding/json` does: case-insensitively, the last duplicate winning
-/// (serde_json keeps the last one already).
+/// Refuses an object where two keys name one of `fields` in different case (`"CN"` and `"cn"`):
+/// Go takes the later one in the file, which the parsed map no longer knows, and a file that
+/// says two things should not have either chosen silently.
+pub(crate) fn unambiguous(object: &Map<String, Value>, fields: &[&str]) -> Result<(), String> {
+    for name in fields {
+        let keys: Vec<&String> = object
+            .keys()
+            .filter(|k| k.eq_ignore_ascii_case(name))
+            .collect();
+        if let [first, second, ..] = keys.as_slice() {
+            return Err(format!(
+                "keys {first:?} and {second:?} both set {name} (keys match in any case): keep one"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Looks a key up as Go's `encoding/json` does: case-insensitively (see [`unambiguous`] for
+/// keys that differ only in case).
 pub(crate) fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     object.get(name).or_else(|| {
         object
@@ -462,6 +491,20 @@ mod tests {
 
     fn parse(json: &str) -> Result<CertificateRequest> {
         CertificateRequest::parse(json.as_bytes(), "csr.json")
+    }
+
+    #[test]
+    fn keys_differing_only_in_case_are_refused() {
+        let err = parse(r#"{"CN":"a","cn":"b"}"#).unwrap_err().to_string();
+        assert!(err.contains(r#"keys "CN" and "cn" both set CN"#), "{err}");
+        let err = parse(r#"{"CN":"a","names":[{"O":"x","o":"y"}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field names[0]: keys"), "{err}");
+        let err = parse(r#"{"CN":"a","key":{"algo":"rsa","ALGO":"ecdsa"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field key: keys"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use reqwest::Url;
 use serde_json::{Map, Value};
 
 use crate::auth::AuthKey;
-use crate::csr::{field, string_field};
+use crate::csr::{field, string_field, unambiguous};
 use crate::error::{Error, Result};
 
 /// Where to send the request and how to authenticate it.
@@ -173,6 +173,7 @@ pub fn parse(
     let root = root
         .as_object()
         .ok_or_else(|| Error::input(source, "expected a JSON object with a \"signing\" field"))?;
+    unambiguous(root, &["signing", "auth_keys", "remotes"]).map_err(|d| Error::input(source, d))?;
 
     let signing = object(root, "signing")
         .map_err(|d| at("signing", d))?
@@ -182,6 +183,7 @@ pub fn parse(
                 "is missing: a request profile needs signing.default.auth_remote",
             )
         })?;
+    unambiguous(signing, &["default", "profiles"]).map_err(|d| at("signing", &d))?;
     let (profile_path, profile) =
         match object(signing, "profiles").map_err(|d| at("signing.profiles", d))? {
             // Names in `profiles`, `remotes` and `auth_keys` are Go map keys: matched exactly, where
@@ -203,6 +205,8 @@ pub fn parse(
         ));
     };
 
+    unambiguous(profile, &["auth_remote", "remote", "auth_key"])
+        .map_err(|d| at(&profile_path, &d))?;
     // An all-empty auth_remote (what Go's json.Marshal writes for an unset one) is no
     // auth_remote, as cfssl treats its zero value.
     let auth_remote = object(profile, "auth_remote")
@@ -226,6 +230,7 @@ pub fn parse(
                 ));
             }
             let f = format!("{profile_path}.auth_remote");
+            unambiguous(ar, &["remote", "auth_key"]).map_err(|d| at(&f, &d))?;
             let remote = string_field(ar, "remote").map_err(|d| at(&format!("{f}.remote"), d))?;
             let key = string_field(ar, "auth_key").map_err(|d| at(&format!("{f}.auth_key"), d))?;
             if key.is_empty() {
@@ -297,6 +302,7 @@ pub fn parse(
                 "must be an object {\"type\":\"standard\",\"key\":…}",
             )
         })?;
+        unambiguous(entry, &["type", "key"]).map_err(|d| at(&entry_field, &d))?;
         let kind =
             string_field(entry, "type").map_err(|d| at(&format!("{entry_field}.type"), d))?;
         if kind != "standard" {
@@ -401,6 +407,18 @@ mod tests {
         let err = resolve(Some(&p), "", None).unwrap_err().to_string();
         assert!(
             err.contains("names \"A\", which is not in the remotes section"),
+            "{err}"
+        );
+        // Field names differing only in case: refused, naming where.
+        let p = write(
+            dir.path(),
+            r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k","Auth_Key":"j"}}},
+            "auth_keys":{"k":{"type":"standard","key":"00"}},"remotes":{"a":"a:1"}}"#,
+        );
+        let err = resolve(Some(&p), "", None).unwrap_err().to_string();
+        assert!(
+            err.contains("field signing.default.auth_remote")
+                && err.contains("both set auth_key (keys match in any case): keep one"),
             "{err}"
         );
     }
