@@ -113,7 +113,7 @@ _nodecert() {
             return 0
             ;;
         nodecert__subcmd__gencert)
-            opts="-h --hostname --cn --config --profile --label --remote --tls-remote-ca --mutual-tls-client-cert --mutual-tls-client-key --timeout --allow-plaintext --bare --cert --key --csr --signer --renew-before --force --reuse-key --report --exec --owner --mode --key-mode --jitter --retries --lock-timeout --metrics-file --loglevel --quiet --log-format --help"
+            opts="-h --hostname --cn --config --profile --label --remote --tls-remote-ca --mutual-tls-client-cert --mutual-tls-client-key --timeout --allow-plaintext --bare --cert --key --csr --signer --crl --renew-before --force --reuse-key --report --exec --owner --mode --key-mode --jitter --retries --lock-timeout --metrics-file --loglevel --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -176,6 +176,10 @@ _nodecert() {
                     return 0
                     ;;
                 --signer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --crl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

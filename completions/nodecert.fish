@@ -52,6 +52,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l cert -d 'W
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l key -d 'Write the private key (mode 0600) to this path; needs --cert' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l csr -d 'Also write the CSR to this path (with --cert and --key)' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l signer -d 'Check csr.json against a built-in Kubernetes signer\'s rules before any key is made' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l crl -d 'CRL distribution point URL the CA is asked to put in the certificate (cfssl\'s -crl)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l renew-before -d 'Keep the existing pair when it matches the request and is valid for longer than this (e.g. 720h, 30d): no request is sent and no file touched. Without it, always issue' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l report -d 'Print the outcome: `json` is one object on stdout (changed, action, reason, cert, key, serial, not_after); `text` is one line on stderr' -r -f -a "json\t''
 text\t''"

@@ -216,6 +216,10 @@ pub struct GencertArgs {
     #[arg(long, value_name = "NAME")]
     pub signer: Option<String>,
 
+    /// CRL distribution point URL the CA is asked to put in the certificate (cfssl's -crl).
+    #[arg(long, value_name = "URL", default_value = "")]
+    pub crl: String,
+
     #[command(flatten)]
     pub renewal: RenewalArgs,
 }

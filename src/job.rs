@@ -33,6 +33,8 @@ pub struct Job {
     pub tls: TlsOptions,
     pub profile: String,
     pub label: String,
+    /// Sent as the sign request's `crl_override` (`-crl`; empty: the CA's own).
+    pub crl_override: String,
     pub destination: Destination,
     pub files: FileOptions,
     pub renewal: Renewal,
@@ -176,7 +178,7 @@ impl Job {
             hosts: self.hostname_override.as_deref(),
             certificate_request: &csr_pem,
             profile: &self.profile,
-            crl_override: "",
+            crl_override: &self.crl_override,
             label: &self.label,
         };
         let (server, cert_pem) = self.request_with_retries(&transport, &sign_request)?;

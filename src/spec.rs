@@ -120,6 +120,7 @@ impl Spec {
                 client_identity,
             },
             profile: self.profile,
+            crl_override: String::new(),
             label: self.label,
             destination: Destination::Files {
                 cert: Some(at(&self.cert)),

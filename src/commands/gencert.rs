@@ -83,6 +83,7 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
         tls,
         profile: args.ca.profile.clone(),
         label: args.ca.label.clone(),
+        crl_override: args.crl.clone(),
         destination,
         files: FileOptions::from_flags(renewal.owner.as_deref(), &renewal.mode, &renewal.key_mode)?,
         renewal: Renewal {

@@ -197,6 +197,21 @@ fn hostname_and_cn_override_csr_json() {
     assert!(text.contains("CN = node1.example.com"), "{text}");
 }
 
+/// `-crl URL` is sent as the sign request's crl_override, and the CA puts it in the certificate.
+#[test]
+fn crl_override_reaches_the_certificate() {
+    let t = Setup::new();
+    t.gencert(&["-crl", "http://crl.example.internal/ca.crl"])
+        .assert()
+        .code(0);
+    let text = cert_text(t.dir(), &t.dir().join("node.pem"));
+    assert!(
+        text.contains("CRL Distribution Points")
+            && text.contains("URI:http://crl.example.internal/ca.crl"),
+        "{text}"
+    );
+}
+
 /// `-label` picks the root on a multirootca with two: each certificate verifies only against
 /// its own CA.
 #[test]
