@@ -57,7 +57,10 @@ pub fn run(args: &SignArgs) -> Result<()> {
     match out_path {
         Some(path) => write_file_atomically(&path, issued.pem.as_bytes(), PUBLIC_MODE),
         None => {
-            let line = serde_json::json!({"cert": issued.pem}).to_string();
+            // cfssl sign prints the certificate and the CSR as it was read, so that
+            // `| cfssljson -bare NAME` writes NAME.pem and NAME.csr.
+            let csr_as_read = String::from_utf8_lossy(&bytes);
+            let line = serde_json::json!({"cert": issued.pem, "csr": csr_as_read}).to_string();
             println!("{line}");
             Ok(())
         }

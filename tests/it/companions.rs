@@ -34,7 +34,7 @@ fn sign_sends_an_existing_csr() {
         .code(0);
     assert_verifies(dir, &pki.primary_ca(), &dir.join("held.pem"));
     assert_key_matches(dir, &dir.join("held-key.pem"), &dir.join("held.pem"));
-    // stdout: cfssl sign's {"cert"} JSON.
+    // stdout: cfssl sign's {"cert","csr"} JSON, which the real cfssljson turns into files.
     let out = nodecert(dir)
         .args([
             "sign",
@@ -57,6 +57,12 @@ fn sign_sends_an_existing_csr() {
             .unwrap()
             .starts_with("-----BEGIN CERTIFICATE-----\n")
     );
+    crate::support::ca::cfssljson(dir, &String::from_utf8(out).unwrap(), "piped");
+    assert_eq!(
+        std::fs::read(dir.join("piped.csr")).unwrap(),
+        std::fs::read(dir.join("held.csr")).unwrap()
+    );
+    assert_key_matches(dir, &dir.join("held-key.pem"), &dir.join("piped.pem"));
     // A CSR whose signature was tampered with is an input error, sent nowhere.
     let pem = std::fs::read_to_string(dir.join("held.csr")).unwrap();
     let mut der = pem::parse(&pem).unwrap().into_contents();
