@@ -52,9 +52,51 @@ pub struct Shared {
     pub allow_plaintext: bool,
 }
 
+/// Refuses a spec that someone other than its runner could have written: a spec names files
+/// that nodecert (often root) overwrites and a command it runs, so a spec writable by group or
+/// others, or owned by another user, is a way to write any file and run anything as root. The
+/// same rule cron applies to /etc/cron.d; the directory is held to it too, since whoever can
+/// write there can replace the file.
+fn trusted(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    for (what, target) in [("the spec", path), ("the spec directory", dir)] {
+        let Ok(meta) = std::fs::metadata(target) else {
+            continue; // reading reports it
+        };
+        let sticky = meta.is_dir() && meta.mode() & 0o1000 != 0;
+        if meta.mode() & 0o022 != 0 && !sticky {
+            return Err(Error::input_file(
+                path,
+                format!(
+                    "{what} is writable by group or others (mode {:04o}): whoever can write it can \
+                     have nodecert overwrite any file and run commands as this user; chmod go-w {}",
+                    meta.mode() & 0o7777,
+                    target.display()
+                ),
+            ));
+        }
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(Error::input_file(
+                path,
+                format!(
+                    "{what} belongs to uid {}, neither root nor this user (uid {me}): chown it",
+                    meta.uid()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Spec {
     /// Reads and parses a spec file.
     pub fn load(path: &Path) -> Result<Self> {
+        trusted(path)?;
         let bytes = crate::error::read_input(path, "sync spec")?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::input_file(path, format!("invalid spec: {e}")))

@@ -138,6 +138,49 @@ fn sync_refuses_specs_that_share_a_file() {
     );
 }
 
+/// A spec that others could have written (it names files nodecert overwrites and a command it
+/// runs) is refused, as cron refuses such files; so is every spec in a directory others can
+/// write to.
+#[test]
+fn sync_refuses_specs_others_can_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let specs = dir.join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    let spec = write(
+        &specs,
+        "open.json",
+        r#"{"csr":"c.json","config":"p.json","cert":"a.pem","key":"a-key.pem","exec":"id"}"#,
+    );
+    std::fs::set_permissions(&spec, std::fs::Permissions::from_mode(0o666)).unwrap();
+    nodecert(dir)
+        .args(["sync", s(&specs)])
+        .assert()
+        .code(11)
+        .stdout(contains("open: error: "))
+        .stdout(contains(
+            "the spec is writable by group or others (mode 0666)",
+        ))
+        .stdout(contains("chmod go-w"));
+    std::fs::set_permissions(&spec, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&specs, std::fs::Permissions::from_mode(0o777)).unwrap();
+    nodecert(dir)
+        .args(["sync", s(&specs)])
+        .assert()
+        .code(11)
+        .stdout(contains(
+            "the spec directory is writable by group or others (mode 0777)",
+        ));
+    // Past that check, the spec is read (and fails for its missing csr.json).
+    std::fs::set_permissions(&specs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    nodecert(dir)
+        .args(["sync", s(&specs)])
+        .assert()
+        .code(11)
+        .stdout(contains("c.json"));
+}
+
 /// An empty or missing directory is an input error.
 #[test]
 fn sync_needs_specs() {
