@@ -113,7 +113,7 @@ _nodecert() {
             return 0
             ;;
         nodecert__subcmd__gencert)
-            opts="-h --hostname --cn --config --profile --label --remote --tls-remote-ca --mutual-tls-client-cert --mutual-tls-client-key --timeout --allow-plaintext --bare --cert --key --csr --signer --crl --renew-before --force --reuse-key --report --exec --owner --mode --key-mode --jitter --retries --lock-timeout --metrics-file --loglevel --quiet --log-format --help"
+            opts="-h --hostname --cn --config --profile --label --remote --tls-remote-ca --mutual-tls-client-cert --mutual-tls-client-key --timeout --allow-plaintext --bare --cert --key --csr --signer --crl --renew-before --force --reuse-key --report --exec --exec-timeout --owner --mode --key-mode --jitter --retries --lock-timeout --metrics-file --loglevel --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -192,6 +192,10 @@ _nodecert() {
                     return 0
                     ;;
                 --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -533,7 +537,7 @@ _nodecert() {
             return 0
             ;;
         nodecert__subcmd__sync)
-            opts="-h --renew-before --force --report --timeout --retries --jitter --lock-timeout --parallel --allow-plaintext --metrics-file --loglevel --quiet --log-format --help"
+            opts="-h --renew-before --force --report --timeout --retries --jitter --lock-timeout --exec-timeout --parallel --allow-plaintext --metrics-file --loglevel --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -560,6 +564,10 @@ _nodecert() {
                     return 0
                     ;;
                 --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -13,6 +13,7 @@ command -v multirootca >/dev/null || missing+=(golang-cfssl)
 command -v openssl >/dev/null || missing+=(openssl)
 [ "$demo" = 1 ] || command -v systemd-analyze >/dev/null || missing+=(systemd)
 [ "$demo" = 1 ] || command -v tinyproxy >/dev/null || missing+=(tinyproxy-bin)
+[ "$demo" = 1 ] || command -v pgrep >/dev/null || missing+=(procps)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} from Debian" >&2
   export DEBIAN_FRONTEND=noninteractive

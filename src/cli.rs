@@ -301,6 +301,10 @@ pub struct RenewalArgs {
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
 
+    /// Stop the --exec command (its whole process group) if it runs longer than this.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub exec_timeout: Duration,
+
     /// Owner of the written files: USER, USER:GROUP or :GROUP.
     #[arg(long, value_name = "USER[:GROUP]")]
     pub owner: Option<String>,
@@ -368,6 +372,10 @@ pub struct SyncArgs {
     /// How long a spec waits for another run on its pair.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub lock_timeout: Duration,
+
+    /// Stop a spec's exec command (its whole process group) if it runs longer than this.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub exec_timeout: Duration,
 
     /// Specs run at once (default: the number of CPUs).
     #[arg(long, value_name = "N")]

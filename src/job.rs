@@ -51,6 +51,8 @@ pub struct Renewal {
     pub reuse_key: bool,
     /// Run through `sh -c` after the files changed.
     pub exec: Option<String>,
+    /// How long the hook may run before it is stopped.
+    pub exec_timeout: Duration,
     /// Random wait, up to this long, before contacting the CA.
     pub jitter: Option<Duration>,
     /// Extra attempts for retryable failures.
@@ -200,7 +202,9 @@ impl Job {
             .map(|(c, k)| (c.to_path_buf(), k.to_path_buf()))
             .unzip();
         let hook_error = match (&self.renewal.exec, &cert, &key_path) {
-            (Some(command), Some(cert), Some(key)) => crate::hook::run(command, cert, key).err(),
+            (Some(command), Some(cert), Some(key)) => {
+                crate::hook::run(command, cert, key, self.renewal.exec_timeout).err()
+            }
             _ => None,
         };
         Ok(Outcome {

@@ -91,6 +91,7 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
             force: renewal.force,
             reuse_key: renewal.reuse_key,
             exec: renewal.exec.clone(),
+            exec_timeout: renewal.exec_timeout,
             jitter: renewal.jitter,
             retries: renewal.retries,
             lock_wait: renewal.lock_timeout,

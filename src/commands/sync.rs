@@ -28,6 +28,7 @@ pub fn run(args: &SyncArgs) -> Result<u8> {
             force: args.force,
             reuse_key: false,
             exec: None,
+            exec_timeout: args.exec_timeout,
             jitter: args.jitter,
             retries: args.retries,
             lock_wait: args.lock_timeout,
