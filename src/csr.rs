@@ -43,6 +43,8 @@ pub struct Name {
     pub organization: String,
     pub organizational_unit: String,
     pub email: String,
+    /// `OID: {"1.2.3.4": "value"}`: extra attributes, in key order.
+    pub oids: Vec<(Vec<u64>, String)>,
 }
 
 /// A subject alternative name, classified as cfssl classifies a host.
@@ -155,7 +157,28 @@ impl CertificateRequest {
                 let get = |key: &str| {
                     string_field(obj, key).map_err(|d| field_err(&format!("names[{i}].{key}"), d))
                 };
+                let oids = match field(obj, "OID") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::Object(map)) => map
+                        .iter()
+                        .map(|(key, value)| {
+                            let at = format!("names[{i}].OID.{key}");
+                            let arcs = parse_oid(key).map_err(|d| field_err(&at, &d))?;
+                            match value {
+                                Value::String(v) => Ok((arcs, v.clone())),
+                                _ => Err(field_err(&at, "must be a string")),
+                            }
+                        })
+                        .collect::<Result<_>>()?,
+                    Some(_) => {
+                        return Err(field_err(
+                            &format!("names[{i}].OID"),
+                            "must be an object like {\"1.3.6.1.4.1.311.60.2.1.3\":\"US\"}",
+                        ));
+                    }
+                };
                 request.names.push(Name {
+                    oids,
                     country: get("C")?,
                     province: get("ST")?,
                     locality: get("L")?,
@@ -231,8 +254,24 @@ impl CertificateRequest {
 
     /// The subject Name, DER, in cfssl's RDN order (C, ST, L, O, OU, CN, serialNumber, E); several
     /// values of one attribute become one multi-valued RDN, as Go's `pkix.Name` does.
+    /// The subject as Go's `pkix.Name.ToRDNSequence` writes what cfssl builds from csr.json:
+    /// C, ST, L, O, OU (each type one RDN of all its values), CN, serialNumber; then, per
+    /// `names` entry, each `OID` attribute and the `E` address as RDNs of their own. A standard
+    /// type that also appears as an extra attribute is left to the extra one, as in Go.
     pub fn subject_der(&self) -> Vec<u8> {
-        let attributes: [(&[u64], Vec<&str>); 8] = [
+        let extras: Vec<(&[u64], &str)> = self
+            .names
+            .iter()
+            .flat_map(|n| {
+                n.oids
+                    .iter()
+                    .map(|(oid, value)| (oid.as_slice(), value.as_str()))
+                    .chain(
+                        Some((oid::EMAIL_ADDRESS, n.email.as_str())).filter(|(_, e)| !e.is_empty()),
+                    )
+            })
+            .collect();
+        let attributes: [(&[u64], Vec<&str>); 7] = [
             (oid::COUNTRY, self.values(|n| &n.country)),
             (oid::PROVINCE, self.values(|n| &n.province)),
             (oid::LOCALITY, self.values(|n| &n.locality)),
@@ -243,10 +282,12 @@ impl CertificateRequest {
             ),
             (oid::COMMON_NAME, vec![self.common_name.as_str()]),
             (oid::SERIAL_NUMBER, vec![self.serial_number.as_str()]),
-            (oid::EMAIL_ADDRESS, self.values(|n| &n.email)),
         ];
         let mut rdns = Vec::new();
         for (attribute, values) in attributes {
+            if extras.iter().any(|(extra, _)| *extra == attribute) {
+                continue;
+            }
             let avas: Vec<Vec<u8>> = values
                 .into_iter()
                 .filter(|v| !v.is_empty())
@@ -255,6 +296,10 @@ impl CertificateRequest {
             if !avas.is_empty() {
                 rdns.push(der::set_of(avas));
             }
+        }
+        for (attribute, value) in extras {
+            let ava = der::sequence(&[&der::oid(attribute), &der::directory_string(value)]);
+            rdns.push(der::set_of(vec![ava]));
         }
         der::tlv(der::tag::SEQUENCE, &rdns.concat())
     }
@@ -286,6 +331,26 @@ impl CertificateRequest {
     fn values(&self, pick: impl Fn(&Name) -> &String) -> Vec<&str> {
         self.names.iter().map(|n| pick(n).as_str()).collect()
     }
+}
+
+/// A dotted OID (`1.2.840.113549.1.9.1`) as cfssl's `OIDFromString` and Go's DER encoder
+/// accept it: at least two numeric arcs, the first 0, 1 or 2, the second under 40 below 2.
+fn parse_oid(text: &str) -> Result<Vec<u64>, String> {
+    let arcs: Vec<u64> = text
+        .split('.')
+        .map(|arc| arc.parse::<u64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("{text:?} is not a dotted OID like \"1.3.6.1.4.1.311.60.2.1.3\""))?;
+    match arcs.as_slice() {
+        [0 | 1, second, ..] if *second < 40 => {}
+        [2, _, ..] => {}
+        _ => {
+            return Err(format!(
+                "{text:?} is not a valid OID (two or more arcs, the first 0, 1 or 2)"
+            ));
+        }
+    }
+    Ok(arcs)
 }
 
 /// Checks a host from csr.json or `-hostname`; the error says what is wrong.
@@ -607,6 +672,58 @@ mod tests {
             San::classify("::ffff:10.0.0.1"),
             San::Ip("10.0.0.1".parse().unwrap())
         );
+    }
+
+    /// The subject's RDNs as `type=value` lists, types as dotted OIDs.
+    fn rdns(der: &[u8]) -> Vec<Vec<String>> {
+        use x509_parser::prelude::FromDer;
+        let (_, name) = x509_parser::x509::X509Name::from_der(der).unwrap();
+        name.iter()
+            .map(|rdn| {
+                rdn.iter()
+                    .map(|a| format!("{}={}", a.attr_type(), a.as_str().unwrap()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn extra_attributes_follow_as_rdns_of_their_own_as_go_writes_them() {
+        let req = parse(
+            r#"{"CN":"u","names":[{"O":"x","E":"a@example.com","OID":{"1.3.6.1.4.1.311.60.2.1.3":"US"}},
+                {"E":"b@example.com"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            rdns(&req.subject_der()),
+            [
+                vec!["2.5.4.10=x"],
+                vec!["2.5.4.3=u"],
+                vec!["1.3.6.1.4.1.311.60.2.1.3=US"],
+                vec!["1.2.840.113549.1.9.1=a@example.com"],
+                vec!["1.2.840.113549.1.9.1=b@example.com"],
+            ]
+        );
+        // An extra attribute of a standard type replaces that type's RDN (Go's appendRDNs).
+        let req = parse(r#"{"CN":"u","names":[{"O":"x","OID":{"2.5.4.10":"y"}}]}"#).unwrap();
+        assert_eq!(
+            rdns(&req.subject_der()),
+            [vec!["2.5.4.3=u"], vec!["2.5.4.10=y"]]
+        );
+        for bad in [
+            r#"{"x":"y"}"#,
+            r#"{"1.2.x":"y"}"#,
+            r#"{"3.1":"y"}"#,
+            r#"{"1":"y"}"#,
+        ] {
+            let json = format!(r#"{{"CN":"u","names":[{{"OID":{bad}}}]}}"#);
+            let err = parse(&json).unwrap_err().to_string();
+            assert!(err.contains("field names[0].OID."), "{bad}: {err}");
+        }
+        let err = parse(r#"{"CN":"u","names":[{"OID":{"1.2.3":7}}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be a string"), "{err}");
     }
 
     #[test]

@@ -197,6 +197,38 @@ fn hostname_and_cn_override_csr_json() {
     assert!(text.contains("CN = node1.example.com"), "{text}");
 }
 
+/// `names[].E` and `names[].OID` (current cfssl's extra subject attributes) are in the CSR as
+/// OpenSSL reads it, after CN; the Debian multirootca signs it (it copies only the standard
+/// attributes into the certificate, as cfssl 1.2 does).
+#[test]
+fn extra_subject_attributes_reach_the_csr() {
+    let t = Setup::new();
+    let csr = write(
+        t.dir(),
+        "extra.json",
+        r#"{"CN":"node1.example.com","hosts":["node1.example.com"],
+            "names":[{"O":"Example","E":"ops@example.com","OID":{"1.3.6.1.4.1.311.60.2.1.3":"US"}}]}"#,
+    );
+    nodecert(t.dir())
+        .args(["gencert", "-config", s(&t.profile), "-tls-remote-ca"])
+        .arg(t.pki.primary_ca())
+        .args(["-bare", "x", s(&csr)])
+        .assert()
+        .code(0);
+    let subject = crate::support::tool(
+        t.dir(),
+        "openssl",
+        &["req", "-in", "x.csr", "-noout", "-verify", "-subject"],
+    );
+    assert!(
+        subject.contains(
+            "O = Example, CN = node1.example.com, jurisdictionC = US, emailAddress = ops@example.com"
+        ),
+        "{subject}"
+    );
+    assert_verifies(t.dir(), &t.pki.primary_ca(), &t.dir().join("x.pem"));
+}
+
 /// `-crl URL` is sent as the sign request's crl_override, and the CA puts it in the certificate.
 #[test]
 fn crl_override_reaches_the_certificate() {
