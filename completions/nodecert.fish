@@ -103,6 +103,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l loglevel -d '
 complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
 json\t''"
 complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l allow-plaintext -d 'Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed'
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l pem -d 'Print the CA certificate as PEM instead of cfssl info\'s JSON ({"certificate","usages","expiry"}, which `| cfssljson -bare ca` turns into ca.pem)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l quiet -d 'Print only errors (the same as -loglevel 3)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -l check -d 'Exit 12 when the certificate expires within this time (e.g. 720h, 30d); 13 once expired' -r

@@ -254,8 +254,13 @@ pub struct InfoArgs {
     pub ca: CaArgs,
 
     /// Write the CA certificate to this file (mode 0644) instead of printing it.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "pem")]
     pub out: Option<PathBuf>,
+
+    /// Print the CA certificate as PEM instead of cfssl info's JSON
+    /// ({"certificate","usages","expiry"}, which `| cfssljson -bare ca` turns into ca.pem).
+    #[arg(long)]
+    pub pem: bool,
 }
 
 /// `nodecert certinfo`.

@@ -27,6 +27,17 @@ impl CaClient<'_> {
         body: &[u8],
         key: Option<KeySpec>,
     ) -> Result<(String, String)> {
+        self.certificate_and_reply(path, body, key)
+            .map(|(server, pem, _)| (server, pem))
+    }
+
+    /// [`Self::certificate`], with the whole reply body as well (for the rest of `result`).
+    pub fn certificate_and_reply(
+        &self,
+        path: &str,
+        body: &[u8],
+        key: Option<KeySpec>,
+    ) -> Result<(String, String, Vec<u8>)> {
         let mut last_error = None;
         for remote in &self.target.remotes {
             let server = remote.display_name();
@@ -37,7 +48,7 @@ impl CaClient<'_> {
                 .post(remote, &url, body.to_vec())
                 .and_then(
                     |reply| match protocol::parse_sign_reply(reply.status, &reply.body) {
-                        Reply::Certificate(pem) => Ok(pem),
+                        Reply::Certificate(pem) => Ok((pem, reply.body)),
                         Reply::Failed { status, message } if status >= 500 => {
                             Err(Error::Unavailable {
                                 server: server.clone(),
@@ -59,7 +70,7 @@ impl CaClient<'_> {
                     },
                 );
             match outcome {
-                Ok(pem) => return Ok((server, pem)),
+                Ok((pem, reply)) => return Ok((server, pem, reply)),
                 Err(err @ Error::Unavailable { .. }) => {
                     if self.target.remotes.len() > 1 {
                         log::warn!("{err}; trying the next remote");

@@ -128,6 +128,40 @@ pub fn parse_sign_reply(status: u16, body: &[u8]) -> Reply {
     }
 }
 
+/// cfssl's `info.Resp` from an info reply `body` that [`parse_sign_reply`] accepted: the
+/// certificate, `usages` and `expiry` as the CA sent them (empty when absent), in cfssl's field
+/// order, as `cfssl info` prints it.
+pub fn info_response(body: &[u8], certificate: &str) -> String {
+    #[derive(Deserialize, Default)]
+    struct InfoResult {
+        #[serde(default)]
+        usages: Option<Vec<String>>,
+        #[serde(default)]
+        expiry: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct InfoEnvelope {
+        #[serde(default)]
+        result: InfoResult,
+    }
+    // Go marshals a nil slice as null, and an unset string as "".
+    #[derive(serde::Serialize)]
+    struct Resp<'a> {
+        certificate: &'a str,
+        usages: Option<&'a [String]>,
+        expiry: &'a str,
+    }
+    let result = serde_json::from_slice::<InfoEnvelope>(body)
+        .map(|e| e.result)
+        .unwrap_or_default();
+    serde_json::to_string(&Resp {
+        certificate,
+        usages: result.usages.as_deref(),
+        expiry: result.expiry.as_deref().unwrap_or_default(),
+    })
+    .unwrap_or_default()
+}
+
 /// Makes server text safe for a one-line terminal message: control characters (including
 /// newlines and escape sequences) and bidi overrides are escaped, length is capped.
 pub fn one_line(text: &str) -> String {

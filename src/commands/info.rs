@@ -1,5 +1,5 @@
 //! `nodecert info`: the CA certificate from the remote's info endpoint, over the pinned TLS
-//! (cfssl info -remote). Useful to bootstrap a trust bundle once the CA's TLS certificate is
+//! (cfssl info -remote): printed as cfssl prints it (JSON), as PEM (`--pem`), or written. Useful to bootstrap a trust bundle once the CA's TLS certificate is
 //! pinned, or to check which root a label signs with.
 
 use crate::cli::InfoArgs;
@@ -18,7 +18,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         target: &target,
         transport: &transport,
     };
-    let (server, pem) = client.certificate(INFO_PATH, body.as_bytes(), None)?;
+    let (server, pem, reply) = client.certificate_and_reply(INFO_PATH, body.as_bytes(), None)?;
     crate::inspect::summarise(pem.as_bytes(), crate::job::unix_now()).map_err(|detail| {
         Error::BadResponse {
             server,
@@ -32,8 +32,12 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     };
     match &args.out {
         Some(path) => write_file_atomically(path, pem.as_bytes(), PUBLIC_MODE),
-        None => {
+        None if args.pem => {
             print!("{pem}");
+            Ok(())
+        }
+        None => {
+            println!("{}", crate::protocol::info_response(&reply, &pem));
             Ok(())
         }
     }

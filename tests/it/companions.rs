@@ -116,23 +116,32 @@ fn info_fetches_the_ca_certificate_of_a_label() {
         .assert()
         .code(0);
     assert_eq!(der(&dir.join("ca2.pem")), der(&pki.secondary_ca()));
-    let out = nodecert(dir)
-        .args([
-            "info",
-            "-config",
-            s(&profile),
-            "-tls-remote-ca",
-            s(&pki.primary_ca()),
-        ])
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
+    let info = |extra: &[&str]| {
+        nodecert(dir)
+            .args(["info", "-config", s(&profile), "-tls-remote-ca"])
+            .arg(pki.primary_ca())
+            .args(extra)
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone()
+    };
     assert_eq!(
-        pem::parse(out).unwrap().into_contents(),
+        pem::parse(info(&["--pem"])).unwrap().into_contents(),
         der(&pki.primary_ca())
     );
+    // By default cfssl info's JSON, with the CA's usages and expiry, which the real cfssljson
+    // turns into ca.pem.
+    let json = String::from_utf8(info(&[])).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["expiry"], "8760h", "{json}");
+    assert!(
+        value["usages"].as_array().is_some_and(|u| !u.is_empty()),
+        "{json}"
+    );
+    crate::support::ca::cfssljson(dir, &json, "piped-ca");
+    assert_eq!(der(&dir.join("piped-ca.pem")), der(&pki.primary_ca()));
 }
 
 /// certinfo: text, JSON, and the --check exit code.
