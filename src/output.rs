@@ -311,10 +311,18 @@ impl Reserved {
                 dirs.push(dir);
             }
         }
+        // The new files are in place now: a failure here must not hide that (the run would
+        // report an error and skip --exec, and the next run, finding a good pair, would never
+        // run it), so it is a warning. A pair that did not reach the disk is healed by the next
+        // run after a power loss, as after any crash.
         for dir in dirs {
-            std::fs::File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| Error::output(&dir, format!("fsync of the directory failed: {e}")))?;
+            if let Err(e) = std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
+                log::warn!(
+                    "{}: the new files are in place, but the directory could not be synced ({e}): \
+                     a power loss now could undo the change",
+                    dir.display()
+                );
+            }
         }
         Ok(())
     }
