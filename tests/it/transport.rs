@@ -318,7 +318,31 @@ fn https_proxy_from_the_environment() {
         .code(6)
         .stderr(contains(format!("cannot reach the proxy {dead} ")))
         .stderr(contains("hunter2-proxy").not());
+    // A proxy that wants credentials: without them, it is named with what to do; with them in
+    // the proxy URL, the request goes through, and the password is never printed.
+    let guarded = crate::support::proxy::Tinyproxy::start_with_auth(
+        port,
+        Some(("operator", "hunter2-proxy")),
+    );
+    t.gencert(&[])
+        .env("HTTPS_PROXY", guarded.url())
+        .assert()
+        .code(6)
+        .stderr(contains(format!(
+            "the proxy {} (from the environment) wants credentials (407)",
+            guarded.url()
+        )));
     assert_eq!(t.server.signed_count(), 2);
     assert_eq!(std::fs::read(dir.join("node.pem")).unwrap(), before);
     assert!(listing(dir).iter().all(|f| !f.contains(".nodecert-")));
+    let with_credentials = guarded
+        .url()
+        .replace("http://", "http://operator:hunter2-proxy@");
+    t.gencert(&["-loglevel", "0"])
+        .env("HTTPS_PROXY", &with_credentials)
+        .assert()
+        .code(0)
+        .stderr(contains(format!("through the proxy {}", guarded.url())))
+        .stderr(contains("hunter2-proxy").not());
+    assert_eq!(t.server.signed_count(), 3);
 }

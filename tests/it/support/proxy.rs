@@ -17,6 +17,11 @@ pub struct Tinyproxy {
 impl Tinyproxy {
     /// Starts tinyproxy allowing CONNECT to `connect_port` on any host (and nothing else).
     pub fn start(connect_port: u16) -> Self {
+        Self::start_with_auth(connect_port, None)
+    }
+
+    /// [`Self::start`], requiring Basic proxy authentication with `(user, password)` if given.
+    pub fn start_with_auth(connect_port: u16, auth: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = dir.path().join("tinyproxy.log");
@@ -25,7 +30,9 @@ impl Tinyproxy {
             "tinyproxy.conf",
             &format!(
                 "Port {port}\nListen 127.0.0.1\nAllow 127.0.0.1\nTimeout 30\n\
-                 ConnectPort {connect_port}\nLogLevel Connect\n"
+                 ConnectPort {connect_port}\nLogLevel Connect\n{}",
+                auth.map(|(user, password)| format!("BasicAuth {user} {password}\n"))
+                    .unwrap_or_default()
             ),
         );
         let child = Command::new("tinyproxy")
