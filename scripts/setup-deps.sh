@@ -28,11 +28,6 @@ pip_tool() {
   local command=$1 package=$2 spec=$3
   command -v "$command" >/dev/null && return 0
   echo "installing $spec from PyPI" >&2
-  if ! python3 -c 'import ensurepip' 2>/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq python3-venv >/dev/null
-  fi
   python3 -m venv "/opt/nodecert-$package"
   "/opt/nodecert-$package/bin/pip" install --quiet "$spec"
   ln -sf "/opt/nodecert-$package/bin/$command" "/usr/local/bin/$command"
@@ -41,10 +36,21 @@ pip_tool() {
     exit 1
   }
 }
-# The shipped Ansible playbook and Salt state are run by the tests (tests/it/deploy.rs).
+# The shipped Ansible playbook and Salt state are run by the tests (tests/it/deploy.rs). The two
+# installs run side by side (each is mostly waiting on downloads); venv support is made sure of
+# first, since two apt-get runs cannot share the dpkg lock.
 if [ "$demo" = 0 ]; then
-  pip_tool ansible-playbook ansible-core 'ansible-core>=2.16,<2.20'
-  pip_tool salt-call salt 'salt>=3007,<3009'
+  if ! python3 -c 'import ensurepip' 2>/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq python3-venv >/dev/null
+  fi
+  pip_tool ansible-playbook ansible-core 'ansible-core>=2.16,<2.20' &
+  ansible=$!
+  pip_tool salt-call salt 'salt>=3007,<3009' &
+  salt=$!
+  wait "$ansible"
+  wait "$salt"
 fi
 command -v cargo >/dev/null || {
   echo "cargo is missing: install a Rust toolchain (1.89 or newer) with rustup first" >&2
