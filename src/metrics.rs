@@ -61,6 +61,7 @@ pub fn check_target(path: &Path) -> Result<()> {
 /// timers, sync) take turns under a lock next to it, so none loses another's series.
 pub fn update(path: &Path, samples: &[Sample]) -> Result<()> {
     let _turn = crate::lock::PairLock::acquire(path, LOCK_WAIT)?;
+    crate::output::remove_stale_temps_of(path);
     let mut series: BTreeMap<(String, String), i64> = BTreeMap::new();
     if let Ok(old) = std::fs::read_to_string(path) {
         for line in old.lines().filter(|l| !l.starts_with('#')) {
@@ -196,6 +197,11 @@ mod tests {
         )
         .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
+        // What a killed run leaves is cleaned by the next update.
+        let stale = dir.path().join(".nodecert.prom.nodecert-x1y2z3.tmp");
+        std::fs::write(&stale, "partial").unwrap();
+        update(&path, &[]).unwrap();
+        assert!(!stale.exists());
         assert!(
             text.contains("nodecert_certificate_not_after_seconds{name=\"/a.pem\"} 200\n"),
             "{text}"

@@ -360,17 +360,23 @@ pub fn remove_stale_temps(destination: &Destination) {
         .into_iter()
         .flatten()
     {
-        let prefix = temp_prefix(target);
-        let Ok(entries) = std::fs::read_dir(parent_dir(target)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(&prefix) && name.ends_with(".tmp") {
-                log::debug!("removing {name}, left by an interrupted run");
-                let _ = std::fs::remove_file(entry.path());
-            }
+        remove_stale_temps_of(target);
+    }
+}
+
+/// Removes the temporary files of `target` that an interrupted run left; call it only while
+/// holding the lock that serialises writers of `target`.
+pub fn remove_stale_temps_of(target: &Path) {
+    let prefix = temp_prefix(target);
+    let Ok(entries) = std::fs::read_dir(parent_dir(target)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+            log::debug!("removing {name}, left by an interrupted run");
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
