@@ -1,5 +1,6 @@
 //! completions/ and man/ are generated from the CLI definition and checked in; this test fails
-//! when they drift. `NODECERT_BLESS=1 cargo test --test it generated` rewrites them.
+//! when they drift. `NODECERT_BLESS=1 cargo test --test it generated` rewrites them. Also: CI
+//! runs the README's test command.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -64,4 +65,51 @@ fn completions_and_man_pages_are_current() {
         stale.is_empty(),
         "completions/ or man/ is stale: {stale:?}; run `NODECERT_BLESS=1 cargo test --test it generated`"
     );
+}
+
+/// CI runs exactly the README's test command, and the README lists what that command runs.
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap();
+    let readme = read("README.md");
+    let setup = &readme[readme
+        .find("## Set-up: two commands")
+        .expect("README has its set-up section")..];
+    let block = setup
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the set-up section has a sh block");
+    let test_command = block
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .find(|l| l.starts_with("scripts/test"))
+        .expect("the set-up block names the test command");
+    let ci = read(".ci/run");
+    let ci_commands: Vec<&str> = ci
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| !l.starts_with("set ") && !l.starts_with("cd "))
+        .collect();
+    assert_eq!(
+        ci_commands,
+        [test_command],
+        ".ci/run must run the README's test command"
+    );
+    let script = read(test_command);
+    for step in [
+        "scripts/setup-deps.sh",
+        "cargo fmt --check",
+        "cargo clippy --all-targets --locked -- -D warnings",
+        "cargo test --locked",
+        "scripts/fuzz-smoke.sh",
+    ] {
+        assert!(script.contains(step), "{test_command} does not run {step}");
+        assert!(
+            setup.contains(&format!("`{step}`")),
+            "the README does not list {step}"
+        );
+    }
 }

@@ -14,7 +14,7 @@ mod auth_keys;
 mod companions;
 /// Byte-level agreement with cfssl's own CSRs and cfssljson's files; genkey.
 mod compat;
-/// Shipped deployment files: the Ansible playbook run twice.
+/// Shipped deployment files (Ansible, Salt, cron, systemd), each run for real.
 mod deploy;
 /// Bad input and what a failed run leaves on disk.
 mod failures;
@@ -22,7 +22,7 @@ mod failures;
 mod faults;
 /// Issuing against the real multirootca: key types, outputs, flags, failover.
 mod gencert;
-/// completions/ and man/ match the CLI definition.
+/// completions/ and man/ match the CLI definition; CI runs the README's test command.
 mod generated;
 /// 200 concurrent runs against one multirootca.
 mod load;
