@@ -211,11 +211,14 @@ pub const MAX_INPUT_BYTES: u64 = 1 << 20;
 
 /// Reads at most `limit` bytes of `path`; `None` when the file is longer.
 pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    read_at_most(std::fs::File::open(path)?, limit)
+}
+
+/// The whole of `file` if it holds at most `limit` bytes, else None (reading stops past it).
+fn read_at_most(file: std::fs::File, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut bytes)?;
+    file.take(limit + 1).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
@@ -224,10 +227,20 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>>
 /// directory cannot point nodecert at another key it can read and have it certified and
 /// rewritten with this pair's owner and mode; a FIFO is refused instead of blocking.
 pub fn read_regular_bounded(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
+    read_at_most(
+        open_regular(std::fs::OpenOptions::new().read(true), path)?,
+        limit,
+    )
+}
+
+/// Opens the regular file at `path` itself with `options`: a symlink there fails with `ELOOP`,
+/// a FIFO or device with `ENXIO` (a FIFO without a reader) or `InvalidInput`, never blocking.
+pub fn open_regular(
+    options: &mut std::fs::OpenOptions,
+    path: &Path,
+) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
+    let file = options
         .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
         .open(path)?;
     if !file.metadata()?.is_file() {
@@ -236,9 +249,7 @@ pub fn read_regular_bounded(path: &Path, limit: u64) -> std::io::Result<Option<V
             "not a regular file",
         ));
     }
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+    Ok(file)
 }
 
 /// The result type of the library.

@@ -67,31 +67,23 @@ impl PairLock {
 /// FIFO or another user's file, and readable by no one else.
 fn open_private(path: &Path) -> Result<File> {
     let refuse = |why: String| Error::output(path, why);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(code) if code == nix::libc::ELOOP => {
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true).mode(0o600);
+    let not_regular = || {
+        refuse("the lock file is not a regular file: remove it (nodecert creates its own)".into())
+    };
+    let file = crate::error::open_regular(&mut options, path).map_err(|e| {
+        match (e.raw_os_error(), e.kind()) {
+            (Some(nix::libc::ELOOP), _) => {
                 refuse("the lock file is a symlink: remove it (nodecert creates its own)".into())
             }
-            // A FIFO without a reader, opened for writing without blocking.
-            Some(code) if code == nix::libc::ENXIO => refuse(
-                "the lock file is not a regular file: remove it (nodecert creates its own)".into(),
-            ),
+            (Some(nix::libc::ENXIO), _) | (_, std::io::ErrorKind::InvalidInput) => not_regular(),
             _ => refuse(format!("cannot open the lock file: {e}")),
-        })?;
+        }
+    })?;
     let meta = file
         .metadata()
         .map_err(|e| refuse(format!("cannot inspect the lock file: {e}")))?;
-    if !meta.is_file() {
-        return Err(refuse(
-            "the lock file is not a regular file: remove it (nodecert creates its own)".into(),
-        ));
-    }
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me {
         return Err(refuse(format!(
