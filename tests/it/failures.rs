@@ -286,6 +286,24 @@ fn bad_input_matrix() {
             "case.json: has neither CN nor hosts",
         ),
         // request profile
+        (
+            csr(r#"{"CN":"x","cn":"y"}"#),
+            vec![],
+            3,
+            r#"case.json: keys "CN" and "cn" both set CN (keys match in any case): keep one"#,
+        ),
+        (
+            csr(r#"{"CN":"x","names":[{"OID":{"1.two":"y"}}]}"#),
+            vec![],
+            3,
+            "field names[0].OID.1.two: \"1.two\" is not a dotted OID",
+        ),
+        (
+            prof(r#"{"signing":{},"Signing":{}}"#.into()),
+            vec![],
+            3,
+            "both set signing (keys match in any case): keep one",
+        ),
         (prof("{".into()), vec![], 3, "rp.json: not valid JSON"),
         (
             prof("[]".into()),
