@@ -147,25 +147,10 @@ fn info_fetches_the_ca_certificate_of_a_label() {
 /// certinfo: text, JSON, and the --check exit code.
 #[test]
 fn certinfo_reports_and_checks_expiry() {
-    let pki = Pki::new();
-    let server = pki.start();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let t = crate::support::Setup::new();
+    let dir = t.dir();
     let csr = write(dir, "csr.json", &node_csr("rsa", 3072));
-    nodecert(dir)
-        .args([
-            "gencert",
-            "-config",
-            s(&profile),
-            "-tls-remote-ca",
-            s(&pki.primary_ca()),
-            "-bare",
-            "n",
-            s(&csr),
-        ])
-        .assert()
-        .code(0);
+    t.gencert_bare("n", &csr, &[]).assert().code(0);
     nodecert(dir)
         .args(["certinfo", "n.pem"])
         .assert()

@@ -183,10 +183,7 @@ fn hostname_and_cn_override_csr_json() {
 
     // Given empty (`-cn "$CN"` with CN unset), the flags are not given, as in cfssl: csr.json's
     // CN and hosts stay, and the profile's remote is used.
-    nodecert(dir)
-        .args(["gencert", "-config", s(profile), "-tls-remote-ca"])
-        .arg(pki.primary_ca())
-        .args(["-hostname", "", "-cn=", "-remote", "", "-bare", "e", s(csr)])
+    t.gencert_bare("e", csr, &["-hostname", "", "-cn=", "-remote", ""])
         .assert()
         .code(0);
     let text = cert_text(dir, &dir.join("e.pem"));
@@ -209,12 +206,7 @@ fn extra_subject_attributes_reach_the_csr() {
         r#"{"CN":"node1.example.com","hosts":["node1.example.com"],
             "names":[{"O":"Example","E":"ops@example.com","OID":{"1.3.6.1.4.1.311.60.2.1.3":"US"}}]}"#,
     );
-    nodecert(t.dir())
-        .args(["gencert", "-config", s(&t.profile), "-tls-remote-ca"])
-        .arg(t.pki.primary_ca())
-        .args(["-bare", "x", s(&csr)])
-        .assert()
-        .code(0);
+    t.gencert_bare("x", &csr, &[]).assert().code(0);
     let subject = crate::support::tool(
         t.dir(),
         "openssl",

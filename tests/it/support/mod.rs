@@ -136,6 +136,11 @@ impl Setup {
 
     /// `nodecert gencert` for the pair `node` with the given extra flags.
     pub fn gencert(&self, extra: &[&str]) -> Nodecert {
+        self.gencert_bare("node", &self.csr, extra)
+    }
+
+    /// `nodecert gencert … -bare NAME EXTRA… CSR`, with this set-up's profile and pinned CA.
+    pub fn gencert_bare(&self, name: &str, csr: &Path, extra: &[&str]) -> Nodecert {
         let mut cmd = nodecert(self.dir());
         cmd.args([
             "gencert",
@@ -144,9 +149,9 @@ impl Setup {
             "-tls-remote-ca",
             s(&self.pki.primary_ca()),
             "-bare",
-            "node",
+            name,
         ]);
-        cmd.args(extra).arg(s(&self.csr));
+        cmd.args(extra).arg(s(csr));
         cmd
     }
 }
