@@ -5,6 +5,7 @@
 //! flag names of this very definition (a new flag needs no second edit).
 
 pub mod argv;
+pub mod usage;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -30,8 +30,19 @@ pub fn init(cfssl_level: u8, format: LogFormat) {
 static JSON: AtomicBool = AtomicBool::new(false);
 
 /// Prints the final error of a run in the chosen format.
+///
+/// The final error is printed at every `-loglevel`, 5 (fatal) included: a script that gets a
+/// non-zero exit code must always be told why.
 pub fn print_error(err: &crate::Error) {
     line("error", &err.to_string(), Some(err.exit_code()));
+}
+
+/// Prints a command-line usage error (exit code 2) as one line in the chosen format: clap's own
+/// rendering is several lines (usage, tips), which breaks the one-line contract scripts and log
+/// collectors rely on.
+pub fn print_usage_error(message: &str, format: LogFormat) {
+    JSON.store(format == LogFormat::Json, Ordering::Relaxed);
+    line("error", message, Some(crate::error::exit::USAGE));
 }
 
 fn line(level: &str, message: &str, exit_code: Option<u8>) {
@@ -66,11 +77,7 @@ impl Log for StderrLogger {
             Level::Info => "info",
             Level::Debug | Level::Trace => "debug",
         };
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "nodecert: {level}: {}",
-            record.args()
-        );
+        line(level, &record.args().to_string(), None);
     }
 
     fn flush(&self) {}

@@ -1,13 +1,23 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use nodecert::cli::{Cli, argv};
+use clap::error::ErrorKind;
+use nodecert::cli::{Cli, argv, usage};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse_from(argv::normalize(std::env::args_os())) {
+    let args = argv::normalize(std::env::args_os());
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
+        Err(err)
+            if err.use_stderr()
+                && err.kind() != ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            let message = usage::one_line(&err, &args);
+            nodecert::logging::print_usage_error(&message, usage::log_format(&args));
+            return ExitCode::from(nodecert::error::exit::USAGE);
+        }
         Err(err) => {
-            // clap prints help/version (exit 0) and usage errors (exit 2) itself.
+            // --help and --version (stdout, exit 0), and the help for a bare `nodecert`.
             let _ = err.print();
             return ExitCode::from(err.exit_code() as u8);
         }

@@ -359,24 +359,63 @@ fn shipped_role_profiles_are_issued() {
 fn log_formats() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
-    let out = nodecert(dir)
-        .args([
-            "--log-format",
-            "json",
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    // Every line is one JSON object in JSON mode: debug and warning records on the way, the
+    // final error with its exit code, and a usage error that clap would print over several lines.
+    let json_lines = |args: &[&str], code: i32| -> Vec<serde_json::Value> {
+        let out = nodecert(dir)
+            .args(args)
+            .assert()
+            .code(code)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        stderr
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    };
+    let plaintext = [
+        "--log-format",
+        "json",
+        "gencert",
+        "-loglevel",
+        "0",
+        "-remote",
+        "http://127.0.0.1:1",
+        "--allow-plaintext",
+        s(&csr),
+    ];
+    let lines = json_lines(&plaintext, 6);
+    let levels: Vec<&str> = lines.iter().map(|l| l["level"].as_str().unwrap()).collect();
+    assert!(levels.contains(&"debug"), "{lines:?}");
+    assert!(levels.contains(&"warning"), "{lines:?}");
+    assert_eq!(levels.last(), Some(&"error"), "{lines:?}");
+    assert_eq!(lines.last().unwrap()["exit_code"], 6);
+    let missing = json_lines(
+        &[
+            "--log-format=json",
             "gencert",
             "-config",
             "nope.json",
             "x.json",
-        ])
-        .assert()
-        .code(3)
-        .get_output()
-        .stderr
-        .clone();
-    let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(line["level"], "error");
-    assert_eq!(line["exit_code"], 3);
-    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+        ],
+        3,
+    );
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0]["exit_code"], 3);
+    let usage = json_lines(
+        &["gencert", "-log-format", "json", "--no-such-flag", "x.json"],
+        2,
+    );
+    assert_eq!(usage.len(), 1, "{usage:?}");
+    assert_eq!(usage[0]["exit_code"], 2);
+    assert!(
+        usage[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--no-such-flag")
+    );
     // A warning (plaintext) is shown by default and hidden by --quiet; the error stays.
     nodecert(dir)
         .args([

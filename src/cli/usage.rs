@@ -1,0 +1,135 @@
+//! Command-line usage errors as one line.
+//!
+//! clap renders a usage error over several lines (the error, tips, the usage synopsis, a
+//! pointer to `--help`). Every other nodecert error is one `nodecert: error: …` line that a
+//! script or a log collector can take whole, so usage errors are folded into the same shape,
+//! keeping what the operator needs: what was wrong, clap's tip, and which `--help` to read.
+
+use std::ffi::OsString;
+
+use clap::CommandFactory;
+
+use super::{Cli, LogFormat};
+
+/// The one-line message for a clap error on `args` (without the `nodecert: error:` prefix).
+pub fn one_line(err: &clap::Error, args: &[OsString]) -> String {
+    let rendered = err.render().to_string();
+    let mut paragraphs = rendered.split("\n\n").map(|p| {
+        p.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let first = paragraphs.next().unwrap_or_default();
+    let mut message = first.strip_prefix("error: ").unwrap_or(&first).to_owned();
+    for tip in paragraphs.filter_map(|p| p.strip_prefix("tip: ").map(str::to_owned)) {
+        message.push_str(&format!(" ({tip})"));
+    }
+    format!("{message}; see '{} --help'", command_line_name(args))
+}
+
+/// "nodecert SUBCOMMAND" for the subcommand the arguments name, else "nodecert".
+fn command_line_name(args: &[OsString]) -> String {
+    let subcommands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    args.iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|a| subcommands.iter().any(|s| s == a))
+        .map_or_else(|| "nodecert".to_owned(), |s| format!("nodecert {s}"))
+}
+
+/// The `--log-format` the command line asked for, read without clap (which just failed), so a
+/// usage error comes out in the format the caller's log pipeline expects.
+pub fn log_format(args: &[OsString]) -> LogFormat {
+    let mut format = LogFormat::Text;
+    let mut args = args.iter().filter_map(|a| a.to_str());
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        let value = match arg.strip_prefix("--log-format") {
+            Some("") => args.next(),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        match value {
+            Some("json") => format = LogFormat::Json,
+            Some("text") => format = LogFormat::Text,
+            _ => {}
+        }
+    }
+    format
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::argv;
+
+    fn args(line: &[&str]) -> Vec<OsString> {
+        argv::normalize(
+            std::iter::once("nodecert")
+                .chain(line.iter().copied())
+                .map(OsString::from),
+        )
+    }
+
+    fn error_for(line: &[&str]) -> String {
+        let args = args(line);
+        one_line(
+            &Cli::try_parse_from(&args).expect_err("a usage error"),
+            &args,
+        )
+    }
+
+    #[test]
+    fn unknown_flag_is_one_line_naming_flag_and_help() {
+        let message = error_for(&["gencert", "-nosuchflag", "x", "csr.json"]);
+        assert!(!message.contains('\n'), "{message}");
+        assert!(message.contains("'--nosuchflag'"), "{message}");
+        assert!(
+            message.ends_with("see 'nodecert gencert --help'"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn missing_argument_and_bad_value_are_one_line() {
+        let missing = error_for(&["gencert"]);
+        assert!(missing.contains("<CSRJSON>"), "{missing}");
+        assert!(!missing.contains('\n'), "{missing}");
+        let bad = error_for(&["gencert", "--timeout", "soon", "csr.json"]);
+        assert!(bad.contains("--timeout"), "{bad}");
+        assert!(bad.contains("soon"), "{bad}");
+        assert!(!bad.contains('\n'), "{bad}");
+    }
+
+    #[test]
+    fn unknown_subcommand_points_at_top_level_help() {
+        let message = error_for(&["gencrt"]);
+        assert!(message.contains("'gencrt'"), "{message}");
+        assert!(message.ends_with("see 'nodecert --help'"), "{message}");
+    }
+
+    #[test]
+    fn log_format_is_read_in_every_spelling() {
+        for line in [
+            &["gencert", "--log-format", "json", "-x"][..],
+            &["gencert", "-log-format=json"],
+            &["--log-format=json", "gencert"],
+        ] {
+            assert_eq!(log_format(&args(line)), LogFormat::Json, "{line:?}");
+        }
+        assert_eq!(log_format(&args(&["gencert", "x"])), LogFormat::Text);
+        assert_eq!(
+            log_format(&args(&["gencert", "--", "--log-format=json"])),
+            LogFormat::Text
+        );
+    }
+}
