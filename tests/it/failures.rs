@@ -2,7 +2,7 @@ use predicates::prelude::PredicateBooleanExt as _;
 use predicates::str::contains;
 
 use crate::support::Setup;
-use crate::support::{Pki, listing, mode, node_csr, nodecert, s, write};
+use crate::support::{Pki, listing, mode, node_csr, nodecert, nodecert_as, s, write};
 
 /// A run that fails after the CA was reachable (here: the CA refuses) leaves an existing pair
 /// byte-for-byte and mode-for-mode as it was, and leaves no temporary files.
@@ -664,14 +664,29 @@ fn bad_input_matrix() {
             "{case}: {stderr:?} lacks {expected:?}"
         );
         assert!(!stderr.contains("panicked"), "{case}: {stderr}");
-        if code != 2 && !flags.contains(&"--signer") {
+        if flags.contains(&"--signer") {
+            // One line per signer-rule violation, then the final error.
+            assert!(
+                stderr.lines().all(|l| l.starts_with("nodecert: ")),
+                "{case}: {stderr}"
+            );
+            assert!(
+                stderr
+                    .lines()
+                    .last()
+                    .unwrap()
+                    .starts_with("nodecert: error: "),
+                "{case}"
+            );
+        } else {
             assert_eq!(stderr.lines().count(), 1, "{case}: one line, got {stderr}");
             assert!(stderr.starts_with("nodecert: error: "), "{case}: {stderr}");
         }
-        assert!(
-            !dir.join("out.pem").exists() && !dir.join("out-key.pem").exists(),
-            "{case} wrote output"
-        );
+        let written: Vec<String> = listing(dir)
+            .into_iter()
+            .filter(|f| f.starts_with("out"))
+            .collect();
+        assert!(written.is_empty(), "{case} wrote {written:?}");
         assert!(
             out.stdout.is_empty(),
             "{case}: stdout {:?}",
@@ -704,4 +719,104 @@ fn unwritable_output_directory_fails_before_contacting_the_ca() {
         .code(8)
         .stderr(contains("csr.json/x.pem").and(contains("does not exist")));
     assert_eq!(server.signed_count(), 0, "the CA was not asked");
+}
+
+/// What root's privileges hide from the rest of the matrix: a csr.json or request profile the
+/// user may not read, and an output directory the user may not write. Run as `nobody`, each is
+/// one line naming the path, its exit code, the CA never asked, nothing written.
+#[test]
+fn unreadable_inputs_and_read_only_output_directory_as_an_unprivileged_user() {
+    use std::os::unix::fs::PermissionsExt as _;
+    const NOBODY: u32 = 65534;
+    let t = Setup::new();
+    let (pki, server, dir) = (&t.pki, &t.server, t.dir());
+    let chmod = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    // nobody may enter the work directory and read what a node user normally can.
+    chmod(dir, 0o755);
+    chmod(&t.profile, 0o644);
+    chmod(&t.csr, 0o644);
+    let ca = dir.join("ca.pem");
+    std::fs::copy(pki.primary_ca(), &ca).unwrap();
+    chmod(&ca, 0o644);
+    let writable = dir.join("out");
+    std::fs::create_dir(&writable).unwrap();
+    std::os::unix::fs::chown(&writable, Some(NOBODY), Some(NOBODY)).unwrap();
+    let read_only = dir.join("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    chmod(&read_only, 0o555);
+    let private_csr = write(
+        dir,
+        "private-csr.json",
+        &std::fs::read_to_string(&t.csr).unwrap(),
+    );
+    chmod(&private_csr, 0o600);
+    let private_profile = write(
+        dir,
+        "private-rp.json",
+        &std::fs::read_to_string(&t.profile).unwrap(),
+    );
+    chmod(&private_profile, 0o600);
+
+    let run = |profile: &std::path::Path, bare: &std::path::Path, csr: &std::path::Path| {
+        let out = nodecert_as(dir, NOBODY, NOBODY)
+            .args([
+                "gencert",
+                "-config",
+                s(profile),
+                "-tls-remote-ca",
+                s(&ca),
+                "-bare",
+            ])
+            .args([bare, csr])
+            .assert()
+            .get_output()
+            .clone();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The control: the same run with readable inputs and a writable directory succeeds.
+    let (code, stderr) = run(&t.profile, &writable.join("ok"), &t.csr);
+    assert_eq!(code, Some(0), "{stderr}");
+    let signed = server.signed_count();
+
+    for (profile, bare, csr, code, names) in [
+        (
+            &t.profile,
+            writable.join("a"),
+            &private_csr,
+            3,
+            "private-csr.json",
+        ),
+        (
+            &private_profile,
+            writable.join("b"),
+            &t.csr,
+            3,
+            "private-rp.json",
+        ),
+        (
+            &t.profile,
+            read_only.join("c"),
+            &t.csr,
+            8,
+            "read-only/.c.pem.lock",
+        ),
+    ] {
+        let (got, stderr) = run(profile, &bare, csr);
+        assert_eq!(got, Some(code), "{names}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{names}: {stderr}");
+        assert!(stderr.starts_with("nodecert: error: "), "{stderr}");
+        assert!(stderr.contains(names), "{stderr:?} does not name {names}");
+        assert!(
+            stderr.to_lowercase().contains("permission denied"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(server.signed_count(), signed, "the CA was not asked");
+    assert_eq!(listing(&writable), ["ok-key.pem", "ok.csr", "ok.pem"]);
+    assert!(listing(&read_only).is_empty());
 }

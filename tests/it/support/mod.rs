@@ -12,7 +12,20 @@ pub use ca::Pki;
 /// A `nodecert` command with a scrubbed environment, run in `dir`. Everything it prints is
 /// checked against every secret registered in this test process (see [`secrets`]).
 pub fn nodecert(dir: &Path) -> Nodecert {
-    let mut cmd = assert_cmd::Command::cargo_bin("nodecert").expect("the nodecert binary is built");
+    let cmd = assert_cmd::Command::cargo_bin("nodecert").expect("the nodecert binary is built");
+    scrubbed(cmd, dir)
+}
+
+/// [`nodecert`] run as another user (the suite runs as root): for what root's privileges would
+/// hide, such as a file it may not read or a directory it may not write.
+pub fn nodecert_as(dir: &Path, uid: u32, gid: u32) -> Nodecert {
+    use std::os::unix::process::CommandExt as _;
+    let mut std_cmd = StdCommand::new(assert_cmd::cargo::cargo_bin!("nodecert"));
+    std_cmd.uid(uid).gid(gid);
+    scrubbed(assert_cmd::Command::from_std(std_cmd), dir)
+}
+
+fn scrubbed(mut cmd: assert_cmd::Command, dir: &Path) -> Nodecert {
     cmd.current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
