@@ -1,3 +1,5 @@
+use predicates::str::contains;
+
 use crate::support::Setup;
 use crate::support::{
     self, Pki, assert_key_matches, assert_verifies, cert_text, mode, node_csr, nodecert, s, write,
@@ -362,6 +364,73 @@ fn fails_over_to_the_next_remote() {
                 .and(predicates::str::contains("trying the next remote")),
         );
     assert_verifies(dir, &pki.primary_ca(), &dir.join("n.pem"));
+}
+
+/// A request profile without an auth key (`remote` alone) sends the unauthenticated request to
+/// `/api/v1/cfssl/sign`: a real `cfssl serve` with an open policy issues on it (its log names
+/// the path); multirootca, which serves only authsign, answers 404, and nodecert says what to do.
+#[test]
+fn no_auth_key_uses_the_unauthenticated_sign_endpoint() {
+    let pki = Pki::new();
+    let open = pki.start_cfssl_serve();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = write(
+        dir,
+        "open-profile.json",
+        &format!(
+            r#"{{"signing":{{"default":{{"remote":"ca"}}}},"remotes":{{"ca":"{}"}}}}"#,
+            open.url()
+        ),
+    );
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let gencert = |remote: Option<&str>| {
+        let mut cmd = nodecert(dir);
+        cmd.args([
+            "-loglevel",
+            "0",
+            "gencert",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+            "-bare",
+            "n",
+        ]);
+        if let Some(remote) = remote {
+            cmd.args(["-remote", remote]);
+        }
+        cmd.arg(s(&csr));
+        cmd
+    };
+    gencert(None)
+        .assert()
+        .code(0)
+        .stderr(contains(format!("POST {}/api/v1/cfssl/sign\n", open.url())));
+    assert_verifies(dir, &pki.primary_ca(), &dir.join("n.pem"));
+    let log = open.request_log();
+    assert!(
+        log.iter()
+            .any(|l| l.ends_with(r#" - "POST /api/v1/cfssl/sign" 200"#)),
+        "{log:?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("authsign")), "{log:?}");
+    assert_eq!(open.signed_count(), 1);
+
+    let multirootca = pki.start();
+    let before = std::fs::read(dir.join("n.pem")).unwrap();
+    gencert(Some(&multirootca.url()))
+        .assert()
+        .code(5)
+        .stderr(contains(format!(
+            "POST {}/api/v1/cfssl/sign\n",
+            multirootca.url()
+        )))
+        .stderr(contains("HTTP 404").and(contains(
+            "this CA only serves authenticated requests: add an auth key to the request profile",
+        )));
+    assert_eq!(multirootca.signed_count(), 0);
+    assert_eq!(std::fs::read(dir.join("n.pem")).unwrap(), before);
 }
 
 /// A remote written without a scheme is https, and `-remote` overrides the profile's remote

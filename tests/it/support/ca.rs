@@ -110,6 +110,42 @@ impl Pki {
         Multirootca::start(self, None)
     }
 
+    /// Starts `cfssl serve` over TLS (the server certificate of [`Self::start`]), signing with
+    /// the primary CA under a policy without auth keys: unlike multirootca, it answers the
+    /// unauthenticated `/api/v1/cfssl/sign` (and disables authsign). It logs a line per request
+    /// with the path (`"POST /api/v1/cfssl/sign" 200`).
+    pub fn start_cfssl_serve(&self) -> Multirootca {
+        write(
+            self.path(),
+            "open-config.json",
+            r#"{"signing":{"default":{"expiry":"8760h","usages":["signing","key encipherment","server auth","client auth"]}}}"#,
+        );
+        let port = free_port();
+        let port_text = port.to_string();
+        Multirootca::spawn(
+            self.path(),
+            "cfssl",
+            &[
+                "serve",
+                "-address",
+                "127.0.0.1",
+                "-port",
+                &port_text,
+                "-ca",
+                "primary.pem",
+                "-ca-key",
+                "primary-key.pem",
+                "-config",
+                "open-config.json",
+                "-tls-cert",
+                "server.pem",
+                "-tls-key",
+                "server-key.pem",
+            ],
+            port,
+        )
+    }
+
     /// Issues a TLS server certificate `NAME.pem` for `hosts` from the primary CA with cfssl,
     /// valid for `expiry` (a Go duration such as "1s").
     pub fn issue_tls_cert(&self, name: &str, hosts: &[&str], expiry: &str) {
@@ -161,11 +197,15 @@ impl Pki {
     }
 }
 
-/// A running multirootca; killed by PID and reaped on drop.
+/// A running multirootca (or `cfssl serve`, see [`Pki::start_cfssl_serve`]); killed by PID and
+/// reaped on drop.
 pub struct Multirootca {
     child: Child,
     pub port: u16,
     log: PathBuf,
+    /// The local port of the connection that found the server listening: the server logs it
+    /// (a TLS handshake error, EOF), and [`Self::request_log`] leaves that line out.
+    probe_port: u16,
 }
 
 impl Multirootca {
@@ -182,32 +222,35 @@ impl Multirootca {
         }
         write(dir, "multiroot.conf", &roots);
         let port = free_port();
-        let log = dir.join(format!("multirootca-{port}.log"));
-        let mut cmd = Command::new("multirootca");
-        cmd.args([
-            "-a",
-            &format!("127.0.0.1:{port}"),
-            "-roots",
-            "multiroot.conf",
-            "-l",
-            "primary",
-        ]);
-        if let Some(name) = tls {
-            cmd.args([
-                "-tls-cert",
-                &format!("{name}.pem"),
-                "-tls-key",
-                &format!("{name}-key.pem"),
-            ]);
+        let address = format!("127.0.0.1:{port}");
+        let mut args = vec!["-a", &address, "-roots", "multiroot.conf", "-l", "primary"];
+        let (cert, key) = tls
+            .map(|name| (format!("{name}.pem"), format!("{name}-key.pem")))
+            .unzip();
+        if let (Some(cert), Some(key)) = (&cert, &key) {
+            args.extend(["-tls-cert", cert, "-tls-key", key]);
         }
-        let child = cmd
+        Self::spawn(dir, "multirootca", &args, port)
+    }
+
+    /// Runs `program ARGS` in `dir`, logging stderr to a file, and waits until it listens on
+    /// `port`.
+    fn spawn(dir: &Path, program: &str, args: &[&str], port: u16) -> Self {
+        let log = dir.join(format!("{program}-{port}.log"));
+        let child = Command::new(program)
+            .args(args)
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .expect("multirootca runs (apt-get install golang-cfssl)");
-        let server = Self { child, port, log };
-        server.wait_until_listening();
+            .unwrap_or_else(|e| panic!("{program} runs (apt-get install golang-cfssl): {e}"));
+        let mut server = Self {
+            child,
+            port,
+            log,
+            probe_port: 0,
+        };
+        server.probe_port = wait_for_listener(program, port, || server.log());
         server
     }
 
@@ -234,18 +277,29 @@ impl Multirootca {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn wait_until_listening(&self) {
-        wait_for_listener("multirootca", self.port, || self.log());
+    /// Every line the server logged about a client since it started listening: a signature
+    /// (two lines), a refusal (`[ERROR] [HTTP 400] …`), a request to another handler, a TLS
+    /// handshake that failed or was abandoned. The readiness probe's connection is left out.
+    /// Not logged by the server, so not here: a request to a path it does not serve (a 404).
+    pub fn request_log(&self) -> Vec<String> {
+        let log = self.log();
+        let probe = format!("handshake error from 127.0.0.1:{}: ", self.probe_port);
+        log.lines()
+            .skip_while(|line| !line.contains("Now listening on"))
+            .skip(1)
+            .filter(|line| !line.contains(&probe))
+            .map(str::to_string)
+            .collect()
     }
 }
 
-/// Waits (up to 10 s) until something accepts connections on 127.0.0.1:`port`; panics with
-/// `log()` otherwise.
-pub fn wait_for_listener(name: &str, port: u16, log: impl Fn() -> String) {
+/// Waits (up to 10 s) until something accepts connections on 127.0.0.1:`port`, and returns the
+/// local port of the connection that got through; panics with `log()` otherwise.
+pub fn wait_for_listener(name: &str, port: u16, log: impl Fn() -> String) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+        if let Ok(probe) = TcpStream::connect(("127.0.0.1", port)) {
+            return probe.local_addr().map_or(0, |a| a.port());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
