@@ -366,6 +366,31 @@ fn fails_over_to_the_next_remote() {
     assert_verifies(dir, &pki.primary_ca(), &dir.join("n.pem"));
 }
 
+/// A remote that answers 5xx (here the fault server: 503 with an empty body, 500 with cfssl's
+/// envelope) is passed over for the next one, the real multirootca, after exactly one request;
+/// the failure is logged with the status.
+#[test]
+fn fails_over_on_a_5xx_answer() {
+    use crate::support::fault::{Fault, FaultServer};
+    let t = Setup::new();
+    let envelope = r#"{"success":false,"result":null,"errors":[{"code":1,"message":"internal"}],"messages":[]}"#;
+    for (status, body, logged) in [
+        (503, "", "HTTP 503"),
+        (500, envelope, "the CA failed (HTTP 500): internal"),
+    ] {
+        let failing = FaultServer::start(Fault::Status(status, body.into()));
+        let signed_before = t.server.signed_count();
+        let remotes = format!("{},{}", failing.url(), t.server.url());
+        t.gencert(&["-remote", &remotes, "--allow-plaintext"])
+            .assert()
+            .code(0)
+            .stderr(contains(logged).and(contains("trying the next remote")));
+        assert_eq!(failing.requests(), 1, "HTTP {status}: one request");
+        assert_eq!(t.server.signed_count(), signed_before + 1);
+        assert_verifies(t.dir(), &t.pki.primary_ca(), &t.dir().join("node.pem"));
+    }
+}
+
 /// A request profile without an auth key (`remote` alone) sends the unauthenticated request to
 /// `/api/v1/cfssl/sign`: a real `cfssl serve` with an open policy issues on it (its log names
 /// the path); multirootca, which serves only authsign, answers 404, and nodecert says what to do.
