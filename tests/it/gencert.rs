@@ -458,6 +458,47 @@ fn no_auth_key_uses_the_unauthenticated_sign_endpoint() {
     assert_eq!(std::fs::read(dir.join("n.pem")).unwrap(), before);
 }
 
+/// cfssl's flag spellings mixed in one run, each flag's value taking effect: `-flag v`
+/// (-label), `-flag=v` (-config, -profile), `--flag v` (--tls-remote-ca, --cn) and `--flag=v`
+/// (--bare, --hostname).
+#[test]
+fn every_flag_spelling_in_one_run() {
+    let t = Setup::new();
+    let (pki, dir) = (&t.pki, t.dir());
+    nodecert(dir)
+        .args([
+            "gencert",
+            &format!("-config={}", s(&t.profile)),
+            "--tls-remote-ca",
+            s(&pki.primary_ca()),
+            "--bare=spelled",
+            "-label",
+            "secondary",
+            "-profile=client",
+            "--cn",
+            "spelled.example.com",
+            "--hostname=spelled.example.com,10.1.2.3",
+            s(&t.csr),
+        ])
+        .assert()
+        .code(0);
+    let cert = dir.join("spelled.pem");
+    assert_verifies(dir, &pki.secondary_ca(), &cert);
+    assert_key_matches(dir, &dir.join("spelled-key.pem"), &cert);
+    let text = cert_text(dir, &cert);
+    assert!(text.contains("CN = spelled.example.com"), "{text}");
+    assert!(
+        text.contains("DNS:spelled.example.com, IP Address:10.1.2.3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("TLS Web Client Authentication")
+            && !text.contains("TLS Web Server Authentication"),
+        "-profile=client: {text}"
+    );
+    assert_eq!(mode(&dir.join("spelled-key.pem")), 0o600);
+}
+
 /// A remote written without a scheme is https, and `-remote` overrides the profile's remote
 /// while keeping its auth key.
 #[test]
