@@ -1,6 +1,48 @@
+use std::path::{Path, PathBuf};
+
 use predicates::str::contains;
 
-use crate::support::{Pki, assert_key_matches, assert_verifies, node_csr, nodecert, s, write};
+use crate::support::{
+    Pki, assert_key_matches, assert_verifies, listing, node_csr, nodecert, s, write,
+};
+
+/// A fresh directory with `specs/` (and `specs/out/`) and `conf/`, holding the primary CA as
+/// `ca.pem` and an ECDSA `csr.json`.
+fn layout(pki: &Pki) -> (tempfile::TempDir, PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let specs = work.path().join("specs");
+    let conf = work.path().join("conf");
+    std::fs::create_dir_all(specs.join("out")).unwrap();
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::copy(pki.primary_ca(), conf.join("ca.pem")).unwrap();
+    write(&conf, "csr.json", &node_csr("ecdsa", 256));
+    (work, specs)
+}
+
+/// Writes `conf/NAME/request-profile.json` for `remote` and the auth key `key`, and returns its
+/// path as a spec names it.
+fn profile(pki: &Pki, work: &Path, name: &str, remote: &str, key: &str) -> String {
+    let dir = work.join("conf").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    pki.request_profile(&dir, remote, key);
+    format!("../conf/{name}/request-profile.json")
+}
+
+/// Writes `specs/NAME.json` for the pair `out/NAME.pem`, `out/NAME-key.pem` from `conf/csr.json`
+/// through `config`, pinned to `conf/ca.pem`, plus the fields in `extra` (a JSON object).
+fn write_spec(specs: &Path, name: &str, config: &str, extra: serde_json::Value) {
+    let mut spec = serde_json::json!({
+        "csr": "../conf/csr.json",
+        "config": config,
+        "tls_remote_ca": "../conf/ca.pem",
+        "cert": format!("out/{name}.pem"),
+        "key": format!("out/{name}-key.pem"),
+    });
+    for (field, value) in extra.as_object().unwrap() {
+        spec[field] = value.clone();
+    }
+    write(specs, &format!("{name}.json"), &spec.to_string());
+}
 
 /// Several specs, one broken: the good ones are issued, the broken one is reported on its own
 /// line, the exit code says a spec failed; a second run leaves everything unchanged without
@@ -82,6 +124,142 @@ fn sync_handles_every_spec_and_isolates_a_broken_one() {
     assert_eq!(actions, ["unchanged", "unchanged", "unchanged"]);
     assert_eq!(report[0]["spec"], "alpha");
     assert_eq!(server.signed_count(), 3, "an unchanged sync sends nothing");
+}
+
+/// Specs that fail only when run (a dead remote; an auth key the CA refuses) fail alone, each
+/// with its own exit code, while the others are issued; `--metrics-file` gets, per certificate,
+/// the not-after and last success of each good spec and the last failure of each failed one.
+#[test]
+fn sync_isolates_run_time_failures_and_writes_metrics() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let (work, specs) = layout(&pki);
+    let dir = work.path();
+    let good = profile(&pki, dir, "good", &server.url(), &pki.auth_key);
+    let dead_remote = format!("127.0.0.1:{}", crate::support::ca::free_port());
+    let dead = profile(&pki, dir, "dead", &dead_remote, &pki.auth_key);
+    let wrong = profile(
+        &pki,
+        dir,
+        "wrong",
+        &server.url(),
+        "00112233445566778899aabbccddeeff",
+    );
+    for (name, config) in [
+        ("alpha", &good),
+        ("beta", &good),
+        ("dead", &dead),
+        ("wrongkey", &wrong),
+    ] {
+        write_spec(&specs, name, config, serde_json::json!({}));
+    }
+    let started = crate::support::tool(dir, "date", &["+%s"]);
+    let started: i64 = started.trim().parse().unwrap();
+    let out = nodecert(dir)
+        .args([
+            "sync",
+            "--report",
+            "json",
+            "--metrics-file",
+            "nodecert.prom",
+            s(&specs),
+        ])
+        .assert()
+        .code(11)
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let summary: Vec<(&str, &str, i64)> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["spec"].as_str().unwrap(),
+                r["action"].as_str().unwrap(),
+                r["exit_code"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("alpha", "issued", 0),
+            ("beta", "issued", 0),
+            ("dead", "failed", 6),
+            ("wrongkey", "failed", 5)
+        ],
+        "{report}"
+    );
+    assert!(
+        report[2]["error"].as_str().unwrap().contains(&dead_remote),
+        "{report}"
+    );
+    assert!(
+        report[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid token"),
+        "{report}"
+    );
+    assert_eq!(
+        listing(&specs.join("out")),
+        ["alpha-key.pem", "alpha.pem", "beta-key.pem", "beta.pem"]
+    );
+    for name in ["alpha", "beta"] {
+        assert_verifies(
+            dir,
+            &pki.primary_ca(),
+            &specs.join(format!("out/{name}.pem")),
+        );
+    }
+    assert_eq!(server.signed_count(), 2);
+
+    let text = std::fs::read_to_string(dir.join("nodecert.prom")).unwrap();
+    let value = |metric: &str, name: &str| {
+        let prefix = format!(
+            "nodecert_{metric}{{name=\"{}\"}} ",
+            s(&specs.join(format!("out/{name}.pem")))
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map(|v| v.parse::<i64>().unwrap())
+    };
+    let now: i64 = crate::support::tool(dir, "date", &["+%s"])
+        .trim()
+        .parse()
+        .unwrap();
+    let recent = |t: Option<i64>| t.is_some_and(|t| (started..=now).contains(&t));
+    for name in ["alpha", "beta"] {
+        let cert = specs.join(format!("out/{name}.pem"));
+        assert_eq!(
+            value("certificate_not_after_seconds", name),
+            Some(crate::support::ca::not_after_seconds(dir, &cert)),
+            "{name}:\n{text}"
+        );
+        assert!(
+            recent(value("last_success_timestamp_seconds", name)),
+            "{name}:\n{text}"
+        );
+        assert_eq!(
+            value("last_failure_timestamp_seconds", name),
+            None,
+            "{text}"
+        );
+    }
+    for name in ["dead", "wrongkey"] {
+        assert!(
+            recent(value("last_failure_timestamp_seconds", name)),
+            "{name}:\n{text}"
+        );
+        assert_eq!(
+            value("last_success_timestamp_seconds", name),
+            None,
+            "{text}"
+        );
+        assert_eq!(value("certificate_not_after_seconds", name), None, "{text}");
+    }
 }
 
 /// Two specs that write one file (here the same certificate, spelt `out/a.pem` and

@@ -322,6 +322,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The not-after of the certificate `cert` (relative to `dir`) in Unix seconds, as openssl and
+/// date read it.
+pub fn not_after_seconds(dir: &Path, cert: &Path) -> i64 {
+    let enddate = tool(
+        dir,
+        "openssl",
+        &["x509", "-in", s(cert), "-noout", "-enddate"],
+    );
+    let date = enddate.trim().trim_start_matches("notAfter=");
+    let seconds = tool(dir, "date", &["-d", date, "+%s"]);
+    seconds
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("date -d {date:?}: {seconds:?}: {e}"))
+}
+
 /// Pipes `json` into the real `cfssljson -bare NAME` in `dir`.
 pub fn cfssljson(dir: &Path, json: &str, name: &str) {
     use std::io::Write;
