@@ -1,3 +1,4 @@
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use predicates::str::contains;
@@ -260,6 +261,58 @@ fn sync_isolates_run_time_failures_and_writes_metrics() {
         );
         assert_eq!(value("certificate_not_after_seconds", name), None, "{text}");
     }
+}
+
+/// A spec's `exec`, `owner` and `mode`: the hook runs once, when the pair is issued, with the
+/// pair's paths, and not on the unchanged run after; the files belong to the owner (given by
+/// name), the certificate with the spec's mode and the key 0600.
+#[test]
+fn sync_spec_hook_owner_and_mode() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let (work, specs) = layout(&pki);
+    let dir = work.path();
+    let good = profile(&pki, dir, "good", &server.url(), &pki.auth_key);
+    let hook_log = dir.join("hook.log");
+    write_spec(
+        &specs,
+        "svc",
+        &good,
+        serde_json::json!({
+            "renew_before": "720h",
+            "owner": "nobody:nogroup",
+            "mode": "0640",
+            "exec": format!(r#"echo "$NODECERT_CERT $NODECERT_KEY" >> {}"#, s(&hook_log)),
+        }),
+    );
+    for expected in ["svc: issued ", "svc: kept "] {
+        let out = nodecert(dir)
+            .args(["sync", s(&specs)])
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with(expected), "{out}");
+    }
+    let (cert, key) = (specs.join("out/svc.pem"), specs.join("out/svc-key.pem"));
+    assert_eq!(
+        std::fs::read_to_string(&hook_log).unwrap(),
+        format!("{} {}\n", s(&cert), s(&key)),
+        "the hook ran once, with the pair's paths"
+    );
+    for (file, want) in [(&cert, 0o640), (&key, 0o600)] {
+        let meta = std::fs::metadata(file).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o777),
+            (65534, 65534, want),
+            "{}: owner, group, mode",
+            file.display()
+        );
+    }
+    assert_key_matches(dir, &key, &cert);
+    assert_eq!(server.signed_count(), 1);
 }
 
 /// Two specs that write one file (here the same certificate, spelt `out/a.pem` and
