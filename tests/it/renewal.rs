@@ -331,21 +331,12 @@ fn metrics_file_for_node_exporter() {
         .assert()
         .code(6);
     let text = std::fs::read_to_string(t.dir().join("nodecert.prom")).unwrap();
-    let enddate = crate::support::tool(
-        t.dir(),
-        "openssl",
-        &["x509", "-in", "node.pem", "-noout", "-enddate"],
-    );
     let not_after = text
         .lines()
         .find_map(|l| l.strip_prefix("nodecert_certificate_not_after_seconds{name=\"node.pem\"} "))
         .unwrap_or_else(|| panic!("{text}"));
-    let from_openssl = crate::support::tool(
-        t.dir(),
-        "date",
-        &["-d", enddate.trim().trim_start_matches("notAfter="), "+%s"],
-    );
-    assert_eq!(not_after, from_openssl.trim());
+    let from_openssl = crate::support::ca::not_after_seconds(t.dir(), Path::new("node.pem"));
+    assert_eq!(not_after, from_openssl.to_string());
     assert!(text.contains("nodecert_last_success_timestamp_seconds{name=\"node.pem\"} "));
     assert!(text.contains("nodecert_last_failure_timestamp_seconds{name=\"node.pem\"} "));
 }
