@@ -32,6 +32,22 @@ fn run_report(t: &Setup, args: &[&str]) -> serde_json::Value {
     report(&t.gencert(&args).assert().code(0).get_output().stdout)
 }
 
+/// The reason of a `--renew-before 720h` run with `extra` flags, which must renew.
+fn renewal_reason(t: &Setup, extra: &[&str]) -> String {
+    let mut args = vec!["--renew-before", "720h"];
+    args.extend_from_slice(extra);
+    let r = run_report(t, &args);
+    assert_eq!(r["action"], "renewed", "{r}");
+    r["reason"].as_str().unwrap().to_string()
+}
+
+/// The action of a `--renew-before 720h` run with `extra` flags.
+fn renewal_action(t: &Setup, extra: &[&str]) -> String {
+    let mut args = vec!["--renew-before", "720h"];
+    args.extend_from_slice(extra);
+    run_report(t, &args)["action"].as_str().unwrap().to_string()
+}
+
 /// A second run with --renew-before sends nothing to the CA and touches no file; the JSON
 /// report says what happened each time. "Nothing" is checked on the CA's side by every line it
 /// logs about a client (a signature, a refusal, a failed or abandoned TLS handshake), not only
@@ -99,20 +115,7 @@ fn second_run_is_unchanged_and_contacts_no_one() {
 fn renews_when_due_or_when_the_request_changed() {
     let t = Setup::new();
     t.gencert(&["--renew-before", "720h"]).assert().code(0);
-    let reason = |extra: &[&str]| {
-        let mut args = vec!["--renew-before", "720h", "--report", "json"];
-        args.extend_from_slice(extra);
-        let out = t
-            .gencert(&args)
-            .assert()
-            .code(0)
-            .get_output()
-            .stdout
-            .clone();
-        let r = report(&out);
-        assert_eq!(r["action"], "renewed", "{r}");
-        r["reason"].as_str().unwrap().to_string()
-    };
+    let reason = |extra: &[&str]| renewal_reason(&t, extra);
     // The server issues for 8760h, backdated 5 minutes (cfssl's default): 8759h58m is more
     // than is left (about 8759h55m) and less than the lifetime, so the pair is due.
     let out = t
@@ -145,6 +148,72 @@ fn renews_when_due_or_when_the_request_changed() {
     std::fs::write(&t.csr, node_csr("rsa", 2048)).unwrap();
     assert!(reason(&[]).contains("key type changed"));
     assert_eq!(t.server.signed_count(), 6);
+}
+
+/// A change in csr.json's subject names (C, ST, L, O, OU; a value changed, added or dropped)
+/// renews, naming the attribute and the new value; the renewed pair then stays, including with a
+/// multi-valued O.
+#[test]
+fn renews_when_a_subject_name_changes() {
+    let t = Setup::new();
+    t.gencert(&["--renew-before", "720h"]).assert().code(0);
+    let names = |names: &str| {
+        format!(
+            r#"{{"CN":"node1.example.com","hosts":["node1.example.com","127.0.0.1"],"names":{names}}}"#
+        )
+    };
+    // Each step changes one attribute of the one before; `values` are what it now asks for.
+    for (names_json, field, values) in [
+        (
+            r#"[{"C":"DE","ST":"CA","L":"San Francisco","O":"Example","OU":"Nodes"}]"#,
+            "C",
+            &["DE"][..],
+        ),
+        (
+            r#"[{"C":"DE","ST":"Bavaria","L":"San Francisco","O":"Example","OU":"Nodes"}]"#,
+            "ST",
+            &["Bavaria"],
+        ),
+        (
+            r#"[{"C":"DE","ST":"Bavaria","L":"Munich","O":"Example","OU":"Nodes"}]"#,
+            "L",
+            &["Munich"],
+        ),
+        (
+            r#"[{"C":"DE","ST":"Bavaria","L":"Munich","O":"Other","OU":"Nodes"}]"#,
+            "O",
+            &["Other"],
+        ),
+        (
+            r#"[{"C":"DE","ST":"Bavaria","L":"Munich","O":"Other","OU":"Workers"}]"#,
+            "OU",
+            &["Workers"],
+        ),
+        (
+            r#"[{"C":"DE","ST":"Bavaria","L":"Munich","O":"Other","OU":"Workers"},{"O":"system:masters"}]"#,
+            "O",
+            &["Other", "system:masters"],
+        ),
+        (
+            r#"[{"C":"DE","ST":"Bavaria","L":"Munich","O":"Other"},{"O":"system:masters"}]"#,
+            "OU",
+            &[],
+        ),
+    ] {
+        std::fs::write(&t.csr, names(names_json)).unwrap();
+        let reason = renewal_reason(&t, &[]);
+        assert!(
+            reason.starts_with(&format!("subject {field} changed: "))
+                && values.iter().all(|v| reason.contains(&format!("{v:?}"))),
+            "{names_json}: {reason}"
+        );
+        assert_eq!(
+            renewal_action(&t, &[]),
+            "unchanged",
+            "{names_json}: the renewed pair stays"
+        );
+    }
+    assert_eq!(t.server.signed_count(), 8);
 }
 
 /// The hook runs exactly once per change, with the paths in its environment, never when
