@@ -216,6 +216,65 @@ fn renews_when_a_subject_name_changes() {
     assert_eq!(t.server.signed_count(), 8);
 }
 
+/// With -tls-remote-ca, the pair's issuer must be a pinned CA: a certificate from another root
+/// (here the multirootca's `secondary` label, over TLS pinned to the primary CA that issued the
+/// server's certificate) is renewed, with a reason saying so; a pin file holding several CAs
+/// keeps a certificate from any of them.
+#[test]
+fn renews_when_the_issuer_is_not_pinned() {
+    let t = Setup::new();
+    let bundle = t.dir().join("bundle.pem");
+    std::fs::write(
+        &bundle,
+        [t.pki.primary_ca(), t.pki.secondary_ca()]
+            .iter()
+            .map(|ca| std::fs::read_to_string(ca).unwrap())
+            .collect::<String>(),
+    )
+    .unwrap();
+    let with_pin = |ca: &Path, extra: &[&str]| {
+        let mut cmd = nodecert(t.dir());
+        cmd.args([
+            "gencert",
+            "-config",
+            s(&t.profile),
+            "-tls-remote-ca",
+            s(ca),
+            "-bare",
+            "node",
+            "--renew-before",
+            "720h",
+            "--report",
+            "json",
+        ]);
+        cmd.args(extra).arg(s(&t.csr));
+        report(&cmd.assert().code(0).get_output().stdout)
+    };
+    let first = with_pin(&t.pki.primary_ca(), &["-label", "secondary"]);
+    assert_eq!(first["action"], "issued", "{first}");
+    assert_verifies(t.dir(), &t.pki.secondary_ca(), &t.dir().join("node.pem"));
+    // The secondary root is in the bundle: the pair stays.
+    for extra in [&["-label", "secondary"][..], &[]] {
+        let r = with_pin(&bundle, extra);
+        assert_eq!(r["action"], "unchanged", "{r}");
+    }
+    assert_eq!(t.server.signed_count(), 1);
+    // Only the primary root is pinned: renewed, and the reason names the pin.
+    let renewed = with_pin(&t.pki.primary_ca(), &[]);
+    assert_eq!(renewed["action"], "renewed", "{renewed}");
+    assert!(
+        renewed["reason"].as_str().unwrap().contains("pinned"),
+        "{renewed}"
+    );
+    assert_verifies(t.dir(), &t.pki.primary_ca(), &t.dir().join("node.pem"));
+    assert_eq!(
+        with_pin(&t.pki.primary_ca(), &[])["action"],
+        "unchanged",
+        "the renewed pair stays"
+    );
+    assert_eq!(t.server.signed_count(), 2);
+}
+
 /// The hook runs exactly once per change, with the paths in its environment, never when
 /// unchanged; its failure has its own exit code and the new certificate stays.
 #[test]
