@@ -390,6 +390,28 @@ fn owner_and_modes() {
             .gid(),
         0
     );
+    // Another owner than root (nobody:nogroup, by number): every file of the pair is given to
+    // it, with --mode for the certificate and CSR and the key kept at 0600.
+    t.gencert(&["--owner", "65534:65534", "--mode", "0444"])
+        .assert()
+        .code(0);
+    for (file, want) in [
+        ("node.pem", 0o444),
+        ("node.csr", 0o444),
+        ("node-key.pem", 0o600),
+    ] {
+        let meta = std::fs::metadata(t.dir().join(file)).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o777),
+            (65534, 65534, want),
+            "{file}: owner, group, mode"
+        );
+    }
+    assert_key_matches(
+        t.dir(),
+        &t.dir().join("node-key.pem"),
+        &t.dir().join("node.pem"),
+    );
     t.gencert(&["--key-mode", "0644"])
         .assert()
         .code(2)
