@@ -460,13 +460,51 @@ fn jitter_only_when_due() {
     let t = Setup::new();
     t.gencert(&["--renew-before", "720h"]).assert().code(0);
     let started = Instant::now();
-    t.gencert(&["--renew-before", "720h", "--jitter", "1h"])
+    t.gencert(&["--renew-before", "720h", "--jitter", "1h", "-loglevel", "0"])
         .assert()
-        .code(0);
+        .code(0)
+        .stderr(contains("(--jitter)").not());
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "an unchanged run does not wait"
     );
+}
+
+/// --jitter on a run that is due waits a random time up to the bound before contacting the CA:
+/// the debug log says how long, the run takes at least that long, and the waits differ.
+#[test]
+fn jitter_waits_when_due() {
+    let t = Setup::new();
+    let bound = Duration::from_millis(1500);
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let out = t
+            .gencert(&["--force", "--jitter", "1500ms", "-loglevel", "0"])
+            .assert()
+            .code(0)
+            .get_output()
+            .stderr
+            .clone();
+        let elapsed = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out);
+        let wait = stderr
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("nodecert: debug: waiting ")?
+                    .strip_suffix(" (--jitter) before contacting the CA")
+            })
+            .unwrap_or_else(|| panic!("no jitter wait logged:\n{stderr}"));
+        let wait = humantime::parse_duration(wait).unwrap();
+        assert!(wait <= bound, "waited {wait:?}, over the bound");
+        assert!(elapsed >= wait, "logged a {wait:?} wait, ran {elapsed:?}");
+        waits.push(wait);
+    }
+    assert!(
+        waits.iter().any(|w| *w != waits[0]),
+        "not random: {waits:?}"
+    );
+    assert_eq!(t.server.signed_count(), 3);
 }
 
 /// --metrics-file: Prometheus text with the certificate's not-after and the last success and
