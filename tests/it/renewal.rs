@@ -1,6 +1,7 @@
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use predicates::prelude::PredicateBooleanExt as _;
@@ -46,6 +47,37 @@ fn renewal_action(t: &Setup, extra: &[&str]) -> String {
     let mut args = vec!["--renew-before", "720h"];
     args.extend_from_slice(extra);
     run_report(t, &args)["action"].as_str().unwrap().to_string()
+}
+
+/// Starts `nodecert gencert` on `t`'s pair with `extra` flags without waiting for it (stdout
+/// and stderr piped), for runs that overlap or are killed.
+fn spawn_gencert(t: &Setup, extra: &[&str]) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("nodecert"))
+        .current_dir(t.dir())
+        .args([
+            "gencert",
+            "-config",
+            s(&t.profile),
+            "-tls-remote-ca",
+            s(&t.pki.primary_ca()),
+            "-bare",
+            "node",
+        ])
+        .args(extra)
+        .arg(s(&t.csr))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The serial of `node.pem` in `dir`, as openssl prints it.
+fn serial(dir: &Path) -> String {
+    crate::support::tool(
+        dir,
+        "openssl",
+        &["x509", "-in", "node.pem", "-noout", "-serial"],
+    )
 }
 
 /// A second run with --renew-before sends nothing to the CA and touches no file; the JSON
@@ -292,20 +324,12 @@ fn exec_hook_runs_once_per_change() {
     let log = std::fs::read_to_string(t.dir().join("hook.log")).unwrap();
     assert_eq!(log, "node.pem node-key.pem\nnode.pem node-key.pem\n");
 
-    let serial_before = crate::support::tool(
-        t.dir(),
-        "openssl",
-        &["x509", "-in", "node.pem", "-noout", "-serial"],
-    );
+    let serial_before = serial(t.dir());
     t.gencert(&["--force", "--exec", "exit 3"])
         .assert()
         .code(10)
         .stderr(contains("exited with status 3").and(contains("the new certificate is in place")));
-    let serial_after = crate::support::tool(
-        t.dir(),
-        "openssl",
-        &["x509", "-in", "node.pem", "-noout", "-serial"],
-    );
+    let serial_after = serial(t.dir());
     assert_ne!(serial_before, serial_after, "the new certificate stays");
     assert_verifies(t.dir(), &t.pki.primary_ca(), &t.dir().join("node.pem"));
 
@@ -534,27 +558,7 @@ fn metrics_file_for_node_exporter() {
 #[test]
 fn concurrent_runs_on_one_pair() {
     let t = Setup::new();
-    let bin = assert_cmd::cargo::cargo_bin("nodecert");
-    let spawn = |extra: &[&str]| {
-        Command::new(&bin)
-            .current_dir(t.dir())
-            .args([
-                "gencert",
-                "-config",
-                s(&t.profile),
-                "-tls-remote-ca",
-                s(&t.pki.primary_ca()),
-                "-bare",
-                "node",
-                "--force",
-            ])
-            .args(extra)
-            .arg(s(&t.csr))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = |extra: &[&str]| spawn_gencert(&t, &[&["--force"], extra].concat());
     let children: Vec<_> = (0..6).map(|_| spawn(&[])).collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
@@ -598,48 +602,96 @@ fn concurrent_runs_on_one_pair() {
     assert!(holder.wait_with_output().unwrap().status.success());
 }
 
-/// Crash safety: runs killed at random instants leave either the old pair or the new pair (or a
+/// Concurrent --renew-before runs (no --force) on a pair that does not exist yet: each waits for
+/// the pair's lock and then decides again, so exactly one issues, the others keep its pair, and
+/// the CA signs once.
+#[test]
+fn concurrent_renewal_runs_issue_once() {
+    let t = Setup::new();
+    let children: Vec<_> = (0..5)
+        .map(|_| spawn_gencert(&t, &["--renew-before", "720h", "--report", "json"]))
+        .collect();
+    let reports: Vec<serde_json::Value> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            report(&out.stdout)
+        })
+        .collect();
+    let mut actions: Vec<&str> = reports
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    actions.sort_unstable();
+    assert_eq!(
+        actions,
+        ["issued", "unchanged", "unchanged", "unchanged", "unchanged"],
+        "{reports:?}"
+    );
+    assert!(
+        reports.iter().all(|r| r["serial"] == reports[0]["serial"]),
+        "every run reports the one pair: {reports:?}"
+    );
+    assert_eq!(t.server.signed_count(), 1);
+    assert_key_matches(
+        t.dir(),
+        &t.dir().join("node-key.pem"),
+        &t.dir().join("node.pem"),
+    );
+}
+
+/// Crash safety: runs killed at any instant leave either the old pair or the new pair (or a
 /// mismatched pair, which the next run detects and heals); never a truncated file.
+///
+/// Half the kills are spread over a run's lifetime; the other half are aimed at the swap: a
+/// delay after the CA logged its signature, lengthened when the kill came before the swap and
+/// shortened when the run had already finished. The test requires that some kill landed before
+/// the swap and some after it began (the run died of the kill with the new key in place), so it
+/// fails if the kills miss the write.
 #[test]
 fn killed_runs_leave_a_usable_or_healable_pair() {
     let t = Setup::new();
     t.gencert(&[]).assert().code(0);
-    let bin = assert_cmd::cargo::cargo_bin("nodecert");
     let mut seen = std::collections::BTreeMap::<&str, u32>::new();
-    let serial = || {
-        crate::support::tool(
-            t.dir(),
-            "openssl",
-            &["x509", "-in", "node.pem", "-noout", "-serial"],
-        )
+    let mut aim = Duration::from_micros(500);
+    let both_sides = |seen: &std::collections::BTreeMap<&str, u32>| {
+        seen.contains_key("killed before the swap")
+            && seen.contains_key("killed after the swap began")
     };
-    for round in 0..30u64 {
-        let serial_before = serial();
-        let mut child = Command::new(&bin)
-            .current_dir(t.dir())
-            .args([
-                "gencert",
-                "-config",
-                s(&t.profile),
-                "-tls-remote-ca",
-                s(&t.pki.primary_ca()),
-                "-bare",
-                "node",
-                "--force",
-            ])
-            .arg(s(&t.csr))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Spread the kill over a run's lifetime (about 10-40 ms here) and beyond.
-        let mut random = [0u8; 2];
-        getrandom::fill(&mut random).unwrap();
-        std::thread::sleep(Duration::from_micros(
-            u64::from(u16::from_le_bytes(random)) % 45_000 + round % 3 * 100,
-        ));
+    let mut round = 0u64;
+    while round < 30 || (!both_sides(&seen) && round < 150) {
+        round += 1;
+        let serial_before = serial(t.dir());
+        let signed_before = t.server.signed_count();
+        let mut child = spawn_gencert(&t, &["--force"]);
+        let aimed = round.is_multiple_of(2);
+        if aimed {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while t.server.signed_count() == signed_before
+                && child.try_wait().unwrap().is_none()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            let until = Instant::now() + aim;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        } else {
+            // Spread over a run's lifetime (about 10-40 ms here) and beyond.
+            let mut random = [0u8; 2];
+            getrandom::fill(&mut random).unwrap();
+            std::thread::sleep(Duration::from_micros(
+                u64::from(u16::from_le_bytes(random)) % 45_000 + round % 3 * 100,
+            ));
+        }
         let _ = child.kill();
-        let _ = child.wait();
+        let killed = child.wait().unwrap().signal() == Some(nix::libc::SIGKILL);
 
         let cert = t.dir().join("node.pem");
         let key = t.dir().join("node-key.pem");
@@ -668,31 +720,40 @@ fn killed_runs_leave_a_usable_or_healable_pair() {
             "openssl",
             &["x509", "-in", "node.pem", "-noout", "-pubkey"],
         );
-        if from_key == from_cert {
-            let which = if serial() == serial_before {
-                "old pair"
-            } else {
-                "new pair"
-            };
-            *seen.entry(which).or_default() += 1;
-        } else {
+        let matched = from_key == from_cert;
+        assert!(
+            matched || killed,
+            "round {round}: a finished run left a mismatched pair"
+        );
+        let old = matched && serial(t.dir()) == serial_before;
+        let outcome = match (killed, old) {
+            (false, _) => "finished before the kill",
+            (true, true) => "killed before the swap",
+            (true, false) => "killed after the swap began",
+        };
+        *seen.entry(outcome).or_default() += 1;
+        if !matched {
             *seen.entry("mismatch, healed").or_default() += 1;
-            let out = t
-                .gencert(&["--renew-before", "1h", "--report", "json"])
-                .assert()
-                .code(0)
-                .get_output()
-                .stdout
-                .clone();
+            let r = run_report(&t, &["--renew-before", "1h"]);
             assert!(
-                report(&out)["reason"]
-                    .as_str()
-                    .unwrap()
-                    .contains("key does not match")
+                r["reason"].as_str().unwrap().contains("key does not match"),
+                "{r}"
             );
             assert_key_matches(t.dir(), &key, &cert);
         }
+        if aimed {
+            aim = match outcome {
+                "finished before the kill" => aim * 2 / 3,
+                "killed before the swap" => aim * 3 / 2 + Duration::from_micros(50),
+                _ => aim,
+            };
+        }
     }
+    eprintln!("kill test: {round} rounds, {seen:?}, last aim {aim:?}");
+    assert!(
+        both_sides(&seen),
+        "the kills did not land on both sides of the swap: {seen:?}"
+    );
     // The next run cleans what the killed runs left.
     t.gencert(&["--renew-before", "1h"]).assert().code(0);
     assert!(
@@ -701,7 +762,6 @@ fn killed_runs_leave_a_usable_or_healable_pair() {
         listing(t.dir())
     );
     assert_verifies(t.dir(), &t.pki.primary_ca(), &t.dir().join("node.pem"));
-    eprintln!("kill test outcomes: {seen:?}");
 }
 
 /// A hook's stdout goes to stderr, so `--report json` stays one JSON object; a metrics file in a
