@@ -217,7 +217,10 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>>
 /// The whole of `file` if it holds at most `limit` bytes, else None (reading stops past it).
 fn read_at_most(file: std::fs::File, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
-    let mut bytes = Vec::new();
+    // Sized from the start: a buffer that grows leaves the bytes read so far behind in freed
+    // memory, and this reads key files too (see `keygen`, which wipes what it is given).
+    let expected = file.metadata().map_or(0, |m| m.len().min(limit));
+    let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0) + 1);
     file.take(limit + 1).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }

@@ -160,9 +160,8 @@ impl PrivateKey {
     /// `RSA PRIVATE KEY`, SEC1 `EC PRIVATE KEY`, or PKCS#8 `PRIVATE KEY` (RSA, ECDSA, Ed25519).
     /// The error says what was found.
     pub fn from_pem(text: &str) -> Result<Self, String> {
-        let block = pem::parse(text).map_err(|e| format!("not a PEM private key ({e})"))?;
-        let der = Zeroizing::new(block.contents().to_vec());
-        match block.tag() {
+        let (tag, der) = pem_decode_secret(text)?;
+        match tag {
             "RSA PRIVATE KEY" => {
                 use rsa::pkcs1::DecodeRsaPrivateKey;
                 let key = rsa::PrivateKey::from_pkcs1_der(&der)
@@ -400,10 +399,65 @@ fn ec_spki(curve: Curve, point: &[u8]) -> Vec<u8> {
 }
 
 /// PEM with LF line endings and 64-column lines, as Go's `pem.Encode` writes.
+///
+/// Written out here rather than with the `pem` crate because private keys go through it: the
+/// crate copies the DER into its block and base64-encodes into intermediate strings that are
+/// freed without being wiped. Here the only buffers are the two `Zeroizing` ones, each sized
+/// up front so that growing never leaves a stale copy behind in the allocator.
 pub(crate) fn pem_encode(label: &str, der: &[u8]) -> Zeroizing<String> {
-    let block = pem::Pem::new(label, der.to_vec());
-    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
-    Zeroizing::new(pem::encode_config(&block, config))
+    use base64::Engine as _;
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut body = Zeroizing::new(vec![0u8; base64::encoded_len(der.len(), true).unwrap_or(0)]);
+    let written = engine
+        .encode_slice(der, &mut body[..])
+        .expect("the buffer is exactly the encoded length");
+    let body = &body[..written];
+    let lines = body.len().div_ceil(64);
+    let mut out = Zeroizing::new(String::with_capacity(
+        2 * label.len() + 32 + body.len() + lines,
+    ));
+    out.push_str("-----BEGIN ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    for line in body.chunks(64) {
+        // Base64 output is ASCII.
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    out
+}
+
+/// The label and contents of the first PEM block in `text`, for private keys: the mirror of
+/// [`pem_encode`], with the base64 body and the DER each in one pre-sized `Zeroizing` buffer
+/// (the `pem` crate's parser leaves unwiped intermediate copies). Encrypted PEM (RFC 1421
+/// headers) is refused: nodecert has no passphrase to give it.
+fn pem_decode_secret(text: &str) -> Result<(&str, Zeroizing<Vec<u8>>), String> {
+    use base64::Engine as _;
+    let not_pem = || "not a PEM private key (no -----BEGIN ...----- line)".to_string();
+    let start = text.find("-----BEGIN ").ok_or_else(not_pem)?;
+    let rest = &text[start + "-----BEGIN ".len()..];
+    let (label, rest) = rest.split_once("-----").ok_or_else(not_pem)?;
+    let end_line = format!("-----END {label}-----");
+    let body = &rest[..rest
+        .find(&end_line)
+        .ok_or_else(|| format!("a PEM {label} block without its END line"))?];
+    if body.contains(':') {
+        return Err(format!(
+            "an encrypted PEM {label} (nodecert cannot decrypt keys)"
+        ));
+    }
+    let mut base64 = Zeroizing::new(Vec::with_capacity(body.len()));
+    base64.extend(body.bytes().filter(|b| !b.is_ascii_whitespace()));
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut der = Zeroizing::new(vec![0u8; base64::decoded_len_estimate(base64.len())]);
+    let len = engine
+        .decode_slice(&base64[..], &mut der[..])
+        .map_err(|e| format!("not a PEM private key (bad base64: {e})"))?;
+    der.truncate(len);
+    Ok((label, der))
 }
 
 /// Object identifiers used for keys and signatures.
@@ -424,6 +478,40 @@ mod oid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pem_decode_secret_reads_what_pem_encode_writes_and_refuses_the_rest() {
+        let der: Vec<u8> = (0..200u8).collect();
+        let text = format!("junk before\n{}", *pem_encode("EC PRIVATE KEY", &der));
+        let (label, decoded) = pem_decode_secret(&text).unwrap();
+        assert_eq!((label, &decoded[..]), ("EC PRIVATE KEY", &der[..]));
+        let encrypted = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        assert!(
+            pem_decode_secret(encrypted)
+                .unwrap_err()
+                .contains("encrypted")
+        );
+        let unterminated = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n";
+        assert!(pem_decode_secret(unterminated).unwrap_err().contains("END"));
+        assert!(
+            pem_decode_secret("hello")
+                .unwrap_err()
+                .contains("not a PEM")
+        );
+        let bad = "-----BEGIN EC PRIVATE KEY-----\nA*AA\n-----END EC PRIVATE KEY-----\n";
+        assert!(pem_decode_secret(bad).unwrap_err().contains("base64"));
+    }
+
+    #[test]
+    fn pem_encode_matches_go_pem_layout() {
+        let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+        for len in [0, 1, 2, 3, 47, 48, 49, 95, 96, 97, 1217] {
+            let der: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let expected =
+                pem::encode_config(&pem::Pem::new("EC PRIVATE KEY", der.clone()), config);
+            assert_eq!(*pem_encode("EC PRIVATE KEY", &der), expected, "{len} bytes");
+        }
+    }
 
     #[test]
     fn cfssl_key_rules() {

@@ -147,7 +147,8 @@ pub fn resolve(
             )),
         };
     };
-    let bytes = crate::error::read_input(path, "request profile")?;
+    // The profile may hold the auth key inline: wiped when done, as the parsed tree is.
+    let bytes = zeroize::Zeroizing::new(crate::error::read_input(path, "request profile")?);
     let base_dir = path.parent().unwrap_or(Path::new("."));
     parse(
         &bytes,
@@ -167,8 +168,10 @@ pub fn parse(
     profile_name: &str,
     flag_remotes: Option<Vec<Remote>>,
 ) -> Result<Target> {
-    let root: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::input(source, format!("not valid JSON: {e}")))?;
+    let root = WipedOnDrop(
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::input(source, format!("not valid JSON: {e}")))?,
+    );
     let at = |field: &str, detail: &str| Error::input(format!("{source}: field {field}"), detail);
     let root = root
         .as_object()
@@ -321,6 +324,33 @@ pub fn parse(
 }
 
 /// An optional object-valued field.
+/// A parsed request profile whose strings are zeroized when it is dropped: an inline auth key
+/// is one of them, and a freed `String` keeps its bytes until the allocator reuses them.
+struct WipedOnDrop(Value);
+
+impl std::ops::Deref for WipedOnDrop {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.0
+    }
+}
+
+impl Drop for WipedOnDrop {
+    fn drop(&mut self) {
+        fn wipe(value: &mut Value) {
+            use zeroize::Zeroize as _;
+            match value {
+                Value::String(text) => text.zeroize(),
+                Value::Array(items) => items.iter_mut().for_each(wipe),
+                Value::Object(map) => map.values_mut().for_each(wipe),
+                _ => {}
+            }
+        }
+        wipe(&mut self.0);
+    }
+}
+
 fn object<'a>(
     parent: &'a Map<String, Value>,
     name: &str,
