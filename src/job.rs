@@ -184,18 +184,20 @@ impl Job {
             label: &self.label,
         };
         let (server, cert_pem) = self.request_with_retries(&transport, &sign_request)?;
+        let bad_reply = |detail| Error::BadResponse {
+            server: server.clone(),
+            detail,
+        };
         let issued = verify::check(&cert_pem, key.spki_der(), &self.request.sans(), unix_now())
-            .map_err(|detail| Error::BadResponse {
-                server: server.clone(),
-                detail,
-            })?;
+            .map_err(bad_reply)?;
+        let issuer = verify::issuer(&issued.der, transport.pinned_cas()).map_err(bad_reply)?;
         reserved.commit(&Bundle {
             cert: Some(&issued.pem),
             csr: &csr_pem,
             key: &key.to_pem(),
         })?;
         log::debug!("serial {} from {server}", issued.serial);
-        self.warn_if_renewed_every_run(&issued);
+        self.warn_if_renewed_every_run(&issued, &issuer);
 
         let (cert, key_path) = self
             .paths()
@@ -221,10 +223,22 @@ impl Job {
     /// A `--renew-before` not shorter than what the CA issues would renew on every run; the
     /// next runs use a third of the lifetime instead ([`renew::Threshold`]), and the operator is
     /// told once, when the certificate is new, so that the flag or the CA profile gets fixed.
-    fn warn_if_renewed_every_run(&self, issued: &verify::Issued) {
+    ///
+    /// The same goes for a certificate whose issuer is not in the pinned CA file: renewal keeps
+    /// a pair only when the pinned CA issued it, so every run would renew it again.
+    fn warn_if_renewed_every_run(&self, issued: &verify::Issued, issuer: &verify::IssuerCheck) {
         let Some(renew_before) = self.renewal.renew_before else {
             return;
         };
+        if let (verify::IssuerCheck::NotInPin { issuer }, Some(pinned)) =
+            (issuer, &self.tls.pinned_ca)
+        {
+            log::warn!(
+                "the certificate was issued by \"{issuer}\", which is not in {}: --renew-before \
+                 will renew it on every run; add that CA to the file (a PEM bundle may hold several)",
+                pinned.display()
+            );
+        }
         let threshold = renew::Threshold::new(renew_before, issued.not_after - issued.not_before);
         if let Some(lifetime) = threshold.replaced_for_lifetime {
             let name = self.paths().map_or_else(

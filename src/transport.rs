@@ -31,6 +31,8 @@ pub struct Transport {
     timeout: Duration,
     /// Whether `-tls-remote-ca` pinned the trust (for what a TLS error tells the user to do).
     pinned: bool,
+    /// The pinned CA certificates (DER): the issued certificate is checked against them too.
+    pinned_cas: Vec<Vec<u8>>,
     /// The environment's proxy settings (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, as curl and
     /// cfssl read them). reqwest applies the same rules from the same crate; nodecert consults
     /// them again only to say in an error that the request went through a proxy, which is the
@@ -53,8 +55,13 @@ impl Transport {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Internal(format!("TLS setup: {e}")))?;
+        let mut pinned_cas = Vec::new();
         let builder = match &tls.pinned_ca {
-            Some(path) => builder.with_root_certificates(load_roots(path)?),
+            Some(path) => {
+                let certs = load_certs(path, "CA certificate (-tls-remote-ca)")?;
+                pinned_cas = certs.iter().map(|c| c.as_ref().to_vec()).collect();
+                builder.with_root_certificates(trust_anchors(path, certs)?)
+            }
             None => {
                 let verifier = rustls_platform_verifier::Verifier::new(provider).map_err(|e| {
                     Error::Internal(format!("loading the system's trusted roots: {e}"))
@@ -103,8 +110,14 @@ impl Transport {
             client,
             timeout,
             pinned: tls.pinned_ca.is_some(),
+            pinned_cas,
             proxies: hyper_util::client::proxy::matcher::Matcher::from_env(),
         })
+    }
+
+    /// The certificates of `-tls-remote-ca` (DER), empty when the system roots are trusted.
+    pub fn pinned_cas(&self) -> &[Vec<u8>] {
+        &self.pinned_cas
     }
 
     /// The proxy a request to `url` goes through, as `scheme://host:port` (never its
@@ -196,9 +209,9 @@ fn pem_problem(err: &rustls::pki_types::pem::Error) -> &'static str {
     }
 }
 
-fn load_roots(path: &Path) -> Result<RootCertStore> {
+fn trust_anchors(path: &Path, certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
-    for cert in load_certs(path, "CA certificate (-tls-remote-ca)")? {
+    for cert in certs {
         roots.add(cert).map_err(|e| {
             Error::input_file(
                 path,

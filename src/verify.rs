@@ -11,6 +11,8 @@ use crate::csr::San;
 pub struct Issued {
     /// The certificate, normalised to one PEM block ending in a newline.
     pub pem: String,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
     /// Serial number, lower-case hex.
     pub serial: String,
     /// Not-before, seconds since the Unix epoch.
@@ -74,6 +76,7 @@ pub fn check(pem: &str, spki_der: &[u8], requested: &[San], now: i64) -> Result<
     }
     Ok(Issued {
         pem: crate::keygen::pem_encode("CERTIFICATE", block.contents()).to_string(),
+        der: block.contents().to_vec(),
         serial: cert
             .raw_serial()
             .iter()
@@ -82,6 +85,52 @@ pub fn check(pem: &str, spki_der: &[u8], requested: &[San], now: i64) -> Result<
         not_before,
         not_after,
     })
+}
+
+/// How an issued certificate relates to the pinned CA file (`-tls-remote-ca`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IssuerCheck {
+    /// No CA is pinned (the system roots are trusted): nothing to compare with.
+    NothingPinned,
+    /// Issued by a pinned CA: its name matches one, and that CA's key verifies the signature.
+    Pinned,
+    /// Issued by a CA the pinned file does not hold: a multirootca `-label` root other than the
+    /// one that signed the server's TLS certificate, say. Not an error; renewal, which expects
+    /// the pinned CA as issuer, needs the issuing CA in that file to ever keep the pair.
+    NotInPin { issuer: String },
+}
+
+/// Compares the issuer of `cert_der` with the pinned CA certificates `pinned_cas` (DER). A
+/// certificate that names a pinned CA as its issuer but whose signature that CA's key does not
+/// verify is an error: it did not come from the CA the operator trusts.
+pub fn issuer(cert_der: &[u8], pinned_cas: &[Vec<u8>]) -> Result<IssuerCheck, String> {
+    if pinned_cas.is_empty() {
+        return Ok(IssuerCheck::NothingPinned);
+    }
+    let (_, cert) = X509Certificate::from_der(cert_der)
+        .map_err(|e| format!("the certificate does not parse: {e}"))?;
+    let named: Vec<X509Certificate<'_>> = pinned_cas
+        .iter()
+        .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, ca)| ca))
+        .filter(|ca| ca.subject().as_raw() == cert.issuer().as_raw())
+        .collect();
+    if named.is_empty() {
+        return Ok(IssuerCheck::NotInPin {
+            issuer: cert.issuer().to_string(),
+        });
+    }
+    if named
+        .iter()
+        .any(|ca| cert.verify_signature(Some(ca.public_key())).is_ok())
+    {
+        Ok(IssuerCheck::Pinned)
+    } else {
+        Err(format!(
+            "the certificate names the pinned CA \"{}\" as its issuer, but that CA's key does \
+             not verify its signature: it was not issued by the CA you trust",
+            cert.issuer()
+        ))
+    }
 }
 
 fn only_pem(text: &str) -> bool {
@@ -195,5 +244,47 @@ mod tests {
         );
         let csr = pem.replace("CERTIFICATE", "CERTIFICATE REQUEST");
         assert!(check(&csr, &spki, &[], IN_VALIDITY).is_err());
+    }
+
+    /// A CA and a certificate it issued, made with rcgen; `name` is the CA's CN.
+    fn ca_and_leaf(name: &str) -> (Vec<u8>, Vec<u8>) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf_params = rcgen::CertificateParams::new(vec!["node.example".to_string()]).unwrap();
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+        (ca.der().to_vec(), leaf.der().to_vec())
+    }
+
+    #[test]
+    fn issuer_is_compared_with_the_pinned_file() {
+        let (ca, leaf) = ca_and_leaf("nodecert test root");
+        let (other_ca, _) = ca_and_leaf("another root");
+        assert_eq!(issuer(&leaf, &[]), Ok(IssuerCheck::NothingPinned));
+        assert_eq!(
+            issuer(&leaf, &[other_ca.clone(), ca]),
+            Ok(IssuerCheck::Pinned)
+        );
+        assert_eq!(
+            issuer(&leaf, &[other_ca]),
+            Ok(IssuerCheck::NotInPin {
+                issuer: "CN=nodecert test root".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_certificate_naming_the_pinned_ca_without_its_signature_is_refused() {
+        let (_, forged) = ca_and_leaf("nodecert test root");
+        let (real_ca, _) = ca_and_leaf("nodecert test root");
+        let err = issuer(&forged, &[real_ca]).unwrap_err();
+        assert!(err.contains("does not verify"), "{err}");
+        assert!(err.contains("CN=nodecert test root"), "{err}");
     }
 }

@@ -53,6 +53,9 @@ pub fn run(args: &SignArgs) -> Result<()> {
     let (server, cert_pem) =
         client.certificate(path, &request.to_body(auth_key, unix_now()), None)?;
     let issued = crate::verify::check(&cert_pem, &spki, &wanted, unix_now())
+        .and_then(|issued| {
+            crate::verify::issuer(&issued.der, transport.pinned_cas()).map(|_| issued)
+        })
         .map_err(|detail| Error::BadResponse { server, detail })?;
     match out_path {
         Some(path) => write_file_atomically(&path, issued.pem.as_bytes(), PUBLIC_MODE),
