@@ -28,7 +28,7 @@ fn two_hundred_concurrent_runs_all_get_a_valid_certificate() {
                     "5",
                 ])
                 .args(["-bare", &format!("n{i}"), s(csr)])
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -37,6 +37,7 @@ fn two_hundred_concurrent_runs_all_get_a_valid_certificate() {
     let mut retried = 0;
     for child in children {
         let out = child.wait_with_output().unwrap();
+        crate::support::secrets::assert_absent(&out.stdout, &out.stderr);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         retried += usize::from(stderr.contains("retry"));
