@@ -150,6 +150,13 @@ impl Job {
                     .paths()
                     .map(|(c, k)| (c.to_path_buf(), k.to_path_buf()))
                     .unzip();
+                let (reason, hook_error) = match self.owed_hook() {
+                    Some(hook_error) => (
+                        format!("{reason}; ran the --exec hook an earlier run did not finish"),
+                        hook_error,
+                    ),
+                    None => (reason, None),
+                };
                 return Ok(Outcome {
                     action: Action::Unchanged,
                     reason,
@@ -157,7 +164,7 @@ impl Job {
                     key,
                     serial,
                     not_after,
-                    hook_error: None,
+                    hook_error,
                 });
             }
             Decision::Replace { action, reason } => (action, reason),
@@ -191,6 +198,20 @@ impl Job {
         let issued = verify::check(&cert_pem, key.spki_der(), &self.request.sans(), unix_now())
             .map_err(bad_reply)?;
         let issuer = verify::issuer(&issued.der, transport.pinned_cas()).map_err(bad_reply)?;
+        // Owed until the hook succeeds: a run killed between the swap and the hook, or a hook
+        // that fails, would otherwise leave the service on the old certificate for good, since
+        // the next run finds the new pair and has nothing to do.
+        // The pair's directory fsync after the swap makes the marker durable with it.
+        if let Some(marker) = self.hook_marker() {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(crate::output::KEY_MODE)
+                .open(&marker)
+                .map_err(|e| Error::output(&marker, e))?;
+        }
         reserved.commit(&Bundle {
             cert: Some(&issued.pem),
             csr: &csr_pem,
@@ -203,12 +224,7 @@ impl Job {
             .paths()
             .map(|(c, k)| (c.to_path_buf(), k.to_path_buf()))
             .unzip();
-        let hook_error = match (&self.renewal.exec, &cert, &key_path) {
-            (Some(command), Some(cert), Some(key)) => {
-                crate::hook::run(command, cert, key, self.renewal.exec_timeout).err()
-            }
-            _ => None,
-        };
+        let hook_error = self.run_hook();
         Ok(Outcome {
             action,
             reason,
@@ -218,6 +234,46 @@ impl Job {
             not_after: issued.not_after,
             hook_error,
         })
+    }
+
+    /// Runs the `--exec` hook for the pair, if there is one; the marker of an owed hook is
+    /// removed once it succeeds.
+    fn run_hook(&self) -> Option<Error> {
+        let (Some(command), Some((cert, key))) = (&self.renewal.exec, self.paths()) else {
+            return None;
+        };
+        let result = crate::hook::run(command, cert, key, self.renewal.exec_timeout);
+        if result.is_ok()
+            && let Some(marker) = self.hook_marker()
+            && let Err(e) = std::fs::remove_file(&marker)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!("cannot remove {}: {e}", marker.display());
+        }
+        result.err()
+    }
+
+    /// On an unchanged pair: the hook an earlier run owes (its marker is there), run now.
+    /// `Some(result)` when it ran.
+    fn owed_hook(&self) -> Option<Option<Error>> {
+        let marker = self.hook_marker()?;
+        if !marker.exists() {
+            return None;
+        }
+        log::info!(
+            "{} is there: an earlier run changed the pair but its --exec hook did not succeed; running it now",
+            marker.display()
+        );
+        Some(self.run_hook())
+    }
+
+    /// `.CERT.exec-pending` next to the certificate, when the job has an `--exec` hook: it exists
+    /// from just before the pair is swapped until the hook has succeeded.
+    fn hook_marker(&self) -> Option<PathBuf> {
+        self.renewal.exec.as_ref()?;
+        let (cert, _) = self.paths()?;
+        let name = cert.file_name()?.to_string_lossy();
+        Some(cert.with_file_name(format!(".{name}.exec-pending")))
     }
 
     /// A `--renew-before` not shorter than what the CA issues would renew on every run; the

@@ -24,6 +24,8 @@ mod faults;
 mod gencert;
 /// completions/ and man/ match the CLI definition; CI runs the README's test command.
 mod generated;
+/// An --exec hook that failed is owed, and run by the next run until it succeeds.
+mod hooks;
 /// 200 concurrent runs against one multirootca.
 mod load;
 /// --renew-before, hooks, locks, retries, metrics, crash safety.

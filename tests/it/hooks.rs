@@ -1,0 +1,59 @@
+//! The `--exec` hook is owed until it succeeds: a run whose hook fails (or that is killed after
+//! the swap, before the hook) leaves `.CERT.exec-pending`, and the next run runs the hook even
+//! though the pair itself stays as it is.
+
+use crate::support::{Setup, s};
+
+#[test]
+fn a_hook_that_failed_is_run_again_until_it_succeeds() {
+    let t = Setup::new();
+    let (pki, server, dir) = (&t.pki, &t.server, t.dir());
+    let marker = dir.join(".node.pem.exec-pending");
+    // The hook appends a line, then fails while the file `healthy` is missing.
+    let hook = "echo ran >> hook.log; test -f healthy";
+    let run = |code: i32| -> serde_json::Value {
+        let out = crate::support::nodecert(dir)
+            .args(["gencert", "-config", s(&t.profile), "-tls-remote-ca"])
+            .arg(pki.primary_ca())
+            .args(["-bare", "node", "--renew-before", "1h", "--report", "json"])
+            .args(["--exec", hook, s(&t.csr)])
+            .assert()
+            .code(code)
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+    let hook_runs = || {
+        std::fs::read_to_string(dir.join("hook.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+
+    let first = run(10);
+    assert_eq!(first["action"], "issued");
+    assert_eq!(hook_runs(), 1);
+    assert!(marker.exists(), "a failed hook is owed");
+
+    let second = run(10);
+    assert_eq!(second["action"], "unchanged");
+    assert_eq!(hook_runs(), 2, "the owed hook ran again");
+    assert!(marker.exists());
+
+    std::fs::write(dir.join("healthy"), "").unwrap();
+    let third = run(0);
+    assert_eq!(third["action"], "unchanged");
+    assert!(
+        third["reason"].as_str().unwrap().contains("earlier run"),
+        "{third}"
+    );
+    assert_eq!(hook_runs(), 3);
+    assert!(!marker.exists(), "paid once the hook succeeded");
+
+    let fourth = run(0);
+    assert_eq!(fourth["action"], "unchanged");
+    assert_eq!(hook_runs(), 3, "nothing owed, nothing run");
+    assert_eq!(server.signed_count(), 1, "the CA signed once in four runs");
+    assert_eq!(first["serial"], fourth["serial"]);
+}
