@@ -8,8 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use x509_parser::prelude::{FromDer, X509Certificate};
-
 use crate::client::CaClient;
 use crate::csr::CertificateRequest;
 use crate::error::{Error, Result};
@@ -336,10 +334,10 @@ impl Job {
                 reason: "no --renew-before: always issue".into(),
             };
         };
-        let issuers = self.tls.pinned_ca.as_deref().map(ca_subjects);
+        let pinned_cas = self.tls.pinned_ca.as_deref().map(pinned_cas);
         let wanted = renew::Wanted {
             request: &self.request,
-            issuers: issuers.as_deref(),
+            pinned_cas: pinned_cas.as_deref(),
             renew_before,
             reuse_key: self.renewal.reuse_key,
         };
@@ -422,21 +420,17 @@ impl Job {
     }
 }
 
-/// DER subjects of the certificates in a CA file (unreadable entries are skipped: the transport
-/// already rejected a bad file).
-fn ca_subjects(path: &Path) -> Vec<Vec<u8>> {
+/// The certificates in a CA file, DER (unreadable entries are skipped: the transport rejects a
+/// bad file when a certificate is due).
+fn pinned_cas(path: &Path) -> Vec<Vec<u8>> {
     let Ok(text) = std::fs::read(path) else {
         return Vec::new();
     };
     pem::parse_many(text)
         .unwrap_or_default()
-        .iter()
+        .into_iter()
         .filter(|b| b.tag() == "CERTIFICATE")
-        .filter_map(|b| {
-            X509Certificate::from_der(b.contents())
-                .ok()
-                .map(|(_, c)| c.subject().as_raw().to_vec())
-        })
+        .map(pem::Pem::into_contents)
         .collect()
 }
 

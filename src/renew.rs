@@ -14,6 +14,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::csr::{CertificateRequest, San};
 use crate::keygen::PrivateKey;
+use crate::verify::IssuerCheck;
 
 /// What a run did or will do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,8 +54,9 @@ pub enum Decision {
 /// What the existing pair must satisfy.
 pub struct Wanted<'a> {
     pub request: &'a CertificateRequest,
-    /// DER subjects of the pinned CA certificates, if any: the certificate's issuer must be one.
-    pub issuers: Option<&'a [Vec<u8>]>,
+    /// The pinned CA certificates (DER), if any: one of them must have issued the certificate
+    /// (its name as issuer, its key verifying the signature).
+    pub pinned_cas: Option<&'a [Vec<u8>]>,
     pub renew_before: Duration,
     /// With `--reuse-key` the key type is whatever the existing key is.
     pub reuse_key: bool,
@@ -120,12 +122,21 @@ pub fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) 
             wanted.request.key
         ));
     }
-    if let Some(issuers) = wanted.issuers
-        && !issuers
-            .iter()
-            .any(|subject| subject.as_slice() == cert.issuer().as_raw())
-    {
-        return replace("issued by a CA other than the pinned one".into());
+    if let Some(pinned_cas) = wanted.pinned_cas {
+        match crate::verify::issuer(block.contents(), pinned_cas) {
+            Ok(IssuerCheck::Pinned | IssuerCheck::NothingPinned) => {}
+            Ok(IssuerCheck::NotInPin { issuer }) => {
+                return replace(format!("issued by \"{issuer}\", not by a pinned CA"));
+            }
+            // The name of a pinned CA without its signature: the root was re-keyed under the
+            // same name, and the pair no longer chains to what the node trusts.
+            Err(_) => {
+                return replace(format!(
+                    "issued under the pinned CA's name \"{}\" but not signed by its key (re-keyed CA?)",
+                    cert.issuer()
+                ));
+            }
+        }
     }
     Decision::Keep {
         reason: format!("expires in {}, over {threshold}", human(left)),

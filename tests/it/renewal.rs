@@ -833,3 +833,42 @@ fn a_threshold_beyond_the_lifetime_does_not_renew_every_run() {
     }
     assert_eq!(t.server.signed_count(), 1);
 }
+
+/// A root re-keyed under the same name: a pair the old key signed names the pinned CA as its
+/// issuer, yet does not chain to it. The signature is checked, so the pair is renewed (here the
+/// run then fails at TLS, since the test's CA server still presents the old root's chain: the
+/// decision is what is asserted), while the pin of the real root keeps it.
+#[test]
+fn renews_when_the_pinned_ca_was_rekeyed_under_the_same_name() {
+    let t = Setup::new();
+    let rekeyed = crate::support::Pki::new();
+    let run = |ca: &Path, code: i32| {
+        let out = nodecert(t.dir())
+            .args(["gencert", "-loglevel", "0", "-config", s(&t.profile)])
+            .args([
+                "-tls-remote-ca",
+                s(ca),
+                "-bare",
+                "node",
+                "--renew-before",
+                "720h",
+            ])
+            .arg(&t.csr)
+            .assert()
+            .code(code)
+            .get_output()
+            .clone();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    run(&t.pki.primary_ca(), 0);
+    let kept = run(&t.pki.primary_ca(), 0);
+    assert!(kept.contains("kept"), "{kept}");
+    let before = std::fs::read(t.dir().join("node.pem")).unwrap();
+    let stderr = run(&rekeyed.primary_ca(), 4);
+    assert!(
+        stderr.contains("not signed by its key"),
+        "the pair is renewed: {stderr}"
+    );
+    assert_eq!(std::fs::read(t.dir().join("node.pem")).unwrap(), before);
+    assert_eq!(t.server.signed_count(), 1);
+}
