@@ -133,6 +133,16 @@ impl Job {
         &self,
         transport: impl FnOnce() -> Result<T>,
     ) -> Result<Outcome> {
+        // --jitter waits before the pair's lock is taken: a run asleep for minutes must not hold
+        // it (a config-management run in that window would give up as busy). It waits only when
+        // the pair looks due; the decision is taken again under the lock. The transport is built
+        // first, so a bad CA or client-identity file is reported at once, not after the wait.
+        let mut transport = Some(transport);
+        let mut built = None;
+        if let Some(wait) = self.jitter_wait() {
+            built = transport.take().map(|build| build()).transpose()?;
+            std::thread::sleep(wait);
+        }
         let _lock = match self.paths() {
             Some((cert, _)) => Some(PairLock::acquire(cert, self.renewal.lock_wait)?),
             None => None,
@@ -169,16 +179,11 @@ impl Job {
         };
         log::debug!("{}: {reason}", action.as_str());
         let reserved = Reserved::new(self.destination.clone(), &self.files)?;
-        let transport = transport()?;
-
-        if let Some(jitter) = self.renewal.jitter {
-            let wait = jitter.mul_f64(random_fraction());
-            log::debug!(
-                "waiting {} (--jitter) before contacting the CA",
-                humantime::format_duration(round_ms(wait))
-            );
-            std::thread::sleep(wait);
-        }
+        let transport = match (built, transport) {
+            (Some(built), _) => built,
+            (None, Some(build)) => build()?,
+            (None, None) => return Err(Error::Internal("the transport was taken twice".into())),
+        };
         let key = self.key()?;
         let csr_pem = pem_encode("CERTIFICATE REQUEST", &self.request.to_csr_der(&key)?);
         let sign_request = SignRequest {
@@ -232,6 +237,21 @@ impl Job {
             not_after: issued.not_after,
             hook_error,
         })
+    }
+
+    /// How long `--jitter` waits on this run: a random part of it when the pair is due (as seen
+    /// without the lock), else nothing.
+    fn jitter_wait(&self) -> Option<Duration> {
+        let jitter = self.renewal.jitter?;
+        if let Decision::Keep { .. } = self.decide() {
+            return None;
+        }
+        let wait = jitter.mul_f64(random_fraction());
+        log::debug!(
+            "waiting {} (--jitter) before contacting the CA",
+            humantime::format_duration(round_ms(wait))
+        );
+        Some(wait)
     }
 
     /// Runs the `--exec` hook for the pair, if there is one; the marker of an owed hook is

@@ -531,6 +531,47 @@ fn jitter_waits_when_due() {
     assert_eq!(t.server.signed_count(), 3);
 }
 
+/// --jitter sleeps before taking the pair's lock: while one run waits out its jitter, another
+/// run on the same pair (a config-management run, say) goes through at once instead of timing
+/// out as busy.
+#[test]
+fn jitter_does_not_hold_the_pair_lock() {
+    use std::io::BufRead as _;
+    let t = Setup::new();
+    // Retry until the random wait is long enough to run a whole second gencert inside it.
+    let (mut sleeper, wait) = (0..8)
+        .find_map(|_| {
+            let mut child = spawn_gencert(&t, &["--force", "--jitter", "8s", "-loglevel", "0"]);
+            let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+            let wait = stderr.lines().map_while(Result::ok).find_map(|l| {
+                let wait = l
+                    .strip_prefix("nodecert: debug: waiting ")?
+                    .strip_suffix(" (--jitter) before contacting the CA")?;
+                Some(humantime::parse_duration(wait).unwrap())
+            });
+            match wait {
+                Some(wait) if wait >= Duration::from_secs(3) => Some((child, wait)),
+                _ => {
+                    child.kill().unwrap();
+                    child.wait().unwrap();
+                    None
+                }
+            }
+        })
+        .expect("a jitter of at least 3s in 8 draws");
+    let started = Instant::now();
+    t.gencert(&["--force", "--lock-timeout", "1s"])
+        .assert()
+        .code(0);
+    assert!(
+        started.elapsed() < wait - Duration::from_millis(500),
+        "the second run went through while the first was waiting {wait:?}"
+    );
+    assert!(sleeper.try_wait().unwrap().is_none(), "still in its jitter");
+    assert!(sleeper.wait().unwrap().success());
+    assert_eq!(t.server.signed_count(), 2);
+}
+
 /// --metrics-file: Prometheus text with the certificate's not-after and the last success and
 /// failure, per certificate.
 #[test]
