@@ -22,6 +22,15 @@ pub struct Sample {
     pub at: i64,
 }
 
+/// The `name` label for the certificate at `cert`: its absolute path, so that the series stays
+/// the same however the run was spelled (a relative `-bare`, a sync directory given relative).
+pub fn series_name(cert: &Path) -> String {
+    std::path::absolute(cert)
+        .unwrap_or_else(|_| cert.to_path_buf())
+        .display()
+        .to_string()
+}
+
 const METRICS: [(&str, &str); 3] = [
     (
         "nodecert_certificate_not_after_seconds",

@@ -93,6 +93,15 @@ fn trusted(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `p` as written in the spec at `spec_path`: relative paths are relative to the spec's directory.
+fn relative_to(spec_path: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        spec_path.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
 impl Spec {
     /// Reads and parses a spec file.
     pub fn load(path: &Path) -> Result<Self> {
@@ -102,16 +111,14 @@ impl Spec {
             .map_err(|e| Error::input_file(path, format!("invalid spec: {e}")))
     }
 
+    /// The certificate path of the spec at `path` (relative paths are relative to the spec).
+    pub fn cert_path(&self, path: &Path) -> PathBuf {
+        relative_to(path, &self.cert)
+    }
+
     /// Turns the spec at `path` into a job.
     pub fn into_job(self, path: &Path, shared: &Shared) -> Result<Job> {
-        let base = path.parent().unwrap_or(Path::new("."));
-        let at = |p: &Path| {
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            }
-        };
+        let at = |p: &Path| relative_to(path, p);
         let field = |name: &str, detail: String| {
             Error::input(format!("{}: field {name}", path.display()), detail)
         };

@@ -9,16 +9,19 @@ use crate::transport::Transport;
 
 /// Runs gencert.
 pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
-    let job = job_from_args(args)?;
     if let Some(path) = &args.renewal.metrics_file {
         metrics::check_target(path)?;
     }
-    let result = job.run(|| Transport::new(&job.tls, args.ca.timeout).map(Box::new));
+    // Bad input is a failed run too: monitoring must see a csr.json or profile that went bad.
+    let result = job_from_args(args)
+        .and_then(|job| job.run(|| Transport::new(&job.tls, args.ca.timeout).map(Box::new)));
     if let Some(path) = &args.renewal.metrics_file {
-        let name = job
-            .paths()
-            .map(|(cert, _)| cert.display().to_string())
-            .unwrap_or_else(|| "<stdout>".into());
+        let name = match destination(args) {
+            Ok(Destination::Files {
+                cert: Some(cert), ..
+            }) => metrics::series_name(&cert),
+            _ => "<stdout>".into(),
+        };
         let sample = Sample {
             name,
             not_after: result.as_ref().ok().map(|o| o.not_after),
@@ -36,18 +39,9 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     }
 }
 
-/// Resolves the arguments: reads csr.json and the request profile, applies the overrides.
-pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
-    let (request, hostname_override) = super::load_request(&args.request)?;
-    if let Some(signer) = &args.signer {
-        crate::signer::lint_request(
-            signer,
-            &request,
-            &args.request.csr_json.display().to_string(),
-        )?;
-    }
-    let (target, tls) = super::resolve_ca(&args.ca)?;
-    let destination = match (&args.bare, &args.cert, &args.key) {
+/// Where the pair goes: `-bare NAME`, `--cert/--key [--csr]`, or stdout.
+fn destination(args: &GencertArgs) -> Result<Destination> {
+    Ok(match (&args.bare, &args.cert, &args.key) {
         (Some(name), _, _) if name.is_empty() => {
             return Err(Error::Usage(
                 "flag -bare: give a NAME for NAME.pem, NAME-key.pem, NAME.csr".into(),
@@ -60,7 +54,21 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
             csr: args.csr.clone(),
         },
         _ => Destination::Stdout,
-    };
+    })
+}
+
+/// Resolves the arguments: reads csr.json and the request profile, applies the overrides.
+pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
+    let (request, hostname_override) = super::load_request(&args.request)?;
+    if let Some(signer) = &args.signer {
+        crate::signer::lint_request(
+            signer,
+            &request,
+            &args.request.csr_json.display().to_string(),
+        )?;
+    }
+    let (target, tls) = super::resolve_ca(&args.ca)?;
+    let destination = destination(args)?;
     let renewal = &args.renewal;
     if destination == Destination::Stdout {
         let needs_files = [

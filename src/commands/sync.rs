@@ -90,11 +90,14 @@ pub fn run(args: &SyncArgs) -> Result<u8> {
             .flatten()
             .unwrap_or_else(|| Err(Error::Internal("spec was not run".into())));
         let name = spec_name(path);
-        let cert_name = job
-            .as_ref()
-            .ok()
-            .and_then(|j| j.paths())
-            .map(|(c, _)| c.display().to_string());
+        // A spec that failed to load still names its certificate when the spec itself parses,
+        // so that monitoring sees the failure.
+        let cert_name = match job {
+            Ok(job) => job.paths().map(|(c, _)| metrics::series_name(c)),
+            Err(_) => Spec::load(path)
+                .ok()
+                .map(|spec| metrics::series_name(&spec.cert_path(path))),
+        };
         let (line, value, ok) = match &result {
             Ok(outcome) => {
                 let hook = outcome

@@ -583,15 +583,30 @@ fn metrics_file_for_node_exporter() {
     t.gencert(&["--metrics-file", "nodecert.prom", "-remote", "127.0.0.1:1"])
         .assert()
         .code(6);
+    // Bad input is a failed run too (here a csr.json that is gone), named by its certificate.
+    nodecert(t.dir())
+        .args(["gencert", "-config", s(&t.profile), "-bare", "gone"])
+        .args(["--metrics-file", "nodecert.prom", "missing-csr.json"])
+        .assert()
+        .code(3);
     let text = std::fs::read_to_string(t.dir().join("nodecert.prom")).unwrap();
+    // The label is the absolute path, however the run spelled it.
+    let series = |metric: &str, cert: &str| {
+        format!("nodecert_{metric}{{name=\"{}\"}} ", s(&t.dir().join(cert)))
+    };
     let not_after = text
         .lines()
-        .find_map(|l| l.strip_prefix("nodecert_certificate_not_after_seconds{name=\"node.pem\"} "))
+        .find_map(|l| l.strip_prefix(&series("certificate_not_after_seconds", "node.pem")))
         .unwrap_or_else(|| panic!("{text}"));
     let from_openssl = crate::support::ca::not_after_seconds(t.dir(), Path::new("node.pem"));
     assert_eq!(not_after, from_openssl.to_string());
-    assert!(text.contains("nodecert_last_success_timestamp_seconds{name=\"node.pem\"} "));
-    assert!(text.contains("nodecert_last_failure_timestamp_seconds{name=\"node.pem\"} "));
+    assert!(text.contains(&series("last_success_timestamp_seconds", "node.pem")));
+    assert!(text.contains(&series("last_failure_timestamp_seconds", "node.pem")));
+    assert!(
+        text.contains(&series("last_failure_timestamp_seconds", "gone.pem")),
+        "{text}"
+    );
+    assert!(!text.contains(&series("last_success_timestamp_seconds", "gone.pem")));
 }
 
 /// Concurrent runs on one pair never interleave: all succeed one after another and the final
@@ -833,9 +848,12 @@ fn hook_output_and_metrics_directory() {
         .assert()
         .code(10);
     let text = std::fs::read_to_string(t.dir().join("n.prom")).unwrap();
+    let failure = format!(
+        "nodecert_last_failure_timestamp_seconds{{name=\"{}\"}}",
+        s(&t.dir().join("node.pem"))
+    );
     assert!(
-        text.contains("nodecert_last_failure_timestamp_seconds{name=\"node.pem\"}")
-            && !text.contains("nodecert_last_success_timestamp_seconds{name="),
+        text.contains(&failure) && !text.contains("nodecert_last_success_timestamp_seconds{name="),
         "{text}"
     );
 }

@@ -83,11 +83,18 @@ fn sync_handles_every_spec_and_isolates_a_broken_one() {
     );
 
     let out = nodecert(dir)
-        .args(["sync", s(&specs)])
+        .args(["sync", "--metrics-file", "sync.prom", s(&specs)])
         .assert()
         .code(11)
         .get_output()
         .clone();
+    // The broken spec still counts as a failure of its certificate in the metrics.
+    let metrics = std::fs::read_to_string(dir.join("sync.prom")).unwrap();
+    let broken = format!(
+        "nodecert_last_failure_timestamp_seconds{{name=\"{}\"}} ",
+        s(&specs.join("out/b.pem"))
+    );
+    assert!(metrics.contains(&broken), "{metrics}");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
