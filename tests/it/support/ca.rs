@@ -22,23 +22,10 @@ impl Pki {
         let pki = Self { dir, auth_key };
         for label in ["primary", "secondary"] {
             pki.make_ca(label);
-            // Server policy: a default profile plus a `client` profile and one per role in profiles/,
-            // all requiring authsign.
             write(
                 pki.path(),
                 &format!("{label}-config.json"),
-                &format!(
-                    r#"{{"signing":{{
-                    "default":{{"expiry":"8760h","auth_key":"k","usages":["signing","key encipherment","server auth","client auth"]}},
-                    "profiles":{{
-                        "client":{{"expiry":"2h","auth_key":"k","usages":["signing","key encipherment","client auth"]}},
-                        "kubelet-client":{{"expiry":"2160h","auth_key":"k","usages":["digital signature","key encipherment","client auth"]}},
-                        "kubelet-serving":{{"expiry":"2160h","auth_key":"k","usages":["digital signature","key encipherment","server auth"]}},
-                        "etcd-peer":{{"expiry":"8760h","auth_key":"k","usages":["digital signature","key encipherment","server auth","client auth"]}},
-                        "etcd-server":{{"expiry":"8760h","auth_key":"k","usages":["digital signature","key encipherment","server auth","client auth"]}}}}}},
-                  "auth_keys":{{"k":{{"type":"standard","key":"{}"}}}}}}"#,
-                    pki.auth_key
-                ),
+                &pki.ca_config(),
             );
         }
         write(
@@ -62,6 +49,20 @@ impl Pki {
         );
         cfssljson(pki.path(), &json, "server");
         pki
+    }
+
+    /// The CA's policy: the shipped `profiles/ca-config.json` (a default and one profile per
+    /// role, all requiring authsign) with this PKI's auth key in place of its `env:` reference,
+    /// plus a short-lived `client` profile (client auth only) for the tests of `-profile`.
+    fn ca_config(&self) -> String {
+        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/ca-config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
+        config["auth_keys"]["nodes"]["key"] = self.auth_key.clone().into();
+        config["signing"]["profiles"]["client"] = serde_json::json!({
+            "expiry": "2h", "auth_key": "nodes", "usages": ["signing", "key encipherment", "client auth"]
+        });
+        config.to_string()
     }
 
     /// Makes a self-signed CA `NAME.pem` / `NAME-key.pem` with cfssl.
