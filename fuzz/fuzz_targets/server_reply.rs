@@ -1,5 +1,6 @@
 //! The CA's reply: `protocol::parse_sign_reply`, then, for a certificate, the checks nodecert runs
-//! before writing it (`verify::check`) and `certinfo`'s reader (`inspect::summarise`).
+//! before writing it (`verify::check`, `verify::issuer`) and `certinfo`'s reader
+//! (`inspect::summarise`).
 //!
 //! Input: one status byte, then the HTTP body. Status byte `0x00..=0x7f` is HTTP 200; `0x80..=0xff`
 //! is HTTP `400 + (byte - 0x80)` (0x81 = 401, 0xe4 = 500, 0xe6 = 502). The body is also handed to
@@ -31,6 +32,17 @@ fn captured_spki() -> &'static [u8] {
     })
 }
 
+/// The captured certificate, DER.
+fn captured_der() -> &'static Vec<u8> {
+    static DER: OnceLock<Vec<u8>> = OnceLock::new();
+    DER.get_or_init(|| {
+        let Reply::Certificate(pem) = parse_sign_reply(200, CAPTURED.as_bytes()) else {
+            panic!("the captured reply does not parse");
+        };
+        pem::parse(pem.trim()).expect("the captured certificate is PEM").into_contents()
+    })
+}
+
 fn requested() -> &'static [San] {
     static SANS: OnceLock<Vec<San>> = OnceLock::new();
     SANS.get_or_init(|| {
@@ -56,7 +68,12 @@ fn certificate(text: &str) {
     // With the certificate's own key, the checks after the key match (validity, SANs) run too.
     if let Some(spki) = own_spki(text) {
         let _ = verify::check(text, &spki, requested(), NOW);
-        let _ = verify::check(text, &spki, &[], NOW);
+        if let Ok(issued) = verify::check(text, &spki, &[], NOW) {
+            // The issuer check, with the certificate itself pinned (a self-signed one verifies)
+            // and with the captured certificate pinned (a name that may match, a key that won't).
+            let _ = verify::issuer(&issued.der, std::slice::from_ref(&issued.der));
+            let _ = verify::issuer(&issued.der, std::slice::from_ref(captured_der()));
+        }
     }
     let _ = inspect::summarise(text.as_bytes(), NOW);
 }
