@@ -1,5 +1,6 @@
 use predicates::str::contains;
 
+use crate::support::gencert_in;
 use crate::support::{Pki, assert_verifies, node_csr, nodecert, s, write};
 
 /// hex (either case), `env:VAR`, and `file:PATH` with a trailing newline, relative to the
@@ -63,17 +64,8 @@ fn remote_and_auth_key_without_auth_remote_still_authenticates() {
         ),
     );
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
-    nodecert(dir)
-        .args([
-            "gencert",
-            "-config",
-            s(&profile),
-            "-tls-remote-ca",
-            s(&pki.primary_ca()),
-            "-bare",
-            "n",
-            s(&csr),
-        ])
+    gencert_in(dir, &profile, &pki.primary_ca())
+        .args(["-bare", "n", s(&csr)])
         .assert()
         .code(0);
     assert_verifies(dir, &pki.primary_ca(), &dir.join("n.pem"));

@@ -1,5 +1,6 @@
 use x509_parser::prelude::FromDer;
 
+use crate::support::gencert_in;
 use crate::support::{Pki, node_csr, nodecert, s, tool, write};
 
 /// The subject and SAN extension nodecert puts in its CSR are byte-identical to what cfssl
@@ -65,17 +66,8 @@ fn ed25519_csr_verifies_and_the_old_server_refusal_is_explained() {
     assert_eq!(from_key, from_csr);
 
     let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
-    nodecert(dir)
-        .args([
-            "gencert",
-            "-config",
-            s(&profile),
-            "-tls-remote-ca",
-            s(&pki.primary_ca()),
-            "-bare",
-            "n",
-            s(&csr),
-        ])
+    gencert_in(dir, &profile, &pki.primary_ca())
+        .args(["-bare", "n", s(&csr)])
         .assert()
         .code(5)
         .stderr(predicates::str::contains("cannot verify Ed25519 CSRs"));

@@ -2,6 +2,7 @@ use predicates::prelude::PredicateBooleanExt as _;
 use predicates::str::contains;
 
 use crate::support::Setup;
+use crate::support::gencert_in;
 use crate::support::{Pki, listing, mode, node_csr, nodecert, nodecert_as, s, write};
 
 /// A run that fails after the CA was reachable (here: the CA refuses) leaves an existing pair
@@ -704,17 +705,8 @@ fn bad_input_matrix() {
 fn unwritable_output_directory_fails_before_contacting_the_ca() {
     let t = Setup::new();
     let (pki, server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
-    nodecert(dir)
-        .args([
-            "gencert",
-            "-config",
-            s(profile),
-            "-tls-remote-ca",
-            s(&pki.primary_ca()),
-            "-bare",
-            "csr.json/x",
-            s(csr),
-        ])
+    gencert_in(dir, profile, &pki.primary_ca())
+        .args(["-bare", "csr.json/x", s(csr)])
         .assert()
         .code(8)
         .stderr(contains("csr.json/x.pem").and(contains("does not exist")));

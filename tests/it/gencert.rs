@@ -1,6 +1,7 @@
 use predicates::str::contains;
 
 use crate::support::Setup;
+use crate::support::gencert_in;
 use crate::support::{
     self, Pki, assert_key_matches, assert_verifies, cert_text, mode, node_csr, nodecert, s, write,
 };
@@ -24,17 +25,8 @@ fn issues_every_key_type_the_server_signs() {
     ] {
         let name = format!("{algo}{size}");
         let csr = write(dir, &format!("{name}.json"), &node_csr(algo, size));
-        nodecert(dir)
-            .args([
-                "gencert",
-                "-config",
-                s(&profile),
-                "-tls-remote-ca",
-                s(&pki.primary_ca()),
-                "-bare",
-                &name,
-                s(&csr),
-            ])
+        gencert_in(dir, &profile, &pki.primary_ca())
+            .args(["-bare", &name, s(&csr)])
             .assert()
             .code(0)
             .stdout("")
@@ -85,15 +77,8 @@ fn issues_every_key_type_the_server_signs() {
 fn stdout_json_pipes_into_real_cfssljson() {
     let t = Setup::new();
     let (pki, _server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
-    let out = nodecert(dir)
-        .args([
-            "gencert",
-            "-config",
-            s(profile),
-            "-tls-remote-ca",
-            s(&pki.primary_ca()),
-            s(csr),
-        ])
+    let out = gencert_in(dir, profile, &pki.primary_ca())
+        .args([s(csr)])
         .assert()
         .code(0)
         .get_output()
@@ -156,13 +141,8 @@ fn explicit_paths_and_csr_from_stdin() {
 fn hostname_and_cn_override_csr_json() {
     let t = Setup::new();
     let (pki, _server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
-    nodecert(dir)
+    gencert_in(dir, profile, &pki.primary_ca())
         .args([
-            "gencert",
-            "-config",
-            s(profile),
-            "-tls-remote-ca",
-            s(&pki.primary_ca()),
             "-hostname=other.example.com,10.9.8.7,ops@example.com",
             "-cn",
             "system:node:other",
@@ -245,19 +225,8 @@ fn label_selects_the_signing_root() {
     let t = Setup::new();
     let (pki, _server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
     for (label, name) in [("secondary", "b"), ("primary", "a")] {
-        nodecert(dir)
-            .args([
-                "gencert",
-                "-config",
-                s(profile),
-                "-tls-remote-ca",
-                s(&pki.primary_ca()),
-                "-label",
-                label,
-                "-bare",
-                name,
-                s(csr),
-            ])
+        gencert_in(dir, profile, &pki.primary_ca())
+            .args(["-label", label, "-bare", name, s(csr)])
             .assert()
             .code(0);
     }
@@ -278,19 +247,8 @@ fn label_selects_the_signing_root() {
         !wrong.contains(": OK"),
         "a secondary-label certificate must not verify against the primary CA"
     );
-    nodecert(dir)
-        .args([
-            "gencert",
-            "-config",
-            s(profile),
-            "-tls-remote-ca",
-            s(&pki.primary_ca()),
-            "-label",
-            "nope",
-            "-bare",
-            "c",
-            s(csr),
-        ])
+    gencert_in(dir, profile, &pki.primary_ca())
+        .args(["-label", "nope", "-bare", "c", s(csr)])
         .assert()
         .code(5)
         .stderr(predicates::str::contains(
@@ -346,17 +304,8 @@ fn fails_over_to_the_next_remote() {
     let dead = format!("127.0.0.1:{}", support::ca::free_port());
     let profile = pki.request_profile(dir, &format!("{dead},{}", server.url()), &pki.auth_key);
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
-    nodecert(dir)
-        .args([
-            "gencert",
-            "-config",
-            s(&profile),
-            "-tls-remote-ca",
-            s(&pki.primary_ca()),
-            "-bare",
-            "n",
-            s(&csr),
-        ])
+    gencert_in(dir, &profile, &pki.primary_ca())
+        .args(["-bare", "n", s(&csr)])
         .assert()
         .code(0)
         .stderr(

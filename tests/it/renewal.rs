@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use predicates::prelude::PredicateBooleanExt as _;
 use predicates::str::contains;
 
+use crate::support::gencert_in;
 use crate::support::{
     Setup, assert_key_matches, assert_verifies, listing, mode, node_csr, nodecert, s,
 };
@@ -460,19 +461,8 @@ fn retries_back_off_then_give_up() {
     let wrong = t
         .pki
         .request_profile(&t.dir().join("."), &t.server.url(), "00");
-    nodecert(t.dir())
-        .args([
-            "gencert",
-            "-config",
-            s(&wrong),
-            "-tls-remote-ca",
-            s(&t.pki.primary_ca()),
-            "--retries",
-            "3",
-            "-bare",
-            "x",
-            s(&t.csr),
-        ])
+    gencert_in(t.dir(), &wrong, &t.pki.primary_ca())
+        .args(["--retries", "3", "-bare", "x", s(&t.csr)])
         .assert()
         .code(5)
         .stderr(contains("retry").not());

@@ -6,6 +6,7 @@ use predicates::prelude::PredicateBooleanExt as _;
 use predicates::str::contains;
 
 use crate::support::Setup;
+use crate::support::gencert_in;
 use crate::support::{Pki, listing, node_csr, nodecert, s, write};
 
 /// A CA file that did not issue the server's certificate: exit 4, nothing written.
@@ -13,17 +14,8 @@ use crate::support::{Pki, listing, node_csr, nodecert, s, write};
 fn wrong_pinned_ca_is_a_tls_failure() {
     let t = Setup::new();
     let (pki, server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
-    nodecert(dir)
-        .args([
-            "gencert",
-            "-config",
-            s(profile),
-            "-tls-remote-ca",
-            s(&pki.secondary_ca()),
-            "-bare",
-            "n",
-            s(csr),
-        ])
+    gencert_in(dir, profile, &pki.secondary_ca())
+        .args(["-bare", "n", s(csr)])
         .assert()
         .code(4)
         .stderr(contains("not issued by the trusted CA"));
@@ -55,17 +47,8 @@ fn hostname_mismatch_is_a_tls_failure() {
         &pki.auth_key,
     );
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
-    nodecert(dir)
-        .args([
-            "gencert",
-            "-config",
-            s(&profile),
-            "-tls-remote-ca",
-            s(&pki.primary_ca()),
-            "-bare",
-            "ok",
-            s(&csr),
-        ])
+    gencert_in(dir, &profile, &pki.primary_ca())
+        .args(["-bare", "ok", s(&csr)])
         .assert()
         .code(0);
     // Negative case: a server certificate for another name only, reached at 127.0.0.1.
@@ -150,17 +133,8 @@ fn dead_server_is_unavailable() {
     let port = crate::support::ca::free_port();
     let profile = pki.request_profile(dir, &format!("127.0.0.1:{port}"), &pki.auth_key);
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
-    nodecert(dir)
-        .args([
-            "gencert",
-            "-config",
-            s(&profile),
-            "-tls-remote-ca",
-            s(&pki.primary_ca()),
-            "-bare",
-            "n",
-            s(&csr),
-        ])
+    gencert_in(dir, &profile, &pki.primary_ca())
+        .args(["-bare", "n", s(&csr)])
         .assert()
         .code(6)
         .stderr(contains(format!("127.0.0.1:{port}")).and(contains("connection refused")));
@@ -190,19 +164,8 @@ fn silent_server_times_out() {
     let profile = pki.request_profile(dir, &format!("127.0.0.1:{port}"), &pki.auth_key);
     let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
     let started = Instant::now();
-    nodecert(dir)
-        .args([
-            "gencert",
-            "-config",
-            s(&profile),
-            "-tls-remote-ca",
-            s(&pki.primary_ca()),
-            "--timeout",
-            "1s",
-            "-bare",
-            "n",
-            s(&csr),
-        ])
+    gencert_in(dir, &profile, &pki.primary_ca())
+        .args(["--timeout", "1s", "-bare", "n", s(&csr)])
         .assert()
         .code(6)
         .stderr(contains("no answer within 1s"));

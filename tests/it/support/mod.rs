@@ -154,19 +154,17 @@ impl Setup {
 
     /// `nodecert gencert … -bare NAME EXTRA… CSR`, with this set-up's profile and pinned CA.
     pub fn gencert_bare(&self, name: &str, csr: &Path, extra: &[&str]) -> Nodecert {
-        let mut cmd = nodecert(self.dir());
-        cmd.args([
-            "gencert",
-            "-config",
-            s(&self.profile),
-            "-tls-remote-ca",
-            s(&self.pki.primary_ca()),
-            "-bare",
-            name,
-        ]);
-        cmd.args(extra).arg(s(csr));
+        let mut cmd = gencert_in(self.dir(), &self.profile, &self.pki.primary_ca());
+        cmd.args(["-bare", name]).args(extra).arg(s(csr));
         cmd
     }
+}
+
+/// `nodecert gencert -config PROFILE -tls-remote-ca CA`, run in `dir`; the caller adds the rest.
+pub fn gencert_in(dir: &Path, profile: &Path, ca: &Path) -> Nodecert {
+    let mut cmd = nodecert(dir);
+    cmd.args(["gencert", "-config", s(profile), "-tls-remote-ca", s(ca)]);
+    cmd
 }
 
 /// Runs an external tool and returns its stdout; panics with its stderr when it fails.
