@@ -19,8 +19,8 @@ enum Endpoint {
     NameMismatch,
     /// The real multirootca with an expired TLS certificate.
     ExpiredTls,
-    /// `openssl s_server` offering only TLS 1.0 and 1.1.
-    OldTls,
+    /// `openssl s_server` offering only the protocol its flag names (`-tls1`, `-tls1_1`).
+    OldTls(&'static str),
 }
 
 struct Case {
@@ -218,8 +218,15 @@ fn cases() -> Vec<Case> {
             retried: false,
         },
         Case {
-            name: "TLS 1.0/1.1 only",
-            endpoint: E::OldTls,
+            name: "TLS 1.0 only",
+            endpoint: E::OldTls("-tls1"),
+            code: 4,
+            message: "refused TLS 1.2 and 1.3",
+            retried: false,
+        },
+        Case {
+            name: "TLS 1.1 only",
+            endpoint: E::OldTls("-tls1_1"),
             code: 4,
             message: "refused TLS 1.2 and 1.3",
             retried: false,
@@ -257,7 +264,9 @@ fn fault_matrix() {
             cmd.arg("--allow-plaintext");
         }
         cmd.args(["-tls-remote-ca", s(&pin)]).arg(s(&csr));
+        let started = std::time::Instant::now();
         let out = cmd.assert().get_output().clone();
+        let elapsed = started.elapsed().as_secs_f64();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let last = stderr.lines().last().unwrap_or_default().to_string();
         let retried = match &guard {
@@ -278,6 +287,17 @@ fn fault_matrix() {
         if retried != case.retried {
             problems.push(format!("retried: {retried}, expected {}", case.retried));
         }
+        // A silent server costs --timeout per attempt: two attempts of 1 s, and a backoff of at
+        // most 1 s between them (plus process and TLS set-up).
+        let silent = matches!(
+            case.endpoint,
+            Endpoint::Fault(Fault::HangHeaders | Fault::StallBody)
+        );
+        if silent && !(2.0..4.5).contains(&elapsed) {
+            problems.push(format!(
+                "took {elapsed:.2}s: not bounded by two 1s timeouts and one backoff"
+            ));
+        }
         if std::fs::read_to_string(dir.join("node.pem")).unwrap() != "OLD CERTIFICATE\n"
             || std::fs::read_to_string(dir.join("node-key.pem")).unwrap() != "OLD KEY\n"
         {
@@ -293,7 +313,7 @@ fn fault_matrix() {
             failures.push(format!("{}: {}", case.name, problems.join("; ")));
         }
         rows.push(format!(
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {elapsed:.2}s |",
             case.name,
             case.code,
             if case.retried { "yes" } else { "no" },
@@ -387,7 +407,7 @@ fn endpoint(pki: &Pki, endpoint: &Endpoint) -> (String, std::path::PathBuf, Guar
             let server = pki.start_with_tls("expired");
             (server.url(), pki.primary_ca(), Guard::Real(server))
         }
-        Endpoint::OldTls => {
+        Endpoint::OldTls(protocol) => {
             let port = crate::support::ca::free_port();
             let child = Command::new("openssl")
                 .args([
@@ -398,7 +418,7 @@ fn endpoint(pki: &Pki, endpoint: &Endpoint) -> (String, std::path::PathBuf, Guar
                     "server.pem",
                     "-key",
                     "server-key.pem",
-                    "-tls1_1",
+                    protocol,
                     "-cipher",
                     "DEFAULT:@SECLEVEL=0",
                     "-quiet",
