@@ -142,41 +142,106 @@ fn info_fetches_the_ca_certificate_of_a_label() {
     );
     crate::support::ca::cfssljson(dir, &json, "piped-ca");
     assert_eq!(der(&dir.join("piped-ca.pem")), der(&pki.primary_ca()));
+    // -profile asks for one profile of the CA's policy (profiles/ca-config.json): its expiry
+    // and usages, not the default's.
+    let kubelet: serde_json::Value =
+        serde_json::from_slice(&info(&["-profile", "kubelet-client"])).unwrap();
+    assert_eq!(kubelet["expiry"], "2160h", "{kubelet}");
+    let mut usages: Vec<&str> = kubelet["usages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    usages.sort_unstable();
+    assert_eq!(
+        usages,
+        ["client auth", "digital signature", "key encipherment"]
+    );
+    // Pinned to a CA that did not issue the server's TLS certificate: a TLS failure.
+    nodecert(dir)
+        .args(["info", "-config", s(&profile), "-tls-remote-ca"])
+        .arg(pki.secondary_ca())
+        .assert()
+        .code(4)
+        .stderr(contains("not issued by the trusted CA"));
 }
 
-/// certinfo: text, JSON, and the --check exit code.
+/// certinfo: text, JSON (every field, checked against openssl), stdin, and the --check exit code.
 #[test]
 fn certinfo_reports_and_checks_expiry() {
     let t = crate::support::Setup::new();
     let dir = t.dir();
     let csr = write(dir, "csr.json", &node_csr("rsa", 3072));
     t.gencert_bare("n", &csr, &[]).assert().code(0);
-    nodecert(dir)
-        .args(["certinfo", "n.pem"])
-        .assert()
-        .code(0)
-        .stdout(
-            contains("key:        rsa-3072")
-                .and(contains("SANs:       DNS:node1.example.com, IP:127.0.0.1")),
-        );
-    let out = nodecert(dir)
-        .args(["certinfo", "--json", "--check", "30d", "n.pem"])
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    let serial = tool(
-        dir,
-        "openssl",
-        &["x509", "-in", "n.pem", "-noout", "-serial"],
-    );
+    let stdout = |args: &[&str], stdin: Option<Vec<u8>>| {
+        let mut cmd = nodecert(dir);
+        cmd.args(args);
+        if let Some(input) = stdin {
+            cmd.write_stdin(input);
+        }
+        String::from_utf8(cmd.assert().code(0).get_output().stdout.clone()).unwrap()
+    };
+    let text = stdout(&["certinfo", "n.pem"], None);
+    // `name:  value` lines; `not after` also carries "(N days left)".
+    let field = |name: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .trim()
+            .to_string()
+    };
+    let openssl = |what: &str| -> String {
+        let out = tool(dir, "openssl", &["x509", "-in", "n.pem", "-noout", what]);
+        let (_, value) = out.trim().split_once('=').unwrap();
+        value.replace(" = ", "=")
+    };
+    let date = |openssl_date: &str| -> String {
+        tool(
+            dir,
+            "date",
+            &["-u", "-d", openssl_date, "+%Y-%m-%dT%H:%M:%SZ"],
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(field("subject"), openssl("-subject"));
+    assert_eq!(field("issuer"), openssl("-issuer"));
+    assert_eq!(field("serial"), openssl("-serial").to_lowercase());
+    assert_eq!(field("key"), "rsa-3072");
+    assert_eq!(field("SANs"), "DNS:node1.example.com, IP:127.0.0.1");
+    assert_eq!(field("not before"), date(&openssl("-startdate")));
+    let not_after = date(&openssl("-enddate"));
+    let not_after_seconds =
+        crate::support::ca::not_after_seconds(dir, std::path::Path::new("n.pem"));
+    let now: i64 = tool(dir, "date", &["+%s"]).trim().parse().unwrap();
+    let days_left = (not_after_seconds - now).div_euclid(86_400);
     assert_eq!(
-        format!("serial={}", json["serial"].as_str().unwrap().to_uppercase()),
-        serial.trim()
+        field("not after"),
+        format!("{not_after} ({days_left} days left)")
     );
-    assert!(json["days_left"].as_i64().unwrap() >= 364);
+
+    // The JSON carries the same facts.
+    let json: serde_json::Value = serde_json::from_str(&stdout(
+        &["certinfo", "--json", "--check", "30d", "n.pem"],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(json["subject"], field("subject"));
+    assert_eq!(json["issuer"], field("issuer"));
+    assert_eq!(json["serial"], field("serial"));
+    assert_eq!(json["key"], "rsa-3072");
+    assert_eq!(
+        json["sans"],
+        serde_json::json!(["DNS:node1.example.com", "IP:127.0.0.1"])
+    );
+    assert_eq!(json["not_before"], field("not before"));
+    assert_eq!(json["not_after"], not_after);
+    assert_eq!(json["days_left"], days_left);
+    assert_eq!(json["is_ca"], false);
+    // `-` reads the certificate from stdin.
+    let pem = std::fs::read(dir.join("n.pem")).unwrap();
+    assert_eq!(stdout(&["certinfo", "-"], Some(pem)), text);
     // The server issues for 8760h: a 400-day window says "expiring".
     nodecert(dir)
         .args(["certinfo", "--check", "400d", "n.pem"])
