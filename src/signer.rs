@@ -176,6 +176,37 @@ impl Manifest<'_> {
 /// The smallest `expirationSeconds` the API server accepts.
 pub const MIN_EXPIRATION_SECONDS: u64 = 600;
 
+/// Why `name` is not an object name Kubernetes accepts (an RFC 1123 DNS subdomain: at most 253
+/// characters, dot-separated labels of `a-z 0-9 -` that start and end with a letter or digit), or
+/// `Ok` when it is one. `kubectl apply` would refuse the manifest; this says so before a key is
+/// made.
+pub fn check_object_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name.len() > 253 {
+        return Err(format!(
+            "{name:?} must be 1 to 253 characters (it has {})",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
+    {
+        return Err(format!(
+            "{name:?} has {c:?}: use lower-case letters, digits, '-' and '.'"
+        ));
+    }
+    let alphanumeric = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if name
+        .split('.')
+        .any(|label| !alphanumeric(label.chars().next()) || !alphanumeric(label.chars().last()))
+    {
+        return Err(format!(
+            "{name:?}: each dot-separated part must start and end with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
 /// An object name Kubernetes accepts (a DNS subdomain) made from a CN: lower case, anything
 /// else than `a-z 0-9 . -` becomes `-`, trimmed to start and end with an alphanumeric.
 pub fn object_name(common_name: &str) -> Option<String> {
@@ -190,15 +221,17 @@ pub fn object_name(common_name: &str) -> Option<String> {
             }
         })
         .collect();
-    let trimmed: String = mapped
-        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .chars()
-        .take(253)
+    // Each dot-separated part must start and end with a letter or digit; empty parts go.
+    let labels: Vec<&str> = mapped
+        .split('.')
+        .map(|label| label.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|label| !label.is_empty())
         .collect();
-    let trimmed = trimmed
-        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
-        .to_string();
-    (!trimmed.is_empty()).then_some(trimmed)
+    let mut name: String = labels.join(".").chars().take(253).collect();
+    while name.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
+        name.pop();
+    }
+    (!name.is_empty()).then_some(name)
 }
 
 #[cfg(test)]
@@ -262,6 +295,45 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn object_name_check_follows_rfc_1123_subdomains() {
+        for good in [
+            "node1",
+            "system-node-w1.example.com",
+            "a",
+            "0-9",
+            &"a".repeat(253),
+        ] {
+            assert_eq!(check_object_name(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("", "1 to 253"),
+            (&"a".repeat(254), "1 to 253"),
+            ("Node1", "'N'"),
+            ("system:node:w1", "':'"),
+            ("-node", "start and end"),
+            ("node-", "start and end"),
+            ("a..b", "start and end"),
+            ("a.-b", "start and end"),
+        ] {
+            let err = check_object_name(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        // What object_name makes from a CN always passes.
+        for cn in [
+            "system:node:W1.Example",
+            "--x--",
+            "ümlaut.node",
+            "a.:b",
+            "x..y",
+            "..",
+        ] {
+            if let Some(name) = object_name(cn) {
+                assert_eq!(check_object_name(&name), Ok(()), "{cn} -> {name}");
+            }
+        }
     }
 
     #[test]

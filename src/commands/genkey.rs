@@ -68,7 +68,11 @@ fn manifest_plan<'a>(
     common_name: &str,
 ) -> Result<ManifestPlan<'a>> {
     let name = match &args.k8s_name {
-        Some(name) => name.clone(),
+        Some(name) => {
+            signer::check_object_name(name)
+                .map_err(|d| Error::Usage(format!("flag --k8s-name: {d}")))?;
+            name.clone()
+        }
         None => signer::object_name(common_name).ok_or_else(|| {
             Error::Usage("the CN gives no valid object name: pass --k8s-name".into())
         })?,

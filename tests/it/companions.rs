@@ -523,3 +523,112 @@ fn certinfo_reports_an_expired_certificate() {
         .code(13)
         .stdout(contains("not after:  2000-01-01T00:00:00Z"));
 }
+
+/// The manifest's name and usages when given, the third built-in signer, a signer nodecert does
+/// not know, and several kubelet-serving violations at once (one line each, before any key).
+#[test]
+fn kubernetes_names_usages_and_other_signers() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let genkey = |extra: &[&str], code: i32| {
+        let out = nodecert(dir)
+            .arg("genkey")
+            .args(extra)
+            .args(["-bare", "k", s(&csr)])
+            .assert()
+            .code(code)
+            .get_output()
+            .clone();
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let manifest = |stdout: &str| -> serde_json::Value { serde_json::from_str(stdout).unwrap() };
+    let client = [
+        "--signer",
+        "kubernetes.io/kube-apiserver-client",
+        "--k8s-csr",
+    ];
+
+    let (stdout, _) = genkey(&client, 0);
+    let m = manifest(&stdout);
+    assert_eq!(m["metadata"]["name"], "node1.example.com");
+    assert_eq!(
+        m["spec"]["usages"],
+        serde_json::json!(["digital signature", "key encipherment", "client auth"])
+    );
+    let (stdout, _) = genkey(
+        &[
+            &client[..],
+            &[
+                "--usages",
+                "client auth",
+                "--k8s-name",
+                "ops-laptop.example",
+            ],
+        ]
+        .concat(),
+        0,
+    );
+    let m = manifest(&stdout);
+    assert_eq!(m["metadata"]["name"], "ops-laptop.example");
+    assert_eq!(m["spec"]["usages"], serde_json::json!(["client auth"]));
+    // A usage the signer does not allow, and a name Kubernetes would refuse.
+    let (_, stderr) = genkey(
+        &[&client[..], &["--usages", "client auth,server auth"]].concat(),
+        3,
+    );
+    assert!(
+        stderr.contains("usage \"server auth\" is not allowed"),
+        "{stderr}"
+    );
+    let (_, stderr) = genkey(&[&client[..], &["--k8s-name", "Ops_Laptop"]].concat(), 2);
+    assert!(
+        stderr.contains("flag --k8s-name") && stderr.contains("'O'"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // A signer nodecert does not know: usages must be given, nothing is checked, and it says so.
+    let custom = ["--signer", "example.com/custom", "--k8s-csr"];
+    let (_, stderr) = genkey(&custom, 2);
+    assert!(stderr.contains("give --usages"), "{stderr}");
+    let (stdout, stderr) = genkey(&[&custom[..], &["--usages", "client auth"]].concat(), 0);
+    assert!(stderr.contains("nothing was checked"), "{stderr}");
+    let m = manifest(&stdout);
+    assert_eq!(m["spec"]["signerName"], "example.com/custom");
+    assert_eq!(m["spec"]["usages"], serde_json::json!(["client auth"]));
+
+    // kubelet-serving: wrong O, wrong CN, an email SAN and no DNS or IP SAN, each its own line.
+    std::fs::remove_file(dir.join("k-key.pem")).unwrap();
+    write(
+        dir,
+        "csr.json",
+        r#"{"CN":"w1","hosts":["ops@example.com"],"names":[{"O":"admins"}]}"#,
+    );
+    let (_, stderr) = genkey(&["--signer", "kubernetes.io/kubelet-serving"], 3);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 5, "four violations and the summary: {stderr}");
+    assert!(
+        lines.iter().all(|l| l.starts_with("nodecert: error: ")),
+        "{stderr}"
+    );
+    for violation in [
+        "O must be exactly \"system:nodes\"",
+        "CN must be",
+        "at least one DNS name or IP address",
+        "must not hold email or URI SANs",
+    ] {
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(violation)).count(),
+            1,
+            "{violation}: {stderr}"
+        );
+    }
+    assert!(
+        !dir.join("k-key.pem").exists(),
+        "no key for a CSR that breaks the rules"
+    );
+}
