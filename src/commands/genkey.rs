@@ -10,6 +10,12 @@ use crate::signer::{self, MIN_EXPIRATION_SECONDS, Manifest, Signer};
 /// Runs genkey.
 pub fn run(args: &GenkeyArgs) -> Result<()> {
     let (request, _) = super::load_request(&args.request)?;
+    // The manifest's flags first: a refused command line is one usage error, not preceded by
+    // the lint's lines (for a signer nodecert does not know, a warning that nothing was checked).
+    let manifest = match (args.k8s_csr, &args.signer) {
+        (true, Some(name)) => Some(manifest_plan(args, name, &request.common_name)?),
+        _ => None,
+    };
     let source = args.request.csr_json.display().to_string();
     if let Some(name) = &args.signer {
         signer::lint_request(name, &request, &source)?;
@@ -27,10 +33,6 @@ pub fn run(args: &GenkeyArgs) -> Result<()> {
             csr: Some(csr.clone()),
         },
         _ => Destination::Stdout,
-    };
-    let manifest = match (args.k8s_csr, &args.signer) {
-        (true, Some(name)) => Some(manifest_plan(args, name, &request.common_name)?),
-        _ => None,
     };
     if manifest.is_some() && destination == Destination::Stdout {
         return Err(Error::Usage(

@@ -605,7 +605,9 @@ fn kubernetes_names_usages_and_other_signers() {
     let m = manifest(&stdout);
     assert_eq!(m["metadata"]["name"], "ops-laptop.example");
     assert_eq!(m["spec"]["usages"], serde_json::json!(["client auth"]));
-    // A usage the signer does not allow, and a name Kubernetes would refuse.
+    // A usage the signer does not allow, and a name Kubernetes would refuse: both refused
+    // before a key is made.
+    std::fs::remove_file(dir.join("k-key.pem")).unwrap();
     let (_, stderr) = genkey(
         &[&client[..], &["--usages", "client auth,server auth"]].concat(),
         3,
@@ -624,12 +626,32 @@ fn kubernetes_names_usages_and_other_signers() {
     // A signer nodecert does not know: usages must be given, nothing is checked, and it says so.
     let custom = ["--signer", "example.com/custom", "--k8s-csr"];
     let (_, stderr) = genkey(&custom, 2);
-    assert!(stderr.contains("give --usages"), "{stderr}");
-    let (stdout, stderr) = genkey(&[&custom[..], &["--usages", "client auth"]].concat(), 0);
-    assert!(stderr.contains("nothing was checked"), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "nodecert: error: --signer example.com/custom is not built in: give --usages"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!dir.join("k-key.pem").exists(), "no key for a refused flag");
+    let with_usages = [&custom[..], &["--usages", "client auth"]].concat();
+    let (stdout, stderr) = genkey(&with_usages, 0);
+    assert_eq!(
+        stderr.trim_end(),
+        "nodecert: warning: --signer example.com/custom: not a built-in Kubernetes signer, so \
+         nothing was checked"
+    );
     let m = manifest(&stdout);
     assert_eq!(m["spec"]["signerName"], "example.com/custom");
     assert_eq!(m["spec"]["usages"], serde_json::json!(["client auth"]));
+    // That line is a warning, and --quiet hides it as it hides every warning (the plaintext one
+    // too, see log_formats): the manifest is still printed.
+    let (stdout, stderr) = genkey(&[&["--quiet"][..], &with_usages].concat(), 0);
+    assert_eq!(stderr, "");
+    assert_eq!(
+        manifest(&stdout)["spec"]["signerName"],
+        "example.com/custom"
+    );
 
     // kubelet-serving: wrong O, wrong CN, an email SAN and no DNS or IP SAN, each its own line.
     std::fs::remove_file(dir.join("k-key.pem")).unwrap();
