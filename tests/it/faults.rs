@@ -442,13 +442,11 @@ fn endpoint(pki: &Pki, endpoint: &Endpoint) -> (String, std::path::PathBuf, Guar
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .expect("openssl s_server runs");
+            // Guarded before the checks, which panic when they fail.
+            let guard = Guard::Process(ChildGuard(child));
             wait_port(port);
             assert_negotiates(pki.path(), port, flag, version);
-            (
-                format!("https://127.0.0.1:{port}"),
-                pki.primary_ca(),
-                Guard::Process(ChildGuard(child)),
-            )
+            (format!("https://127.0.0.1:{port}"), pki.primary_ca(), guard)
         }
     }
 }
