@@ -43,11 +43,7 @@ pub fn summarise(bytes: &[u8], now: i64) -> Result<Summary, String> {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
         sans: sans(&cert),
-        serial: cert
-            .raw_serial()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        serial: crate::verify::serial_hex(&cert),
         key: key_name(&cert),
         not_before: rfc3339(cert.validity().not_before.timestamp()),
         not_after: rfc3339(not_after_unix),

@@ -140,11 +140,7 @@ pub fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) 
     }
     Decision::Keep {
         reason: format!("expires in {}, over {threshold}", human(left)),
-        serial: cert
-            .raw_serial()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        serial: crate::verify::serial_hex(&cert),
         not_after,
     }
 }

@@ -77,11 +77,7 @@ pub fn check(pem: &str, spki_der: &[u8], requested: &[San], now: i64) -> Result<
     Ok(Issued {
         pem: crate::keygen::pem_encode("CERTIFICATE", block.contents()).to_string(),
         der: block.contents().to_vec(),
-        serial: cert
-            .raw_serial()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        serial: crate::verify::serial_hex(&cert),
         not_before,
         not_after,
     })
@@ -131,6 +127,20 @@ pub fn issuer(cert_der: &[u8], pinned_cas: &[Vec<u8>]) -> Result<IssuerCheck, St
             cert.issuer()
         ))
     }
+}
+
+/// The serial number as lower-case hex, byte by byte as openssl prints it: without the leading
+/// zero byte DER adds when the top bit is set (`80aabbcc`, not `0080aabbcc`).
+pub fn serial_hex(cert: &X509Certificate<'_>) -> String {
+    let raw = cert.raw_serial();
+    let significant = raw
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
+    raw[significant..]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn only_pem(text: &str) -> bool {
@@ -286,5 +296,19 @@ mod tests {
         let err = issuer(&forged, &[real_ca]).unwrap_err();
         assert!(err.contains("does not verify"), "{err}");
         assert!(err.contains("CN=nodecert test root"), "{err}");
+    }
+
+    #[test]
+    fn serials_are_printed_as_openssl_prints_them() {
+        let serial = |bytes: &[u8]| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["s.example".to_string()]).unwrap();
+            params.serial_number = Some(rcgen::SerialNumber::from_slice(bytes));
+            let der = params.self_signed(&key).unwrap().der().to_vec();
+            serial_hex(&X509Certificate::from_der(&der).unwrap().1)
+        };
+        assert_eq!(serial(&[0x80, 0xaa, 0xbb, 0xcc]), "80aabbcc");
+        assert_eq!(serial(&[0x0a, 0x01]), "0a01");
+        assert_eq!(serial(&[0x7f]), "7f");
     }
 }
