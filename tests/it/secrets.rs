@@ -215,6 +215,12 @@ kill
         .output()
         .expect("gdb runs (scripts/setup-deps.sh installs it)");
     secrets::assert_absent(&out.stdout, &out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !(stderr.contains("ptrace") && stderr.contains("not permitted")),
+        "this machine forbids ptrace, which the memory check needs (a container without \
+         CAP_SYS_PTRACE, or kernel.yama.ptrace_scope=3): {stderr}"
+    );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("exit_group"),
         "gdb did not stop nodecert at exit:\n{}",
