@@ -266,13 +266,8 @@ fn renews_when_the_issuer_is_not_pinned() {
     )
     .unwrap();
     let with_pin = |ca: &Path, extra: &[&str]| {
-        let mut cmd = nodecert(t.dir());
+        let mut cmd = gencert_in(t.dir(), &t.profile, ca);
         cmd.args([
-            "gencert",
-            "-config",
-            s(&t.profile),
-            "-tls-remote-ca",
-            s(ca),
             "-bare",
             "node",
             "--renew-before",
