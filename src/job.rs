@@ -153,28 +153,7 @@ impl Job {
                 reason,
                 serial,
                 not_after,
-            } => {
-                let (cert, key) = self
-                    .paths()
-                    .map(|(c, k)| (c.to_path_buf(), k.to_path_buf()))
-                    .unzip();
-                let (reason, hook_error) = match self.owed_hook() {
-                    Some(hook_error) => (
-                        format!("{reason}; ran the --exec hook an earlier run did not finish"),
-                        hook_error,
-                    ),
-                    None => (reason, None),
-                };
-                return Ok(Outcome {
-                    action: Action::Unchanged,
-                    reason,
-                    cert,
-                    key,
-                    serial,
-                    not_after,
-                    hook_error,
-                });
-            }
+            } => return Ok(self.kept(reason, serial, not_after)),
             Decision::Replace { action, reason } => (action, reason),
         };
         log::debug!("{}: {reason}", action.as_str());
@@ -252,6 +231,30 @@ impl Job {
             humantime::format_duration(round_ms(wait))
         );
         Some(wait)
+    }
+
+    /// The outcome for a pair that stays, once the hook an earlier run still owes has run.
+    fn kept(&self, reason: String, serial: String, not_after: i64) -> Outcome {
+        let (cert, key) = self
+            .paths()
+            .map(|(c, k)| (c.to_path_buf(), k.to_path_buf()))
+            .unzip();
+        let (reason, hook_error) = match self.owed_hook() {
+            Some(hook_error) => (
+                format!("{reason}; ran the --exec hook an earlier run did not finish"),
+                hook_error,
+            ),
+            None => (reason, None),
+        };
+        Outcome {
+            action: Action::Unchanged,
+            reason,
+            cert,
+            key,
+            serial,
+            not_after,
+            hook_error,
+        }
     }
 
     /// Runs the `--exec` hook for the pair, if there is one; the marker of an owed hook is
