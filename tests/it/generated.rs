@@ -67,7 +67,8 @@ fn completions_and_man_pages_are_current() {
     );
 }
 
-/// CI runs exactly the README's test command, and the README lists what that command runs.
+/// CI installs the dependencies and runs exactly the README's test command, and the README
+/// lists what that command runs.
 #[test]
 fn ci_runs_the_readme_test_command() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -95,8 +96,8 @@ fn ci_runs_the_readme_test_command() {
         .collect();
     assert_eq!(
         ci_commands,
-        [test_command],
-        ".ci/run must run the README's test command"
+        ["scripts/setup-deps.sh", test_command],
+        ".ci/run must install the dependencies, then run the README's test command"
     );
     let script = read(test_command);
     for step in [
