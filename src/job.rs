@@ -137,10 +137,9 @@ impl Job {
         // it (a config-management run in that window would give up as busy). It waits only when
         // the pair looks due; the decision is taken again under the lock. The transport is built
         // first, so a bad CA or client-identity file is reported at once, not after the wait.
-        let mut transport = Some(transport);
-        let mut built = None;
+        let mut transport = Lazy::Pending(transport);
         if let Some(wait) = self.jitter_wait() {
-            built = transport.take().map(|build| build()).transpose()?;
+            transport = Lazy::Ready(transport.force()?);
             std::thread::sleep(wait);
         }
         let _lock = match self.paths() {
@@ -158,11 +157,7 @@ impl Job {
         };
         log::debug!("{}: {reason}", action.as_str());
         let reserved = Reserved::new(self.destination.clone(), &self.files)?;
-        let transport = match (built, transport) {
-            (Some(built), _) => built,
-            (None, Some(build)) => build()?,
-            (None, None) => return Err(Error::Internal("the transport was taken twice".into())),
-        };
+        let transport = transport.force()?;
         let key = self.key()?;
         let csr_pem = pem_encode("CERTIFICATE REQUEST", &self.request.to_csr_der(&key)?);
         let sign_request = SignRequest {
@@ -439,6 +434,21 @@ impl Job {
                 }
                 other => return other,
             }
+        }
+    }
+}
+
+/// A value built at most once: now (`Ready`) or when first needed (`Pending`).
+enum Lazy<T, F> {
+    Ready(T),
+    Pending(F),
+}
+
+impl<T, F: FnOnce() -> Result<T>> Lazy<T, F> {
+    fn force(self) -> Result<T> {
+        match self {
+            Self::Ready(value) => Ok(value),
+            Self::Pending(build) => build(),
         }
     }
 }
