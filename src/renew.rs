@@ -123,7 +123,7 @@ pub fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) 
         ));
     }
     if let Some(pinned_cas) = wanted.pinned_cas {
-        match crate::verify::issuer(block.contents(), pinned_cas) {
+        match crate::verify::issuer_of(&cert, pinned_cas) {
             Ok(IssuerCheck::Pinned | IssuerCheck::NothingPinned) => {}
             Ok(IssuerCheck::NotInPin { issuer }) => {
                 return replace(format!("issued by \"{issuer}\", not by a pinned CA"));

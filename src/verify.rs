@@ -100,11 +100,19 @@ pub enum IssuerCheck {
 /// certificate that names a pinned CA as its issuer but whose signature that CA's key does not
 /// verify is an error: it did not come from the CA the operator trusts.
 pub fn issuer(cert_der: &[u8], pinned_cas: &[Vec<u8>]) -> Result<IssuerCheck, String> {
+    let (_, cert) = X509Certificate::from_der(cert_der)
+        .map_err(|e| format!("the certificate does not parse: {e}"))?;
+    issuer_of(&cert, pinned_cas)
+}
+
+/// [`issuer`] for a certificate already parsed.
+pub fn issuer_of(
+    cert: &X509Certificate<'_>,
+    pinned_cas: &[Vec<u8>],
+) -> Result<IssuerCheck, String> {
     if pinned_cas.is_empty() {
         return Ok(IssuerCheck::NothingPinned);
     }
-    let (_, cert) = X509Certificate::from_der(cert_der)
-        .map_err(|e| format!("the certificate does not parse: {e}"))?;
     let named: Vec<X509Certificate<'_>> = pinned_cas
         .iter()
         .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, ca)| ca))
