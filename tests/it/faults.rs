@@ -13,6 +13,8 @@ enum Endpoint {
     Fault(Fault),
     /// Nothing listening.
     Dead,
+    /// The fault server issuing under the pinned CA's name with a key of its own.
+    Impostor,
     /// The real multirootca, pinned to a CA that did not issue its TLS certificate.
     WrongCa,
     /// The real multirootca with a TLS certificate for another name.
@@ -198,6 +200,13 @@ fn cases() -> Vec<Case> {
             endpoint: E::Fault(F::Issue(Twist::TrailingGarbage)),
             code: 7,
             message: "text before or after it",
+            retried: false,
+        },
+        Case {
+            name: "certificate naming the pinned CA, signed by another key",
+            endpoint: E::Impostor,
+            code: 7,
+            message: "that CA's key does not verify its signature",
             retried: false,
         },
         Case {
@@ -399,6 +408,11 @@ fn endpoint(pki: &Pki, endpoint: &Endpoint) -> (String, std::path::PathBuf, Guar
     match endpoint {
         Endpoint::Fault(fault) => {
             let server = FaultServer::start(fault.clone());
+            (server.url(), pki.primary_ca(), Guard::Fault(server))
+        }
+        Endpoint::Impostor => {
+            let pinned = std::fs::read_to_string(pki.primary_ca()).unwrap();
+            let server = FaultServer::start(Fault::Issue(Twist::Impostor(pinned)));
             (server.url(), pki.primary_ca(), Guard::Fault(server))
         }
         Endpoint::Dead => (

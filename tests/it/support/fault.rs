@@ -31,8 +31,10 @@ pub enum Fault {
 }
 
 /// The one thing wrong with an issued certificate.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Twist {
+    /// Issued under the name of the CA in this PEM (the pinned one), signed by another key.
+    Impostor(String),
     /// For a key other than the CSR's.
     OtherKey,
     /// Without the SANs of the request.
@@ -138,7 +140,7 @@ fn serve(mut stream: TcpStream, fault: &Fault, count: &AtomicUsize, stop: &Atomi
             }
         }
         Fault::Issue(twist) => {
-            let reply = match issue(&body, *twist) {
+            let reply = match issue(&body, twist.clone()) {
                 Ok(pem) => {
                     serde_json::json!({"success": true, "result": {"certificate": pem}, "errors": [], "messages": []})
                 }
@@ -199,10 +201,17 @@ fn issue(body: &[u8], twist: Twist) -> Result<String, String> {
         rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| e.to_string())?;
 
     let ca_key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
-    let mut ca_params =
-        rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let issuer = match &twist {
+        Twist::Impostor(ca_pem) => {
+            rcgen::Issuer::from_ca_cert_pem(ca_pem, ca_key).map_err(|e| e.to_string())?
+        }
+        _ => {
+            let mut params =
+                rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            rcgen::Issuer::new(params, ca_key)
+        }
+    };
 
     let params = &mut csr.params;
     params.not_before = rcgen::date_time_ymd(2026, 1, 1);
@@ -217,7 +226,7 @@ fn issue(body: &[u8], twist: Twist) -> Result<String, String> {
             params.not_after = rcgen::date_time_ymd(2091, 1, 1);
         }
         Twist::DropSans => params.subject_alt_names.clear(),
-        Twist::OtherKey | Twist::TrailingGarbage => {}
+        Twist::OtherKey | Twist::TrailingGarbage | Twist::Impostor(_) => {}
     }
     let cert = match twist {
         Twist::OtherKey => {
