@@ -753,14 +753,8 @@ fn unreadable_inputs_and_read_only_output_directory_as_an_unprivileged_user() {
 
     let run = |profile: &std::path::Path, bare: &std::path::Path, csr: &std::path::Path| {
         let out = nodecert_as(dir, NOBODY, NOBODY)
-            .args([
-                "gencert",
-                "-config",
-                s(profile),
-                "-tls-remote-ca",
-                s(&ca),
-                "-bare",
-            ])
+            .gencert(profile, &ca)
+            .arg("-bare")
             .args([bare, csr])
             .assert()
             .get_output()

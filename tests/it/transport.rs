@@ -182,51 +182,26 @@ fn silent_server_times_out() {
 #[test]
 fn mutual_tls_flags() {
     let t = Setup::new();
-    let (pki, _server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
-    let ca = pki.primary_ca();
-    let base = [
-        "gencert",
-        "-config",
-        s(profile),
-        "-tls-remote-ca",
-        s(&ca),
-        "-bare",
-        "n",
-    ];
-    nodecert(dir)
-        .args(base)
-        .args([
-            "-mutual-tls-client-cert",
-            s(&pki.path().join("server.pem")),
-            s(csr),
-        ])
+    let server_cert = t.pki.path().join("server.pem");
+    let mtls = |key: Option<&std::path::Path>| {
+        let mut flags = vec!["-mutual-tls-client-cert", s(&server_cert)];
+        flags.extend(
+            key.map(|k| ["-mutual-tls-client-key", s(k)])
+                .into_iter()
+                .flatten(),
+        );
+        t.gencert_bare("n", &t.csr, &flags)
+    };
+    mtls(None)
         .assert()
         .code(2)
         .stderr(contains("--mutual-tls-client-key"));
-    let server_cert = pki.path().join("server.pem");
-    let unrelated_key = pki.path().join("secondary-key.pem");
-    nodecert(dir)
-        .args(base)
-        .args([
-            "-mutual-tls-client-cert",
-            s(&server_cert),
-            "-mutual-tls-client-key",
-            s(&unrelated_key),
-            s(csr),
-        ])
+    mtls(Some(&t.pki.path().join("secondary-key.pem")))
         .assert()
         .code(3)
         .stderr(contains("secondary-key.pem").and(contains("does not fit")));
     // A matching pair is presented; multirootca does not ask for it, so the request succeeds.
-    nodecert(dir)
-        .args(base)
-        .args([
-            "-mutual-tls-client-cert",
-            s(&server_cert),
-            "-mutual-tls-client-key",
-            s(&pki.path().join("server-key.pem")),
-            s(csr),
-        ])
+    mtls(Some(&t.pki.path().join("server-key.pem")))
         .assert()
         .code(0);
 }

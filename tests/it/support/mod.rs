@@ -51,6 +51,11 @@ impl Nodecert {
         self
     }
 
+    /// `gencert -config PROFILE -tls-remote-ca CA`: the start of most gencert runs.
+    pub fn gencert(&mut self, profile: &Path, ca: &Path) -> &mut Self {
+        self.args(["gencert", "-config", s(profile), "-tls-remote-ca", s(ca)])
+    }
+
     pub fn env(&mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> &mut Self {
         self.0.env(key, value);
         self
@@ -163,7 +168,7 @@ impl Setup {
 /// `nodecert gencert -config PROFILE -tls-remote-ca CA`, run in `dir`; the caller adds the rest.
 pub fn gencert_in(dir: &Path, profile: &Path, ca: &Path) -> Nodecert {
     let mut cmd = nodecert(dir);
-    cmd.args(["gencert", "-config", s(profile), "-tls-remote-ca", s(ca)]);
+    cmd.gencert(profile, ca);
     cmd
 }
 
