@@ -29,6 +29,20 @@ fn profile(pki: &Pki, work: &Path, name: &str, remote: &str, key: &str) -> Strin
     format!("../conf/{name}/request-profile.json")
 }
 
+/// `nodecert sync FLAGS… SPECS` run in `dir`, which must exit with `code`; its stdout.
+fn sync(dir: &Path, flags: &[&str], specs: &Path, code: i32) -> String {
+    let out = nodecert(dir)
+        .arg("sync")
+        .args(flags)
+        .arg(s(specs))
+        .assert()
+        .code(code)
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap()
+}
+
 /// Writes `specs/NAME.json` for the pair `out/NAME.pem`, `out/NAME-key.pem` from `conf/csr.json`
 /// through `config`, pinned to `conf/ca.pem`, plus the fields in `extra` (a JSON object).
 fn write_spec(specs: &Path, name: &str, config: &str, extra: serde_json::Value) {
@@ -82,12 +96,7 @@ fn sync_handles_every_spec_and_isolates_a_broken_one() {
         r#"{"csr":"missing-csr.json","config":"../conf/request-profile.json","cert":"out/b.pem","key":"out/b-key.pem"}"#,
     );
 
-    let out = nodecert(dir)
-        .args(["sync", "--metrics-file", "sync.prom", s(&specs)])
-        .assert()
-        .code(11)
-        .get_output()
-        .clone();
+    let stdout = sync(dir, &["--metrics-file", "sync.prom"], &specs, 11);
     // The broken spec still counts as a failure of its certificate in the metrics.
     let metrics = std::fs::read_to_string(dir.join("sync.prom")).unwrap();
     let broken = format!(
@@ -95,7 +104,6 @@ fn sync_handles_every_spec_and_isolates_a_broken_one() {
         s(&specs.join("out/b.pem"))
     );
     assert!(metrics.contains(&broken), "{metrics}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
     assert!(lines[0].starts_with("alpha: issued "), "{stdout}");
@@ -115,14 +123,8 @@ fn sync_handles_every_spec_and_isolates_a_broken_one() {
     assert_eq!(server.signed_count(), 3);
 
     std::fs::remove_file(specs.join("broken.json")).unwrap();
-    let out = nodecert(dir)
-        .args(["sync", "--report", "json", s(&specs)])
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let out = sync(dir, &["--report", "json"], &specs, 0);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     let actions: Vec<&str> = report
         .as_array()
         .unwrap()
@@ -163,21 +165,8 @@ fn sync_isolates_run_time_failures_and_writes_metrics() {
     }
     let started = crate::support::tool(dir, "date", &["+%s"]);
     let started: i64 = started.trim().parse().unwrap();
-    let out = nodecert(dir)
-        .args([
-            "sync",
-            "--report",
-            "json",
-            "--metrics-file",
-            "nodecert.prom",
-            s(&specs),
-        ])
-        .assert()
-        .code(11)
-        .get_output()
-        .stdout
-        .clone();
-    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let flags = ["--report", "json", "--metrics-file", "nodecert.prom"];
+    let report: serde_json::Value = serde_json::from_str(&sync(dir, &flags, &specs, 11)).unwrap();
     let summary: Vec<(&str, &str, i64)> = report
         .as_array()
         .unwrap()
@@ -293,14 +282,7 @@ fn sync_spec_hook_owner_and_mode() {
         }),
     );
     for expected in ["svc: issued ", "svc: kept "] {
-        let out = nodecert(dir)
-            .args(["sync", s(&specs)])
-            .assert()
-            .code(0)
-            .get_output()
-            .stdout
-            .clone();
-        let out = String::from_utf8(out).unwrap();
+        let out = sync(dir, &[], &specs, 0);
         assert!(out.starts_with(expected), "{out}");
     }
     let (cert, key) = (specs.join("out/svc.pem"), specs.join("out/svc-key.pem"));
@@ -349,14 +331,7 @@ fn sync_refuses_specs_that_share_a_file() {
         &spec("./out/../out/a.pem", "out/b-key.pem"),
     );
     write(&specs, "gamma.json", &spec("out/g.pem", "out/g-key.pem"));
-    let out = nodecert(dir)
-        .args(["sync", s(&specs)])
-        .assert()
-        .code(11)
-        .get_output()
-        .stdout
-        .clone();
-    let stdout = String::from_utf8(out).unwrap();
+    let stdout = sync(dir, &[], &specs, 11);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     for (line, other) in [(lines[0], "beta"), (lines[1], "alpha")] {
