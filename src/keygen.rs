@@ -204,13 +204,7 @@ impl PrivateKey {
         let pair =
             ring_sig::EcdsaKeyPair::from_pkcs8(ring_ecdsa(curve), pkcs8, &SystemRandom::new())
                 .map_err(|e| e.to_string())?;
-        let sec1 = match curve {
-            Curve::P256 => p256::SecretKey::from_pkcs8_der(pkcs8)
-                .and_then(|k| k.to_sec1_der().map_err(Into::into)),
-            _ => p384::SecretKey::from_pkcs8_der(pkcs8)
-                .and_then(|k| k.to_sec1_der().map_err(Into::into)),
-        }
-        .map_err(|e| e.to_string())?;
+        let sec1 = ec_sec1(curve, pkcs8, pair.public_key().as_ref())?;
         Ok(Self {
             spec: KeySpec::Ecdsa(curve),
             spki: ec_spki(curve, pair.public_key().as_ref()),
@@ -396,6 +390,49 @@ fn ec_spki(curve: Curve, point: &[u8]) -> Vec<u8> {
         &der::sequence(&[&der::oid(oid::EC_PUBLIC_KEY), &der::oid(curve_oid)]),
         &der::bit_string(point),
     ])
+}
+
+/// The SEC1 `ECPrivateKey` (RFC 5915) cfssl writes as `EC PRIVATE KEY`: version 1, the scalar
+/// padded to the curve's size, the named curve and the public point, as Go's
+/// `x509.MarshalECPrivateKey` lays it out. Re-encoded from the PKCS#8 document ring produced,
+/// with the public point ring already computed: the RustCrypto curve crates would compute it
+/// again, and their first scalar multiplication in a process builds a precomputed table, which
+/// took more time than the key generation itself (half a millisecond on every ECDSA run).
+fn ec_sec1(curve: Curve, pkcs8: &[u8], point: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+    use sec1::der::{Decode as _, Encode as _};
+    let (size, named_curve) = match curve {
+        Curve::P256 => (
+            32,
+            sec1::der::oid::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7"),
+        ),
+        Curve::P384 => (
+            48,
+            sec1::der::oid::ObjectIdentifier::new_unwrap("1.3.132.0.34"),
+        ),
+        Curve::P521 => return Err("P-521 keys are not held by ring".into()),
+    };
+    let bad = |e: sec1::der::Error| format!("unexpected PKCS#8 layout: {e}");
+    let info = pkcs8::PrivateKeyInfoRef::from_der(pkcs8).map_err(bad)?;
+    let inner = sec1::EcPrivateKey::from_der(info.private_key.as_bytes()).map_err(bad)?;
+    let scalar = inner.private_key;
+    if scalar.len() > size {
+        return Err(format!(
+            "a {}-byte private scalar on a {size}-byte curve",
+            scalar.len()
+        ));
+    }
+    let mut padded = Zeroizing::new([0u8; 48]);
+    padded[size - scalar.len()..size].copy_from_slice(scalar);
+    let sec1 = sec1::EcPrivateKey {
+        private_key: &padded[..size],
+        parameters: Some(sec1::EcParameters::NamedCurve(named_curve)),
+        public_key: Some(point),
+    };
+    // Encoded into a buffer sized up front (a P-384 key is 167 bytes), so no copy is left behind.
+    let mut out = Zeroizing::new(vec![0u8; 256]);
+    let len = sec1.encode_to_slice(&mut out[..]).map_err(bad)?.len();
+    out.truncate(len);
+    Ok(out)
 }
 
 /// PEM with LF line endings and 64-column lines, as Go's `pem.Encode` writes.
@@ -588,6 +625,56 @@ mod tests {
             PrivateKey::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
                 .unwrap_err()
                 .contains("not a private key")
+        );
+    }
+
+    #[test]
+    fn ec_keys_are_the_sec1_documents_rustcrypto_and_go_write() {
+        for curve in [Curve::P256, Curve::P384] {
+            let key = PrivateKey::generate(KeySpec::Ecdsa(curve)).unwrap();
+            let pem = key.to_pem();
+            let (tag, ours) = pem_decode_secret(&pem).unwrap();
+            assert_eq!(tag, "EC PRIVATE KEY");
+            // The RustCrypto decoders check that the public point belongs to the scalar; their
+            // encoders write the layout of Go's x509.MarshalECPrivateKey.
+            let theirs = match curve {
+                Curve::P256 => p256::SecretKey::from_sec1_der(&ours)
+                    .unwrap()
+                    .to_sec1_der()
+                    .unwrap(),
+                _ => p384::SecretKey::from_sec1_der(&ours)
+                    .unwrap()
+                    .to_sec1_der()
+                    .unwrap(),
+            };
+            assert_eq!(&ours[..], &theirs[..], "{curve:?}");
+        }
+
+        // A PKCS#8 key whose scalar was written without its leading zero byte is padded.
+        let mut scalar = [7u8; 32];
+        scalar[0] = 0;
+        let secret = p256::SecretKey::from_slice(&scalar).unwrap();
+        let padded = secret.to_sec1_der().unwrap();
+        let point = secret.public_key().to_sec1_bytes();
+        use sec1::der::Encode as _;
+        let short = sec1::EcPrivateKey {
+            private_key: &scalar[1..],
+            parameters: None,
+            public_key: Some(&point),
+        }
+        .to_der()
+        .unwrap();
+        let full = secret.to_pkcs8_der().unwrap();
+        let info = pkcs8::PrivateKeyInfoRef::try_from(full.as_bytes()).unwrap();
+        let document = pkcs8::PrivateKeyInfoRef {
+            private_key: pkcs8::der::asn1::OctetStringRef::new(&short).unwrap(),
+            ..info
+        }
+        .to_der()
+        .unwrap();
+        assert_eq!(
+            &ec_sec1(Curve::P256, &document, &point).unwrap()[..],
+            &padded[..]
         );
     }
 
