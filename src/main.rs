@@ -1,12 +1,11 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use clap::error::ErrorKind;
-use nodecert::cli::{Cli, argv, usage};
+use nodecert::cli::{argv, usage};
 
 fn main() -> ExitCode {
-    let args = argv::normalize(std::env::args_os());
-    let cli = match Cli::try_parse_from(&args) {
+    let (args, parsed) = argv::parse(std::env::args_os());
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err)
             if err.use_stderr()

@@ -7,13 +7,32 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
-use clap::CommandFactory;
+use clap::{Command, CommandFactory, FromArgMatches};
 
 use super::Cli;
 
-/// Rewrites cfssl-style single-dash long flags in `args` (the program name first).
-pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
-    let flags = long_flags();
+/// Parses the command line, cfssl's single-dash flags included. Returns the arguments as
+/// rewritten (for the one-line usage error) and the parse result.
+///
+/// clap's command tree is built once and serves both the rewriting and the parsing: building it
+/// is most of what parsing costs, and nodecert runs from cron on every node.
+pub fn parse(
+    args: impl IntoIterator<Item = OsString>,
+) -> (Vec<OsString>, Result<Cli, clap::Error>) {
+    let mut command = Cli::command();
+    let args = normalize(&command, args);
+    let parsed = command
+        .try_get_matches_from_mut(&args)
+        .and_then(|mut matches| {
+            Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command))
+        });
+    (args, parsed)
+}
+
+/// Rewrites cfssl-style single-dash long flags in `args` (the program name first), for the long
+/// flags `command` and its subcommands define.
+pub fn normalize(command: &Command, args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let flags = long_flags(command);
     let mut out = Vec::new();
     let mut args = args.into_iter();
     out.extend(args.next());
@@ -69,19 +88,19 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
 }
 
 /// Every long flag of every subcommand, and whether it takes a value.
-fn long_flags() -> BTreeMap<String, bool> {
+fn long_flags(root: &Command) -> BTreeMap<&str, bool> {
     let mut flags = BTreeMap::new();
-    let mut stack = vec![Cli::command()];
+    let mut stack = vec![root];
     while let Some(command) = stack.pop() {
         for arg in command.get_arguments() {
             if let Some(long) = arg.get_long() {
-                flags.insert(long.to_string(), arg.get_action().takes_values());
+                flags.insert(long, arg.get_action().takes_values());
             }
         }
-        stack.extend(command.get_subcommands().cloned());
+        stack.extend(command.get_subcommands());
     }
-    flags.insert("help".into(), false);
-    flags.insert("version".into(), false);
+    flags.insert("help", false);
+    flags.insert("version", false);
     flags
 }
 
@@ -92,7 +111,7 @@ mod tests {
     fn norm(args: &[&str]) -> Vec<String> {
         let mut full = vec!["nodecert"];
         full.extend_from_slice(args);
-        normalize(full.iter().map(OsString::from))
+        normalize(&Cli::command(), full.iter().map(OsString::from))
             .into_iter()
             .skip(1)
             .map(|a| a.into_string().unwrap())

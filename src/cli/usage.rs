@@ -74,6 +74,7 @@ mod tests {
 
     fn args(line: &[&str]) -> Vec<OsString> {
         argv::normalize(
+            &Cli::command(),
             std::iter::once("nodecert")
                 .chain(line.iter().copied())
                 .map(OsString::from),
