@@ -356,25 +356,39 @@ pub fn remove_stale_temps(destination: &Destination) {
     let Destination::Files { cert, key, csr } = destination else {
         return;
     };
-    for target in [cert.as_ref(), Some(key), csr.as_ref()]
+    let targets: Vec<&Path> = [cert.as_deref(), Some(key.as_path()), csr.as_deref()]
         .into_iter()
         .flatten()
-    {
-        remove_stale_temps_of(target);
+        .collect();
+    // Usually one directory for the three files: each is listed once.
+    let mut dirs: Vec<PathBuf> = targets.iter().map(|t| parent_dir(t)).collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        let prefixes: Vec<String> = targets
+            .iter()
+            .filter(|t| parent_dir(t) == dir)
+            .map(|t| temp_prefix(t))
+            .collect();
+        remove_temps_in(&dir, &prefixes);
     }
 }
 
 /// Removes the temporary files of `target` that an interrupted run left; call it only while
 /// holding the lock that serialises writers of `target`.
 pub fn remove_stale_temps_of(target: &Path) {
-    let prefix = temp_prefix(target);
-    let Ok(entries) = std::fs::read_dir(parent_dir(target)) else {
+    remove_temps_in(&parent_dir(target), &[temp_prefix(target)]);
+}
+
+/// Removes the files in `dir` that are temporary files of one of the targets with `prefixes`.
+fn remove_temps_in(dir: &Path, prefixes: &[String]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+        if name.ends_with(".tmp") && prefixes.iter().any(|p| name.starts_with(p.as_str())) {
             log::debug!("removing {name}, left by an interrupted run");
             let _ = std::fs::remove_file(entry.path());
         }
@@ -522,8 +536,37 @@ mod tests {
         let dest = Destination::bare(&dir.path().join("n").to_string_lossy());
         std::fs::write(dir.path().join(".n.pem.nodecert-abc.tmp"), "x").unwrap();
         std::fs::write(dir.path().join(".other.pem.nodecert-abc.tmp"), "x").unwrap();
+        std::fs::write(dir.path().join(".n-key.pem.nodecert-abc.tmp"), "x").unwrap();
+        std::fs::write(dir.path().join(".n.csr.nodecert-abc.tmp"), "x").unwrap();
+        remove_stale_temps(&dest);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [".other.pem.nodecert-abc.tmp"]);
+
+        // The key in another directory than the certificate and the CSR.
+        let keys = tempfile::tempdir().unwrap();
+        let dest = Destination::Files {
+            cert: Some(dir.path().join("c.pem")),
+            key: keys.path().join("k.pem"),
+            csr: Some(dir.path().join("c.csr")),
+        };
+        for (d, name) in [(&dir, "c.pem"), (&keys, "k.pem"), (&dir, "c.csr")] {
+            std::fs::write(d.path().join(format!(".{name}.nodecert-x.tmp")), "x").unwrap();
+        }
+        std::fs::write(keys.path().join(".c.pem.nodecert-x.tmp"), "x").unwrap();
         remove_stale_temps(&dest);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let left: Vec<_> = std::fs::read_dir(keys.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            [".c.pem.nodecert-x.tmp"],
+            "not a target in that directory"
+        );
     }
 
     #[test]
