@@ -7,8 +7,8 @@
 # both talking to ONE real multirootca over TLS on 127.0.0.1, for ecdsa-256, ecdsa-384,
 # rsa-2048 and rsa-4096 keys, plus `nodecert sync` over 8 specs against 8 pipelines run one
 # after another. The two tools are interleaved round by round (which goes first alternates),
-# so drift in machine load hits both alike. Wall time and peak RSS of every process come from
-# bench/harness.py (GNU time per process; see bench/README.md for what each column means).
+# so drift in machine load hits both alike. bench/harness.py times each command, then runs it
+# again under GNU time for its peak RSS (see bench/README.md for what each column means).
 #
 #   RUNS=30 bench/compare.sh        # runs per row (default 30; use at least 30 for the RSA rows)
 #   COLD_RUNS=50                    # runs of `nodecert --version` / `cfssl version`

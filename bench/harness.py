@@ -4,13 +4,15 @@
 compare.sh prepares WORK (CA, running multirootca, rp.json, rp-cfssl.json, csr-ROW.json,
 sync/ specs, sync-csr/) and calls this with --work WORK --nodecert BIN --runs N.
 
-Every measured process runs under GNU time (`/usr/bin/time -f %M -o FILE`), which reports
-that process's own peak RSS. (os.wait4 from Python cannot be used for RSS: Linux folds the
-parent's high-water RSS into the child at exec, so every child would report at least
-Python's ~14 MB.) Wall time is taken here with perf_counter from just before the first
-process is started to the exit of the last one; for a pipeline both processes run at once,
-for the 8 sequential pipelines it spans all 16 processes. The GNU time wrapper (~1 ms per
-process) is inside the measured time for both tools alike.
+Wall time and peak RSS come from separate runs, interleaved in the same round. Wall time is
+taken here with perf_counter from just before the first process is started to the exit of the
+last one, with the processes started directly (for a pipeline both run at once; for the 8
+sequential pipelines it spans all 16 processes). Peak RSS comes from a second run of the same
+command with every process under GNU time (`/usr/bin/time -f %M -o FILE`), which reports that
+process's own peak. (os.wait4 from Python cannot be used for RSS: Linux folds the parent's
+high-water RSS into the child at exec, so every child would report at least Python's ~14 MB.)
+GNU time is kept out of the timed runs because it adds its own start-up (~1 ms) to both tools,
+which compresses the ratio without being part of either.
 """
 
 import argparse
@@ -32,10 +34,11 @@ class Failed(Exception):
     pass
 
 
-def timed(stages, cwd, label):
+def timed(stages, cwd, label, rss=False):
     """Run a list of pipelines one after another; each pipeline is a list of argv joined by
     pipes (stdout of one into stdin of the next; the last one's stdout is discarded).
-    Returns (wall_ms, peak_rss_kb over every process)."""
+    Returns the wall ms, or with rss=True (every process under GNU time) the peak RSS in KB
+    over every process."""
     with tempfile.TemporaryDirectory(prefix="rss", dir=cwd) as tmp, \
             open(os.path.join(tmp, "stderr"), "w+b") as err:
         rss_files = []
@@ -43,11 +46,13 @@ def timed(stages, cwd, label):
         for s, pipeline in enumerate(stages):
             procs, prev = [], None
             for i, argv in enumerate(pipeline):
-                rf = os.path.join(tmp, f"rss-{s}-{i}")
-                rss_files.append(rf)
+                if rss:
+                    rf = os.path.join(tmp, f"rss-{s}-{i}")
+                    rss_files.append(rf)
+                    argv = [TIME, "-f", "%M", "-o", rf] + argv
                 last = i == len(pipeline) - 1
                 p = subprocess.Popen(
-                    [TIME, "-f", "%M", "-o", rf] + argv, cwd=cwd,
+                    argv, cwd=cwd,
                     stdin=prev if prev is not None else subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL if last else subprocess.PIPE, stderr=err)
                 if prev is not None:
@@ -60,11 +65,13 @@ def timed(stages, cwd, label):
                 msg = err.read().decode(errors="replace")[-3000:]
                 raise Failed(f"{label}: exit statuses {rcs} for {pipeline}\n{msg}")
         t1 = time.perf_counter()
-        rss = 0
+        if not rss:
+            return (t1 - t0) * 1000.0
+        peak = 0
         for rf in rss_files:
             with open(rf) as f:  # "Command exited with ..." may precede the number
-                rss = max(rss, int(f.read().split()[-1]))
-    return (t1 - t0) * 1000.0, rss
+                peak = max(peak, int(f.read().split()[-1]))
+    return peak
 
 
 def need(paths, label):
@@ -148,8 +155,9 @@ def main():
     if a.runs < 30:
         print(f"NOTE: RUNS={a.runs} is a smoke run; use RUNS>=30 (default) for figures, "
               "especially the RSA rows, whose key generation time varies widely.\n")
-    print(f"{a.runs} rounds; in each round every row runs both tools, nodecert first in even "
-          "rounds, cfssl first in odd rounds ...", file=sys.stderr)
+    print(f"{a.runs} rounds; in each round every row runs both tools (once timed, once under GNU "
+          "time for peak RSS), nodecert first in even rounds, cfssl first in odd rounds ...",
+          file=sys.stderr)
     for r in range(a.runs):
         for row in rows:
             order = ["nodecert", "cfssl", "nodecert-genkey", "cfssl-genkey"]
@@ -160,9 +168,16 @@ def main():
                 if key not in tasks:
                     continue
                 stages, files = tasks[key]
+                label = f"{tool} {row} round {r}"
                 clear(files)
-                res[key].append(timed(stages, w, f"{tool} {row} round {r}"))
+                wall = timed(stages, w, label)
                 need(files, f"{tool} {row}")
+                peak = None
+                if "genkey" not in tool:  # RSS is reported for the end-to-end rows
+                    clear(files)
+                    peak = timed(stages, w, label, rss=True)
+                    need(files, f"{tool} {row}")
+                res[key].append((wall, peak))
                 if r == 0 and files[0].endswith(".pem") and not files[0].endswith("-key.pem"):
                     # first round: every certificate verifies and matches its key
                     for i in range(0, len(files), 3):
@@ -176,7 +191,7 @@ def main():
         if r % 2:
             pairs.reverse()
         for name, argv in pairs:
-            cold[name].append(timed([[argv]], w, name))
+            cold[name].append((timed([[argv]], w, name), timed([[argv]], w, name, rss=True)))
 
     def ms(xs):
         return [x[0] for x in xs]
