@@ -168,8 +168,9 @@ impl Job {
             label: &self.label,
         };
         let key_pem = key.to_pem();
-        let (server, cert_pem) =
-            self.request_while_staging(&transport, &sign_request, &mut reserved, &key_pem)?;
+        let (reply, staged) =
+            self.request_while_staging(&transport, &sign_request, &mut reserved, &key_pem);
+        let (server, cert_pem) = reply?;
         let bad_reply = |detail| Error::BadResponse {
             server: server.clone(),
             detail,
@@ -177,6 +178,9 @@ impl Job {
         let issued = verify::check(&cert_pem, key.spki_der(), &self.request.sans(), unix_now())
             .map_err(bad_reply)?;
         let issuer = verify::issuer(&issued.der, transport.pinned_cas()).map_err(bad_reply)?;
+        // A disk error while staging is reported after the CA's reply has been judged, as it
+        // was when every file was written at the end.
+        staged?;
         // Owed until the hook succeeds: a run killed between the swap and the hook, or a hook
         // that fails, would otherwise leave the service on the old certificate for good, since
         // the next run finds the new pair and has nothing to do.
@@ -404,17 +408,18 @@ impl Job {
 
     /// The signing request ([`Self::request_with_retries`]), while another thread writes and
     /// fsyncs the key and CSR ([`Reserved::stage`]): the CA's signing time pays for two of the
-    /// three fsyncs. A staging error counts only once the CA has answered; if no thread can be
-    /// started, [`Reserved::commit`] writes those files itself.
+    /// three fsyncs. Returns the reply and the staging result apart, so that the caller judges
+    /// the reply first. If no thread can be started, [`Reserved::commit`] writes those files
+    /// itself.
     fn request_while_staging(
         &self,
         transport: &Transport,
         request: &SignRequest<'_>,
         reserved: &mut Reserved,
         key_pem: &str,
-    ) -> Result<(String, String)> {
+    ) -> (Result<(String, String)>, Result<()>) {
         if !reserved.writes_files() {
-            return self.request_with_retries(transport, request);
+            return (self.request_with_retries(transport, request), Ok(()));
         }
         let csr_pem = request.certificate_request;
         std::thread::scope(|scope| {
@@ -422,13 +427,16 @@ impl Job {
                 .name("stage".into())
                 .stack_size(STAGING_STACK)
                 .spawn_scoped(scope, || reserved.stage(key_pem, csr_pem));
-            let reply = self.request_with_retries(transport, request)?;
-            if let Ok(staging) = staging {
-                staging.join().unwrap_or_else(|_| {
+            let reply = self.request_with_retries(transport, request);
+            // Joined here, whatever the reply: a staging thread that panicked must not turn a
+            // request error into a panic when the scope ends.
+            let staged = match staging {
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
                     Err(Error::Internal("writing the key and CSR failed".into()))
-                })?;
-            }
-            Ok(reply)
+                }),
+                Err(_) => Ok(()),
+            };
+            (reply, staged)
         })
     }
 
@@ -470,8 +478,9 @@ impl Job {
     }
 }
 
-/// Writing two small files needs little stack; a thread's default is 2 MiB.
-const STAGING_STACK: usize = 64 * 1024;
+/// Writing two small files needs little stack (a thread's default is 2 MiB); this leaves room for
+/// a panic message and backtrace.
+const STAGING_STACK: usize = 256 * 1024;
 
 /// A value built at most once: now (`Ready`) or when first needed (`Pending`).
 enum Lazy<T, F> {

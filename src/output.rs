@@ -280,7 +280,9 @@ impl Reserved {
     /// known before the CA answers, so a job does this while it waits for the certificate
     /// (on another thread): two of the three fsyncs then cost no time. If the run fails or is
     /// killed, the temporary files go as before (removed, or by the next run under the lock);
-    /// the key in them is 0600 from the start, like the key file itself.
+    /// the key in them has its final mode (0600 by default) from before its first byte. The
+    /// price: a key the CA then refuses to certify has been on disk, in a file that is unlinked,
+    /// its blocks not overwritten (as with any deleted file).
     pub fn stage(&mut self, key: &str, csr: &str) -> Result<()> {
         for slot in &mut self.files {
             let content = match slot.role {
