@@ -14,19 +14,23 @@
 #   COLD_RUNS=50                    # runs of `nodecert --version` / `cfssl version`
 #   KEEP=1                          # keep the temporary directory
 #
-# Builds nothing: run `cargo build --release --locked` first. Everything else lives in a
+# Builds nothing: run `cargo build --release --locked --bin nodecert --example floor` first
+# (examples/floor.rs measures the floor of each row from inside a process). Everything else lives in a
 # mktemp directory; the CA is stopped by its PID on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NODECERT=$ROOT/target/release/nodecert
+FLOOR=$ROOT/target/release/examples/floor
 RUNS=${RUNS:-30}
 COLD_RUNS=${COLD_RUNS:-50}
 
-if [ ! -x "$NODECERT" ]; then
-  echo "missing $NODECERT: run \`cargo build --release --locked\` first" >&2
-  exit 2
-fi
+for bin in "$NODECERT" "$FLOOR"; do
+  if [ ! -x "$bin" ]; then
+    echo "missing $bin: run \`cargo build --release --locked --bin nodecert --example floor\` first" >&2
+    exit 2
+  fi
+done
 if ! [[ $RUNS =~ ^[1-9][0-9]*$ && $COLD_RUNS =~ ^[1-9][0-9]*$ ]]; then
   echo "RUNS and COLD_RUNS must be positive integers" >&2
   exit 2
@@ -132,5 +136,5 @@ echo "cfssl:    $(command -v cfssl) ($(cfssl version 2>/dev/null | tr '\n' ' '))
 echo "CA:       multirootca over TLS on https://127.0.0.1:$PORT (pid $CA_PID), ECDSA P-256 root"
 echo "machine:  $(nproc) CPUs, $(uname -sr), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-python3 "$ROOT/bench/harness.py" --work "$WORK" --nodecert "$NODECERT" \
+python3 "$ROOT/bench/harness.py" --work "$WORK" --nodecert "$NODECERT" --floor "$FLOOR" \
   --runs "$RUNS" --cold-runs "$COLD_RUNS"

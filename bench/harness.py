@@ -16,6 +16,7 @@ which compresses the ratio without being part of either.
 """
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -103,6 +104,14 @@ def openssl_check(work, cert, key):
         raise Failed(f"{key} does not match {cert}")
 
 
+def floor_run(argv, cwd):
+    """Runs examples/floor and returns its JSON line."""
+    p = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise Failed(f"{' '.join(argv)}: exit {p.returncode}\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout)
+
+
 def median(xs):
     return statistics.median(xs)
 
@@ -117,6 +126,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
     ap.add_argument("--nodecert", required=True)
+    ap.add_argument("--floor", required=True, help="target/release/examples/floor")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--cold-runs", type=int, default=50)
     a = ap.parse_args()
@@ -184,6 +194,17 @@ def main():
                         openssl_check(w, files[i], files[i + 1])
         print(f"  round {r + 1}/{a.runs} done", file=sys.stderr)
 
+    # The floor of each row, from inside a process (examples/floor.rs): key generation alone,
+    # and the CA's signing time on an open connection and on a new one.
+    print("floor: key generation and the CA's signing time per row ...", file=sys.stderr)
+    floor = {}
+    for row in ROWS:
+        csr = f"csr-{row}.json"
+        runs = str(a.runs)
+        keygen = floor_run([a.floor, "keygen", csr, runs], w)
+        sign = floor_run([a.floor, "sign", "rp.json", "ca.pem", csr, runs], w)
+        floor[row] = {**keygen, **sign}
+
     # Cold start: interleaved too.
     cold = {"nodecert --version": [], "cfssl version": []}
     for r in range(a.cold_runs):
@@ -235,6 +256,25 @@ def main():
         print(f"{row:<10} {ng:>15.1f} {n - ng:>13.1f} {cg:>12.1f} {c - cg:>10.1f}")
     print("nodecert genkey = nodecert genkey -bare F csr.json;"
           " cfssl genkey = cfssl genkey csr.json | cfssljson -bare F")
+
+    print()
+    print("Floor per row, ms (medians; examples/floor.rs, inside one process, so no process start):")
+    print("  keygen = the key alone; signing = one signing request on an open TLS connection")
+    print("  (the CA's work plus one loopback round trip); floor = keygen + signing, what no client")
+    print("  can avoid; new conn = the same request on a new connection (+ TCP and the TLS handshake)")
+    hdr = (f"{'row':<10} {'keygen':>8} {'signing':>8} {'floor':>8} {'new conn':>9}"
+           f" {'nodecert':>9} {'above floor':>11} {'cfssl':>8}")
+    print()
+    print(hdr)
+    print("-" * len(hdr))
+    for row in ROWS:
+        f = floor[row]
+        fl = f["keygen_ms"] + f["warm_ms"]
+        n, c = median(ms(res[("nodecert", row)])), median(ms(res[("cfssl", row)]))
+        print(f"{row:<10} {f['keygen_ms']:>8.2f} {f['warm_ms']:>8.2f} {fl:>8.2f}"
+              f" {f['cold_ms']:>9.2f} {n:>9.1f} {n - fl:>11.1f} {c:>8.1f}")
+    print("above floor = nodecert median - floor: process start and exit, reading the inputs,"
+          " the TLS handshake, the checks, writing the files durably")
 
     print()
     print(f"Cold start, {a.cold_runs} runs each (median / p90 ms, median peak RSS MB):")
