@@ -13,6 +13,7 @@
 #   RUNS=30 bench/compare.sh        # runs per row (default 30; use at least 30 for the RSA rows)
 #   COLD_RUNS=50                    # runs of `nodecert --version` / `cfssl version`
 #   KEEP=1                          # keep the temporary directory
+#   NODECERT=… FLOOR=…              # other builds than target/release (the tests smoke-run the debug ones)
 #
 # Builds nothing: run `cargo build --release --locked --bin nodecert --example floor` first
 # (examples/floor.rs measures the floor of each row from inside a process). Everything else lives in a
@@ -20,8 +21,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-NODECERT=$ROOT/target/release/nodecert
-FLOOR=$ROOT/target/release/examples/floor
+NODECERT=${NODECERT:-$ROOT/target/release/nodecert}
+FLOOR=${FLOOR:-$ROOT/target/release/examples/floor}
 RUNS=${RUNS:-30}
 COLD_RUNS=${COLD_RUNS:-50}
 

@@ -2,9 +2,9 @@
 # Installs what nodecert's demo and tests need, when missing: from Debian, golang-cfssl
 # (cfssl, cfssljson, multirootca: the real CA), openssl (independent checks) and systemd
 # (systemd-analyze verifies the shipped units), gdb (dumps a run's memory to show secrets are
-# wiped), tinyproxy and procps; from PyPI, ansible-core and Salt (the shipped
-# playbook and state are run by the tests). `setup-deps.sh demo` installs only what the demo
-# needs (golang-cfssl, openssl). Needs root.
+# wiped), tinyproxy, procps and GNU time (peak RSS in the benchmark, which the tests smoke-run);
+# from PyPI, ansible-core and Salt (the shipped playbook and state are run by the tests).
+# `setup-deps.sh demo` installs only what the demo needs (golang-cfssl, openssl). Needs root.
 set -euo pipefail
 demo=0
 [ "${1:-}" = demo ] && demo=1
@@ -16,6 +16,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 [ "$demo" = 1 ] || command -v tinyproxy >/dev/null || missing+=(tinyproxy-bin)
 [ "$demo" = 1 ] || command -v pgrep >/dev/null || missing+=(procps)
 [ "$demo" = 1 ] || command -v gdb >/dev/null || missing+=(gdb)
+[ "$demo" = 1 ] || [ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} from Debian" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -10,6 +10,8 @@ mod support;
 
 /// Every form of auth key in the request profile, and the wrong one.
 mod auth_keys;
+/// bench/compare.sh, one round against the debug builds (no timing asserted).
+mod bench;
 /// sign, info, certinfo, Kubernetes manifests and signer lint, role profiles, log formats.
 mod companions;
 /// Byte-level agreement with cfssl's own CSRs and cfssljson's files; genkey.
