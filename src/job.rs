@@ -358,7 +358,10 @@ impl Job {
                 reason: "no --renew-before: always issue".into(),
             };
         };
-        let pinned_cas = self.tls.pinned_ca.as_deref().map(pinned_cas);
+        // A file that cannot be read pins nothing here; the transport reports it when a
+        // certificate is due.
+        let pinned_cas = (self.tls.pinned_ca.as_deref())
+            .map(|path| crate::transport::pinned_certificates(path).unwrap_or_default());
         let wanted = renew::Wanted {
             request: &self.request,
             pinned_cas: pinned_cas.as_deref(),
@@ -495,20 +498,6 @@ impl<T, F: FnOnce() -> Result<T>> Lazy<T, F> {
             Self::Pending(build) => build(),
         }
     }
-}
-
-/// The certificates in a CA file, DER (unreadable entries are skipped: the transport rejects a
-/// bad file when a certificate is due).
-fn pinned_cas(path: &Path) -> Vec<Vec<u8>> {
-    let Ok(text) = std::fs::read(path) else {
-        return Vec::new();
-    };
-    pem::parse_many(text)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|b| b.tag() == "CERTIFICATE")
-        .map(pem::Pem::into_contents)
-        .collect()
 }
 
 /// Seconds since the Unix epoch.

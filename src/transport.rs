@@ -58,7 +58,7 @@ impl Transport {
         let mut pinned_cas = Vec::new();
         let builder = match &tls.pinned_ca {
             Some(path) => {
-                let certs = load_certs(path, "CA certificate (-tls-remote-ca)")?;
+                let certs = load_certs(path, PINNED_CA_ROLE)?;
                 pinned_cas = certs.iter().map(|c| c.as_ref().to_vec()).collect();
                 builder.with_root_certificates(trust_anchors(path, certs)?)
             }
@@ -175,6 +175,17 @@ impl Transport {
         Ok(HttpReply { status, body })
     }
 }
+
+/// The certificates of a pinned CA file (`-tls-remote-ca`), DER, read as the transport reads
+/// them: renewal compares an existing certificate's issuer with them before any connection.
+pub fn pinned_certificates(path: &Path) -> Result<Vec<Vec<u8>>> {
+    Ok(load_certs(path, PINNED_CA_ROLE)?
+        .iter()
+        .map(|c| c.as_ref().to_vec())
+        .collect())
+}
+
+const PINNED_CA_ROLE: &str = "CA certificate (-tls-remote-ca)";
 
 /// Connecting never takes longer than this, whatever `--timeout` says.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
