@@ -104,6 +104,13 @@ def openssl_check(work, cert, key):
         raise Failed(f"{key} does not match {cert}")
 
 
+def print_header(hdr):
+    """A table's column line and rule, after a blank line."""
+    print()
+    print(hdr)
+    print("-" * len(hdr))
+
+
 def floor_run(argv, cwd):
     """Runs examples/floor and returns its JSON line."""
     p = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
@@ -220,6 +227,10 @@ def main():
     def mb(xs):
         return [x[1] / 1024.0 for x in xs]
 
+    def end_to_end(row):
+        """Median wall ms of nodecert and of the cfssl pipeline for row."""
+        return median(ms(res[("nodecert", row)])), median(ms(res[("cfssl", row)]))
+
     print("End to end, wall ms (median / p90) and peak RSS MB (median), "
           f"{a.runs} runs per cell, interleaved")
     print("  nodecert = nodecert gencert -config rp.json -tls-remote-ca ca.pem -bare X csr.json")
@@ -229,9 +240,7 @@ def main():
           f" vs {SYNC_N} cfssl pipelines one after another")
     hdr = (f"{'row':<10} {'nodecert ms':>16} {'cfssl ms':>16} {'time ratio':>10}"
            f" {'nodecert MB':>11} {'cfssl MB':>9} {'RSS ratio':>9}")
-    print()
-    print(hdr)
-    print("-" * len(hdr))
+    print_header(hdr)
     for row in rows:
         n, c = res[("nodecert", row)], res[("cfssl", row)]
         nm, cm = median(ms(n)), median(ms(c))
@@ -247,12 +256,10 @@ def main():
           " checks + writing the cert (a difference of medians: noisy for RSA, may even be < 0)")
     hdr = (f"{'row':<10} {'nodecert genkey':>15} {'nodecert rest':>13}"
            f" {'cfssl genkey':>12} {'cfssl rest':>10}")
-    print()
-    print(hdr)
-    print("-" * len(hdr))
+    print_header(hdr)
     for row in ROWS:
         ng, cg = median(ms(res[("nodecert-genkey", row)])), median(ms(res[("cfssl-genkey", row)]))
-        n, c = median(ms(res[("nodecert", row)])), median(ms(res[("cfssl", row)]))
+        n, c = end_to_end(row)
         print(f"{row:<10} {ng:>15.1f} {n - ng:>13.1f} {cg:>12.1f} {c - cg:>10.1f}")
     print("nodecert genkey = nodecert genkey -bare F csr.json;"
           " cfssl genkey = cfssl genkey csr.json | cfssljson -bare F")
@@ -264,13 +271,11 @@ def main():
     print("  can avoid; new conn = the same request on a new connection (+ TCP and the TLS handshake)")
     hdr = (f"{'row':<10} {'keygen':>8} {'signing':>8} {'floor':>8} {'new conn':>9}"
            f" {'nodecert':>9} {'above floor':>11} {'cfssl':>8}")
-    print()
-    print(hdr)
-    print("-" * len(hdr))
+    print_header(hdr)
     for row in ROWS:
         f = floor[row]
         fl = f["keygen_ms"] + f["warm_ms"]
-        n, c = median(ms(res[("nodecert", row)])), median(ms(res[("cfssl", row)]))
+        n, c = end_to_end(row)
         print(f"{row:<10} {f['keygen_ms']:>8.2f} {f['warm_ms']:>8.2f} {fl:>8.2f}"
               f" {f['cold_ms']:>9.2f} {n:>9.1f} {n - fl:>11.1f} {c:>8.1f}")
     print("above floor = nodecert median - floor: process start and exit, reading the inputs,"
