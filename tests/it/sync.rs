@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 
 use predicates::str::contains;
 
+use crate::support::ca::Multirootca;
 use crate::support::{
     Pki, assert_key_matches, assert_verifies, listing, node_csr, nodecert, s, write,
 };
@@ -18,6 +19,32 @@ fn layout(pki: &Pki) -> (tempfile::TempDir, PathBuf) {
     std::fs::copy(pki.primary_ca(), conf.join("ca.pem")).unwrap();
     write(&conf, "csr.json", &node_csr("ecdsa", 256));
     (work, specs)
+}
+
+/// A running CA, a [`layout`] directory, and the request profile "good" that reaches the CA.
+struct Fleet {
+    server: Multirootca,
+    pki: Pki,
+    work: tempfile::TempDir,
+    specs: PathBuf,
+    /// The profile's path as a spec names it.
+    good: String,
+}
+
+impl Fleet {
+    fn new() -> Self {
+        let pki = Pki::new();
+        let server = pki.start();
+        let (work, specs) = layout(&pki);
+        let good = profile(&pki, work.path(), "good", &server.url(), &pki.auth_key);
+        Self {
+            server,
+            pki,
+            work,
+            specs,
+            good,
+        }
+    }
 }
 
 /// Writes `conf/NAME/request-profile.json` for `remote` and the auth key `key`, and returns its
@@ -141,11 +168,14 @@ fn sync_handles_every_spec_and_isolates_a_broken_one() {
 /// the not-after and last success of each good spec and the last failure of each failed one.
 #[test]
 fn sync_isolates_run_time_failures_and_writes_metrics() {
-    let pki = Pki::new();
-    let server = pki.start();
-    let (work, specs) = layout(&pki);
+    let Fleet {
+        server,
+        pki,
+        work,
+        specs,
+        good,
+    } = Fleet::new();
     let dir = work.path();
-    let good = profile(&pki, dir, "good", &server.url(), &pki.auth_key);
     let dead_remote = format!("127.0.0.1:{}", crate::support::ca::free_port());
     let dead = profile(&pki, dir, "dead", &dead_remote, &pki.auth_key);
     let wrong = profile(
@@ -264,11 +294,14 @@ fn sync_isolates_run_time_failures_and_writes_metrics() {
 /// name), the certificate with the spec's mode and the key 0600.
 #[test]
 fn sync_spec_hook_owner_and_mode() {
-    let pki = Pki::new();
-    let server = pki.start();
-    let (work, specs) = layout(&pki);
+    let Fleet {
+        server,
+        pki: _pki, // kept alive: the CA files behind the running server
+        work,
+        specs,
+        good,
+    } = Fleet::new();
     let dir = work.path();
-    let good = profile(&pki, dir, "good", &server.url(), &pki.auth_key);
     let hook_log = dir.join("hook.log");
     write_spec(
         &specs,
