@@ -35,13 +35,18 @@ pub fn run(args: &SyncArgs) -> Result<u8> {
         },
         allow_plaintext: args.allow_plaintext,
     };
-    let mut jobs: Vec<(PathBuf, Result<Job>)> = specs
+    // Each spec's certificate is named as soon as the spec parses: a spec that then fails to
+    // become a job (a bad csr.json or profile) still gets its failure into the metrics.
+    let (mut jobs, cert_names): (Vec<_>, Vec<_>) = specs
         .into_iter()
         .map(|path| {
-            let job = Spec::load(&path).and_then(|spec| spec.into_job(&path, &shared));
-            (path, job)
+            let spec = Spec::load(&path);
+            let cert_name =
+                (spec.as_ref().ok()).map(|spec| metrics::series_name(&spec.cert_path(&path)));
+            let job = spec.and_then(|spec| spec.into_job(&path, &shared));
+            ((path, job), cert_name)
         })
-        .collect();
+        .unzip();
     refuse_shared_files(&mut jobs);
 
     // One client per distinct TLS setting, built by the first spec that is due (none when every
@@ -83,21 +88,13 @@ pub fn run(args: &SyncArgs) -> Result<u8> {
     let mut failed = false;
     let mut samples = Vec::new();
     let mut json = Vec::new();
-    for ((path, job), slot) in jobs.iter().zip(results) {
+    for (((path, _), slot), cert_name) in jobs.iter().zip(results).zip(cert_names) {
         let result = slot
             .into_inner()
             .ok()
             .flatten()
             .unwrap_or_else(|| Err(Error::Internal("spec was not run".into())));
         let name = spec_name(path);
-        // A spec that failed to load still names its certificate when the spec itself parses,
-        // so that monitoring sees the failure.
-        let cert_name = match job {
-            Ok(job) => job.paths().map(|(c, _)| metrics::series_name(c)),
-            Err(_) => Spec::load(path)
-                .ok()
-                .map(|spec| metrics::series_name(&spec.cert_path(path))),
-        };
         let (line, value, ok) = match &result {
             Ok(outcome) => {
                 let hook = outcome
