@@ -77,7 +77,7 @@ pub fn check(pem: &str, spki_der: &[u8], requested: &[San], now: i64) -> Result<
     Ok(Issued {
         pem: crate::keygen::pem_encode("CERTIFICATE", block.contents()).to_string(),
         der: block.contents().to_vec(),
-        serial: crate::verify::serial_hex(&cert),
+        serial: serial_hex(&cert),
         not_before,
         not_after,
     })
