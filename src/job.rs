@@ -203,10 +203,7 @@ impl Job {
         log::debug!("serial {} from {server}", issued.serial);
         self.warn_if_renewed_every_run(&issued, &issuer);
 
-        let (cert, key_path) = self
-            .paths()
-            .map(|(c, k)| (c.to_path_buf(), k.to_path_buf()))
-            .unzip();
+        let (cert, key_path) = self.owned_paths();
         let hook_error = self.run_hook();
         Ok(Outcome {
             action,
@@ -217,6 +214,13 @@ impl Job {
             not_after: issued.not_after,
             hook_error,
         })
+    }
+
+    /// [`Self::paths`], owned, for an [`Outcome`].
+    fn owned_paths(&self) -> (Option<PathBuf>, Option<PathBuf>) {
+        self.paths()
+            .map(|(c, k)| (c.to_path_buf(), k.to_path_buf()))
+            .unzip()
     }
 
     /// How long `--jitter` waits on this run: a random part of it when the pair is due (as seen
@@ -236,10 +240,7 @@ impl Job {
 
     /// The outcome for a pair that stays, once the hook an earlier run still owes has run.
     fn kept(&self, reason: String, serial: String, not_after: i64) -> Outcome {
-        let (cert, key) = self
-            .paths()
-            .map(|(c, k)| (c.to_path_buf(), k.to_path_buf()))
-            .unzip();
+        let (cert, key) = self.owned_paths();
         let (reason, hook_error) = match self.owed_hook() {
             Some(hook_error) => (
                 format!("{reason}; ran the --exec hook an earlier run did not finish"),
