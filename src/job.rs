@@ -359,10 +359,17 @@ impl Job {
                 reason: "no --renew-before: always issue".into(),
             };
         };
-        // A file that cannot be read pins nothing here; the transport reports it when a
-        // certificate is due.
-        let pinned_cas = (self.tls.pinned_ca.as_deref())
-            .map(|path| crate::transport::pinned_certificates(path).unwrap_or_default());
+        // A pinned CA file that cannot be read or holds no certificate vouches for nothing: the
+        // pair is due, and the transport, built next, reports the file (exit 3).
+        let Ok(pinned_cas) = (self.tls.pinned_ca.as_deref())
+            .map(crate::transport::pinned_certificates)
+            .transpose()
+        else {
+            return Decision::Replace {
+                action: default_action,
+                reason: "the pinned CA file is unusable".into(),
+            };
+        };
         let wanted = renew::Wanted {
             request: &self.request,
             pinned_cas: pinned_cas.as_deref(),

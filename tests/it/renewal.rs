@@ -916,3 +916,34 @@ fn renews_when_the_pinned_ca_was_rekeyed_under_the_same_name() {
     assert_eq!(std::fs::read(t.dir().join("node.pem")).unwrap(), before);
     assert_eq!(t.server.signed_count(), 1);
 }
+
+/// A pinned CA file that went bad (truncated, emptied) does not let a kept pair pass unchecked:
+/// the run fails on the file (exit 3, named), sends nothing, and leaves the pair as it was.
+#[test]
+fn a_broken_pinned_ca_file_fails_the_renewal_check() {
+    let t = Setup::new();
+    let pin = t.dir().join("pin.pem");
+    std::fs::copy(t.pki.primary_ca(), &pin).unwrap();
+    let run = |code: i32| {
+        let out = nodecert(t.dir())
+            .args(["gencert", "-config", s(&t.profile)])
+            .args(["-tls-remote-ca", s(&pin), "-bare", "node"])
+            .args(["--renew-before", "720h"])
+            .arg(&t.csr)
+            .assert()
+            .code(code)
+            .get_output()
+            .clone();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    run(0);
+    let before = std::fs::read(t.dir().join("node.pem")).unwrap();
+    for broken in ["", "-----BEGIN CERTIFICATE-----\ngarbage\n"] {
+        std::fs::write(&pin, broken).unwrap();
+        let stderr = run(3);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(s(&pin)), "names the file: {stderr}");
+        assert_eq!(std::fs::read(t.dir().join("node.pem")).unwrap(), before);
+    }
+    assert_eq!(t.server.signed_count(), 1);
+}
