@@ -323,7 +323,6 @@ pub fn parse(
     Ok(Target { remotes, auth_key })
 }
 
-/// An optional object-valued field.
 /// A parsed request profile whose strings are zeroized when it is dropped: an inline auth key
 /// is one of them, and a freed `String` keeps its bytes until the allocator reuses them.
 struct WipedOnDrop(Value);
@@ -351,6 +350,7 @@ impl Drop for WipedOnDrop {
     }
 }
 
+/// An optional object-valued field.
 fn object<'a>(
     parent: &'a Map<String, Value>,
     name: &str,
