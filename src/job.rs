@@ -185,21 +185,29 @@ impl Job {
         // that fails, would otherwise leave the service on the old certificate for good, since
         // the next run finds the new pair and has nothing to do.
         // The pair's directory fsync after the swap makes the marker durable with it.
+        // Not through a symlink; removed again if the swap fails and this run made it (one an
+        // earlier run left is still owed).
+        let new_marker = self.hook_marker().filter(|marker| !marker.exists());
         if let Some(marker) = self.hook_marker() {
             use std::os::unix::fs::OpenOptionsExt as _;
-            std::fs::OpenOptions::new()
+            let mut options = std::fs::OpenOptions::new();
+            options
                 .write(true)
                 .create(true)
                 .truncate(true)
-                .mode(crate::output::KEY_MODE)
-                .open(&marker)
+                .mode(crate::output::KEY_MODE);
+            crate::error::open_regular(&mut options, &marker)
                 .map_err(|e| Error::output(&marker, e))?;
         }
-        reserved.commit(&Bundle {
+        let committed = reserved.commit(&Bundle {
             cert: Some(&issued.pem),
             csr: &csr_pem,
             key: &key_pem,
-        })?;
+        });
+        if let (Err(_), Some(marker)) = (&committed, &new_marker) {
+            let _ = std::fs::remove_file(marker);
+        }
+        committed?;
         log::debug!("serial {} from {server}", issued.serial);
         self.warn_if_renewed_every_run(&issued, &issuer);
 
