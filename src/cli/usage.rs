@@ -7,7 +7,7 @@
 
 use std::ffi::OsString;
 
-use clap::CommandFactory;
+use clap::{CommandFactory, ValueEnum};
 
 use super::{Cli, LogFormat};
 
@@ -56,10 +56,8 @@ pub fn log_format(args: &[OsString]) -> LogFormat {
             Some(rest) => rest.strip_prefix('='),
             None => None,
         };
-        match value {
-            Some("json") => format = LogFormat::Json,
-            Some("text") => format = LogFormat::Text,
-            _ => {}
+        if let Some(parsed) = value.and_then(|v| LogFormat::from_str(v, false).ok()) {
+            format = parsed;
         }
     }
     format
