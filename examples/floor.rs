@@ -20,7 +20,7 @@ use nodecert::client::CaClient;
 use nodecert::csr::CertificateRequest;
 use nodecert::job::unix_now;
 use nodecert::keygen::PrivateKey;
-use nodecert::protocol::{AUTHSIGN_PATH, SIGN_PATH, SignRequest};
+use nodecert::protocol::SignRequest;
 use nodecert::transport::{TlsOptions, Transport};
 
 type Failure = Box<dyn std::error::Error>;
@@ -95,10 +95,6 @@ fn sign(profile: &Path, ca: &Path, csr: &Path, runs: usize) -> Result<serde_json
         crl_override: "",
         label: "",
     };
-    let path = match target.auth_key {
-        Some(_) => AUTHSIGN_PATH,
-        None => SIGN_PATH,
-    };
     let once = |transport: &Transport| -> Result<Duration, Failure> {
         let body = sign_request.to_body(target.auth_key.as_ref(), unix_now());
         let client = CaClient {
@@ -106,7 +102,7 @@ fn sign(profile: &Path, ca: &Path, csr: &Path, runs: usize) -> Result<serde_json
             transport,
         };
         let start = Instant::now();
-        client.certificate(path, &body, Some(request.key))?;
+        client.certificate(target.sign_path(), &body, Some(request.key))?;
         Ok(start.elapsed())
     };
 

@@ -16,7 +16,7 @@ use crate::keygen::{KeySpec, PrivateKey, pem_encode};
 use crate::lock::PairLock;
 use crate::output::{Bundle, Destination, FileOptions, Reserved};
 use crate::profile::Target;
-use crate::protocol::{AUTHSIGN_PATH, SIGN_PATH, SignRequest};
+use crate::protocol::SignRequest;
 use crate::renew::{self, Action, Decision};
 use crate::transport::{TlsOptions, Transport};
 use crate::verify;
@@ -472,14 +472,8 @@ impl Job {
                 target: &self.target,
                 transport,
             };
-            let auth_key = self.target.auth_key.as_ref();
-            let path = if auth_key.is_some() {
-                AUTHSIGN_PATH
-            } else {
-                SIGN_PATH
-            };
-            let body = request.to_body(auth_key, unix_now());
-            match client.certificate(path, &body, Some(self.request.key)) {
+            let body = request.to_body(self.target.auth_key.as_ref(), unix_now());
+            match client.certificate(self.target.sign_path(), &body, Some(self.request.key)) {
                 Err(err) if err.is_retryable() && attempt < self.renewal.retries => {
                     let cap = Duration::from_secs(1 << attempt.min(6)).min(Duration::from_secs(60));
                     let wait = cap.mul_f64(random_fraction());

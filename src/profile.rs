@@ -25,6 +25,14 @@ pub struct Target {
 }
 
 impl Target {
+    /// The signing endpoint: `authsign` with an auth key, else the unauthenticated `sign`.
+    pub fn sign_path(&self) -> &'static str {
+        match self.auth_key {
+            Some(_) => crate::protocol::AUTHSIGN_PATH,
+            None => crate::protocol::SIGN_PATH,
+        }
+    }
+
     /// Refuses plain-http remotes unless `allowed`, and warns when they are allowed.
     pub fn check_plaintext(&self, allowed: bool) -> Result<()> {
         if let Some(remote) = self.remotes.iter().find(|r| r.is_plaintext()) {

@@ -12,7 +12,7 @@ use crate::csr::San;
 use crate::error::{Error, Result};
 use crate::job::unix_now;
 use crate::output::{PUBLIC_MODE, write_file_atomically};
-use crate::protocol::{AUTHSIGN_PATH, SIGN_PATH, SignRequest};
+use crate::protocol::SignRequest;
 use crate::transport::Transport;
 
 /// Runs sign.
@@ -40,18 +40,15 @@ pub fn run(args: &SignArgs) -> Result<()> {
         crl_override: "",
         label: &args.ca.label,
     };
-    let auth_key = target.auth_key.as_ref();
-    let path = if auth_key.is_some() {
-        AUTHSIGN_PATH
-    } else {
-        SIGN_PATH
-    };
     let client = CaClient {
         target: &target,
         transport: &transport,
     };
-    let (server, cert_pem) =
-        client.certificate(path, &request.to_body(auth_key, unix_now()), None)?;
+    let (server, cert_pem) = client.certificate(
+        target.sign_path(),
+        &request.to_body(target.auth_key.as_ref(), unix_now()),
+        None,
+    )?;
     let issued = crate::verify::check(&cert_pem, &spki, &wanted, unix_now())
         .and_then(|issued| {
             crate::verify::issuer(&issued.der, transport.pinned_cas()).map(|_| issued)
