@@ -175,9 +175,14 @@ impl Job {
             server: server.clone(),
             detail,
         };
-        let issued = verify::check(&cert_pem, key.spki_der(), &self.request.sans(), unix_now())
-            .map_err(bad_reply)?;
-        let issuer = verify::issuer(&issued.der, transport.pinned_cas()).map_err(bad_reply)?;
+        let issued = verify::check(
+            &cert_pem,
+            key.spki_der(),
+            &self.request.sans(),
+            unix_now(),
+            transport.pinned_cas(),
+        )
+        .map_err(bad_reply)?;
         // A disk error while staging is reported after the CA's reply has been judged, as it
         // was when every file was written at the end.
         staged?;
@@ -209,7 +214,7 @@ impl Job {
         }
         committed?;
         log::debug!("serial {} from {server}", issued.serial);
-        self.warn_if_renewed_every_run(&issued, &issuer);
+        self.warn_if_renewed_every_run(&issued);
 
         let (cert, key_path) = self.owned_paths();
         let hook_error = self.run_hook();
@@ -313,12 +318,12 @@ impl Job {
     ///
     /// The same goes for a certificate whose issuer is not in the pinned CA file: renewal keeps
     /// a pair only when the pinned CA issued it, so every run would renew it again.
-    fn warn_if_renewed_every_run(&self, issued: &verify::Issued, issuer: &verify::IssuerCheck) {
+    fn warn_if_renewed_every_run(&self, issued: &verify::Issued) {
         let Some(renew_before) = self.renewal.renew_before else {
             return;
         };
         if let (verify::IssuerCheck::NotInPin { issuer }, Some(pinned)) =
-            (issuer, &self.tls.pinned_ca)
+            (&issued.issuer, &self.tls.pinned_ca)
         {
             log::warn!(
                 "the certificate was issued by \"{issuer}\", which is not in {}: --renew-before \

@@ -11,8 +11,8 @@ use crate::csr::San;
 pub struct Issued {
     /// The certificate, normalised to one PEM block ending in a newline.
     pub pem: String,
-    /// The certificate, DER.
-    pub der: Vec<u8>,
+    /// How its issuer relates to the pinned CA file.
+    pub issuer: IssuerCheck,
     /// Serial number, lower-case hex.
     pub serial: String,
     /// Not-before, seconds since the Unix epoch.
@@ -22,8 +22,15 @@ pub struct Issued {
 }
 
 /// Checks that `pem` is exactly one certificate, for the public key `spki_der`, valid at `now`
-/// (Unix seconds), and carrying every SAN in `requested`. The error says which check failed.
-pub fn check(pem: &str, spki_der: &[u8], requested: &[San], now: i64) -> Result<Issued, String> {
+/// (Unix seconds), carrying every SAN in `requested`, and, when it names one of `pinned_cas` (DER)
+/// as its issuer, signed by that CA ([`issuer_of`]). The error says which check failed.
+pub fn check(
+    pem: &str,
+    spki_der: &[u8],
+    requested: &[San],
+    now: i64,
+    pinned_cas: &[Vec<u8>],
+) -> Result<Issued, String> {
     let blocks = ::pem::parse_many(pem.trim())
         .map_err(|e| format!("the certificate is not valid PEM: {e}"))?;
     let [block] = blocks.as_slice() else {
@@ -76,7 +83,7 @@ pub fn check(pem: &str, spki_der: &[u8], requested: &[San], now: i64) -> Result<
     }
     Ok(Issued {
         pem: crate::keygen::pem_encode("CERTIFICATE", block.contents()).to_string(),
-        der: block.contents().to_vec(),
+        issuer: issuer_of(&cert, pinned_cas)?,
         serial: serial_hex(&cert),
         not_before,
         not_after,
@@ -96,16 +103,9 @@ pub enum IssuerCheck {
     NotInPin { issuer: String },
 }
 
-/// Compares the issuer of `cert_der` with the pinned CA certificates `pinned_cas` (DER). A
+/// Compares the issuer of `cert` with the pinned CA certificates `pinned_cas` (DER). A
 /// certificate that names a pinned CA as its issuer but whose signature that CA's key does not
 /// verify is an error: it did not come from the CA the operator trusts.
-pub fn issuer(cert_der: &[u8], pinned_cas: &[Vec<u8>]) -> Result<IssuerCheck, String> {
-    let (_, cert) = X509Certificate::from_der(cert_der)
-        .map_err(|e| format!("the certificate does not parse: {e}"))?;
-    issuer_of(&cert, pinned_cas)
-}
-
-/// [`issuer`] for a certificate already parsed.
 pub fn issuer_of(
     cert: &X509Certificate<'_>,
     pinned_cas: &[Vec<u8>],
@@ -206,11 +206,12 @@ mod tests {
     #[test]
     fn accepts_a_matching_certificate() {
         let (pem, spki) = captured();
-        let issued = check(&pem, &spki, &sans(), IN_VALIDITY).unwrap();
+        let issued = check(&pem, &spki, &sans(), IN_VALIDITY, &[]).unwrap();
         // Expected values from `openssl x509 -noout -serial -enddate` on the same certificate.
         assert_eq!(issued.serial, "64889e89c26ed55f86c087540dd4445e2c15a460");
         assert_eq!(issued.not_after, 1_827_380_460);
         assert_eq!(issued.pem, pem);
+        assert_eq!(issued.issuer, IssuerCheck::NothingPinned);
     }
 
     #[test]
@@ -219,7 +220,7 @@ mod tests {
         let last = spki.len() - 1;
         spki[last] ^= 1;
         assert!(
-            check(&pem, &spki, &sans(), IN_VALIDITY)
+            check(&pem, &spki, &sans(), IN_VALIDITY, &[])
                 .unwrap_err()
                 .contains("different public key")
         );
@@ -229,12 +230,12 @@ mod tests {
     fn rejects_outside_validity() {
         let (pem, spki) = captured();
         assert!(
-            check(&pem, &spki, &sans(), 1_700_000_000)
+            check(&pem, &spki, &sans(), 1_700_000_000, &[])
                 .unwrap_err()
                 .contains("not valid until")
         );
         assert!(
-            check(&pem, &spki, &sans(), 1_900_000_000)
+            check(&pem, &spki, &sans(), 1_900_000_000, &[])
                 .unwrap_err()
                 .contains("expired")
         );
@@ -246,22 +247,22 @@ mod tests {
         let mut wanted = sans();
         wanted.push(San::Dns("other.example.com".into()));
         wanted.push(San::Ip("10.0.0.1".parse().unwrap()));
-        let err = check(&pem, &spki, &wanted, IN_VALIDITY).unwrap_err();
+        let err = check(&pem, &spki, &wanted, IN_VALIDITY, &[]).unwrap_err();
         assert!(err.contains("DNS:other.example.com, IP:10.0.0.1"), "{err}");
     }
 
     #[test]
     fn rejects_garbage_and_extra_text() {
         let (pem, spki) = captured();
-        assert!(check("garbage", &spki, &[], IN_VALIDITY).is_err());
-        assert!(check(&format!("{pem}trailing"), &spki, &[], IN_VALIDITY).is_err());
+        assert!(check("garbage", &spki, &[], IN_VALIDITY, &[]).is_err());
+        assert!(check(&format!("{pem}trailing"), &spki, &[], IN_VALIDITY, &[]).is_err());
         assert!(
-            check(&format!("{pem}{pem}"), &spki, &[], IN_VALIDITY)
+            check(&format!("{pem}{pem}"), &spki, &[], IN_VALIDITY, &[])
                 .unwrap_err()
                 .contains("2 blocks")
         );
         let csr = pem.replace("CERTIFICATE", "CERTIFICATE REQUEST");
-        assert!(check(&csr, &spki, &[], IN_VALIDITY).is_err());
+        assert!(check(&csr, &spki, &[], IN_VALIDITY, &[]).is_err());
     }
 
     /// A CA and a certificate it issued, made with rcgen; `name` is the CA's CN.
@@ -278,6 +279,10 @@ mod tests {
         let leaf_params = rcgen::CertificateParams::new(vec!["node.example".to_string()]).unwrap();
         let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
         (ca.der().to_vec(), leaf.der().to_vec())
+    }
+
+    fn issuer(der: &[u8], pinned_cas: &[Vec<u8>]) -> Result<IssuerCheck, String> {
+        issuer_of(&X509Certificate::from_der(der).unwrap().1, pinned_cas)
     }
 
     #[test]

@@ -49,11 +49,14 @@ pub fn run(args: &SignArgs) -> Result<()> {
         &request.to_body(target.auth_key.as_ref(), unix_now()),
         None,
     )?;
-    let issued = crate::verify::check(&cert_pem, &spki, &wanted, unix_now())
-        .and_then(|issued| {
-            crate::verify::issuer(&issued.der, transport.pinned_cas()).map(|_| issued)
-        })
-        .map_err(|detail| Error::BadResponse { server, detail })?;
+    let issued = crate::verify::check(
+        &cert_pem,
+        &spki,
+        &wanted,
+        unix_now(),
+        transport.pinned_cas(),
+    )
+    .map_err(|detail| Error::BadResponse { server, detail })?;
     match out_path {
         Some(path) => write_file_atomically(&path, issued.pem.as_bytes(), PUBLIC_MODE),
         None => {
