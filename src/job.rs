@@ -254,12 +254,13 @@ impl Job {
     /// The outcome for a pair that stays, once the hook an earlier run still owes has run.
     fn kept(&self, reason: String, serial: String, not_after: i64) -> Outcome {
         let (cert, key) = self.owned_paths();
-        let (reason, hook_error) = match self.owed_hook() {
-            Some(hook_error) => (
+        let (reason, hook_error) = if self.hook_owed() {
+            (
                 format!("{reason}; ran the --exec hook an earlier run did not finish"),
-                hook_error,
-            ),
-            None => (reason, None),
+                self.run_hook(),
+            )
+        } else {
+            (reason, None)
         };
         Outcome {
             action: Action::Unchanged,
@@ -289,18 +290,16 @@ impl Job {
         result.err()
     }
 
-    /// On an unchanged pair: the hook an earlier run owes (its marker is there), run now.
-    /// `Some(result)` when it ran.
-    fn owed_hook(&self) -> Option<Option<Error>> {
-        let marker = self.hook_marker()?;
-        if !marker.exists() {
-            return None;
-        }
+    /// Whether an earlier run owes the `--exec` hook: its marker is there (said at info level).
+    fn hook_owed(&self) -> bool {
+        let Some(marker) = self.hook_marker().filter(|marker| marker.exists()) else {
+            return false;
+        };
         log::info!(
             "{} is there: an earlier run changed the pair but its --exec hook did not succeed; running it now",
             marker.display()
         );
-        Some(self.run_hook())
+        true
     }
 
     /// `.CERT.exec-pending` next to the certificate, when the job has an `--exec` hook: it exists
