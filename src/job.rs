@@ -307,8 +307,7 @@ impl Job {
     fn hook_marker(&self) -> Option<PathBuf> {
         self.renewal.exec.as_ref()?;
         let (cert, _) = self.paths()?;
-        let name = cert.file_name()?.to_string_lossy();
-        Some(cert.with_file_name(format!(".{name}.exec-pending")))
+        Some(cert.with_file_name(crate::output::hidden_name(cert, "exec-pending")))
     }
 
     /// A `--renew-before` not shorter than what the CA issues would renew on every run; the

@@ -101,11 +101,7 @@ fn open_private(path: &Path) -> Result<File> {
 
 /// `dir/.NAME.lock` for the certificate `dir/NAME`.
 pub fn lock_path(cert_path: &Path) -> PathBuf {
-    let name = cert_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    cert_path.with_file_name(format!(".{name}.lock"))
+    cert_path.with_file_name(crate::output::hidden_name(cert_path, "lock"))
 }
 
 #[cfg(test)]

@@ -435,11 +435,20 @@ fn remove_temps_in(dir: &Path, prefixes: &[String]) {
 
 /// `.NAME.nodecert-` for target `dir/NAME`: temporary files name their target.
 fn temp_prefix(target: &Path) -> String {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!(".{name}.nodecert-")
+    hidden_name(target, "nodecert-")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `.NAME.SUFFIX` for `dir/NAME`. The files nodecert keeps beside one it writes (its
+/// temporaries, the pair's lock, an owed `--exec`) are hidden and carry that file's name, so
+/// `ls -a` shows whose they are.
+pub fn hidden_name(target: &Path, suffix: &str) -> std::ffi::OsString {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(target.file_name().unwrap_or_default());
+    name.push(".");
+    name.push(suffix);
+    name
 }
 
 fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<NamedTempFile> {
