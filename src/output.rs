@@ -495,6 +495,17 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     #[test]
+    fn hidden_names_carry_the_file_name_byte_for_byte() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let target = Path::new(std::ffi::OsStr::from_bytes(b"/etc/pki/n\xffde.pem"));
+        assert_eq!(hidden_name(target, "lock").as_bytes(), b".n\xffde.pem.lock");
+        assert_eq!(
+            hidden_name(Path::new("node.pem"), "exec-pending"),
+            ".node.pem.exec-pending"
+        );
+    }
+
+    #[test]
     fn files_get_their_modes_whatever_the_old_file_had() {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("n-key.pem");
