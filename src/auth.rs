@@ -137,6 +137,40 @@ impl AuthKey {
     }
 }
 
+/// Whether `text` could be an auth key: cfssl keys are hex, 16 digits (8 bytes) or more. Key
+/// names, variable names, paths and host names practically never are.
+pub fn looks_like_key(text: &str) -> bool {
+    text.len() >= KEY_LIKE_DIGITS && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `text` with every run of 16 or more hex digits replaced. A request profile with its key in
+/// the wrong field (where the key's name, its type, `env:VAR` or `file:PATH` belongs) must not
+/// have that key echoed into an error, which lands in cron mail and the journal.
+pub fn conceal_key_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= KEY_LIKE_DIGITS {
+            out.push_str("[hex digits, not shown: they may be the auth key]");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+const KEY_LIKE_DIGITS: usize = 16;
+
 /// A hex HMAC key is a few dozen bytes; a key file is never read past this.
 const MAX_KEY_FILE_BYTES: u64 = 4096;
 
@@ -174,6 +208,21 @@ mod tests {
             hex_of(&token),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn key_like_runs_are_concealed() {
+        let key = "c6c9f651d79b0a3e24458fdba20a9825";
+        let text = format!("names \"{key}\", which is not in auth_keys; env:{key}x, file:/k/{key}");
+        let shown = conceal_key_like(&text);
+        assert!(!shown.contains(&key[..16]), "{shown}");
+        assert_eq!(shown.matches("not shown").count(), 3, "{shown}");
+        // Names, paths and short hex (a port, a year, 15 digits) stay as they are.
+        let plain = "remotes.ca-2027: 127.0.0.1:8888, file:/etc/nodecert/abcdef012345678.hex";
+        assert_eq!(conceal_key_like(plain), plain);
+        assert!(looks_like_key(key));
+        assert!(!looks_like_key("primary"));
+        assert!(!looks_like_key(&key[..15]));
     }
 
     #[test]

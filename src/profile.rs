@@ -169,7 +169,30 @@ pub fn resolve(
 
 /// Resolves request-profile `bytes` (named `source` in errors; `file:` keys are relative to
 /// `base_dir`). `flag_remotes` replaces the profile's remotes, keeping its auth key.
+///
+/// An error never shows what looks like a key ([`crate::auth::conceal_key_like`]): the profile
+/// is the one file that holds it, and a key pasted into the wrong field would otherwise be
+/// quoted back.
 pub fn parse(
+    bytes: &[u8],
+    source: &str,
+    base_dir: &Path,
+    profile_name: &str,
+    flag_remotes: Option<Vec<Remote>>,
+) -> Result<Target> {
+    parse_unconcealed(bytes, source, base_dir, profile_name, flag_remotes).map_err(|e| match e {
+        Error::Input {
+            source_name,
+            detail,
+        } => Error::Input {
+            source_name: crate::auth::conceal_key_like(&source_name),
+            detail: crate::auth::conceal_key_like(&detail),
+        },
+        other => other,
+    })
+}
+
+fn parse_unconcealed(
     bytes: &[u8],
     source: &str,
     base_dir: &Path,
@@ -292,7 +315,20 @@ pub fn parse(
                     ));
                 }
             };
-            Remote::parse_list(&value).map_err(|d| at(&format!("remotes.{remote_name}"), &d))?
+            let remotes = Remote::parse_list(&value)
+                .map_err(|d| at(&format!("remotes.{remote_name}"), &d))?;
+            // A key pasted here would parse as a host name and reach every later message.
+            if remotes
+                .iter()
+                .any(|r| r.base.host_str().is_some_and(crate::auth::looks_like_key))
+            {
+                return Err(at(
+                    &format!("remotes.{remote_name}"),
+                    "holds a long hex string (not shown: it may be the auth key), not the CA's \
+                     address: write https://HOST:PORT there, and the key in auth_keys",
+                ));
+            }
+            remotes
         }
     };
 

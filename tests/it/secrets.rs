@@ -78,6 +78,58 @@ fn auth_key_is_never_printed_at_any_log_level() {
     }
 }
 
+/// A key pasted into the wrong field of the request profile (where its name, its type,
+/// `env:VAR`, `file:PATH` or a remote belongs) is not quoted back: the error names the field
+/// without the key. The harness fails any run whose output holds a registered key.
+#[test]
+fn a_key_in_the_wrong_field_is_not_quoted_back() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let key = "c6c9f651d79b0a3e24458fdba20a9825";
+    secrets::register(key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let profile = |name: &str, kind: &str, source: &str, remote: &str| {
+        format!(
+            r#"{{"signing":{{"default":{{"auth_remote":{{"remote":"ca","auth_key":"{name}"}}}}}},
+            "auth_keys":{{"k":{{"type":"{kind}","key":"{source}"}}}},"remotes":{{"ca":"{remote}"}}}}"#
+        )
+    };
+    let cases = [
+        (
+            profile(key, "standard", key, "127.0.0.1:1"),
+            "auth_remote.auth_key",
+        ),
+        (
+            profile("k", key, "standard", "127.0.0.1:1"),
+            "auth_keys.k.type",
+        ),
+        (
+            profile("k", "standard", &format!("env:{key}"), "127.0.0.1:1"),
+            "auth_keys.k.key",
+        ),
+        (
+            profile("k", "standard", &format!("file:{key}"), "127.0.0.1:1"),
+            "auth_keys.k.key",
+        ),
+        (profile("k", "standard", key, key), "remotes.ca"),
+        (
+            profile("k", "standard", key, &format!("https://{key}:8888")),
+            "remotes.ca",
+        ),
+    ];
+    for (json, field) in cases {
+        let config = write(dir, "rp.json", &json);
+        let out = nodecert(dir)
+            .args(["gencert", "-config", s(&config), "-bare", "n", s(&csr)])
+            .assert()
+            .code(3);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(stderr.contains(field), "{field}: {stderr}");
+        assert!(stderr.contains("not shown"), "{field}: {stderr}");
+        assert!(!dir.join("n.pem").exists() && !dir.join("n-key.pem").exists());
+    }
+}
+
 /// An `--exec` hook does not inherit the variable the auth key came from (`env:VAR`), while it
 /// still gets the pair's paths and the rest of the environment.
 #[test]
