@@ -45,6 +45,17 @@ pub fn print_usage_error(message: &str, format: LogFormat) {
     line("error", message, Some(crate::error::exit::USAGE));
 }
 
+/// Prints a run's one-line outcome (`issued …`, `kept …`) in the chosen format: `nodecert:
+/// SUMMARY` as text, an info-level object as JSON, so that a log collector reading JSON gets
+/// nothing else.
+pub fn print_outcome(summary: &str) {
+    if JSON.load(Ordering::Relaxed) {
+        line("info", summary, None);
+    } else {
+        let _ = writeln!(std::io::stderr().lock(), "nodecert: {summary}");
+    }
+}
+
 fn line(level: &str, message: &str, exit_code: Option<u8>) {
     let text = if JSON.load(Ordering::Relaxed) {
         let mut object = serde_json::json!({"level": level, "message": message});

@@ -117,7 +117,7 @@ fn report(renewal: &RenewalArgs, outcome: &Outcome, loglevel: u8) -> Result<()> 
                 .map_err(|e| Error::Internal(format!("encoding the report: {e}")))?;
             println!("{line}");
         }
-        Some(ReportFormat::Text) => eprintln!("nodecert: {}", outcome.summary()),
+        Some(ReportFormat::Text) => crate::logging::print_outcome(&outcome.summary()),
         None if renewal.renew_before.is_some() => {
             let show = if outcome.changed() {
                 loglevel <= 2
@@ -125,7 +125,7 @@ fn report(renewal: &RenewalArgs, outcome: &Outcome, loglevel: u8) -> Result<()> 
                 loglevel <= 1
             };
             if show {
-                eprintln!("nodecert: {}", outcome.summary());
+                crate::logging::print_outcome(&outcome.summary());
             }
         }
         None => {}

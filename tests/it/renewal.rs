@@ -140,6 +140,28 @@ fn second_run_is_unchanged_and_contacts_no_one() {
         .code(0)
         .stderr(contains("renewed node.pem (--force)"));
     assert_eq!(t.server.signed_count(), 2);
+
+    // With --log-format json the summary is a JSON line like every other one.
+    for extra in [&[][..], &["--force"]] {
+        let out = t
+            .gencert(&[&["--renew-before", "720h", "--log-format", "json"], extra].concat())
+            .assert()
+            .code(0)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let line: serde_json::Value = serde_json::from_str(stderr.trim_end())
+            .unwrap_or_else(|e| panic!("not one JSON line ({e}): {stderr:?}"));
+        let verb = if extra.is_empty() { "kept" } else { "renewed" };
+        assert_eq!(line["level"], "info", "{line}");
+        assert!(
+            line["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{verb} node.pem")),
+            "{line}"
+        );
+    }
 }
 
 /// Renewal is due when the certificate expires within the threshold, when the requested SANs
