@@ -19,7 +19,9 @@ use crate::error::{Error, Result};
 /// Held for as long as the value lives.
 #[derive(Debug)]
 pub struct PairLock {
-    _file: File,
+    /// None on a read-only file system without a lock file: no one can write there, so there
+    /// is no other writer to keep out.
+    _file: Option<File>,
 }
 
 impl PairLock {
@@ -39,12 +41,18 @@ impl PairLock {
                 ),
             ));
         }
-        let file = open_private(&path)?;
+        let Some(file) = open_private(&path)? else {
+            log::debug!(
+                "{} is on a read-only file system and has no lock file: not locking",
+                dir.display()
+            );
+            return Ok(Self { _file: None });
+        };
         // A wait too long to represent is a wait without end.
         let deadline = Instant::now().checked_add(wait);
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(Self { _file: file }),
+                Ok(()) => return Ok(Self { _file: Some(file) }),
                 Err(TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -65,21 +73,34 @@ impl PairLock {
 
 /// Opens (creating 0600) the lock file at `path`: a regular file of this user's, not a symlink,
 /// FIFO or another user's file, and readable by no one else.
-fn open_private(path: &Path) -> Result<File> {
+///
+/// On a read-only file system an existing lock file is opened for reading (`flock` needs no
+/// more), and a missing one is `None`: a valid pair there must still be kept with exit 0, and a
+/// due one fails later, when its files are written.
+fn open_private(path: &Path) -> Result<Option<File>> {
     let refuse = |why: String| Error::output(path, why);
     let mut options = OpenOptions::new();
     options.create(true).truncate(false).write(true).mode(0o600);
     let not_regular = || {
         refuse("the lock file is not a regular file: remove it (nodecert creates its own)".into())
     };
-    let file = crate::error::open_regular(&mut options, path).map_err(|e| {
-        match (e.raw_os_error(), e.kind()) {
-            (Some(nix::libc::ELOOP), _) => {
-                refuse("the lock file is a symlink: remove it (nodecert creates its own)".into())
+    let mut read_only = false;
+    let opened = match crate::error::open_regular(&mut options, path) {
+        Err(e) if e.raw_os_error() == Some(nix::libc::EROFS) => {
+            read_only = true;
+            match crate::error::open_regular(OpenOptions::new().read(true), path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                other => other,
             }
-            (Some(nix::libc::ENXIO), _) | (_, std::io::ErrorKind::InvalidInput) => not_regular(),
-            _ => refuse(format!("cannot open the lock file: {e}")),
         }
+        other => other,
+    };
+    let file = opened.map_err(|e| match (e.raw_os_error(), e.kind()) {
+        (Some(nix::libc::ELOOP), _) => {
+            refuse("the lock file is a symlink: remove it (nodecert creates its own)".into())
+        }
+        (Some(nix::libc::ENXIO), _) | (_, std::io::ErrorKind::InvalidInput) => not_regular(),
+        _ => refuse(format!("cannot open the lock file: {e}")),
     })?;
     let meta = file
         .metadata()
@@ -92,11 +113,11 @@ fn open_private(path: &Path) -> Result<File> {
             meta.uid()
         )));
     }
-    if meta.mode() & 0o077 != 0 {
+    if meta.mode() & 0o077 != 0 && !read_only {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(|e| refuse(format!("cannot make the lock file private: {e}")))?;
     }
-    Ok(file)
+    Ok(Some(file))
 }
 
 /// `dir/.NAME.lock` for the certificate `dir/NAME`.

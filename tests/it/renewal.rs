@@ -969,3 +969,67 @@ fn a_broken_pinned_ca_file_fails_the_renewal_check() {
     }
     assert_eq!(t.server.signed_count(), 1);
 }
+
+/// A tmpfs mounted on a directory for one test, unmounted when dropped (also when the test
+/// panics).
+struct Tmpfs<'a>(&'a Path);
+
+impl<'a> Tmpfs<'a> {
+    fn mount(dir: &'a Path) -> Self {
+        Self::run(&["-t", "tmpfs", "-o", "mode=0755", "tmpfs", s(dir)]);
+        Self(dir)
+    }
+
+    fn remount(&self, how: &str) {
+        Self::run(&["-o", &format!("remount,{how}"), s(self.0)]);
+    }
+
+    fn run(args: &[&str]) {
+        let status = Command::new("mount").args(args).status().unwrap();
+        assert!(
+            status.success(),
+            "mount {args:?} failed (the suite runs as root)"
+        );
+    }
+}
+
+impl Drop for Tmpfs<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0).status();
+    }
+}
+
+/// A valid pair on a read-only file system is kept with exit 0, with or without the lock file
+/// an earlier run left there: nothing needs writing. A due one fails as an output error
+/// (exit 8) and stays as it was.
+#[test]
+fn a_valid_pair_on_a_read_only_file_system_is_kept() {
+    let t = Setup::new();
+    let mnt = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(mnt.path());
+    let bare = mnt.path().join("node");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--renew-before", "720h"];
+        args.extend_from_slice(extra);
+        t.gencert_bare(s(&bare), &t.csr, &args)
+    };
+    run(&[]).assert().code(0);
+    let lock = mnt.path().join(".node.pem.lock");
+    assert!(lock.exists());
+    let pair = || {
+        ["node.pem", "node-key.pem", "node.csr"].map(|f| std::fs::read(mnt.path().join(f)).unwrap())
+    };
+    let before = pair();
+    fs.remount("ro");
+    run(&["-loglevel", "2"]).assert().code(0).stderr("");
+    fs.remount("rw");
+    std::fs::remove_file(&lock).unwrap();
+    fs.remount("ro");
+    run(&["-loglevel", "2"]).assert().code(0).stderr("");
+    run(&["--force"])
+        .assert()
+        .code(8)
+        .stderr(contains("Read-only file system"));
+    assert_eq!(pair(), before);
+    assert_eq!(t.server.signed_count(), 1);
+}
