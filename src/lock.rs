@@ -28,19 +28,7 @@ impl PairLock {
     /// Locks the pair whose certificate is `cert_path`, waiting at most `wait`.
     pub fn acquire(cert_path: &Path, wait: Duration) -> Result<Self> {
         let path = lock_path(cert_path);
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !dir.is_dir() {
-            return Err(Error::output(
-                cert_path,
-                format!(
-                    "directory {} does not exist: create it first",
-                    dir.display()
-                ),
-            ));
-        }
+        let dir = crate::output::existing_parent_dir(cert_path, "directory")?;
         let Some(file) = open_private(&path)? else {
             log::debug!(
                 "{} is on a read-only file system and has no lock file: not locking",

@@ -49,21 +49,7 @@ const METRICS: [(&str, &str); 3] = [
 /// Checks, before any work, that the metrics file can be written where it is asked for: a run
 /// must not renew a certificate and then fail on its metrics.
 pub fn check_target(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(Error::output(
-            path,
-            format!(
-                "metrics directory {} does not exist: create it first",
-                dir.display()
-            ),
-        ))
-    }
+    crate::output::existing_parent_dir(path, "metrics directory").map(drop)
 }
 
 /// Merges `samples` into the metrics file at `path`. Runs that share the file (several gencert

@@ -373,6 +373,22 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// The directory `target` is written in, which must exist: nodecert creates files, never
+/// directories (their owner and mode are the operator's choice). `what` names it in the error
+/// ("directory", "metrics directory").
+pub fn existing_parent_dir(target: &Path, what: &str) -> Result<PathBuf> {
+    let dir = parent_dir(target);
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let detail = if dir.exists() {
+        format!("{what} {} is not a directory: fix the path", dir.display())
+    } else {
+        format!("{what} {} does not exist: create it first", dir.display())
+    };
+    Err(Error::output(target, detail))
+}
+
 /// Writes one file atomically with `mode` (used for the metrics file).
 pub fn write_file_atomically(path: &Path, content: &[u8], mode: u32) -> Result<()> {
     let mut temp = reserve(path, mode, None)?;
@@ -452,16 +468,7 @@ pub fn hidden_name(target: &Path, suffix: &str) -> std::ffi::OsString {
 }
 
 fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<NamedTempFile> {
-    let dir = parent_dir(target);
-    if !dir.is_dir() {
-        return Err(Error::output(
-            target,
-            format!(
-                "directory {} does not exist: create it first",
-                dir.display()
-            ),
-        ));
-    }
+    let dir = existing_parent_dir(target, "directory")?;
     if target.is_dir() {
         return Err(Error::output(target, "is a directory: give a file path"));
     }
