@@ -22,10 +22,11 @@ pub struct Sample {
     pub at: i64,
 }
 
-/// The `name` label for the certificate at `cert`: its absolute path, so that the series stays
-/// the same however the run was spelled (a relative `-bare`, a sync directory given relative).
+/// The `name` label for the certificate at `cert`: its absolute path, directory canonicalised,
+/// so that the series stays the same however the run was spelled (a relative `-bare`, a sync
+/// spec's `../out/node.pem`).
 pub fn series_name(cert: &Path) -> String {
-    std::path::absolute(cert)
+    std::path::absolute(crate::output::resolved(cert))
         .unwrap_or_else(|_| cert.to_path_buf())
         .display()
         .to_string()

@@ -178,7 +178,7 @@ impl Destination {
 }
 
 /// `path` with its directory canonicalised (as given when the directory does not exist).
-fn resolved(path: &Path) -> PathBuf {
+pub fn resolved(path: &Path) -> PathBuf {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

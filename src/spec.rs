@@ -116,6 +116,18 @@ impl Spec {
         relative_to(path, &self.cert)
     }
 
+    /// The certificate a spec that does not load ([`Self::load`] failed) still names: its
+    /// `cert` field, read leniently (an unknown field, a wrong type or a missing field elsewhere
+    /// does not hide it), so the failure reaches that certificate's metrics. None when the file
+    /// is not JSON, has no `cert` string, or is not trusted.
+    pub fn cert_path_of_broken(path: &Path) -> Option<PathBuf> {
+        trusted(path).ok()?;
+        let bytes = crate::error::read_input(path, "sync spec").ok()?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let cert = value.get("cert")?.as_str().filter(|c| !c.is_empty())?;
+        Some(relative_to(path, Path::new(cert)))
+    }
+
     /// Turns the spec at `path` into a job.
     pub fn into_job(self, path: &Path, shared: &Shared) -> Result<Job> {
         let at = |p: &Path| relative_to(path, p);

@@ -35,14 +35,18 @@ pub fn run(args: &SyncArgs) -> Result<u8> {
         },
         allow_plaintext: args.allow_plaintext,
     };
-    // Each spec's certificate is named as soon as the spec parses: a spec that then fails to
-    // become a job (a bad csr.json or profile) still gets its failure into the metrics.
+    // Each spec's certificate is named as soon as the spec is read: a spec that does not parse,
+    // or then fails to become a job (a bad csr.json or profile), still gets its failure into
+    // its certificate's metrics.
     let (mut jobs, cert_names): (Vec<_>, Vec<_>) = specs
         .into_iter()
         .map(|path| {
             let spec = Spec::load(&path);
-            let cert_name =
-                (spec.as_ref().ok()).map(|spec| metrics::series_name(&spec.cert_path(&path)));
+            let cert_name = match &spec {
+                Ok(spec) => Some(spec.cert_path(&path)),
+                Err(_) => Spec::cert_path_of_broken(&path),
+            }
+            .map(|cert| metrics::series_name(&cert));
             let job = spec.and_then(|spec| spec.into_job(&path, &shared));
             ((path, job), cert_name)
         })

@@ -193,6 +193,14 @@ fn sync_isolates_run_time_failures_and_writes_metrics() {
     ] {
         write_spec(&specs, name, config, serde_json::json!({}));
     }
+    // A spec that does not parse (a misspelt field) still names its certificate, here through
+    // `..`: its failure is recorded under the same normalised name as any other run's.
+    write_spec(
+        &specs,
+        "typo",
+        &good,
+        serde_json::json!({"renew_befor": "720h", "cert": "../specs/out/typo.pem"}),
+    );
     let started = crate::support::tool(dir, "date", &["+%s"]);
     let started: i64 = started.trim().parse().unwrap();
     let flags = ["--report", "json", "--metrics-file", "nodecert.prom"];
@@ -215,6 +223,7 @@ fn sync_isolates_run_time_failures_and_writes_metrics() {
             ("alpha", "issued", 0),
             ("beta", "issued", 0),
             ("dead", "failed", 6),
+            ("typo", "failed", 3),
             ("wrongkey", "failed", 5)
         ],
         "{report}"
@@ -225,6 +234,13 @@ fn sync_isolates_run_time_failures_and_writes_metrics() {
     );
     assert!(
         report[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `renew_befor`"),
+        "{report}"
+    );
+    assert!(
+        report[4]["error"]
             .as_str()
             .unwrap()
             .contains("invalid token"),
@@ -275,7 +291,7 @@ fn sync_isolates_run_time_failures_and_writes_metrics() {
             "{text}"
         );
     }
-    for name in ["dead", "wrongkey"] {
+    for name in ["dead", "typo", "wrongkey"] {
         assert!(
             recent(value("last_failure_timestamp_seconds", name)),
             "{name}:\n{text}"
