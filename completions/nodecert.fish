@@ -59,8 +59,8 @@ text\t''"
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l exec -d 'Run this command with `sh -c` after the files changed (never when unchanged), with NODECERT_CERT and NODECERT_KEY set' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l exec-timeout -d 'Stop the --exec command (its whole process group) if it runs longer than this' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l owner -d 'Owner of the written files: USER, USER:GROUP or :GROUP' -r
-complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l mode -d 'Mode of the certificate and CSR files (octal)' -r
-complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l key-mode -d 'Mode of the private key (octal): 0600, or 0640 for a service group; never wider' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l mode -d 'Mode of the certificate and CSR files (octal; 0644 when not given). A pair that stays is set to it too, as to --owner' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l key-mode -d 'Mode of the private key (octal): 0600, or 0640 for a service group; never wider. A key of a pair that stays that is readable beyond it is narrowed to it, with a warning' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l jitter -d 'Wait a random time up to this long before contacting the CA, only when a certificate is due, so a fleet\'s cron minute does not hit the CA at once' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l retries -d 'Retry this many times when the CA is unreachable, times out or fails with 5xx (exponential backoff with jitter); the CA\'s refusals are never retried' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l lock-timeout -d 'How long to wait for another run on the same pair to finish before reporting busy' -r

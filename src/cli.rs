@@ -315,11 +315,13 @@ pub struct RenewalArgs {
     #[arg(long, value_name = "USER[:GROUP]")]
     pub owner: Option<String>,
 
-    /// Mode of the certificate and CSR files (octal).
-    #[arg(long, value_name = "MODE", default_value = "0644")]
-    pub mode: String,
+    /// Mode of the certificate and CSR files (octal; 0644 when not given). A pair that stays
+    /// is set to it too, as to --owner.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
 
-    /// Mode of the private key (octal): 0600, or 0640 for a service group; never wider.
+    /// Mode of the private key (octal): 0600, or 0640 for a service group; never wider. A key
+    /// of a pair that stays that is readable beyond it is narrowed to it, with a warning.
     #[arg(long, value_name = "MODE", default_value = "0600")]
     pub key_mode: String,
 

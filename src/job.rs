@@ -152,7 +152,10 @@ impl Job {
                 reason,
                 serial,
                 not_after,
-            } => return Ok(self.kept(reason, serial, not_after)),
+            } => {
+                crate::output::converge(&self.destination, &self.files)?;
+                return Ok(self.kept(reason, serial, not_after));
+            }
             Decision::Replace { action, reason } => (action, reason),
         };
         log::debug!("{}: {reason}", action.as_str());

@@ -26,6 +26,8 @@ pub struct FileOptions {
     pub owner: Option<Owner>,
     /// Mode of the certificate and CSR (`--mode`).
     pub mode: u32,
+    /// Whether `--mode` was given: a pair that stays is set to it only then ([`converge`]).
+    pub mode_given: bool,
     /// Mode of the private key (`--key-mode`).
     pub key_mode: u32,
 }
@@ -35,22 +37,30 @@ impl Default for FileOptions {
         Self {
             owner: None,
             mode: PUBLIC_MODE,
+            mode_given: false,
             key_mode: KEY_MODE,
         }
     }
 }
 
 impl FileOptions {
-    /// From `--owner`, `--mode` and `--key-mode` as typed (or a sync spec's fields).
-    pub fn from_flags(owner: Option<&str>, mode: &str, key_mode: &str) -> Result<Self> {
+    /// From `--owner`, `--mode` and `--key-mode` as typed (or a sync spec's fields); the modes
+    /// default to 0644 and 0600.
+    pub fn from_flags(
+        owner: Option<&str>,
+        mode: Option<&str>,
+        key_mode: Option<&str>,
+    ) -> Result<Self> {
         let owner = owner
             .map(|o| Owner::parse(o).map_err(|d| Error::Usage(format!("flag --owner: {d}"))))
             .transpose()?;
-        let mode = parse_mode(mode).map_err(|d| Error::Usage(format!("flag --mode: {d}")))?;
-        let key_mode =
-            parse_mode(key_mode).map_err(|d| Error::Usage(format!("flag --key-mode: {d}")))?;
-        Self::new(owner, Some(mode), Some(key_mode))
-            .map_err(|d| Error::Usage(format!("flag --key-mode: {d}")))
+        let mode = mode
+            .map(|m| parse_mode(m).map_err(|d| Error::Usage(format!("flag --mode: {d}"))))
+            .transpose()?;
+        let key_mode = key_mode
+            .map(|m| parse_mode(m).map_err(|d| Error::Usage(format!("flag --key-mode: {d}"))))
+            .transpose()?;
+        Self::new(owner, mode, key_mode).map_err(|d| Error::Usage(format!("flag --key-mode: {d}")))
     }
 
     /// Checks the modes: a private key may be group-readable (for a service group), never more.
@@ -60,11 +70,17 @@ impl FileOptions {
         key_mode: Option<u32>,
     ) -> Result<Self, String> {
         let key_mode = key_mode.unwrap_or(KEY_MODE);
-        if key_mode & 0o137 != 0 {
+        if key_mode & 0o037 != 0 {
             return Err(format!(
                 "{key_mode:04o} would expose the private key: use 0600, or 0640 for a service group"
             ));
         }
+        if key_mode & 0o100 != 0 {
+            return Err(format!(
+                "{key_mode:04o} makes the private key executable: use 0600, or 0640 for a service group"
+            ));
+        }
+        let mode_given = mode.is_some();
         let mode = mode.unwrap_or(PUBLIC_MODE);
         if mode & !0o777 != 0 {
             return Err(format!("{mode:o} is not a file mode: use e.g. 0644"));
@@ -72,6 +88,7 @@ impl FileOptions {
         Ok(Self {
             owner,
             mode,
+            mode_given,
             key_mode,
         })
     }
@@ -193,6 +210,63 @@ pub fn resolved(path: &Path) -> PathBuf {
 pub const KEY_MODE: u32 = 0o600;
 /// Mode of the certificate and CSR files.
 pub const PUBLIC_MODE: u32 = 0o644;
+
+/// Brings the files of a pair that stays to what `options` asks, contents untouched, so that
+/// config management converges without waiting for the next renewal: the owner when `--owner`
+/// is given, the certificate's and CSR's mode when `--mode` is, and a key readable beyond
+/// `--key-mode` is narrowed to it (with a warning: someone widened it). A file that is missing,
+/// or not a regular file, is left to the next issuance. Files are changed through a descriptor
+/// opened without following a symlink.
+pub fn converge(destination: &Destination, options: &FileOptions) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Destination::Files { cert, key, csr } = destination else {
+        return Ok(());
+    };
+    let files = [
+        (Some(key), Role::Key),
+        (cert.as_ref(), Role::Cert),
+        (csr.as_ref(), Role::Csr),
+    ];
+    for (path, role) in files {
+        let Some(path) = path else { continue };
+        let Ok(file) = crate::error::open_regular(std::fs::OpenOptions::new().read(true), path)
+        else {
+            continue;
+        };
+        let meta = file.metadata().map_err(|e| Error::output(path, e))?;
+        if let Some(owner) = options.owner
+            && (owner.uid.is_some_and(|u| u != meta.uid())
+                || owner.gid.is_some_and(|g| g != meta.gid()))
+        {
+            std::os::unix::fs::fchown(&file, owner.uid, owner.gid)
+                .map_err(|e| Error::output(path, format!("cannot set the owner (--owner): {e}")))?;
+            log::info!("{}: owner set as --owner asks", path.display());
+        }
+        let mode = meta.mode() & 0o7777;
+        let wanted = match role {
+            Role::Key if mode & !options.key_mode != 0 => {
+                log::warn!(
+                    "{} had mode {mode:04o}, wider than --key-mode {:04o}: narrowed",
+                    path.display(),
+                    options.key_mode
+                );
+                mode & options.key_mode
+            }
+            Role::Cert | Role::Csr if options.mode_given && mode != options.mode => {
+                log::info!(
+                    "{}: mode set to {:04o} (--mode)",
+                    path.display(),
+                    options.mode
+                );
+                options.mode
+            }
+            _ => continue,
+        };
+        file.set_permissions(Permissions::from_mode(wanted))
+            .map_err(|e| Error::output(path, format!("cannot set the mode: {e}")))?;
+    }
+    Ok(())
+}
 
 /// Output files reserved before the request is sent.
 pub struct Reserved {

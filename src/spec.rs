@@ -154,8 +154,8 @@ impl Spec {
             .transpose()?;
         let files = crate::output::FileOptions::from_flags(
             self.owner.as_deref(),
-            self.mode.as_deref().unwrap_or("0644"),
-            self.key_mode.as_deref().unwrap_or("0600"),
+            self.mode.as_deref(),
+            self.key_mode.as_deref(),
         )
         .map_err(|e| field("owner/mode/key_mode", e.to_string()))?;
         let client_identity = match (self.mutual_tls_client_cert, self.mutual_tls_client_key) {

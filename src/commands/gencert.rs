@@ -93,7 +93,11 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
         label: args.ca.label.clone(),
         crl_override: args.crl.clone(),
         destination,
-        files: FileOptions::from_flags(renewal.owner.as_deref(), &renewal.mode, &renewal.key_mode)?,
+        files: FileOptions::from_flags(
+            renewal.owner.as_deref(),
+            renewal.mode.as_deref(),
+            Some(&renewal.key_mode),
+        )?,
         renewal: Renewal {
             renew_before: renewal.renew_before,
             force: renewal.force,

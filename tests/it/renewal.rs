@@ -458,10 +458,64 @@ fn owner_and_modes() {
         .assert()
         .code(2)
         .stderr(contains("would expose the private key"));
+    t.gencert(&["--key-mode", "0700"])
+        .assert()
+        .code(2)
+        .stderr(contains("makes the private key executable"));
     t.gencert(&["--owner", "no-such-user-nodecert"])
         .assert()
         .code(2)
         .stderr(contains("no user"));
+}
+
+/// A pair that stays is brought to what --owner, --mode and --key-mode ask, its contents and
+/// the CA untouched: config management converges on the next run, not at the next renewal. A
+/// key someone widened is narrowed with a warning; --mode applies only when given.
+#[test]
+fn a_kept_pair_converges_to_owner_and_modes() {
+    let t = Setup::new();
+    let keep = |extra: &[&str]| {
+        let mut args = vec!["--renew-before", "720h"];
+        args.extend_from_slice(extra);
+        t.gencert(&args)
+    };
+    keep(&[]).assert().code(0);
+    let files = ["node.pem", "node.csr", "node-key.pem"];
+    let contents = || files.map(|f| std::fs::read(t.dir().join(f)).unwrap());
+    let state = || {
+        files.map(|f| {
+            let meta = std::fs::metadata(t.dir().join(f)).unwrap();
+            (meta.uid(), meta.gid(), meta.mode() & 0o777)
+        })
+    };
+    let before = contents();
+    let key = t.dir().join("node-key.pem");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    keep(&[])
+        .assert()
+        .code(0)
+        .stderr(contains("wider than --key-mode 0600: narrowed"));
+    assert_eq!(state(), [(0, 0, 0o644), (0, 0, 0o644), (0, 0, 0o600)]);
+    keep(&["--owner", "65534:65534", "--mode", "0640"])
+        .assert()
+        .code(0);
+    assert_eq!(
+        state(),
+        [
+            (65534, 65534, 0o640),
+            (65534, 65534, 0o640),
+            (65534, 65534, 0o600)
+        ]
+    );
+    // Already as asked: nothing to say. Without --mode, a certificate's mode is left alone.
+    keep(&["--owner", "65534:65534", "--mode", "0640", "-loglevel", "2"])
+        .assert()
+        .code(0)
+        .stderr("");
+    keep(&["-loglevel", "2"]).assert().code(0).stderr("");
+    assert_eq!(state()[0], (65534, 65534, 0o640));
+    assert_eq!(contents(), before);
+    assert_eq!(t.server.signed_count(), 1);
 }
 
 /// --retries retries what is worth retrying, with backoff, and then gives the same exit code.
