@@ -28,6 +28,7 @@ pub mod output;
 pub mod profile;
 pub mod protocol;
 pub mod renew;
+pub mod signals;
 pub mod signer;
 pub mod spec;
 pub mod transport;

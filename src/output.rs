@@ -276,7 +276,7 @@ pub struct Reserved {
 
 struct Slot {
     target: PathBuf,
-    temp: NamedTempFile,
+    temp: Pending,
     role: Role,
     /// Written and fsynced already ([`Reserved::stage`]).
     staged: bool,
@@ -402,17 +402,24 @@ impl Reserved {
             staged.push(slot);
         }
         // Everything is on disk; now swap the files in. Key first, so that a reader that sees
-        // the new certificate also finds its key.
+        // the new certificate also finds its key. A signal waits for the whole swap
+        // ([`remove_pending`] takes the registry this holds), so it never splits a pair.
         let mut dirs: Vec<PathBuf> = Vec::new();
-        for slot in staged {
-            let dir = parent_dir(&slot.target);
-            slot.temp
-                .persist(&slot.target)
-                .map_err(|e| Error::output(&slot.target, e.error))?;
-            if !dirs.contains(&dir) {
-                dirs.push(dir);
+        let mut swapped = Ok(());
+        {
+            let mut registry = registry();
+            for slot in &mut staged {
+                if let Err(e) = slot.temp.persist(&slot.target, &mut registry) {
+                    swapped = Err(Error::output(&slot.target, e));
+                    break;
+                }
+                let dir = parent_dir(&slot.target);
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
             }
         }
+        swapped?;
         // The new files are in place now: a failure here must not hide that (the run would
         // report an error and skip --exec, and the next run, finding a good pair, would never
         // run it), so it is a warning. A pair that did not reach the disk is healed by the next
@@ -432,7 +439,7 @@ impl Reserved {
 
 /// Writes `content` into the slot's temporary file and fsyncs it.
 fn write_synced(slot: &mut Slot, content: &str) -> Result<()> {
-    let file = slot.temp.as_file_mut();
+    let file = slot.temp.file_mut();
     file.write_all(content.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::output(&slot.target, e))?;
@@ -466,12 +473,12 @@ pub fn existing_parent_dir(target: &Path, what: &str) -> Result<PathBuf> {
 /// Writes one file atomically with `mode` (used for the metrics file).
 pub fn write_file_atomically(path: &Path, content: &[u8], mode: u32) -> Result<()> {
     let mut temp = reserve(path, mode, None)?;
-    temp.as_file_mut()
-        .write_all(content)
-        .and_then(|()| temp.as_file().sync_all())
+    let file = temp.file_mut();
+    file.write_all(content)
+        .and_then(|()| file.sync_all())
         .map_err(|e| Error::output(path, e))?;
-    temp.persist(path)
-        .map_err(|e| Error::output(path, e.error))?;
+    temp.persist(path, &mut registry())
+        .map_err(|e| Error::output(path, e))?;
     let dir = parent_dir(path);
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
@@ -541,7 +548,67 @@ pub fn hidden_name(target: &Path, suffix: &str) -> std::ffi::OsString {
     name
 }
 
-fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<NamedTempFile> {
+/// The temporary files of this process that are neither renamed into place nor removed yet.
+static PENDING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn registry() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes every temporary file of this process, for a run stopped by a signal (see
+/// `signals`): one of them may hold the new private key. Returns with the registry held, so
+/// no file is renamed into place after this; a swap under way finishes first.
+pub fn remove_pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    let registry = registry();
+    for path in registry.iter() {
+        let _ = std::fs::remove_file(path);
+    }
+    registry
+}
+
+/// A temporary file of this run, registered for [`remove_pending`] until it is renamed into
+/// place or removed.
+struct Pending(Option<NamedTempFile>);
+
+impl Pending {
+    fn new(temp: NamedTempFile) -> Self {
+        registry().push(temp.path().to_path_buf());
+        Self(Some(temp))
+    }
+
+    fn file_mut(&mut self) -> &mut std::fs::File {
+        match &mut self.0 {
+            Some(temp) => temp.as_file_mut(),
+            None => unreachable!("a temporary file is used after it was renamed"),
+        }
+    }
+
+    /// Renames the file to `target` (or removes it, if that fails); `registry` is
+    /// [`registry()`], held by the caller.
+    fn persist(&mut self, target: &Path, registry: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        let Some(temp) = self.0.take() else {
+            return Ok(());
+        };
+        let path = temp.path().to_path_buf();
+        // On failure the temporary file comes back in the error, and goes with it.
+        let result = temp.persist(target).map(drop).map_err(|e| e.error);
+        registry.retain(|p| *p != path);
+        result
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(temp) = self.0.take() {
+            let mut registry = registry();
+            let path = temp.path().to_path_buf();
+            drop(temp);
+            registry.retain(|p| *p != path);
+        }
+    }
+}
+
+fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<Pending> {
     let dir = existing_parent_dir(target, "directory")?;
     if target.is_dir() {
         return Err(Error::output(target, "is a directory: give a file path"));
@@ -567,7 +634,7 @@ fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<NamedTempFi
     temp.as_file()
         .set_permissions(Permissions::from_mode(mode))
         .map_err(|e| Error::output(target, e))?;
-    Ok(temp)
+    Ok(Pending::new(temp))
 }
 
 #[cfg(test)]

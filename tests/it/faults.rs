@@ -499,3 +499,65 @@ fn wait_port(port: u16) {
     }
     panic!("port {port} never opened");
 }
+
+/// A run stopped by SIGTERM, SIGINT or SIGHUP while the CA keeps it waiting (the key already
+/// staged in its temporary file) removes its temporary files and dies of that signal, as the
+/// caller expects; an existing pair stays as it was.
+#[test]
+fn a_signal_mid_request_leaves_no_temporary_files() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let pki = Pki::new();
+    let server = FaultServer::start(Fault::HangHeaders);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let csr = write(dir, "csr.json", &node_csr("rsa", 2048));
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let old = [("n.pem", "old cert\n"), ("n-key.pem", "old key\n")];
+    for (name, content) in old {
+        write(dir, name, content);
+    }
+    for (signal, number) in [("TERM", 15), ("INT", 2), ("HUP", 1)] {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("nodecert"))
+            .args(["gencert", "-config", s(&profile), "--allow-plaintext"])
+            .args(["-bare", "n", s(&csr)])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The key's temporary file is written while the request waits on the server.
+        let staged_key = || {
+            std::fs::read_dir(dir).unwrap().flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".n-key.pem.nodecert-")
+                    && e.metadata().is_ok_and(|m| m.len() > 0)
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !staged_key() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no staged key: {:?}",
+                listing(dir)
+            );
+            assert!(child.try_wait().unwrap().is_none(), "nodecert ended early");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let killed = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(number), "SIG{signal}: {status:?}");
+        assert!(
+            listing(dir).iter().all(|f| !f.contains(".nodecert-")),
+            "SIG{signal} left {:?}",
+            listing(dir)
+        );
+        for (name, content) in old {
+            assert_eq!(std::fs::read_to_string(dir.join(name)).unwrap(), content);
+        }
+    }
+}

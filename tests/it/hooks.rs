@@ -57,3 +57,25 @@ fn a_hook_that_failed_is_run_again_until_it_succeeds() {
     assert_eq!(server.signed_count(), 1, "the CA signed once in four runs");
     assert_eq!(first["serial"], fourth["serial"]);
 }
+
+/// nodecert blocks SIGTERM, SIGINT and SIGHUP in its own threads (one thread waits for them, to
+/// remove its temporary files first); a hook must not inherit that mask, or `systemctl` and the
+/// services it starts could not be stopped by those signals.
+#[test]
+fn a_hook_starts_with_no_signal_blocked() {
+    let t = Setup::new();
+    let dir = t.dir();
+    t.gencert(&[
+        "--exec",
+        "grep -E '^Sig(Blk|Ign)' /proc/self/status > mask.txt",
+    ])
+    .assert()
+    .code(0);
+    let mask = std::fs::read_to_string(dir.join("mask.txt")).unwrap();
+    let blocked = mask
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .unwrap()
+        .trim();
+    assert!(blocked.chars().all(|c| c == '0'), "{mask}");
+}

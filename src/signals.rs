@@ -1,0 +1,42 @@
+//! SIGTERM, SIGINT and SIGHUP (systemd stopping a unit, Ctrl-C, `timeout`, a config-management
+//! run that gives up): the run ends as the signal would end it, but first removes its temporary
+//! files, one of which may already hold the new private key ([`crate::output::Reserved::stage`]).
+//!
+//! No handler runs in signal context: the three signals are blocked in every thread (threads
+//! inherit the mask of the thread that starts them, so [`install`] comes first in `main`), and
+//! one thread waits for them with `sigwait`. After the clean-up it unblocks the signal in that
+//! thread and raises it again, so the parent sees the process killed by that signal, as before.
+//! Children (`--exec` hooks) start with an empty mask: the standard library resets it on spawn.
+
+use nix::sys::signal::{SigSet, Signal, raise};
+
+/// Blocks the signals in the calling thread (and so in every thread it starts afterwards) and
+/// starts the thread that handles them. Without it, the signals keep their default action.
+pub fn install() {
+    let mut signals = SigSet::empty();
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(signal);
+    }
+    if signals.thread_block().is_err() {
+        return;
+    }
+    let handler = std::thread::Builder::new()
+        .name("signals".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let Ok(signal) = signals.wait() else {
+                return;
+            };
+            let _no_more_renames = crate::output::remove_pending();
+            let mut this = SigSet::empty();
+            this.add(signal);
+            let _ = this.thread_unblock();
+            let _ = raise(signal);
+            // Not reached: the signal's default action ends the process.
+            std::process::exit(128 + signal as i32);
+        });
+    if handler.is_err() {
+        // Without the handler, a blocked signal would never be acted on.
+        let _ = signals.thread_unblock();
+    }
+}
