@@ -1,5 +1,5 @@
 //! The CA's reply: `protocol::parse_sign_reply`, then, for a certificate, the checks nodecert runs
-//! before writing it (`verify::check`, `verify::issuer`) and `certinfo`'s reader
+//! before writing it (`verify::check`, the issuer check included) and `certinfo`'s reader
 //! (`inspect::summarise`).
 //!
 //! Input: one status byte, then the HTTP body. Status byte `0x00..=0x7f` is HTTP 200; `0x80..=0xff`
@@ -28,7 +28,7 @@ fn captured_spki() -> &'static [u8] {
         let Reply::Certificate(pem) = parse_sign_reply(200, CAPTURED.as_bytes()) else {
             panic!("the captured reply does not parse");
         };
-        own_spki(&pem).expect("the captured certificate parses")
+        own_key(&pem).expect("the captured certificate parses").0
     })
 }
 
@@ -53,27 +53,25 @@ fn requested() -> &'static [San] {
     })
 }
 
-/// The SubjectPublicKeyInfo of the first PEM certificate in `text`, if it parses.
-fn own_spki(text: &str) -> Option<Vec<u8>> {
+/// The SubjectPublicKeyInfo and the DER of the first PEM certificate in `text`, if it parses.
+fn own_key(text: &str) -> Option<(Vec<u8>, Vec<u8>)> {
     let block = pem::parse_many(text.trim()).ok()?.into_iter().next()?;
     let (_, cert) = X509Certificate::from_der(block.contents()).ok()?;
-    Some(cert.public_key().raw.to_vec())
+    Some((cert.public_key().raw.to_vec(), block.contents().to_vec()))
 }
 
 /// What `verify::check` and `inspect::summarise` do with a certificate text.
 fn certificate(text: &str) {
-    if let Ok(issued) = verify::check(text, captured_spki(), requested(), NOW) {
+    if let Ok(issued) = verify::check(text, captured_spki(), requested(), NOW, &[]) {
         assert!(issued.pem.ends_with("-----END CERTIFICATE-----\n"));
     }
     // With the certificate's own key, the checks after the key match (validity, SANs) run too.
-    if let Some(spki) = own_spki(text) {
-        let _ = verify::check(text, &spki, requested(), NOW);
-        if let Ok(issued) = verify::check(text, &spki, &[], NOW) {
-            // The issuer check, with the certificate itself pinned (a self-signed one verifies)
-            // and with the captured certificate pinned (a name that may match, a key that won't).
-            let _ = verify::issuer(&issued.der, std::slice::from_ref(&issued.der));
-            let _ = verify::issuer(&issued.der, std::slice::from_ref(captured_der()));
-        }
+    if let Some((spki, der)) = own_key(text) {
+        let _ = verify::check(text, &spki, requested(), NOW, &[]);
+        // The issuer check, with the certificate itself pinned (a self-signed one verifies)
+        // and with the captured certificate pinned (a name that may match, a key that won't).
+        let _ = verify::check(text, &spki, &[], NOW, std::slice::from_ref(&der));
+        let _ = verify::check(text, &spki, &[], NOW, std::slice::from_ref(captured_der()));
     }
     let _ = inspect::summarise(text.as_bytes(), NOW);
 }
