@@ -71,6 +71,14 @@ pub enum Command {
     Genkey(GenkeyArgs),
 }
 
+impl Command {
+    /// Whether the command may write files (and so leave temporary ones if stopped): all but
+    /// certinfo. Only these pay for the signal thread ([`crate::signals`]).
+    pub fn writes_files(&self) -> bool {
+        !matches!(self, Self::Certinfo(_))
+    }
+}
+
 /// What to request: csr.json and the flags that override it.
 #[derive(Debug, Args)]
 pub struct RequestArgs {

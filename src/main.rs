@@ -4,7 +4,6 @@ use clap::error::ErrorKind;
 use nodecert::cli::{argv, usage};
 
 fn main() -> ExitCode {
-    nodecert::signals::install();
     let (args, parsed) = argv::parse(std::env::args_os());
     let cli = match parsed {
         Ok(cli) => cli,
@@ -22,6 +21,10 @@ fn main() -> ExitCode {
             return ExitCode::from(err.exit_code() as u8);
         }
     };
+    if cli.command.writes_files() {
+        // Before any other thread starts: they inherit the blocked signals.
+        nodecert::signals::install();
+    }
     match nodecert::run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
