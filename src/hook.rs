@@ -27,16 +27,15 @@ pub fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> Result<
     for var in crate::auth::secret_env_vars() {
         sh.env_remove(var);
     }
-    let mut child = sh
-        .arg("-c")
+    sh.arg("-c")
         .arg(command)
         .env("NODECERT_CERT", cert)
         .env("NODECERT_KEY", key)
         // stdout belongs to nodecert's own output (--report json); the hook talks on stderr.
         .stdout(std::io::stderr())
         // Its own process group, so that what it started can be stopped with it.
-        .process_group(0)
-        .spawn()
+        .process_group(0);
+    let mut child = crate::signals::unblocked(|| sh.spawn())
         .map_err(|e| Error::Hook(format!("cannot start sh for --exec: {e}")))?;
     let Some(status) = wait_until(&mut child, Instant::now().checked_add(timeout))? else {
         stop(&mut child);

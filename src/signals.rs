@@ -6,19 +6,44 @@
 //! inherit the mask of the thread that starts them, so `main` calls [`install`] before any other
 //! thread starts), and one thread waits for them with `sigwait`. After the clean-up it unblocks
 //! the signal in that thread and raises it again, so the parent sees the process killed by that
-//! signal, as before. Children (`--exec` hooks) start with an empty mask: the standard library
-//! resets it on spawn. The thread costs about 0.1 ms of CPU per run (BENCHMARKS.md), so only
-//! commands that write files start it.
+//! signal, as before. A child inherits the mask of the thread that starts it, and the standard
+//! library does not reset it, so `--exec` hooks are started through [`unblocked`]. The thread
+//! costs about 0.1 ms of CPU per run (BENCHMARKS.md), so only commands that write files start it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::signal::{SigSet, Signal, raise};
 
-/// Blocks the signals in the calling thread (and so in every thread it starts afterwards) and
-/// starts the thread that handles them. Without it, the signals keep their default action.
-pub fn install() {
+/// Whether [`install`] blocked the signals.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+fn handled() -> SigSet {
     let mut signals = SigSet::empty();
     for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         signals.add(signal);
     }
+    signals
+}
+
+/// Runs `start` (which starts a child process) with the signals unblocked in this thread, so
+/// the child starts with them unblocked too: a hook, and a service it restarts, must stay
+/// stoppable by SIGTERM. A signal that arrives in that instant ends the run at once, without
+/// the clean-up; hooks run after the files are in place, when there is little to clean.
+pub fn unblocked<T>(start: impl FnOnce() -> T) -> T {
+    if !INSTALLED.load(Ordering::Relaxed) {
+        return start();
+    }
+    let signals = handled();
+    let _ = signals.thread_unblock();
+    let started = start();
+    let _ = signals.thread_block();
+    started
+}
+
+/// Blocks the signals in the calling thread (and so in every thread it starts afterwards) and
+/// starts the thread that handles them. Without it, the signals keep their default action.
+pub fn install() {
+    let signals = handled();
     if signals.thread_block().is_err() {
         return;
     }
@@ -37,8 +62,11 @@ pub fn install() {
             // Not reached: the signal's default action ends the process.
             std::process::exit(128 + signal as i32);
         });
-    if handler.is_err() {
+    match handler {
+        Ok(_) => INSTALLED.store(true, Ordering::Relaxed),
         // Without the handler, a blocked signal would never be acted on.
-        let _ = signals.thread_unblock();
+        Err(_) => {
+            let _ = signals.thread_unblock();
+        }
     }
 }
