@@ -402,7 +402,18 @@ impl Job {
                     let text =
                         zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
                     match PrivateKey::from_pem(&text) {
-                        Ok(key) => return Ok(key),
+                        Ok(key) => {
+                            // --reuse-key wins over csr.json's key section, but not silently.
+                            if key.spec() != self.request.key {
+                                log::warn!(
+                                    "{} is {}, not the {} csr.json asks for: --reuse-key keeps it",
+                                    key_path.display(),
+                                    key.spec(),
+                                    self.request.key
+                                );
+                            }
+                            return Ok(key);
+                        }
                         Err(e) => log::warn!(
                             "{} is unusable ({e}); generating a new key",
                             key_path.display()

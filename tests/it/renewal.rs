@@ -377,6 +377,27 @@ fn exec_hook_runs_once_per_change() {
     t.gencert(&["--lock-timeout", "1s"]).assert().code(0);
 }
 
+/// --reuse-key keeps the key even when csr.json now asks for another key type (the key type
+/// is then whatever the key is), and says so.
+#[test]
+fn reuse_key_keeps_a_key_of_another_type_and_says_so() {
+    let t = Setup::new();
+    t.gencert(&[]).assert().code(0);
+    let key_before = std::fs::read(t.dir().join("node-key.pem")).unwrap();
+    let rsa = crate::support::write(t.dir(), "rsa-csr.json", &node_csr("rsa", 2048));
+    t.gencert_bare("node", &rsa, &["--reuse-key", "--force"])
+        .assert()
+        .code(0)
+        .stderr(contains(
+            "node-key.pem is ecdsa-256, not the rsa-2048 csr.json asks for: --reuse-key keeps it",
+        ));
+    assert_eq!(
+        std::fs::read(t.dir().join("node-key.pem")).unwrap(),
+        key_before
+    );
+    assert_eq!(t.server.signed_count(), 2);
+}
+
 /// --reuse-key keeps the key file byte for byte and certifies it again.
 #[test]
 fn reuse_key_keeps_the_private_key() {
