@@ -394,7 +394,8 @@ pub struct SyncArgs {
     pub exec_timeout: Duration,
 
     /// Specs run at once (default: the number of CPUs).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub parallel: Option<usize>,
 
     /// Allow http:// remotes (warns).

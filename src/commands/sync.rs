@@ -190,13 +190,20 @@ fn refuse_shared_files(jobs: &mut [(PathBuf, Result<Job>)]) {
     }
 }
 
-/// The `*.json` files in `dir`, sorted.
+/// The `*.json` files in `dir`, sorted. Hidden files are not specs: an editor's backup or lock
+/// file (`.#node.json`) or a spec moved aside as `.node.json` must not run.
 fn spec_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| Error::input_file(dir, format!("cannot read the spec directory: {e}")))?;
     let mut specs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+                && p.is_file()
+        })
         .collect();
     specs.sort();
     if specs.is_empty() {

@@ -447,11 +447,18 @@ fn sync_refuses_specs_others_can_write() {
 #[test]
 fn sync_needs_specs() {
     let work = tempfile::tempdir().unwrap();
+    // A hidden file is not a spec (an editor's `.#node.json`, a spec moved aside).
+    write(work.path(), ".node.json", "{}");
     nodecert(work.path())
         .args(["sync", "."])
         .assert()
         .code(3)
         .stderr(contains("holds no *.json spec"));
+    nodecert(work.path())
+        .args(["sync", "--parallel", "0", "."])
+        .assert()
+        .code(2)
+        .stderr(contains("--parallel"));
     nodecert(work.path())
         .args(["sync", "nowhere"])
         .assert()
