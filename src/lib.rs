@@ -52,6 +52,6 @@ pub fn run(cli: &cli::Cli) -> Result<u8> {
         cli::Command::Sign(args) => commands::sign::run(args).map(done),
         cli::Command::Info(args) => commands::info::run(args).map(done),
         cli::Command::Certinfo(args) => commands::certinfo::run(args),
-        cli::Command::Sync(args) => commands::sync::run(args),
+        cli::Command::Sync(args) => commands::sync::run(args, level),
     }
 }

@@ -16,8 +16,11 @@ use crate::metrics::{self, Sample};
 use crate::spec::{Shared, Spec};
 use crate::transport::{TlsOptions, Transport};
 
-/// Runs sync; returns the exit code (0, or [`exit::SYNC_FAILED`]).
-pub fn run(args: &SyncArgs) -> Result<u8> {
+/// Runs sync; returns the exit code (0, or [`exit::SYNC_FAILED`]). `loglevel` (cfssl's scale)
+/// filters the text lines as gencert's summary is filtered: a failure always, a change unless
+/// errors only (`-loglevel 3`, `--quiet`), an unchanged pair at info level or below; so a cron
+/// job with `-loglevel 2` mails only on news.
+pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
     let specs = spec_files(&args.dir)?;
     if let Some(path) = &args.metrics_file {
         metrics::check_target(path)?;
@@ -99,6 +102,11 @@ pub fn run(args: &SyncArgs) -> Result<u8> {
             .flatten()
             .unwrap_or_else(|| Err(Error::Internal("spec was not run".into())));
         let name = spec_name(path);
+        let shown = match &result {
+            Ok(outcome) if outcome.hook_error.is_none() && !outcome.changed() => loglevel <= 1,
+            Ok(outcome) if outcome.hook_error.is_none() => loglevel <= 2,
+            _ => true,
+        };
         let (line, value, ok) = match &result {
             Ok(outcome) => {
                 let hook = outcome
@@ -127,7 +135,7 @@ pub fn run(args: &SyncArgs) -> Result<u8> {
         failed |= !ok;
         if args.report == Some(ReportFormat::Json) {
             json.push(value);
-        } else {
+        } else if shown {
             println!("{line}");
         }
         if let Some(cert) = cert_name {

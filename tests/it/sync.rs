@@ -334,6 +334,9 @@ fn sync_spec_hook_owner_and_mode() {
         let out = sync(dir, &[], &specs, 0);
         assert!(out.starts_with(expected), "{out}");
     }
+    // An unchanged spec says nothing above info level, so a cron job mails only on news.
+    assert_eq!(sync(dir, &["-loglevel", "2"], &specs, 0), "");
+    assert_eq!(sync(dir, &["--quiet"], &specs, 0), "");
     let (cert, key) = (specs.join("out/svc.pem"), specs.join("out/svc-key.pem"));
     assert_eq!(
         std::fs::read_to_string(&hook_log).unwrap(),
@@ -351,6 +354,9 @@ fn sync_spec_hook_owner_and_mode() {
     }
     assert_key_matches(dir, &key, &cert);
     assert_eq!(server.signed_count(), 1);
+    // A change is news: shown at -loglevel 2 too.
+    let out = sync(dir, &["--force", "-loglevel", "2"], &specs, 0);
+    assert!(out.starts_with("svc: renewed "), "{out}");
 }
 
 /// Two specs that write one file (here the same certificate, spelt `out/a.pem` and
