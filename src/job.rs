@@ -92,6 +92,24 @@ impl Outcome {
         })
     }
 
+    /// The `--report json` object of a run (gencert's, one of sync's): the outcome, with
+    /// `error` and `exit_code` when its hook failed; for a failed run, `action` `failed` and
+    /// the same two fields, so a playbook reading stdout needs no second parser for stderr.
+    pub fn report_json(result: &Result<Self>) -> serde_json::Value {
+        match result {
+            Ok(outcome) => {
+                let mut value = outcome.to_json();
+                if let Some(err) = &outcome.hook_error {
+                    value["error"] = err.to_string().into();
+                    value["exit_code"] = err.exit_code().into();
+                }
+                value
+            }
+            Err(err) => serde_json::json!({"changed": false, "action": "failed",
+                "error": err.to_string(), "exit_code": err.exit_code()}),
+        }
+    }
+
     /// The one-line human summary:
     /// `renewed node.pem (expires in 9d, under 30d); serial …, not after …`.
     pub fn summary(&self) -> String {

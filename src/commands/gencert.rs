@@ -31,8 +31,13 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
         };
         metrics::update(path, &[sample])?;
     }
+    if args.renewal.report == Some(ReportFormat::Json) {
+        let line = serde_json::to_string(&Outcome::report_json(&result))
+            .map_err(|e| Error::Internal(format!("encoding the report: {e}")))?;
+        println!("{line}");
+    }
     let outcome = result?;
-    report(&args.renewal, &outcome, loglevel)?;
+    report(&args.renewal, &outcome, loglevel);
     match outcome.hook_error {
         Some(err) => Err(err),
         None => Ok(()),
@@ -111,16 +116,12 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
     })
 }
 
-/// Prints the outcome: JSON on stdout with `--report json`; otherwise, in renewal mode or with
-/// `--report text`, one line on stderr (a change unless `-loglevel` ≥ 3, an unchanged pair only at
-/// info level or below, so cron mails only on news).
-fn report(renewal: &RenewalArgs, outcome: &Outcome, loglevel: u8) -> Result<()> {
+/// Prints the outcome in text (`--report json` is printed by [`run`], for failed runs too): in
+/// renewal mode or with `--report text`, one line on stderr (a change unless `-loglevel` ≥ 3, an
+/// unchanged pair only at info level or below, so cron mails only on news).
+fn report(renewal: &RenewalArgs, outcome: &Outcome, loglevel: u8) {
     match renewal.report {
-        Some(ReportFormat::Json) => {
-            let line = serde_json::to_string(&outcome.to_json())
-                .map_err(|e| Error::Internal(format!("encoding the report: {e}")))?;
-            println!("{line}");
-        }
+        Some(ReportFormat::Json) => {}
         Some(ReportFormat::Text) => crate::logging::print_outcome(&outcome.summary()),
         None if renewal.renew_before.is_some() => {
             let show = if outcome.changed() {
@@ -134,5 +135,4 @@ fn report(renewal: &RenewalArgs, outcome: &Outcome, loglevel: u8) -> Result<()> 
         }
         None => {}
     }
-    Ok(())
 }

@@ -107,33 +107,24 @@ pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
             Ok(outcome) if outcome.hook_error.is_none() => loglevel <= 2,
             _ => true,
         };
-        let (line, value, ok) = match &result {
+        let (line, ok) = match &result {
             Ok(outcome) => {
                 let hook = outcome
                     .hook_error
                     .as_ref()
                     .map(|e| format!("; error: {e}"))
                     .unwrap_or_default();
-                let mut value = outcome.to_json();
-                value["spec"] = name.clone().into();
-                if let Some(err) = &outcome.hook_error {
-                    value["error"] = err.to_string().into();
-                    value["exit_code"] = err.exit_code().into();
-                }
                 (
                     format!("{name}: {}{hook}", outcome.summary()),
-                    value,
                     outcome.hook_error.is_none(),
                 )
             }
-            Err(err) => {
-                let value = serde_json::json!({"spec": name, "changed": false, "action": "failed",
-                    "error": err.to_string(), "exit_code": err.exit_code()});
-                (format!("{name}: error: {err}"), value, false)
-            }
+            Err(err) => (format!("{name}: error: {err}"), false),
         };
         failed |= !ok;
         if args.report == Some(ReportFormat::Json) {
+            let mut value = Outcome::report_json(&result);
+            value["spec"] = name.clone().into();
             json.push(value);
         } else if shown {
             println!("{line}");

@@ -33,6 +33,11 @@ fn a_hook_that_failed_is_run_again_until_it_succeeds() {
 
     let first = run(10);
     assert_eq!(first["action"], "issued");
+    assert_eq!(first["exit_code"], 10, "{first}");
+    assert!(
+        first["error"].as_str().unwrap().contains("--exec"),
+        "{first}"
+    );
     assert_eq!(hook_runs(), 1);
     assert!(marker.exists(), "a failed hook is owed");
 
