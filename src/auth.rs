@@ -100,6 +100,7 @@ impl AuthKey {
                 let bytes = crate::error::read_bounded(&full, MAX_KEY_FILE_BYTES)
                     .map_err(|e| unreadable(io_reason(&e)))?
                     .ok_or_else(|| unreadable("larger than 4 KiB: not a hex key".into()))?;
+                warn_if_open(&full);
                 let bytes = Zeroizing::new(bytes);
                 Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned())
             }
@@ -170,6 +171,23 @@ pub fn conceal_key_like(text: &str) -> String {
 }
 
 const KEY_LIKE_DIGITS: usize = 16;
+
+/// Warns when a key file is open to group or others: whoever can read it can have the CA issue
+/// certificates (as ssh warns about a private key). Not an error: the run would then fail on a
+/// fleet for a permission that worked yesterday.
+fn warn_if_open(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.mode() & 0o077 != 0
+    {
+        log::warn!(
+            "{}: the auth key file is open to group or others (mode {:04o}): chmod 600 it, since \
+             whoever reads it can have certificates issued",
+            path.display(),
+            meta.mode() & 0o7777
+        );
+    }
+}
 
 /// A hex HMAC key is a few dozen bytes; a key file is never read past this.
 const MAX_KEY_FILE_BYTES: u64 = 4096;

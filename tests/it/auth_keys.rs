@@ -43,6 +43,31 @@ fn every_key_form_is_accepted_by_the_ca() {
         assert_verifies(dir, &pki.primary_ca(), &dir.join(format!("{name}.pem")));
     }
     assert_eq!(server.signed_count(), 4);
+
+    // A key file others can read works, with a warning; at 0600 nothing is said.
+    let profile = pki.request_profile(&dir.join("conf"), &server.url(), "file:auth.key");
+    let key_file = dir.join("conf/auth.key");
+    for (mode, warned) in [(0o644, true), (0o600, false)] {
+        std::fs::set_permissions(
+            &key_file,
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .unwrap();
+        let out = nodecert(dir)
+            .args(["gencert", "-config", s(&profile), "-tls-remote-ca"])
+            .args([s(&pki.primary_ca()), "-bare", "perm", s(&csr)])
+            .assert()
+            .code(0)
+            .get_output()
+            .stderr
+            .clone();
+        let stderr = String::from_utf8_lossy(&out);
+        assert_eq!(
+            stderr.contains("auth key file is open to group or others (mode 0644)"),
+            warned,
+            "{stderr}"
+        );
+    }
 }
 
 /// `remote` + `auth_key` without `auth_remote` (cfssl sends that unauthenticated to /sign, a 404
