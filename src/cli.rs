@@ -306,8 +306,8 @@ pub struct RenewalArgs {
     pub reuse_key: bool,
 
     /// Print the outcome: `json` is one object on stdout (changed, action, reason, cert, key,
-    /// serial, not_after; error and exit_code when the run or its hook failed); `text` is one
-    /// line on stderr.
+    /// serial, not_after; error and exit_code when the --exec hook failed); `text` is one line
+    /// on stderr.
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub report: Option<ReportFormat>,
 

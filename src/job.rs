@@ -93,8 +93,8 @@ impl Outcome {
     }
 
     /// The `--report json` object of a run (gencert's, one of sync's): the outcome, with
-    /// `error` and `exit_code` when its hook failed; for a failed run, `action` `failed` and
-    /// the same two fields, so a playbook reading stdout needs no second parser for stderr.
+    /// `error` and `exit_code` when its hook failed; for a failed run (sync's array only),
+    /// `action` `failed` and the same two fields.
     pub fn report_json(result: &Result<Self>) -> serde_json::Value {
         match result {
             Ok(outcome) => {

@@ -31,7 +31,9 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
         };
         metrics::update(path, &[sample])?;
     }
-    if args.renewal.report == Some(ReportFormat::Json) {
+    // A failed run prints no report: its one error line is on stderr, and a consumer such as
+    // Salt's `stateful` cmd takes a failure's comment from there (deploy/salt).
+    if let (Some(ReportFormat::Json), Ok(_)) = (args.renewal.report, &result) {
         let line = serde_json::to_string(&Outcome::report_json(&result))
             .map_err(|e| Error::Internal(format!("encoding the report: {e}")))?;
         println!("{line}");
@@ -116,7 +118,7 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
     })
 }
 
-/// Prints the outcome in text (`--report json` is printed by [`run`], for failed runs too): in
+/// Prints the outcome in text (`--report json` is printed by [`run`]): in
 /// renewal mode or with `--report text`, one line on stderr (a change unless `-loglevel` ≥ 3, an
 /// unchanged pair only at info level or below, so cron mails only on news).
 fn report(renewal: &RenewalArgs, outcome: &Outcome, loglevel: u8) {
