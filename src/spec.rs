@@ -103,27 +103,24 @@ fn relative_to(spec_path: &Path, p: &Path) -> PathBuf {
 }
 
 impl Spec {
-    /// Reads and parses a spec file.
-    pub fn load(path: &Path) -> Result<Self> {
+    /// Reads a spec file, refusing one that someone else could have written ([`trusted`]).
+    pub fn read(path: &Path) -> Result<Vec<u8>> {
         trusted(path)?;
-        let bytes = crate::error::read_input(path, "sync spec")?;
-        serde_json::from_slice(&bytes)
+        crate::error::read_input(path, "sync spec")
+    }
+
+    /// Parses the spec `bytes` read from `path`.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes)
             .map_err(|e| Error::input_file(path, format!("invalid spec: {e}")))
     }
 
-    /// The certificate path of the spec at `path` (relative paths are relative to the spec).
-    pub fn cert_path(&self, path: &Path) -> PathBuf {
-        relative_to(path, &self.cert)
-    }
-
-    /// The certificate a spec that does not load ([`Self::load`] failed) still names: its
-    /// `cert` field, read leniently (an unknown field, a wrong type or a missing field elsewhere
-    /// does not hide it), so the failure reaches that certificate's metrics. None when the file
-    /// is not JSON, has no `cert` string, or is not trusted.
-    pub fn cert_path_of_broken(path: &Path) -> Option<PathBuf> {
-        trusted(path).ok()?;
-        let bytes = crate::error::read_input(path, "sync spec").ok()?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    /// The certificate the spec `bytes` (read from `path`) name: the `cert` field, read
+    /// leniently, so that a spec that does not parse (an unknown field, a wrong type or a
+    /// missing field elsewhere) still gets its failure into that certificate's metrics. None
+    /// when the bytes are not JSON or hold no `cert` string.
+    pub fn cert_named(path: &Path, bytes: &[u8]) -> Option<PathBuf> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
         let cert = value.get("cert")?.as_str().filter(|c| !c.is_empty())?;
         Some(relative_to(path, Path::new(cert)))
     }
@@ -207,7 +204,9 @@ mod tests {
             r#"{"csr":"c","config":"r","cert":"a","key":"b","hostnames":["x"]}"#,
         )
         .unwrap();
-        let err = Spec::load(&path).unwrap_err().to_string();
+        let err = Spec::parse(&path, &Spec::read(&path).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `hostnames`"), "{err}");
     }
 }

@@ -44,13 +44,13 @@ pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
     let (mut jobs, cert_names): (Vec<_>, Vec<_>) = specs
         .into_iter()
         .map(|path| {
-            let spec = Spec::load(&path);
-            let cert_name = match &spec {
-                Ok(spec) => Some(spec.cert_path(&path)),
-                Err(_) => Spec::cert_path_of_broken(&path),
-            }
-            .map(|cert| metrics::series_name(&cert));
-            let job = spec.and_then(|spec| spec.into_job(&path, &shared));
+            let bytes = Spec::read(&path);
+            let cert_name = (bytes.as_ref().ok())
+                .and_then(|bytes| Spec::cert_named(&path, bytes))
+                .map(|cert| metrics::series_name(&cert));
+            let job = bytes
+                .and_then(|bytes| Spec::parse(&path, &bytes))
+                .and_then(|spec| spec.into_job(&path, &shared));
             ((path, job), cert_name)
         })
         .unzip();
