@@ -78,10 +78,18 @@ impl Outcome {
         self.action != Action::Unchanged
     }
 
-    /// The `--report json` object.
+    /// Whether the one-line summary is shown at cfssl's `loglevel`: a change unless errors only
+    /// (`-loglevel 3`, `--quiet`), an unchanged pair at info level or below, so that cron with
+    /// `-loglevel 2` mails only on news.
+    pub fn shown_at(&self, loglevel: u8) -> bool {
+        loglevel <= if self.changed() { 2 } else { 1 }
+    }
+
+    /// The `--report json` object (gencert's, one of sync's), with `error` and `exit_code` when
+    /// the hook failed.
     pub fn to_json(&self) -> serde_json::Value {
         let path = |p: &Option<PathBuf>| p.as_deref().map(|p| p.display().to_string());
-        serde_json::json!({
+        let mut value = serde_json::json!({
             "changed": self.changed(),
             "action": self.action.as_str(),
             "reason": self.reason,
@@ -89,25 +97,12 @@ impl Outcome {
             "key": path(&self.key),
             "serial": self.serial,
             "not_after": rfc3339(self.not_after),
-        })
-    }
-
-    /// The `--report json` object of a run (gencert's, one of sync's): the outcome, with
-    /// `error` and `exit_code` when its hook failed; for a failed run (sync's array only),
-    /// `action` `failed` and the same two fields.
-    pub fn report_json(result: &Result<Self>) -> serde_json::Value {
-        match result {
-            Ok(outcome) => {
-                let mut value = outcome.to_json();
-                if let Some(err) = &outcome.hook_error {
-                    value["error"] = err.to_string().into();
-                    value["exit_code"] = err.exit_code().into();
-                }
-                value
-            }
-            Err(err) => serde_json::json!({"changed": false, "action": "failed",
-                "error": err.to_string(), "exit_code": err.exit_code()}),
+        });
+        if let Some(err) = &self.hook_error {
+            value["error"] = err.to_string().into();
+            value["exit_code"] = err.exit_code().into();
         }
+        value
     }
 
     /// The one-line human summary:

@@ -33,13 +33,8 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     }
     // A failed run prints no report: its one error line is on stderr, and a consumer such as
     // Salt's `stateful` cmd takes a failure's comment from there (deploy/salt).
-    if let (Some(ReportFormat::Json), Ok(_)) = (args.renewal.report, &result) {
-        let line = serde_json::to_string(&Outcome::report_json(&result))
-            .map_err(|e| Error::Internal(format!("encoding the report: {e}")))?;
-        println!("{line}");
-    }
     let outcome = result?;
-    report(&args.renewal, &outcome, loglevel);
+    report(&args.renewal, &outcome, loglevel)?;
     match outcome.hook_error {
         Some(err) => Err(err),
         None => Ok(()),
@@ -118,23 +113,20 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
     })
 }
 
-/// Prints the outcome in text (`--report json` is printed by [`run`]): in
-/// renewal mode or with `--report text`, one line on stderr (a change unless `-loglevel` ≥ 3, an
-/// unchanged pair only at info level or below, so cron mails only on news).
-fn report(renewal: &RenewalArgs, outcome: &Outcome, loglevel: u8) {
+/// Prints the outcome: JSON on stdout with `--report json`; otherwise, in renewal mode or with
+/// `--report text`, one line on stderr ([`Outcome::shown_at`] says when, unless text is asked for).
+fn report(renewal: &RenewalArgs, outcome: &Outcome, loglevel: u8) -> Result<()> {
     match renewal.report {
-        Some(ReportFormat::Json) => {}
+        Some(ReportFormat::Json) => {
+            let line = serde_json::to_string(&outcome.to_json())
+                .map_err(|e| Error::Internal(format!("encoding the report: {e}")))?;
+            println!("{line}");
+        }
         Some(ReportFormat::Text) => crate::logging::print_outcome(&outcome.summary()),
-        None if renewal.renew_before.is_some() => {
-            let show = if outcome.changed() {
-                loglevel <= 2
-            } else {
-                loglevel <= 1
-            };
-            if show {
-                crate::logging::print_outcome(&outcome.summary());
-            }
+        None if renewal.renew_before.is_some() && outcome.shown_at(loglevel) => {
+            crate::logging::print_outcome(&outcome.summary());
         }
         None => {}
     }
+    Ok(())
 }

@@ -17,9 +17,8 @@ use crate::spec::{Shared, Spec};
 use crate::transport::{TlsOptions, Transport};
 
 /// Runs sync; returns the exit code (0, or [`exit::SYNC_FAILED`]). `loglevel` (cfssl's scale)
-/// filters the text lines as gencert's summary is filtered: a failure always, a change unless
-/// errors only (`-loglevel 3`, `--quiet`), an unchanged pair at info level or below; so a cron
-/// job with `-loglevel 2` mails only on news.
+/// filters the text lines as gencert's summary is filtered ([`Outcome::shown_at`]); the line of
+/// a failed spec or hook is always shown.
 pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
     let specs = spec_files(&args.dir)?;
     if let Some(path) = &args.metrics_file {
@@ -103,9 +102,8 @@ pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
             .unwrap_or_else(|| Err(Error::Internal("spec was not run".into())));
         let name = spec_name(path);
         let shown = match &result {
-            Ok(outcome) if outcome.hook_error.is_none() && !outcome.changed() => loglevel <= 1,
-            Ok(outcome) if outcome.hook_error.is_none() => loglevel <= 2,
-            _ => true,
+            Ok(outcome) => outcome.hook_error.is_some() || outcome.shown_at(loglevel),
+            Err(_) => true,
         };
         let (line, ok) = match &result {
             Ok(outcome) => {
@@ -123,7 +121,11 @@ pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
         };
         failed |= !ok;
         if args.report == Some(ReportFormat::Json) {
-            let mut value = Outcome::report_json(&result);
+            let mut value = match &result {
+                Ok(outcome) => outcome.to_json(),
+                Err(err) => serde_json::json!({"changed": false, "action": "failed",
+                    "error": err.to_string(), "exit_code": err.exit_code()}),
+            };
             value["spec"] = name.clone().into();
             json.push(value);
         } else if shown {
