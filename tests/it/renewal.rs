@@ -975,6 +975,20 @@ fn a_threshold_beyond_the_lifetime_does_not_renew_every_run() {
     assert_eq!(t.server.signed_count(), 1);
 }
 
+/// The stderr of a `--renew-before 720h` run on `t`'s pair pinned to `ca`, with `extra` flags,
+/// which must exit with `code`.
+fn renewal_stderr(t: &Setup, ca: &Path, extra: &[&str], code: i32) -> String {
+    let out = gencert_in(t.dir(), &t.profile, ca)
+        .args(["-bare", "node", "--renew-before", "720h"])
+        .args(extra)
+        .arg(s(&t.csr))
+        .assert()
+        .code(code)
+        .get_output()
+        .clone();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A root re-keyed under the same name: a pair the old key signed names the pinned CA as its
 /// issuer, yet does not chain to it. The signature is checked, so the pair is renewed (here the
 /// run then fails at TLS, since the test's CA server still presents the old root's chain: the
@@ -983,24 +997,7 @@ fn a_threshold_beyond_the_lifetime_does_not_renew_every_run() {
 fn renews_when_the_pinned_ca_was_rekeyed_under_the_same_name() {
     let t = Setup::new();
     let rekeyed = crate::support::Pki::new();
-    let run = |ca: &Path, code: i32| {
-        let out = nodecert(t.dir())
-            .args(["gencert", "-loglevel", "0", "-config", s(&t.profile)])
-            .args([
-                "-tls-remote-ca",
-                s(ca),
-                "-bare",
-                "node",
-                "--renew-before",
-                "720h",
-            ])
-            .arg(&t.csr)
-            .assert()
-            .code(code)
-            .get_output()
-            .clone();
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
+    let run = |ca: &Path, code: i32| renewal_stderr(&t, ca, &["-loglevel", "0"], code);
     run(&t.pki.primary_ca(), 0);
     let kept = run(&t.pki.primary_ca(), 0);
     assert!(kept.contains("kept"), "{kept}");
@@ -1021,18 +1018,7 @@ fn a_broken_pinned_ca_file_fails_the_renewal_check() {
     let t = Setup::new();
     let pin = t.dir().join("pin.pem");
     std::fs::copy(t.pki.primary_ca(), &pin).unwrap();
-    let run = |code: i32| {
-        let out = nodecert(t.dir())
-            .args(["gencert", "-config", s(&t.profile)])
-            .args(["-tls-remote-ca", s(&pin), "-bare", "node"])
-            .args(["--renew-before", "720h"])
-            .arg(&t.csr)
-            .assert()
-            .code(code)
-            .get_output()
-            .clone();
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
+    let run = |code: i32| renewal_stderr(&t, &pin, &[], code);
     run(0);
     let before = std::fs::read(t.dir().join("node.pem")).unwrap();
     for broken in ["", "-----BEGIN CERTIFICATE-----\ngarbage\n"] {
