@@ -805,6 +805,32 @@ fn unreadable_inputs_and_read_only_output_directory_as_an_unprivileged_user() {
     assert_eq!(server.signed_count(), signed, "the CA was not asked");
     assert_eq!(listing(&writable), ["ok-key.pem", "ok.csr", "ok.pem"]);
     assert!(listing(&read_only).is_empty());
+
+    // A kept pair that cannot be given the --owner asked for (only root may chown): exit 8,
+    // one line naming the file and the flag, the pair as it was.
+    let pair = || {
+        listing(&writable)
+            .iter()
+            .map(|f| std::fs::read(writable.join(f)).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let before = pair();
+    let out = nodecert_as(dir, NOBODY, NOBODY)
+        .gencert(&t.profile, &ca)
+        .args(["-bare", s(&writable.join("ok")), "--renew-before", "720h"])
+        .args(["--owner", "0:0", s(&t.csr)])
+        .assert()
+        .code(8)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("ok-key.pem") && stderr.contains("cannot set the owner (--owner)"),
+        "{stderr}"
+    );
+    assert_eq!(pair(), before);
+    assert_eq!(server.signed_count(), signed, "the CA was not asked");
 }
 
 /// `--report json` prints no report for a failed run: stdout stays empty and the one error
