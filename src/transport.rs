@@ -58,9 +58,8 @@ impl Transport {
         let mut pinned_cas = Vec::new();
         let builder = match &tls.pinned_ca {
             Some(path) => {
-                let certs = load_certs(path, PINNED_CA_ROLE)?;
-                pinned_cas = certs.iter().map(|c| c.as_ref().to_vec()).collect();
-                builder.with_root_certificates(trust_anchors(path, certs)?)
+                pinned_cas = pinned_certificates(path)?;
+                builder.with_root_certificates(trust_anchors(path, &pinned_cas)?)
             }
             None => {
                 let verifier = rustls_platform_verifier::Verifier::new(provider).map_err(|e| {
@@ -176,8 +175,8 @@ impl Transport {
     }
 }
 
-/// The certificates of a pinned CA file (`-tls-remote-ca`), DER, read as the transport reads
-/// them: renewal compares an existing certificate's issuer with them before any connection.
+/// The certificates of a pinned CA file (`-tls-remote-ca`), DER: the transport's trust anchors,
+/// and what renewal compares an existing certificate's issuer with before any connection.
 pub fn pinned_certificates(path: &Path) -> Result<Vec<Vec<u8>>> {
     Ok(load_certs(path, PINNED_CA_ROLE)?
         .iter()
@@ -220,15 +219,17 @@ fn pem_problem(err: &rustls::pki_types::pem::Error) -> &'static str {
     }
 }
 
-fn trust_anchors(path: &Path, certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore> {
+fn trust_anchors(path: &Path, certs: &[Vec<u8>]) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     for cert in certs {
-        roots.add(cert).map_err(|e| {
-            Error::input_file(
-                path,
-                format!("a certificate in the CA file cannot be used as a trust anchor: {e}"),
-            )
-        })?;
+        roots
+            .add(CertificateDer::from(cert.as_slice()))
+            .map_err(|e| {
+                Error::input_file(
+                    path,
+                    format!("a certificate in the CA file cannot be used as a trust anchor: {e}"),
+                )
+            })?;
     }
     Ok(roots)
 }
