@@ -403,15 +403,17 @@ impl Reserved {
         }
         // Everything is on disk; now swap the files in. Key first, so that a reader that sees
         // the new certificate also finds its key. A signal waits for the whole swap
-        // ([`remove_pending`] takes the registry this holds), so it never splits a pair.
+        // ([`remove_pending`] takes the registry this holds), so it never splits a pair. Nor does
+        // a file that cannot be replaced (a bind-mounted or immutable certificate): the files
+        // swapped before it are swapped back, so a failed run leaves the old pair as it was.
         let mut dirs: Vec<PathBuf> = Vec::new();
-        let mut swapped = Ok(());
         {
-            let mut registry = registry();
-            for slot in &mut staged {
-                if let Err(e) = slot.temp.persist(&slot.target, &mut registry) {
-                    swapped = Err(Error::output(&slot.target, e));
-                    break;
+            let _registry = registry();
+            let mut done: Vec<(&Slot, Undo)> = Vec::new();
+            for slot in &staged {
+                match slot.temp.swap_in(&slot.target) {
+                    Ok(undo) => done.push((slot, undo)),
+                    Err(e) => return Err(Error::output(&slot.target, roll_back(&e, &done))),
                 }
                 let dir = parent_dir(&slot.target);
                 if !dirs.contains(&dir) {
@@ -419,8 +421,8 @@ impl Reserved {
                 }
             }
         }
-        swapped?;
-        // The new files are in place now: a failure here must not hide that (the run would
+        // The new files are in place now (the files they replaced are at the temporary names,
+        // and go with `staged`): a failure here must not hide that (the run would
         // report an error and skip --exec, and the next run, finding a good pair, would never
         // run it), so it is a warning. A pair that did not reach the disk is healed by the next
         // run after a power loss, as after any crash.
@@ -583,6 +585,37 @@ impl Pending {
         }
     }
 
+    /// Puts the file at `target` and the file `target` held, if any, at the temporary name
+    /// (removed with it), in one step; says how to undo that. The caller holds [`registry()`].
+    fn swap_in(&self, target: &Path) -> std::io::Result<Undo> {
+        use nix::errno::Errno;
+        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+        let temp = self.path();
+        match renameat2(
+            AT_FDCWD,
+            temp,
+            AT_FDCWD,
+            target,
+            RenameFlags::RENAME_EXCHANGE,
+        ) {
+            Ok(()) => Ok(Undo::Exchange(temp.to_path_buf())),
+            // Nothing to exchange with: a new file.
+            Err(Errno::ENOENT) => std::fs::rename(temp, target).map(|()| Undo::Remove),
+            // A file system without RENAME_EXCHANGE (NFS): replaced as before, with no way back.
+            Err(Errno::EINVAL | Errno::EOPNOTSUPP | Errno::ENOSYS) => {
+                std::fs::rename(temp, target).map(|()| Undo::Impossible)
+            }
+            Err(errno) => Err(errno.into()),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        match &self.0 {
+            Some(temp) => temp.path(),
+            None => unreachable!("a temporary file is used after it was renamed"),
+        }
+    }
+
     /// Renames the file to `target` (or removes it, if that fails); `registry` is
     /// [`registry()`], held by the caller.
     fn persist(&mut self, target: &Path, registry: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -595,6 +628,59 @@ impl Pending {
         registry.retain(|p| *p != path);
         result
     }
+}
+
+/// How to take back one file of a swap.
+enum Undo {
+    /// Exchange the target with this temporary name again: the old file comes back.
+    Exchange(PathBuf),
+    /// Remove the target: there was no file before.
+    Remove,
+    /// The file system could not exchange, so the old file is gone.
+    Impossible,
+}
+
+/// Undoes the swaps in `done` (latest first) after `failure`, and says what happened, for the
+/// error line: the pair is the old one again, or (rarely) it may not match.
+fn roll_back(failure: &std::io::Error, done: &[(&Slot, Undo)]) -> String {
+    let mut lost = Vec::new();
+    for (slot, undo) in done.iter().rev() {
+        let undone = match undo {
+            Undo::Exchange(temp) => nix::fcntl::renameat2(
+                nix::fcntl::AT_FDCWD,
+                temp.as_path(),
+                nix::fcntl::AT_FDCWD,
+                slot.target.as_path(),
+                nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+            )
+            .is_ok(),
+            Undo::Remove => std::fs::remove_file(&slot.target).is_ok(),
+            Undo::Impossible => false,
+        };
+        if !undone {
+            lost.push(slot.target.display().to_string());
+        }
+    }
+    let hint = match failure.raw_os_error() {
+        Some(nix::libc::EBUSY) => {
+            ": it is a mount point (a bind-mounted file?), and a file is replaced by rename: \
+             mount its directory instead"
+        }
+        Some(nix::libc::EPERM) => {
+            ": it is immutable or append-only (lsattr), or belongs to another user in a sticky \
+             directory"
+        }
+        _ => "",
+    };
+    let after = match (done.is_empty(), lost.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => "; the files replaced before it were put back".into(),
+        (false, false) => format!(
+            "; {} could not be put back, so the pair may not match: the next run replaces it",
+            lost.join(", ")
+        ),
+    };
+    format!("cannot replace it: {failure}{hint}{after}")
 }
 
 impl Drop for Pending {

@@ -847,3 +847,92 @@ fn a_failed_run_prints_no_json_report() {
         .stdout("")
         .stderr(contains("missing.json"));
 }
+
+/// A file of the pair that cannot be replaced (a bind-mounted certificate, an immutable CSR)
+/// fails the run with exit 8 after the CA signed, and the files swapped before it are swapped
+/// back: the old pair stays whole, its key matching its certificate.
+#[test]
+fn a_file_that_cannot_be_replaced_leaves_the_old_pair_whole() {
+    let t = Setup::new();
+    let dir = t.dir();
+    t.gencert_bare("node", &t.csr, &[]).assert().code(0);
+    let pair =
+        || ["node.pem", "node-key.pem", "node.csr"].map(|f| std::fs::read(dir.join(f)).unwrap());
+    let before = pair();
+    let files_before = listing(dir);
+    let check = |expected_hint: &str, file: &str| {
+        let out = t.gencert_bare("node", &t.csr, &[]).assert().code(8);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(file), "names {file}: {stderr}");
+        assert!(stderr.contains(expected_hint), "{stderr}");
+        assert!(stderr.contains("were put back"), "{stderr}");
+        assert_eq!(pair(), before, "the old pair is whole again");
+        assert_eq!(listing(dir), files_before, "no temporary files remain");
+    };
+
+    // The certificate is swapped second, after the key.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let source = elsewhere.path().join("node.pem");
+    std::fs::copy(dir.join("node.pem"), &source).unwrap();
+    let bind = Mounted::bind(&source, &dir.join("node.pem"));
+    check("mount point", "node.pem");
+    drop(bind);
+
+    // The CSR is swapped last, after the key and the certificate.
+    let immutable = Immutable::set(&dir.join("node.csr"));
+    check("immutable", "node.csr");
+    drop(immutable);
+
+    assert_eq!(t.server.signed_count(), 3, "the CA signed both times");
+    t.gencert_bare("node", &t.csr, &[]).assert().code(0);
+    assert_ne!(pair()[0], before[0]);
+}
+
+/// A file bind-mounted over another for one test, unmounted when dropped.
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    fn bind(source: &std::path::Path, target: &std::path::Path) -> Self {
+        let status = std::process::Command::new("mount")
+            .args(["--bind", s(source), s(target)])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mount --bind failed (the suite runs as root)"
+        );
+        Self(target.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A file made immutable (`chattr +i`) for one test, mutable again when dropped.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(path: &std::path::Path) -> Self {
+        let status = std::process::Command::new("chattr")
+            .args(["+i", s(path)])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "chattr +i failed (the suite runs as root on ext4)"
+        );
+        Self(path.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .args(["-i", s(&self.0)])
+            .status();
+    }
+}
