@@ -11,28 +11,28 @@ pub fn run(args: &CertinfoArgs) -> Result<u8> {
     let (bytes, source) = super::read_arg(&args.file, "certificate")?;
     let now = unix_now();
     let summary = inspect::summarise(&bytes, now).map_err(|d| Error::input(&source, d))?;
-    if args.json {
+    let text = if args.json {
         let line = serde_json::to_string(&summary).map_err(|e| Error::Internal(e.to_string()))?;
-        println!("{line}");
+        format!("{line}\n")
     } else {
-        println!("subject:    {}", summary.subject);
-        println!("issuer:     {}", summary.issuer);
-        println!(
-            "SANs:       {}",
-            if summary.sans.is_empty() {
-                "(none)".into()
-            } else {
-                summary.sans.join(", ")
-            }
-        );
-        println!("serial:     {}", summary.serial);
-        println!("key:        {}", summary.key);
-        println!("not before: {}", summary.not_before);
-        println!(
-            "not after:  {} ({} days left)",
-            summary.not_after, summary.days_left
-        );
-    }
+        let sans = if summary.sans.is_empty() {
+            "(none)".into()
+        } else {
+            summary.sans.join(", ")
+        };
+        format!(
+            "subject:    {}\nissuer:     {}\nSANs:       {sans}\nserial:     {}\nkey:        {}\n\
+             not before: {}\nnot after:  {} ({} days left)\n",
+            summary.subject,
+            summary.issuer,
+            summary.serial,
+            summary.key,
+            summary.not_before,
+            summary.not_after,
+            summary.days_left
+        )
+    };
+    crate::output::print_report(&text)?;
     let left = summary.not_after_unix - now;
     Ok(match args.check {
         _ if left <= 0 => exit::EXPIRED,

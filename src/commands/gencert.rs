@@ -120,7 +120,7 @@ fn report(renewal: &RenewalArgs, outcome: &Outcome, loglevel: u8) -> Result<()> 
         Some(ReportFormat::Json) => {
             let line = serde_json::to_string(&outcome.to_json())
                 .map_err(|e| Error::Internal(format!("encoding the report: {e}")))?;
-            println!("{line}");
+            crate::output::print_report(&format!("{line}\n"))?;
         }
         Some(ReportFormat::Text) => crate::logging::print_outcome(&outcome.summary()),
         None if renewal.renew_before.is_some() && outcome.shown_at(loglevel) => {

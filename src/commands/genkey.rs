@@ -56,7 +56,7 @@ pub fn run(args: &GenkeyArgs) -> Result<()> {
             usages: &usages,
             expiration_seconds,
         };
-        println!("{}", manifest.to_json());
+        crate::output::print_product(&format!("{}\n", manifest.to_json()))?;
     }
     Ok(())
 }

@@ -32,13 +32,10 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     };
     match &args.out {
         Some(path) => write_file_atomically(path, pem.as_bytes(), PUBLIC_MODE),
-        None if args.pem => {
-            print!("{pem}");
-            Ok(())
-        }
-        None => {
-            println!("{}", crate::protocol::info_response(&reply, &pem));
-            Ok(())
-        }
+        None if args.pem => crate::output::print_product(&pem),
+        None => crate::output::print_product(&format!(
+            "{}\n",
+            crate::protocol::info_response(&reply, &pem)
+        )),
     }
 }

@@ -64,8 +64,7 @@ pub fn run(args: &SignArgs) -> Result<()> {
             // `| cfssljson -bare NAME` writes NAME.pem and NAME.csr.
             let csr_as_read = String::from_utf8_lossy(&bytes);
             let line = serde_json::json!({"cert": issued.pem, "csr": csr_as_read}).to_string();
-            println!("{line}");
-            Ok(())
+            crate::output::print_product(&format!("{line}\n"))
         }
     }
 }

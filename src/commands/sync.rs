@@ -129,7 +129,7 @@ pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
             value["spec"] = name.clone().into();
             json.push(value);
         } else if shown {
-            println!("{line}");
+            crate::output::print_report(&format!("{line}\n"))?;
         }
         if let Some(cert) = cert_name {
             samples.push(Sample {
@@ -141,7 +141,7 @@ pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
         }
     }
     if args.report == Some(ReportFormat::Json) {
-        println!("{}", serde_json::Value::Array(json));
+        crate::output::print_report(&format!("{}\n", serde_json::Value::Array(json)))?;
     }
     if let Some(path) = &args.metrics_file {
         metrics::update(path, &samples)?;

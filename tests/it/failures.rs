@@ -936,3 +936,99 @@ impl Drop for Immutable {
             .status();
     }
 }
+
+/// Runs nodecert in `dir` with `args` and stdout on `stdout`; returns the exit code and stderr
+/// (checked for secrets). assert_cmd always pipes stdout, hence a plain Command here.
+fn run_with_stdout(
+    dir: &std::path::Path,
+    args: &[&str],
+    stdout: std::process::Stdio,
+) -> (i32, String) {
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin!("nodecert"))
+        .current_dir(dir)
+        .env_clear()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    crate::support::secrets::assert_absent(&[], &output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code().expect("exits, not killed"), stderr)
+}
+
+/// A pipe whose reader is already gone: every write to it fails with EPIPE.
+fn pipe_without_reader() -> std::process::Stdio {
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    writer.into()
+}
+
+/// stdout that takes nothing. A key and certificate printed to /dev/null or a closed stdout
+/// would be lost with exit 0: refused before the CA is asked. A full disk behind `>` is exit 8
+/// with one line, never a panic; a reader that went away (`| head -1`) leaves the command's
+/// own exit status (certinfo --check's 12).
+#[test]
+fn stdout_that_takes_nothing_is_an_output_error_never_a_panic() {
+    let t = Setup::new();
+    let dir = t.dir();
+    let ca = t.pki.primary_ca();
+    let gencert = [
+        "gencert",
+        "-config",
+        s(&t.profile),
+        "-tls-remote-ca",
+        s(&ca),
+    ];
+    let one_line = |(code, stderr): (i32, String), expected: i32, says: &str| {
+        assert_eq!(code, expected, "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    };
+
+    let listing_before = listing(dir);
+    let to_stdout = [&gencert[..], &[s(&t.csr)]].concat();
+    one_line(
+        run_with_stdout(dir, &to_stdout, std::process::Stdio::null()),
+        8,
+        "standard output is closed or /dev/null",
+    );
+    assert_eq!(t.server.signed_count(), 0, "the CA is not asked");
+    assert_eq!(listing(dir), listing_before);
+
+    let full = || std::process::Stdio::from(std::fs::File::create("/dev/full").unwrap());
+    let report = [
+        &gencert[..],
+        &["-bare", "node", "--report", "json", s(&t.csr)],
+    ]
+    .concat();
+    one_line(run_with_stdout(dir, &report, full()), 8, "<stdout>");
+    assert!(dir.join("node.pem").exists(), "the pair is written first");
+
+    for args in [
+        &["certinfo", "node.pem"][..],
+        &["certinfo", "--json", "node.pem"],
+        &["info", "-config", s(&t.profile), "-tls-remote-ca", s(&ca)],
+    ] {
+        one_line(
+            run_with_stdout(dir, args, full()),
+            8,
+            "No space left on device",
+        );
+    }
+
+    assert_eq!(
+        run_with_stdout(dir, &["certinfo", "node.pem"], pipe_without_reader()),
+        (0, String::new())
+    );
+    assert_eq!(
+        run_with_stdout(
+            dir,
+            &["certinfo", "--check", "9000h", "node.pem"],
+            pipe_without_reader()
+        ),
+        (12, String::new()),
+        "the certificate is valid for a year: within 9000h"
+    );
+}
