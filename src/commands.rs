@@ -77,6 +77,32 @@ pub(crate) fn resolve_ca(args: &CaArgs) -> Result<(Target, TlsOptions)> {
     ))
 }
 
+/// The files a run with these CA arguments reads, for [`crate::output::check_distinct`].
+pub(crate) fn ca_inputs(args: &CaArgs) -> Vec<(&Path, &'static str)> {
+    let mut inputs = Vec::new();
+    inputs.extend(
+        args.config
+            .as_deref()
+            .map(|p| (p, "the request profile (-config)")),
+    );
+    inputs.extend(
+        args.tls_remote_ca
+            .as_deref()
+            .map(|p| (p, "the CA certificate (-tls-remote-ca)")),
+    );
+    inputs.extend(
+        args.mutual_tls_client_cert
+            .as_deref()
+            .map(|p| (p, "the client certificate (-mutual-tls-client-cert)")),
+    );
+    inputs.extend(
+        args.mutual_tls_client_key
+            .as_deref()
+            .map(|p| (p, "the client key (-mutual-tls-client-key)")),
+    );
+    inputs
+}
+
 /// Reads a file argument, `-` meaning stdin; returns the bytes and a name for messages.
 pub(crate) fn read_arg(path: &Path, role: &str) -> Result<(Vec<u8>, String)> {
     if path == Path::new("-") {

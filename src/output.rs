@@ -184,6 +184,19 @@ impl Destination {
         }
     }
 
+    /// The files written, each with what it is (for [`check_distinct`]).
+    pub fn outputs(&self) -> Vec<(&Path, &'static str)> {
+        match self {
+            Self::Stdout => Vec::new(),
+            Self::Files { cert, key, csr } => {
+                let mut files = vec![(key.as_path(), "the private key output")];
+                files.extend(cert.as_deref().map(|c| (c, "the certificate output")));
+                files.extend(csr.as_deref().map(|c| (c, "the CSR output")));
+                files
+            }
+        }
+    }
+
     /// `-bare NAME`: `NAME.pem`, `NAME-key.pem`, `NAME.csr`, as cfssljson names them.
     pub fn bare(name: &str) -> Self {
         Self::Files {
@@ -192,6 +205,37 @@ impl Destination {
             csr: Some(PathBuf::from(format!("{name}.csr"))),
         }
     }
+}
+
+/// Refuses a run whose outputs would overwrite each other or a file it reads: `-bare ca` beside
+/// `-tls-remote-ca ca.pem`, `--key rp.json` beside `-config rp.json`, `--metrics-file node.pem`.
+/// The run would succeed and leave a CA file, profile, csr.json or private key destroyed.
+/// `outputs` and `inputs` are (path, what it is) pairs; checked before the pair's lock is taken
+/// and before any key is made.
+pub fn check_distinct(outputs: &[(&Path, &str)], inputs: &[(&Path, &str)]) -> Result<()> {
+    let outputs: Vec<(PathBuf, &Path, &str)> = outputs
+        .iter()
+        .map(|&(path, what)| (resolved(path), path, what))
+        .collect();
+    for (i, (resolved_out, path, what)) in outputs.iter().enumerate() {
+        if let Some((_, _, first)) = outputs[..i].iter().find(|(r, ..)| r == resolved_out) {
+            return Err(Error::Usage(format!(
+                "{} is given for two outputs ({first} and {what}): use distinct paths",
+                path.display()
+            )));
+        }
+        let overwritten = inputs
+            .iter()
+            .filter(|(input, _)| *input != Path::new("-"))
+            .find(|(input, _)| resolved(input) == *resolved_out);
+        if let Some((_, input_role)) = overwritten {
+            return Err(Error::Usage(format!(
+                "{} is both {what} and {input_role}, which would be overwritten: write it elsewhere",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `path` with its directory canonicalised (as given when the directory does not exist).
@@ -321,15 +365,7 @@ impl Reserved {
             if let Some(csr) = csr {
                 targets.push((csr, Role::Csr));
             }
-            let resolved: Vec<PathBuf> = targets.iter().map(|(path, _)| resolved(path)).collect();
-            for (i, ((a, _), resolved_a)) in targets.iter().zip(&resolved).enumerate() {
-                if resolved[..i].contains(resolved_a) {
-                    return Err(Error::Usage(format!(
-                        "{} is given for two outputs: use distinct paths",
-                        a.display()
-                    )));
-                }
-            }
+            check_distinct(&destination.outputs(), &[])?;
             for (target, role) in targets {
                 let mode = if role == Role::Key {
                     options.key_mode

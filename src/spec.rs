@@ -165,6 +165,27 @@ impl Spec {
                 ));
             }
         };
+        let destination = Destination::Files {
+            cert: Some(at(&self.cert)),
+            key: at(&self.key),
+            csr: self.csr_out.as_deref().map(at),
+        };
+        let pinned_ca = self.tls_remote_ca.as_deref().map(at);
+        let config = at(&self.config);
+        let mut inputs = vec![
+            (path, "the spec"),
+            (csr_path.as_path(), "its csr.json"),
+            (config.as_path(), "its request profile"),
+        ];
+        inputs.extend(pinned_ca.as_deref().map(|p| (p, "its CA certificate")));
+        if let Some((cert, key)) = &client_identity {
+            inputs.extend([
+                (cert.as_path(), "its client certificate"),
+                (key.as_path(), "its client key"),
+            ]);
+        }
+        crate::output::check_distinct(&destination.outputs(), &inputs)
+            .map_err(|e| Error::input(path.display().to_string(), e.to_string()))?;
         let mut renewal = shared.renewal.clone();
         renewal.renew_before = renew_before.or(renewal.renew_before);
         renewal.exec = self.exec;
@@ -174,17 +195,13 @@ impl Spec {
             hostname_override: self.hostname,
             target,
             tls: TlsOptions {
-                pinned_ca: self.tls_remote_ca.as_deref().map(at),
+                pinned_ca,
                 client_identity,
             },
             profile: self.profile,
             crl_override: String::new(),
             label: self.label,
-            destination: Destination::Files {
-                cert: Some(at(&self.cert)),
-                key: at(&self.key),
-                csr: self.csr_out.as_deref().map(at),
-            },
+            destination,
             files,
             renewal,
         })

@@ -12,6 +12,8 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     if let Some(path) = &args.renewal.metrics_file {
         metrics::check_target(path)?;
     }
+    // Before anything is written, the metrics file included: it may be the file in conflict.
+    check_distinct(args)?;
     // Bad input is a failed run too: monitoring must see a csr.json or profile that went bad.
     let result = job_from_args(args)
         .and_then(|job| job.run(|| Transport::new(&job.tls, args.ca.timeout).map(Box::new)));
@@ -39,6 +41,21 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
         Some(err) => Err(err),
         None => Ok(()),
     }
+}
+
+/// Refuses outputs that are one file, or one of the inputs ([`crate::output::check_distinct`]).
+fn check_distinct(args: &GencertArgs) -> Result<()> {
+    // A bad -bare is reported by the job, with the rest of the arguments.
+    let Ok(destination) = destination(args) else {
+        return Ok(());
+    };
+    let mut outputs = destination.outputs();
+    outputs.extend(
+        (args.renewal.metrics_file.as_deref()).map(|p| (p, "the metrics file (--metrics-file)")),
+    );
+    let mut inputs = super::ca_inputs(&args.ca);
+    inputs.push((&args.request.csr_json, "the csr.json input"));
+    crate::output::check_distinct(&outputs, &inputs)
 }
 
 /// Where the pair goes: `-bare NAME`, `--cert/--key [--csr]`, or stdout.

@@ -40,6 +40,10 @@ pub fn run(args: &GenkeyArgs) -> Result<()> {
                 .into(),
         ));
     }
+    crate::output::check_distinct(
+        &destination.outputs(),
+        &[(&args.request.csr_json, "the csr.json input")],
+    )?;
     let reserved = Reserved::new(destination, &FileOptions::default())?;
     let key = PrivateKey::generate(request.key)?;
     let csr_pem = pem_encode("CERTIFICATE REQUEST", &request.to_csr_der(&key)?);

@@ -17,6 +17,16 @@ use crate::transport::Transport;
 
 /// Runs sign.
 pub fn run(args: &SignArgs) -> Result<()> {
+    let out_path = match (&args.bare, &args.cert) {
+        (Some(name), _) => Some(std::path::PathBuf::from(format!("{name}.pem"))),
+        (None, Some(path)) => Some(path.clone()),
+        _ => None,
+    };
+    if let Some(out) = &out_path {
+        let mut inputs = super::ca_inputs(&args.ca);
+        inputs.push((&args.csr, "the CSR"));
+        crate::output::check_distinct(&[(out, "the certificate output")], &inputs)?;
+    }
     let (bytes, source) = super::read_arg(&args.csr, "CSR")?;
     let (csr_pem, spki, csr_sans) = read_csr(&bytes).map_err(|d| Error::input(&source, d))?;
     let hostname_override = super::given(&args.hostname)
@@ -27,11 +37,6 @@ pub fn run(args: &SignArgs) -> Result<()> {
         None => csr_sans,
     };
     let (target, tls) = super::resolve_ca(&args.ca)?;
-    let out_path = match (&args.bare, &args.cert) {
-        (Some(name), _) => Some(std::path::PathBuf::from(format!("{name}.pem"))),
-        (None, Some(path)) => Some(path.clone()),
-        _ => None,
-    };
     let transport = Transport::new(&tls, args.ca.timeout)?;
     let request = SignRequest {
         hosts: hostname_override.as_deref(),

@@ -54,6 +54,9 @@ pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
         })
         .unzip();
     refuse_shared_files(&mut jobs);
+    if let Some(path) = &args.metrics_file {
+        check_metrics_file(path, &jobs)?;
+    }
 
     // One client per distinct TLS setting, built by the first spec that is due (none when every
     // pair is up to date); a bad CA file fails only its specs.
@@ -147,6 +150,19 @@ pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
         metrics::update(path, &samples)?;
     }
     Ok(if failed { exit::SYNC_FAILED } else { exit::OK })
+}
+
+/// Refuses a `--metrics-file` that is a spec or a file a spec writes: the metrics would
+/// overwrite it after every run.
+fn check_metrics_file(metrics: &Path, jobs: &[(PathBuf, Result<Job>)]) -> Result<()> {
+    let mut files: Vec<(&Path, &str)> = Vec::new();
+    for (spec, job) in jobs {
+        files.push((spec, "a spec"));
+        if let Ok(job) = job {
+            files.extend(job.destination.outputs());
+        }
+    }
+    crate::output::check_distinct(&[(metrics, "the metrics file (--metrics-file)")], &files)
 }
 
 /// Fails every spec that writes a file another spec also writes. Two specs on one pair would

@@ -622,7 +622,7 @@ fn bad_input_matrix() {
             flags.clone(),
             vec!["--cert", "same.pem", "--key", "./same.pem"],
             2,
-            "is given for two outputs: use distinct paths",
+            "is given for two outputs (the private key output and the certificate output)",
         ),
         (
             flags.clone(),
@@ -1031,4 +1031,90 @@ fn stdout_that_takes_nothing_is_an_output_error_never_a_panic() {
         (12, String::new()),
         "the certificate is valid for a year: within 9000h"
     );
+}
+
+/// Every file in `dir`, hidden ones (the pair's lock) included, with its bytes.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+/// An output that is another output or a file the run reads would succeed and leave the CA
+/// file, the request profile, csr.json or the new key overwritten: refused as a usage error
+/// before the lock is taken and the CA asked, every file as it was.
+#[test]
+fn an_output_that_is_an_input_or_another_output_is_refused() {
+    let t = Setup::new();
+    let dir = t.dir();
+    let ca = dir.join("ca.pem");
+    std::fs::copy(t.pki.primary_ca(), &ca).unwrap();
+    let (profile, csr) = (s(&t.profile), s(&t.csr));
+    let gencert = ["gencert", "-config", profile, "-tls-remote-ca", "ca.pem"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["-bare", "ca", csr],
+            "ca.pem is both the certificate output and the CA certificate (-tls-remote-ca)",
+        ),
+        (
+            vec!["--cert", "b.pem", "--key", profile, csr],
+            "is both the private key output and the request profile (-config)",
+        ),
+        (
+            vec!["--cert", "a.pem", "--key", "a-key.pem", "--csr", csr, csr],
+            "is both the CSR output and the csr.json input",
+        ),
+        (
+            vec!["-bare", "m", "--metrics-file", "m-key.pem", csr],
+            "m-key.pem is given for two outputs (the private key output and the metrics file",
+        ),
+        (
+            vec!["-bare", "m", "--metrics-file", csr, csr],
+            "is both the metrics file (--metrics-file) and the csr.json input",
+        ),
+        (
+            vec!["--cert", "a.pem", "--key", "./a.pem", csr],
+            "a.pem is given for two outputs",
+        ),
+    ];
+    let before = snapshot(dir);
+    let runs = cases
+        .iter()
+        .map(|(flags, says)| ([&gencert[..], flags].concat(), *says))
+        .chain([
+            (
+                vec!["genkey", "--key", csr, "--csr", "x.csr", csr],
+                "is both the private key output and the csr.json input",
+            ),
+            (
+                vec![
+                    "sign",
+                    "-config",
+                    profile,
+                    "-tls-remote-ca",
+                    "ca.pem",
+                    "--cert",
+                    csr,
+                    csr,
+                ],
+                "is both the certificate output and the CSR",
+            ),
+        ]);
+    for (args, says) in runs {
+        let out = nodecert(dir).args(&args).assert().code(2);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert_eq!(
+            snapshot(dir),
+            before,
+            "{args:?}: nothing written, no lock file"
+        );
+    }
+    assert_eq!(t.server.signed_count(), 0);
 }

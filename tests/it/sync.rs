@@ -471,3 +471,43 @@ fn sync_needs_specs() {
         .code(3)
         .stderr(contains("cannot read the spec directory"));
 }
+
+/// A spec whose output is one of its own inputs (here its CA file) fails on its own line, the
+/// file intact, while the others are issued; a `--metrics-file` that is a spec's output is a
+/// usage error before anything is issued.
+#[test]
+fn sync_refuses_outputs_that_overwrite_inputs() {
+    let fleet = Fleet::new();
+    let specs = &fleet.specs;
+    let dir = fleet.work.path();
+    write_spec(specs, "good", &fleet.good, serde_json::json!({}));
+    write_spec(
+        specs,
+        "selfish",
+        &fleet.good,
+        serde_json::json!({"cert": "../conf/ca.pem", "key": "out/selfish-key.pem"}),
+    );
+    let ca = std::fs::read(dir.join("conf/ca.pem")).unwrap();
+
+    let metrics = specs.join("out/good.pem");
+    let out = nodecert(dir)
+        .args(["sync", "--metrics-file", s(&metrics), s(specs)])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("is both the metrics file (--metrics-file) and the certificate output"),
+        "{stderr}"
+    );
+    assert_eq!(fleet.server.signed_count(), 0);
+
+    let stdout = sync(dir, &[], specs, 11);
+    assert!(
+        stdout.contains("selfish: error: ")
+            && stdout.contains("is both the certificate output and its CA certificate"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("good: issued"), "{stdout}");
+    assert_eq!(std::fs::read(dir.join("conf/ca.pem")).unwrap(), ca);
+    assert_eq!(fleet.server.signed_count(), 1);
+}
