@@ -146,6 +146,11 @@ impl Job {
         &self,
         transport: impl FnOnce() -> Result<T>,
     ) -> Result<Outcome> {
+        // A path that can never be written fails at once: before --jitter's wait, and before the
+        // lock file is made beside it.
+        for (path, _) in self.destination.outputs() {
+            crate::output::check_target(path)?;
+        }
         // --jitter waits before the pair's lock is taken: a run asleep for minutes must not hold
         // it (a config-management run in that window would give up as busy). It waits only when
         // the pair looks due; the decision is taken again under the lock. The transport is built

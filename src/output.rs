@@ -780,11 +780,18 @@ impl Drop for Pending {
     }
 }
 
-fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<Pending> {
+/// Checks that `target` can be a file nodecert writes: its directory exists and it is not a
+/// directory itself. Returns the directory.
+pub fn check_target(target: &Path) -> Result<PathBuf> {
     let dir = existing_parent_dir(target, "directory")?;
     if target.is_dir() {
         return Err(Error::output(target, "is a directory: give a file path"));
     }
+    Ok(dir)
+}
+
+fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<Pending> {
+    let dir = check_target(target)?;
     // Created 0600 (narrowed further by the umask, never widened), then set to its final mode
     // with fchmod before a byte is written: a key file is never readable by others.
     let temp = tempfile::Builder::new()

@@ -1047,7 +1047,8 @@ fn snapshot(dir: &std::path::Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
 
 /// An output that is another output or a file the run reads would succeed and leave the CA
 /// file, the request profile, csr.json or the new key overwritten: refused as a usage error
-/// before the lock is taken and the CA asked, every file as it was.
+/// before the lock is taken and the CA asked, every file as it was. So is a directory given as
+/// an output (exit 8).
 #[test]
 fn an_output_that_is_an_input_or_another_output_is_refused() {
     let t = Setup::new();
@@ -1116,5 +1117,15 @@ fn an_output_that_is_an_input_or_another_output_is_refused() {
             "{args:?}: nothing written, no lock file"
         );
     }
+    // A directory given as the certificate is an output error, with no lock file made either.
+    std::fs::create_dir(dir.join("adir")).unwrap();
+    let mut args = gencert.to_vec();
+    args.extend(["--cert", "adir", "--key", "k.pem", csr]);
+    nodecert(dir)
+        .args(&args)
+        .assert()
+        .code(8)
+        .stderr(contains("adir: is a directory"));
+    assert_eq!(snapshot(dir), before, "no .adir.lock");
     assert_eq!(t.server.signed_count(), 0);
 }
