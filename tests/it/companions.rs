@@ -86,6 +86,64 @@ fn sign_sends_an_existing_csr() {
         .code(3)
         .stderr(contains("self-signature does not verify"));
     assert_eq!(server.signed_count(), 2);
+
+    // CSRs whose signature ring cannot check (P-521 from nodecert's own genkey, ECDSA with
+    // SHA-512 or SHA-1, RSA under 2048 bits) go to the CA, which checks them, as cfssl sign
+    // sends them: each is signed, for its own key.
+    let p521 = write(dir, "p521.json", &node_csr("ecdsa", 521));
+    nodecert(dir)
+        .args(["genkey", "-bare", "p521", s(&p521)])
+        .assert()
+        .code(0);
+    let mut names = vec!["p521"];
+    tool(
+        dir,
+        "openssl",
+        &["ecparam", "-name", "prime256v1", "-out", "p256.param"],
+    );
+    for (name, key, digest) in [
+        ("p256-sha512", "ec:p256.param", "-sha512"),
+        ("p256-sha1", "ec:p256.param", "-sha1"),
+        ("rsa1024", "rsa:1024", "-sha256"),
+    ] {
+        tool(
+            dir,
+            "openssl",
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                key,
+                "-nodes",
+                "-keyout",
+                &format!("{name}-key.pem"),
+                "-subj",
+                "/CN=held.example",
+                digest,
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+        names.push(name);
+    }
+    for name in names {
+        nodecert(dir)
+            .args([
+                "sign",
+                "-config",
+                s(&profile),
+                "-tls-remote-ca",
+                s(&pki.primary_ca()),
+                "-bare",
+                name,
+                &format!("{name}.csr"),
+            ])
+            .assert()
+            .code(0);
+        let cert = dir.join(format!("{name}.pem"));
+        assert_key_matches(dir, &dir.join(format!("{name}-key.pem")), &cert);
+    }
+    assert_eq!(server.signed_count(), 6);
 }
 
 /// info: the CA certificate of a label, over the pinned TLS.
