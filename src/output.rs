@@ -51,47 +51,57 @@ impl FileOptions {
         mode: Option<&str>,
         key_mode: Option<&str>,
     ) -> Result<Self> {
+        let flag = |name: &str, value: Option<&str>, check: fn(u32) -> Result<u32, String>| {
+            value
+                .map(|m| {
+                    parse_mode(m)
+                        .and_then(check)
+                        .map_err(|d| Error::Usage(format!("flag {name}: {d}")))
+                })
+                .transpose()
+        };
         let owner = owner
             .map(|o| Owner::parse(o).map_err(|d| Error::Usage(format!("flag --owner: {d}"))))
             .transpose()?;
-        let mode = mode
-            .map(|m| parse_mode(m).map_err(|d| Error::Usage(format!("flag --mode: {d}"))))
-            .transpose()?;
-        let key_mode = key_mode
-            .map(|m| parse_mode(m).map_err(|d| Error::Usage(format!("flag --key-mode: {d}"))))
-            .transpose()?;
-        Self::new(owner, mode, key_mode).map_err(|d| Error::Usage(format!("flag --key-mode: {d}")))
-    }
-
-    /// Checks the modes: a private key may be group-readable (for a service group), never more.
-    pub fn new(
-        owner: Option<Owner>,
-        mode: Option<u32>,
-        key_mode: Option<u32>,
-    ) -> Result<Self, String> {
-        let key_mode = key_mode.unwrap_or(KEY_MODE);
-        if key_mode & 0o037 != 0 {
-            return Err(format!(
-                "{key_mode:04o} would expose the private key: use 0600, or 0640 for a service group"
-            ));
-        }
-        if key_mode & 0o100 != 0 {
-            return Err(format!(
-                "{key_mode:04o} makes the private key executable: use 0600, or 0640 for a service group"
-            ));
-        }
-        let mode_given = mode.is_some();
-        let mode = mode.unwrap_or(PUBLIC_MODE);
-        if mode & !0o777 != 0 {
-            return Err(format!("{mode:o} is not a file mode: use e.g. 0644"));
-        }
+        let mode = flag("--mode", mode, check_public_mode)?;
+        let key_mode = flag("--key-mode", key_mode, check_key_mode)?;
         Ok(Self {
             owner,
-            mode,
-            mode_given,
-            key_mode,
+            mode: mode.unwrap_or(PUBLIC_MODE),
+            mode_given: mode.is_some(),
+            key_mode: key_mode.unwrap_or(KEY_MODE),
         })
     }
+}
+
+/// A private key may be group-readable (for a service group), never more, and never executable.
+fn check_key_mode(mode: u32) -> Result<u32, String> {
+    if mode & 0o037 != 0 {
+        return Err(format!(
+            "{mode:04o} would expose the private key: use 0600, or 0640 for a service group"
+        ));
+    }
+    if mode & 0o100 != 0 {
+        return Err(format!(
+            "{mode:04o} makes the private key executable: use 0600, or 0640 for a service group"
+        ));
+    }
+    Ok(mode)
+}
+
+/// A certificate or CSR is public, but only its owner may change it, and it is no program.
+fn check_public_mode(mode: u32) -> Result<u32, String> {
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "{mode:04o} lets others than the owner replace the certificate: use 0644, or 0640"
+        ));
+    }
+    if mode & 0o111 != 0 {
+        return Err(format!(
+            "{mode:04o} makes the certificate executable: use 0644, or 0640"
+        ));
+    }
+    Ok(mode)
 }
 
 /// A file owner: `USER[:GROUP]`, names or numeric ids.
@@ -102,25 +112,41 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// Parses `USER`, `USER:GROUP`, `:GROUP`, with names looked up in the system's user database.
+    /// Parses `USER`, `USER:GROUP`, `:GROUP` and `USER:` (the user's login group, as chown
+    /// reads it), with names looked up in the system's user database.
     pub fn parse(text: &str) -> Result<Self, String> {
         let (user, group) = match text.split_once(':') {
             Some((u, g)) => (u, Some(g)),
             None => (text, None),
         };
+        let lookup = |u: &str| {
+            let found = match u.parse::<u32>() {
+                Ok(id) => nix::unistd::User::from_uid(id.into()),
+                Err(_) => nix::unistd::User::from_name(u),
+            };
+            found.map_err(|e| format!("cannot look up user {u:?}: {e}"))
+        };
         let uid = match user {
             "" => None,
             u => Some(match u.parse::<u32>() {
                 Ok(id) => id,
-                Err(_) => nix::unistd::User::from_name(u)
-                    .map_err(|e| format!("cannot look up user {u:?}: {e}"))?
+                Err(_) => lookup(u)?
                     .ok_or_else(|| format!("no user {u:?} on this host"))?
                     .uid
                     .as_raw(),
             }),
         };
         let gid = match group {
-            None | Some("") => None,
+            None => None,
+            Some("") if user.is_empty() => None,
+            Some("") => Some(
+                lookup(user)?
+                    .ok_or_else(|| {
+                        format!("user {user:?} has no login group here: write USER:GROUP")
+                    })?
+                    .gid
+                    .as_raw(),
+            ),
             Some(g) => Some(match g.parse::<u32>() {
                 Ok(id) => id,
                 Err(_) => nix::unistd::Group::from_name(g)
@@ -955,15 +981,22 @@ mod tests {
         );
         assert_eq!(parse_mode("0640"), Ok(0o640));
         assert!(parse_mode("0999").is_err());
-        assert!(
-            FileOptions::new(None, None, Some(0o644))
-                .unwrap_err()
-                .contains("expose")
-        );
+        assert!(check_key_mode(0o644).unwrap_err().contains("expose"));
+        assert!(check_key_mode(0o700).unwrap_err().contains("executable"));
+        assert_eq!(check_key_mode(0o640), Ok(0o640));
+        assert!(check_public_mode(0o664).unwrap_err().contains("replace"));
+        assert!(check_public_mode(0o755).unwrap_err().contains("executable"));
+        assert_eq!(check_public_mode(0o640), Ok(0o640));
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
         assert_eq!(
-            FileOptions::new(None, None, Some(0o640)).unwrap().key_mode,
-            0o640
+            Owner::parse("nobody:"),
+            Ok(Owner {
+                uid: Some(nobody.uid.as_raw()),
+                gid: Some(nobody.gid.as_raw())
+            }),
+            "USER: is the user's login group, as chown reads it"
         );
+        assert!(Owner::parse(":").is_err());
     }
 
     #[test]

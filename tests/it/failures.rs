@@ -601,6 +601,18 @@ fn bad_input_matrix() {
         (flags.clone(), vec!["--mode", "999"], 2, "flag --mode"),
         (
             flags.clone(),
+            vec!["--mode", "0777"],
+            2,
+            "flag --mode: 0777 lets others than the owner replace the certificate",
+        ),
+        (
+            flags.clone(),
+            vec!["--mode", "0744"],
+            2,
+            "flag --mode: 0744 makes the certificate executable",
+        ),
+        (
+            flags.clone(),
             vec!["--owner", "no-such-user-nodecert"],
             2,
             "flag --owner: no user",
