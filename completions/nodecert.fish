@@ -70,7 +70,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l log-format
 json\t''"
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l allow-plaintext -d 'Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l force -d 'Issue a new certificate even when the existing pair could stay'
-complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l reuse-key -d 'Keep the existing private key and send a new CSR for it'
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l reuse-key -d 'Keep the existing private key and send a new CSR for it (one that cannot be reused fails)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l quiet -d 'Print only errors (the same as -loglevel 3)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l hostname -d 'Comma-separated SANs sent to the CA, replacing the CSR\'s' -r

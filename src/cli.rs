@@ -301,7 +301,7 @@ pub struct RenewalArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Keep the existing private key and send a new CSR for it.
+    /// Keep the existing private key and send a new CSR for it (one that cannot be reused fails)
     #[arg(long)]
     pub reuse_key: bool,
 

@@ -12,7 +12,7 @@ use crate::client::CaClient;
 use crate::csr::CertificateRequest;
 use crate::error::{Error, Result};
 use crate::inspect::rfc3339;
-use crate::keygen::{KeySpec, PrivateKey, pem_encode};
+use crate::keygen::{PrivateKey, pem_encode};
 use crate::lock::PairLock;
 use crate::output::{Bundle, Destination, FileOptions, Reserved};
 use crate::profile::Target;
@@ -411,53 +411,50 @@ impl Job {
         renew::decide(cert, key, &wanted, unix_now())
     }
 
-    /// The key to certify: the existing one with `--reuse-key` (when it is usable), else new.
+    /// The key to certify: with `--reuse-key`, the existing one, else a new one. A key file that
+    /// is there but cannot be reused (encrypted, damaged, a symlink, unreadable) fails the run
+    /// and stays as it is: whoever asked to keep the key has pinned it somewhere (DANE, a
+    /// peer's allow-list), and a new key would break that silently. Only a missing key is made.
     fn key(&self) -> Result<PrivateKey> {
-        if let (true, Some((_, key_path))) = (self.renewal.reuse_key, self.paths()) {
-            let read = crate::error::read_regular_bounded(key_path, crate::error::MAX_INPUT_BYTES);
-            match read.map(|bytes| bytes.map(zeroize::Zeroizing::new)) {
-                Ok(Some(bytes)) => {
-                    let text =
-                        zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
-                    match PrivateKey::from_pem(&text) {
-                        Ok(key) => {
-                            // --reuse-key wins over csr.json's key section, but not silently.
-                            if key.spec() != self.request.key {
-                                log::warn!(
-                                    "{} is {}, not the {} csr.json asks for: --reuse-key keeps it",
-                                    key_path.display(),
-                                    key.spec(),
-                                    self.request.key
-                                );
-                            }
-                            return Ok(key);
-                        }
-                        Err(e) => log::warn!(
-                            "{} is unusable ({e}); generating a new key",
-                            key_path.display()
-                        ),
-                    }
-                }
-                Ok(None) => log::warn!(
-                    "{} is too large to be a key; generating a new key",
-                    key_path.display()
+        let (true, Some((_, key_path))) = (self.renewal.reuse_key, self.paths()) else {
+            return PrivateKey::generate(self.request.key);
+        };
+        let refused = |why: String| {
+            Error::input_file(
+                key_path,
+                format!(
+                    "--reuse-key cannot reuse it: {why}; fix it, move it aside, or drop --reuse-key \
+                     for a new key"
                 ),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    log::debug!("no key at {} to reuse; generating one", key_path.display());
-                }
-                Err(e) => log::warn!(
-                    "not reusing {} ({}); generating a new key",
-                    key_path.display(),
-                    if e.raw_os_error() == Some(nix::libc::ELOOP) {
-                        "it is a symlink: a key is reused only from the file itself".to_string()
-                    } else {
-                        e.to_string()
-                    }
-                ),
+            )
+        };
+        let read = crate::error::read_regular_bounded(key_path, crate::error::MAX_INPUT_BYTES);
+        let bytes = match read.map(|bytes| bytes.map(zeroize::Zeroizing::new)) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Err(refused("it is too large to be a key".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                log::debug!("no key at {} to reuse; generating one", key_path.display());
+                return PrivateKey::generate(self.request.key);
             }
+            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                return Err(refused(
+                    "it is a symlink, and a key is reused only from the file itself".into(),
+                ));
+            }
+            Err(e) => return Err(refused(e.to_string())),
+        };
+        let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+        let key = PrivateKey::from_pem(&text).map_err(|e| refused(e.to_string()))?;
+        // --reuse-key wins over csr.json's key section, but not silently.
+        if key.spec() != self.request.key {
+            log::warn!(
+                "{} is {}, not the {} csr.json asks for: --reuse-key keeps it",
+                key_path.display(),
+                key.spec(),
+                self.request.key
+            );
         }
-        let spec: KeySpec = self.request.key;
-        PrivateKey::generate(spec)
+        Ok(key)
     }
 
     /// The signing request ([`Self::request_with_retries`]), while another thread writes and

@@ -9,7 +9,7 @@ use predicates::str::contains;
 
 use crate::support::gencert_in;
 use crate::support::{
-    Setup, assert_key_matches, assert_verifies, listing, mode, node_csr, nodecert, s,
+    Setup, assert_key_matches, assert_verifies, listing, mode, node_csr, nodecert, s, tool,
 };
 
 /// `(bytes, inode, mtime)` of a file: "touched" means any of them changed.
@@ -420,22 +420,48 @@ fn reuse_key_keeps_the_private_key() {
         &t.dir().join("node.pem"),
     );
 
-    // A symlink planted at the key path (pointing at another key, say the CA's): that key is
-    // not reused, certified or rewritten; a new key replaces the link.
-    let other = t.dir().join("other-key.pem");
-    std::fs::rename(t.dir().join("node-key.pem"), &other).unwrap();
-    std::os::unix::fs::symlink(&other, t.dir().join("node-key.pem")).unwrap();
-    t.gencert(&["--reuse-key", "--force"])
-        .assert()
-        .code(0)
-        .stderr(contains(
-            "it is a symlink: a key is reused only from the file itself",
-        ));
-    assert_eq!(std::fs::read(&other).unwrap(), key_before);
+    // A key file that cannot be reused fails the run (exit 3) and stays as it is, the CA not
+    // asked: a new key would silently break whatever pinned the old one. A symlink planted at
+    // the key path (pointing at another key, say the CA's) is not followed either.
+    let signed = t.server.signed_count();
     let key = t.dir().join("node-key.pem");
-    assert!(!key.is_symlink());
-    assert_ne!(std::fs::read(&key).unwrap(), key_before);
-    assert_key_matches(t.dir(), &key, &t.dir().join("node.pem"));
+    let other = t.dir().join("other-key.pem");
+    std::fs::rename(&key, &other).unwrap();
+    std::os::unix::fs::symlink(&other, &key).unwrap();
+    let refused = |says: &str| {
+        let out = t.gencert(&["--reuse-key", "--force"]).assert().code(3);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("node-key.pem: --reuse-key cannot reuse it: "),
+            "{stderr}"
+        );
+        assert!(stderr.contains(says), "{stderr}");
+    };
+    refused("it is a symlink, and a key is reused only from the file itself");
+    assert!(key.is_symlink());
+    assert_eq!(std::fs::read(&other).unwrap(), key_before);
+    std::fs::remove_file(&key).unwrap();
+    tool(
+        t.dir(),
+        "openssl",
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "other-key.pem",
+            "-out",
+            "node-key.pem",
+            "-passout",
+            "pass:x",
+            "-v2",
+            "aes-256-cbc",
+        ],
+    );
+    let encrypted = std::fs::read(&key).unwrap();
+    refused("ENCRYPTED PRIVATE KEY");
+    assert_eq!(std::fs::read(&key).unwrap(), encrypted);
+    assert_eq!(t.server.signed_count(), signed);
 }
 
 /// --owner, --mode and --key-mode; a key mode that exposes the key is refused.
