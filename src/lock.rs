@@ -88,6 +88,15 @@ fn open_private(path: &Path) -> Result<Option<File>> {
             refuse("the lock file is a symlink: remove it (nodecert creates its own)".into())
         }
         (Some(nix::libc::ENXIO), _) | (_, std::io::ErrorKind::InvalidInput) => not_regular(),
+        // Typically made by a run as root (with --owner, for this user's pair).
+        (Some(nix::libc::EACCES), _) => match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.uid() != nix::unistd::geteuid().as_raw() => refuse(format!(
+                "cannot open the lock file ({e}): it belongs to uid {}, a run as another user \
+                 made it; run as that user, or remove it",
+                meta.uid()
+            )),
+            _ => refuse(format!("cannot open the lock file: {e}")),
+        },
         _ => refuse(format!("cannot open the lock file: {e}")),
     })?;
     let meta = file

@@ -843,6 +843,34 @@ fn unreadable_inputs_and_read_only_output_directory_as_an_unprivileged_user() {
     );
     assert_eq!(pair(), before);
     assert_eq!(server.signed_count(), signed, "the CA was not asked");
+
+    // A pair root issued for nobody (--owner) has root's private lock file beside it: nobody's
+    // own run says whose it is and what to do, instead of a bare "Permission denied".
+    crate::support::gencert_in(dir, &t.profile, &ca)
+        .args(["-bare", s(&writable.join("mixed"))])
+        .args(["--owner", &format!("{NOBODY}:{NOBODY}"), s(&t.csr)])
+        .assert()
+        .code(0);
+    let out = nodecert_as(dir, NOBODY, NOBODY)
+        .gencert(&t.profile, &ca)
+        .args([
+            "-bare",
+            s(&writable.join("mixed")),
+            "--renew-before",
+            "720h",
+        ])
+        .arg(s(&t.csr))
+        .assert()
+        .code(8)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(".mixed.pem.lock")
+            && stderr.contains("it belongs to uid 0, a run as another user made it"),
+        "{stderr}"
+    );
 }
 
 /// `--report json` prints no report for a failed run: stdout stays empty and the one error
