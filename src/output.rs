@@ -831,15 +831,40 @@ fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<Pending> {
                 format!("cannot create a file in {}: {e}", dir.display()),
             )
         })?;
-    if let Some(owner) = owner {
-        std::os::unix::fs::fchown(temp.as_file(), owner.uid, owner.gid).map_err(|e| {
-            Error::output(target, format!("cannot change the owner (--owner): {e}"))
-        })?;
+    match owner {
+        Some(owner) => {
+            std::os::unix::fs::fchown(temp.as_file(), owner.uid, owner.gid).map_err(|e| {
+                Error::output(target, format!("cannot change the owner (--owner): {e}"))
+            })?;
+        }
+        None => keep_group(target, temp.as_file()),
     }
     temp.as_file()
         .set_permissions(Permissions::from_mode(mode))
         .map_err(|e| Error::output(target, e))?;
     Ok(Pending::new(temp))
+}
+
+/// Without `--owner`, a file that replaces one of this user's keeps that file's group, as
+/// cfssljson's in-place write does: a key shared with a service group (`--key-mode 0640`, the
+/// group set once with chgrp) stays readable by that group after renewal. Only a file of this
+/// user's: the group of a file someone else put there is no instruction to follow.
+fn keep_group(target: &Path, new: &std::fs::File) {
+    use std::os::unix::fs::MetadataExt as _;
+    let (Ok(old), Ok(created)) = (std::fs::symlink_metadata(target), new.metadata()) else {
+        return;
+    };
+    if !old.is_file() || old.uid() != created.uid() || old.gid() == created.gid() {
+        return;
+    }
+    if let Err(e) = std::os::unix::fs::fchown(new, None, Some(old.gid())) {
+        log::warn!(
+            "{}: cannot keep its group (gid {}): {e}; the new file has gid {}",
+            target.display(),
+            old.gid(),
+            created.gid()
+        );
+    }
 }
 
 #[cfg(test)]

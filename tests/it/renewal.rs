@@ -515,6 +515,37 @@ fn owner_and_modes() {
         .stderr(contains("no user"));
 }
 
+/// Without --owner, a renewed file keeps the group of the file it replaces (as cfssljson's
+/// in-place write does), so a key shared with a service group through --key-mode 0640 stays
+/// readable by it; but only when that file is the running user's own.
+#[test]
+fn a_replaced_file_keeps_its_group() {
+    use std::os::unix::fs::MetadataExt as _;
+    let t = Setup::new();
+    let dir = t.dir();
+    let group = |file: &str| std::fs::metadata(dir.join(file)).unwrap().gid();
+    t.gencert(&["--key-mode", "0640"]).assert().code(0);
+    for file in ["node.pem", "node-key.pem"] {
+        std::os::unix::fs::chown(dir.join(file), None, Some(65534)).unwrap();
+    }
+    let key_before = std::fs::read(dir.join("node-key.pem")).unwrap();
+    t.gencert(&["--key-mode", "0640"]).assert().code(0);
+    assert_ne!(std::fs::read(dir.join("node-key.pem")).unwrap(), key_before);
+    assert_eq!((group("node.pem"), group("node-key.pem")), (65534, 65534));
+    assert_eq!(
+        group("node.csr"),
+        0,
+        "the CSR had root's group: it keeps it"
+    );
+    assert_eq!(mode(&dir.join("node-key.pem")), 0o640);
+
+    // A file someone else owns: its group is not followed.
+    std::os::unix::fs::chown(dir.join("node-key.pem"), Some(65534), Some(65534)).unwrap();
+    t.gencert(&["--key-mode", "0640"]).assert().code(0);
+    let key = std::fs::metadata(dir.join("node-key.pem")).unwrap();
+    assert_eq!((key.uid(), key.gid()), (0, 0));
+}
+
 /// A pair that stays is brought to what --owner, --mode and --key-mode ask, its contents and
 /// the CA untouched: config management converges on the next run, not at the next renewal. A
 /// key someone widened is narrowed with a warning; --mode applies only when given.
