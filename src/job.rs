@@ -161,7 +161,12 @@ impl Job {
             std::thread::sleep(wait);
         }
         let _lock = match self.paths() {
-            Some((cert, _)) => Some(PairLock::acquire(cert, self.renewal.lock_wait)?),
+            // Beside the file itself, when the name is a symlink: one lock whichever name a
+            // run is given.
+            Some((cert, _)) => Some(PairLock::acquire(
+                &crate::output::write_target(cert)?,
+                self.renewal.lock_wait,
+            )?),
             None => None,
         };
         crate::output::remove_stale_temps(&self.destination);
@@ -412,7 +417,7 @@ impl Job {
     }
 
     /// The key to certify: with `--reuse-key`, the existing one, else a new one. A key file that
-    /// is there but cannot be reused (encrypted, damaged, a symlink, unreadable) fails the run
+    /// is there but cannot be reused (encrypted, damaged, unreadable) fails the run
     /// and stays as it is: whoever asked to keep the key has pinned it somewhere (DANE, a
     /// peer's allow-list), and a new key would break that silently. Only a missing key is made.
     fn key(&self) -> Result<PrivateKey> {
@@ -428,18 +433,15 @@ impl Job {
                 ),
             )
         };
-        let read = crate::error::read_regular_bounded(key_path, crate::error::MAX_INPUT_BYTES);
+        // Through a symlink of this user's or root's, as the key is written ([`crate::output::write_target`]).
+        let key_file = crate::output::write_target(key_path)?;
+        let read = crate::error::read_regular_bounded(&key_file, crate::error::MAX_INPUT_BYTES);
         let bytes = match read.map(|bytes| bytes.map(zeroize::Zeroizing::new)) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Err(refused("it is too large to be a key".into())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 log::debug!("no key at {} to reuse; generating one", key_path.display());
                 return PrivateKey::generate(self.request.key);
-            }
-            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-                return Err(refused(
-                    "it is a symlink, and a key is reused only from the file itself".into(),
-                ));
             }
             Err(e) => return Err(refused(e.to_string())),
         };

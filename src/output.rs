@@ -239,9 +239,9 @@ impl Destination {
 /// `outputs` and `inputs` are (path, what it is) pairs; checked before the pair's lock is taken
 /// and before any key is made.
 pub fn check_distinct(outputs: &[(&Path, &str)], inputs: &[(&Path, &str)]) -> Result<()> {
-    let outputs: Vec<(PathBuf, &Path, &str)> = outputs
+    let outputs: Vec<(FileId, &Path, &str)> = outputs
         .iter()
-        .map(|&(path, what)| (resolved(path), path, what))
+        .map(|&(path, what)| (FileId::of(path), path, what))
         .collect();
     for (i, (resolved_out, path, what)) in outputs.iter().enumerate() {
         if let Some((_, _, first)) = outputs[..i].iter().find(|(r, ..)| r == resolved_out) {
@@ -253,7 +253,7 @@ pub fn check_distinct(outputs: &[(&Path, &str)], inputs: &[(&Path, &str)]) -> Re
         let overwritten = inputs
             .iter()
             .filter(|(input, _)| *input != Path::new("-"))
-            .find(|(input, _)| resolved(input) == *resolved_out);
+            .find(|(input, _)| FileId::of(input) == *resolved_out);
         if let Some((_, input_role)) = overwritten {
             return Err(Error::Usage(format!(
                 "{} is both {what} and {input_role}, which would be overwritten: write it elsewhere",
@@ -262,6 +262,26 @@ pub fn check_distinct(outputs: &[(&Path, &str)], inputs: &[(&Path, &str)]) -> Re
         }
     }
     Ok(())
+}
+
+/// What makes two paths one file: the file itself when it exists (a symlink, a hard link or
+/// `..` lead to the same inode), else the path with its directory canonicalised.
+#[derive(PartialEq, Eq)]
+enum FileId {
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+impl FileId {
+    fn of(path: &Path) -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        match std::fs::metadata(path) {
+            Ok(meta) => Self::Inode(meta.dev(), meta.ino()),
+            Err(_) => Self::Path(resolved(
+                &write_target(path).unwrap_or_else(|_| path.into()),
+            )),
+        }
+    }
 }
 
 /// `path` with its directory canonicalised (as given when the directory does not exist).
@@ -398,10 +418,11 @@ impl Reserved {
                 } else {
                     options.mode
                 };
-                let temp = reserve(target, mode, options.owner)?;
+                let target = write_target(target)?;
+                let temp = reserve(&target, mode, options.owner)?;
                 files.push(Slot {
                     temp,
-                    target: target.clone(),
+                    target,
                     role,
                     staged: false,
                 });
@@ -586,6 +607,7 @@ pub fn existing_parent_dir(target: &Path, what: &str) -> Result<PathBuf> {
 
 /// Writes one file atomically with `mode` (used for the metrics file).
 pub fn write_file_atomically(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    let path = &write_target(path)?;
     let mut temp = reserve(path, mode, None)?;
     let file = temp.file_mut();
     file.write_all(content)
@@ -605,9 +627,11 @@ pub fn remove_stale_temps(destination: &Destination) {
     let Destination::Files { cert, key, csr } = destination else {
         return;
     };
-    let targets: Vec<&Path> = [cert.as_deref(), Some(key.as_path()), csr.as_deref()]
+    // Temporary files are made beside the file a symlink names ([`write_target`]).
+    let targets: Vec<PathBuf> = [cert.as_deref(), Some(key.as_path()), csr.as_deref()]
         .into_iter()
         .flatten()
+        .map(|t| write_target(t).unwrap_or_else(|_| t.to_path_buf()))
         .collect();
     // Usually one directory for the three files: each is listed once.
     let mut dirs: Vec<PathBuf> = targets.iter().map(|t| parent_dir(t)).collect();
@@ -805,6 +829,49 @@ impl Drop for Pending {
         }
     }
 }
+
+/// The file that writing `path` replaces. A symlink there is followed, as cfssljson's
+/// in-place write follows it: `node.pem -> versions/node-2026.pem` stays a link and the file it
+/// names is renewed (atomically, in that file's directory). Only a link of this user's or
+/// root's is followed: a link someone else put there is no instruction to overwrite what it
+/// names (a planted `node-key.pem -> /etc/shadow`), and fails the run instead.
+pub fn write_target(path: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    let me = nix::unistd::geteuid().as_raw();
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let Ok(meta) = std::fs::symlink_metadata(&current) else {
+            return Ok(current);
+        };
+        if !meta.file_type().is_symlink() {
+            return Ok(current);
+        }
+        if meta.uid() != me && meta.uid() != 0 {
+            let which = if current == path {
+                "it".to_string()
+            } else {
+                current.display().to_string()
+            };
+            return Err(Error::output(
+                path,
+                format!(
+                    "{which} is a symlink of uid {}, neither this user's nor root's: not \
+                     followed; replace it with the file, or run as its owner",
+                    meta.uid()
+                ),
+            ));
+        }
+        let link = std::fs::read_link(&current).map_err(|e| Error::output(path, e))?;
+        current = parent_dir(&current).join(link);
+    }
+    Err(Error::output(
+        path,
+        format!("more than {MAX_LINKS} symlinks lead from it: give the file's own path"),
+    ))
+}
+
+/// Symlinks [`write_target`] follows from one path, at most.
+const MAX_LINKS: usize = 8;
 
 /// Checks that `target` can be a file nodecert writes: its directory exists and it is not a
 /// directory itself. Returns the directory.

@@ -721,7 +721,10 @@ fn unwritable_output_directory_fails_before_contacting_the_ca() {
         .args(["-bare", "csr.json/x", s(csr)])
         .assert()
         .code(8)
-        .stderr(contains("csr.json/x.pem").and(contains("directory csr.json is not a directory")));
+        .stderr(
+            contains("cannot write csr.json/x-key.pem")
+                .and(contains("directory csr.json is not a directory")),
+        );
     assert_eq!(server.signed_count(), 0, "the CA was not asked");
 }
 

@@ -421,13 +421,21 @@ fn reuse_key_keeps_the_private_key() {
     );
 
     // A key file that cannot be reused fails the run (exit 3) and stays as it is, the CA not
-    // asked: a new key would silently break whatever pinned the old one. A symlink planted at
-    // the key path (pointing at another key, say the CA's) is not followed either.
+    // asked: a new key would silently break whatever pinned the old one. A symlink someone
+    // else planted at the key path (pointing at another key, say the CA's) is not followed
+    // (exit 8, as for any output).
     let signed = t.server.signed_count();
     let key = t.dir().join("node-key.pem");
     let other = t.dir().join("other-key.pem");
     std::fs::rename(&key, &other).unwrap();
     std::os::unix::fs::symlink(&other, &key).unwrap();
+    std::os::unix::fs::lchown(&key, Some(65534), None).unwrap();
+    t.gencert(&["--reuse-key", "--force"])
+        .assert()
+        .code(8)
+        .stderr(contains("node-key.pem: it is a symlink of uid 65534"));
+    assert!(key.is_symlink());
+    assert_eq!(std::fs::read(&other).unwrap(), key_before);
     let refused = |says: &str| {
         let out = t.gencert(&["--reuse-key", "--force"]).assert().code(3);
         let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
@@ -438,9 +446,6 @@ fn reuse_key_keeps_the_private_key() {
         );
         assert!(stderr.contains(says), "{stderr}");
     };
-    refused("it is a symlink, and a key is reused only from the file itself");
-    assert!(key.is_symlink());
-    assert_eq!(std::fs::read(&other).unwrap(), key_before);
     std::fs::remove_file(&key).unwrap();
     tool(
         t.dir(),
@@ -1150,4 +1155,52 @@ fn a_valid_pair_on_a_read_only_file_system_is_kept() {
         .stderr(contains("Read-only file system"));
     assert_eq!(pair(), before);
     assert_eq!(t.server.signed_count(), 1);
+}
+
+/// A pair whose names are symlinks (`node.pem -> versions/v1.pem`, made by this user) is
+/// renewed through them, as cfssljson writes through them: the links stay links, the files they
+/// name get the new pair, and a later run keeps it through the same links. A link someone else
+/// put there is not followed: exit 8, the file it names untouched.
+#[test]
+fn symlinked_names_are_written_through() {
+    let t = Setup::new();
+    let dir = t.dir();
+    std::fs::create_dir(dir.join("versions")).unwrap();
+    t.gencert_bare("versions/v1", &t.csr, &[]).assert().code(0);
+    let before = std::fs::read(dir.join("versions/v1.pem")).unwrap();
+    for (link, file) in [
+        ("node.pem", "versions/v1.pem"),
+        ("node-key.pem", "versions/v1-key.pem"),
+        ("node.csr", "versions/v1.csr"),
+    ] {
+        std::os::unix::fs::symlink(file, dir.join(link)).unwrap();
+    }
+    t.gencert_bare("node", &t.csr, &[]).assert().code(0);
+    for link in ["node.pem", "node-key.pem", "node.csr"] {
+        assert!(dir.join(link).is_symlink(), "{link} is still a link");
+    }
+    assert_ne!(std::fs::read(dir.join("versions/v1.pem")).unwrap(), before);
+    assert_key_matches(dir, &dir.join("node-key.pem"), &dir.join("node.pem"));
+    assert_eq!(mode(&dir.join("versions/v1-key.pem")), 0o600);
+    assert_eq!(
+        listing(&dir.join("versions")),
+        ["v1-key.pem", "v1.csr", "v1.pem"]
+    );
+    t.gencert_bare("node", &t.csr, &["--renew-before", "720h"])
+        .assert()
+        .code(0)
+        .stderr(contains("kept node.pem"));
+    assert_eq!(t.server.signed_count(), 2);
+
+    std::fs::write(dir.join("other.pem"), "x").unwrap();
+    std::os::unix::fs::symlink("other.pem", dir.join("planted.pem")).unwrap();
+    std::os::unix::fs::lchown(dir.join("planted.pem"), Some(65534), None).unwrap();
+    t.gencert_bare("planted", &t.csr, &[])
+        .assert()
+        .code(8)
+        .stderr(contains(
+            "planted.pem: it is a symlink of uid 65534, neither this user's nor root's",
+        ));
+    assert_eq!(std::fs::read(dir.join("other.pem")).unwrap(), b"x");
+    assert_eq!(t.server.signed_count(), 2);
 }
