@@ -197,15 +197,16 @@ impl Destination {
         }
     }
 
-    /// Every file written, with its directory resolved by the filesystem, so that `a.pem`,
-    /// `./a.pem` and a path through a symlinked directory compare equal.
+    /// Every file written, as the file a symlinked name leads to ([`write_target`]) with its
+    /// directory resolved by the filesystem, so that `a.pem`, `./a.pem`, a path through a
+    /// symlinked directory and a symlink to `a.pem` compare equal.
     pub fn resolved_files(&self) -> Vec<PathBuf> {
         match self {
             Self::Stdout => Vec::new(),
             Self::Files { cert, key, csr } => std::iter::once(key)
                 .chain(cert)
                 .chain(csr)
-                .map(|path| resolved(path))
+                .map(|path| resolved(&write_target(path).unwrap_or_else(|_| path.clone())))
                 .collect(),
         }
     }

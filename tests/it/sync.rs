@@ -359,8 +359,8 @@ fn sync_spec_hook_owner_and_mode() {
     assert!(out.starts_with("svc: renewed "), "{out}");
 }
 
-/// Two specs that write one file (here the same certificate, spelt `out/a.pem` and
-/// `./out/../out/a.pem`) would undo each other on every run: both fail, naming the file and the
+/// Specs that write one file (here the same certificate, spelt `out/a.pem`,
+/// `./out/../out/a.pem` and `out/link.pem -> a.pem`) would undo each other on every run: both fail, naming the file and the
 /// other spec, and write nothing; the other specs run.
 #[test]
 fn sync_refuses_specs_that_share_a_file() {
@@ -386,24 +386,28 @@ fn sync_refuses_specs_that_share_a_file() {
         &spec("./out/../out/a.pem", "out/b-key.pem"),
     );
     write(&specs, "gamma.json", &spec("out/g.pem", "out/g-key.pem"));
+    // A symlink to out/a.pem (written through) is the same file again.
+    std::os::unix::fs::symlink("a.pem", specs.join("out/link.pem")).unwrap();
+    write(&specs, "delta.json", &spec("out/link.pem", "out/d-key.pem"));
     let stdout = sync(dir, &[], &specs, 11);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
-    for (line, other) in [(lines[0], "beta"), (lines[1], "alpha")] {
+    assert_eq!(lines.len(), 4, "{stdout}");
+    for (line, other) in [(lines[0], "beta"), (lines[1], "alpha"), (lines[2], "alpha")] {
         assert!(
             line.contains("out/a.pem, which spec ")
-                && line.contains(&format!(
-                    "spec {other} also writes: give each spec its own files"
-                )),
+                && line.contains(other)
+                && line.contains("also writes: give each spec its own files"),
             "{stdout}"
         );
     }
-    assert!(lines[2].starts_with("gamma: issued "), "{stdout}");
+    assert!(lines[2].starts_with("delta: error: "), "{stdout}");
+    assert!(lines[3].starts_with("gamma: issued "), "{stdout}");
     assert_eq!(server.signed_count(), 1);
     assert_eq!(
         crate::support::listing(&specs.join("out")),
-        ["g-key.pem", "g.pem"]
+        ["g-key.pem", "g.pem", "link.pem"]
     );
+    assert!(!specs.join("out/a.pem").exists());
 }
 
 /// A spec that others could have written (it names files nodecert overwrites and a command it
