@@ -877,9 +877,28 @@ const MAX_LINKS: usize = 8;
 /// Checks that `target` can be a file nodecert writes: its directory exists and it is not a
 /// directory itself. Returns the directory.
 pub fn check_target(target: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
     let dir = existing_parent_dir(target, "directory")?;
     if target.is_dir() {
         return Err(Error::output(target, "is a directory: give a file path"));
+    }
+    // In a sticky directory (/tmp-like) only a file's owner, the directory's or root may
+    // replace it: known now, before the CA signs a certificate that could not be written.
+    let me = nix::unistd::geteuid().as_raw();
+    if let (Ok(dir_meta), Ok(file)) = (std::fs::metadata(&dir), std::fs::symlink_metadata(target))
+        && dir_meta.mode() & nix::libc::S_ISVTX != 0
+        && me != 0
+        && file.uid() != me
+        && dir_meta.uid() != me
+    {
+        return Err(Error::output(
+            target,
+            format!(
+                "belongs to uid {} in a sticky directory, where only its owner may replace it: \
+                 run as that user, or remove it",
+                file.uid()
+            ),
+        ));
     }
     Ok(dir)
 }

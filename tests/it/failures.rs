@@ -874,6 +874,30 @@ fn unreadable_inputs_and_read_only_output_directory_as_an_unprivileged_user() {
             && stderr.contains("it belongs to uid 0, a run as another user made it"),
         "{stderr}"
     );
+
+    // In a sticky directory nobody may not replace root's files: said before the CA signs.
+    let sticky = dir.join("sticky");
+    std::fs::create_dir(&sticky).unwrap();
+    chmod(&sticky, 0o1777);
+    crate::support::gencert_in(dir, &t.profile, &ca)
+        .args(["-bare", s(&sticky.join("n")), s(&t.csr)])
+        .assert()
+        .code(0);
+    let signed = server.signed_count();
+    let out = nodecert_as(dir, NOBODY, NOBODY)
+        .gencert(&t.profile, &ca)
+        .args(["-bare", s(&sticky.join("n")), s(&t.csr)])
+        .assert()
+        .code(8)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("n-key.pem: belongs to uid 0 in a sticky directory"),
+        "{stderr}"
+    );
+    assert_eq!(server.signed_count(), signed, "the CA was not asked");
 }
 
 /// `--report json` prints no report for a failed run: stdout stays empty and the one error
