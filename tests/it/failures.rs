@@ -883,6 +883,8 @@ fn unreadable_inputs_and_read_only_output_directory_as_an_unprivileged_user() {
         .args(["-bare", s(&sticky.join("n")), s(&t.csr)])
         .assert()
         .code(0);
+    // Without root's lock file, which would stop nobody's run first.
+    std::fs::remove_file(sticky.join(".n.pem.lock")).unwrap();
     let signed = server.signed_count();
     let out = nodecert_as(dir, NOBODY, NOBODY)
         .gencert(&t.profile, &ca)
@@ -898,6 +900,7 @@ fn unreadable_inputs_and_read_only_output_directory_as_an_unprivileged_user() {
         "{stderr}"
     );
     assert_eq!(server.signed_count(), signed, "the CA was not asked");
+    assert!(!sticky.join(".n.pem.lock").exists());
 }
 
 /// `--report json` prints no report for a failed run: stdout stays empty and the one error
