@@ -22,6 +22,8 @@ pub struct Summary {
     /// Whole days until not-after (negative once expired).
     pub days_left: i64,
     #[serde(skip)]
+    pub not_before_unix: i64,
+    #[serde(skip)]
     pub not_after_unix: i64,
     pub is_ca: bool,
 }
@@ -36,8 +38,13 @@ pub fn summarise(bytes: &[u8], now: i64) -> Result<Summary, String> {
             .ok_or("holds no PEM CERTIFICATE block")?,
         _ => bytes.to_vec(),
     };
-    let (_, cert) =
-        X509Certificate::from_der(&der).map_err(|e| format!("not a certificate: {e}"))?;
+    if der.iter().all(u8::is_ascii_whitespace) {
+        return Err("is empty: give a certificate in PEM or DER".into());
+    }
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|_| {
+        "is not a certificate: neither a PEM CERTIFICATE block nor DER that parses as one"
+            .to_string()
+    })?;
     let not_after_unix = cert.validity().not_after.timestamp();
     Ok(Summary {
         subject: cert.subject().to_string(),
@@ -48,6 +55,7 @@ pub fn summarise(bytes: &[u8], now: i64) -> Result<Summary, String> {
         not_before: rfc3339(cert.validity().not_before.timestamp()),
         not_after: rfc3339(not_after_unix),
         days_left: (not_after_unix - now).div_euclid(86_400),
+        not_before_unix: cert.validity().not_before.timestamp(),
         not_after_unix,
         is_ca: cert.is_ca(),
     })
@@ -68,20 +76,47 @@ fn key_name(cert: &X509Certificate<'_>) -> String {
     }
     match spki.parsed() {
         Ok(PublicKey::RSA(rsa)) => format!("rsa-{}", rsa.key_size()),
-        Ok(PublicKey::EC(point)) => match point.data().len() {
-            65 => "ecdsa-256".into(),
-            97 => "ecdsa-384".into(),
-            133 => "ecdsa-521".into(),
-            n => format!("ecdsa ({n}-byte point)"),
+        // Named by the curve's OID, not the point's size: secp256k1 points are as long as P-256's.
+        Ok(PublicKey::EC(_)) => {
+            let curve = (spki.algorithm.parameters.as_ref())
+                .and_then(|p| p.as_oid().ok())
+                .map(|oid| oid.to_id_string());
+            match curve.as_deref() {
+                Some("1.2.840.10045.3.1.7") => "ecdsa-256".into(),
+                Some("1.3.132.0.34") => "ecdsa-384".into(),
+                Some("1.3.132.0.35") => "ecdsa-521".into(),
+                Some("1.3.132.0.10") => "ecdsa-secp256k1".into(),
+                Some(oid) => format!("ecdsa (curve {oid})"),
+                None => "ecdsa (curve not named)".into(),
+            }
+        }
+        _ => match spki.algorithm.algorithm.to_id_string().as_str() {
+            "1.3.101.113" => "ed448".into(),
+            "1.2.840.113549.1.1.10" => "rsa-pss".into(),
+            oid => oid.to_string(),
         },
-        _ => spki.algorithm.algorithm.to_id_string(),
     }
 }
 
-/// RFC 3339 in UTC, seconds precision.
+/// RFC 3339 in UTC, seconds precision; years 0000 to 9999, which X.509 times span.
 pub fn rfc3339(unix: i64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(time).to_string()
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    // Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's civil_from_days).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 #[cfg(test)]
@@ -110,5 +145,15 @@ mod tests {
             summary.issuer
         );
         assert!(!summary.is_ca);
+    }
+
+    #[test]
+    fn rfc3339_spans_x509_times() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_827_380_460), "2027-11-28T05:41:00Z");
+        assert_eq!(rfc3339(-631_152_000), "1950-01-01T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
     }
 }

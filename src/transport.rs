@@ -86,10 +86,16 @@ impl Transport {
                     )
                 })?;
                 builder.with_client_auth_cert(certs, key).map_err(|e| {
+                    let why = match e {
+                        rustls::Error::InconsistentKeys(_) => {
+                            "it is not the key of that certificate".to_string()
+                        }
+                        other => other.to_string(),
+                    };
                     Error::input_file(
                         key_path,
                         format!(
-                            "does not fit the client certificate {}: {e}",
+                            "does not fit the client certificate {}: {why}",
                             cert_path.display()
                         ),
                     )

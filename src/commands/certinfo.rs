@@ -33,6 +33,15 @@ pub fn run(args: &CertinfoArgs) -> Result<u8> {
         )
     };
     crate::output::print_report(&text)?;
+    // Not an expiry, so no exit code of its own; but a certificate a service cannot use yet
+    // (a clock behind, a pair issued for later) is worth a line from a monitoring check.
+    if summary.not_before_unix > now {
+        log::warn!(
+            "{source}: not valid until {} ({} days from now)",
+            summary.not_before,
+            (summary.not_before_unix - now).div_euclid(86_400)
+        );
+    }
     let left = summary.not_after_unix - now;
     Ok(match args.check {
         _ if left <= 0 => exit::EXPIRED,

@@ -77,7 +77,9 @@ pub fn run(args: &SignArgs) -> Result<()> {
 /// The CSR as PEM (normalised), its SubjectPublicKeyInfo, and its SANs. The self-signature is
 /// checked here so a corrupted CSR is reported as the input error it is.
 fn read_csr(bytes: &[u8]) -> std::result::Result<(String, Vec<u8>, Vec<San>), String> {
-    let block = pem::parse(bytes).map_err(|e| format!("not a PEM CSR ({e})"))?;
+    let block = pem::parse(bytes).map_err(|_| {
+        "is not a PEM CSR: expected a -----BEGIN CERTIFICATE REQUEST----- block".to_string()
+    })?;
     if block.tag() != "CERTIFICATE REQUEST" && block.tag() != "NEW CERTIFICATE REQUEST" {
         return Err(format!(
             "a PEM {} block, not a CERTIFICATE REQUEST",

@@ -85,6 +85,14 @@ fn sign_sends_an_existing_csr() {
         .assert()
         .code(3)
         .stderr(contains("self-signature does not verify"));
+    nodecert(dir)
+        .args(["sign", "-config", s(&profile), "-tls-remote-ca"])
+        .args([s(&pki.primary_ca()), s(&csr)])
+        .assert()
+        .code(3)
+        .stderr(contains(
+            "csr.json: is not a PEM CSR: expected a -----BEGIN CERTIFICATE REQUEST----- block",
+        ));
     assert_eq!(server.signed_count(), 2);
 
     // CSRs whose signature ring cannot check (P-521 from nodecert's own genkey, ECDSA with
@@ -588,7 +596,9 @@ fn log_formats() {
         .stderr(contains("warning").not().and(contains("error")));
 }
 
-/// certinfo exits 13 for an expired certificate (made with rcgen: no CA issues one on demand).
+/// certinfo exits 13 for an expired certificate (made with rcgen: no CA issues one on demand),
+/// shows dates before 1970, warns about one not valid yet, names a secp256k1 key by its curve,
+/// and says in words what is not a certificate.
 #[test]
 fn certinfo_reports_an_expired_certificate() {
     let work = tempfile::tempdir().unwrap();
@@ -603,6 +613,77 @@ fn certinfo_reports_an_expired_certificate() {
         .assert()
         .code(13)
         .stdout(contains("not after:  2000-01-01T00:00:00Z"));
+
+    // Times before 1970 (UTCTime reaches back to 1950) are shown as they are, not as the epoch.
+    params.not_before = rcgen::date_time_ymd(1950, 1, 1);
+    params.not_after = rcgen::date_time_ymd(1960, 6, 30);
+    write(dir, "older.pem", &params.self_signed(&key).unwrap().pem());
+    nodecert(dir)
+        .args(["certinfo", "older.pem"])
+        .assert()
+        .code(13)
+        .stdout(contains("not before: 1950-01-01T00:00:00Z"))
+        .stdout(contains("not after:  1960-06-30T00:00:00Z"));
+
+    // Not valid yet: no exit code of its own, but a warning line.
+    params.not_before = rcgen::date_time_ymd(2090, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2091, 1, 1);
+    write(dir, "later.pem", &params.self_signed(&key).unwrap().pem());
+    nodecert(dir)
+        .args(["certinfo", "--check", "30d", "later.pem"])
+        .assert()
+        .code(0)
+        .stderr(contains(
+            "nodecert: warning: later.pem: not valid until 2090-01-01T00:00:00Z",
+        ));
+
+    // A secp256k1 key is named by its curve, not by its point's size (P-256's).
+    tool(
+        dir,
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:secp256k1",
+            "-nodes",
+            "-keyout",
+            "k1-key.pem",
+            "-subj",
+            "/CN=k1",
+            "-days",
+            "30",
+            "-out",
+            "k1.pem",
+        ],
+    );
+    nodecert(dir)
+        .args(["certinfo", "k1.pem"])
+        .assert()
+        .code(0)
+        .stdout(contains("key:        ecdsa-secp256k1\n"));
+
+    // What is not a certificate is said in words, not in the parser's.
+    write(dir, "empty.pem", "");
+    write(dir, "junk.pem", "hello");
+    for (file, says) in [
+        (
+            "empty.pem",
+            "empty.pem: is empty: give a certificate in PEM or DER",
+        ),
+        (
+            "junk.pem",
+            "junk.pem: is not a certificate: neither a PEM CERTIFICATE block",
+        ),
+    ] {
+        nodecert(dir)
+            .args(["certinfo", file])
+            .assert()
+            .code(3)
+            .stderr(contains(says));
+    }
 }
 
 /// The manifest's name and usages when given, the third built-in signer, a signer nodecert does
