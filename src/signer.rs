@@ -116,6 +116,50 @@ impl Signer {
     }
 }
 
+/// The key usages the Kubernetes API accepts in a CertificateSigningRequest (`KeyUsage` in
+/// certificates/v1): anything else, or a usage twice, and the API server refuses the manifest.
+const API_USAGES: [&str; 23] = [
+    "signing",
+    "digital signature",
+    "content commitment",
+    "key encipherment",
+    "key agreement",
+    "data encipherment",
+    "cert sign",
+    "crl sign",
+    "encipher only",
+    "decipher only",
+    "any",
+    "server auth",
+    "client auth",
+    "code signing",
+    "email protection",
+    "s/mime",
+    "ipsec end system",
+    "ipsec tunnel",
+    "ipsec user",
+    "timestamping",
+    "ocsp signing",
+    "microsoft sgc",
+    "netscape sgc",
+];
+
+/// Refuses usages the API server would refuse, whatever the signer: unknown names and repeats.
+pub fn check_usage_names(usages: &[String]) -> Result<(), String> {
+    for (i, usage) in usages.iter().enumerate() {
+        if !API_USAGES.contains(&usage.as_str()) {
+            return Err(format!(
+                "{usage:?} is not a Kubernetes key usage (e.g. \"digital signature\", \
+                 \"server auth\", \"client auth\")"
+            ));
+        }
+        if usages[..i].contains(usage) {
+            return Err(format!("{usage:?} is given twice"));
+        }
+    }
+    Ok(())
+}
+
 /// Checks `request` against the signer `name`: one error line per violation, then an input error
 /// naming `source`. A name that is not a built-in signer checks nothing, and says so.
 pub fn lint_request(name: &str, request: &CertificateRequest, source: &str) -> Result<()> {

@@ -97,6 +97,7 @@ fn manifest_plan<'a>(
             )));
         }
     };
+    signer::check_usage_names(&usages).map_err(|d| Error::Usage(format!("flag --usages: {d}")))?;
     if let Some(signer) = known {
         signer::report(signer_name, "flag --usages", signer.check_usages(&usages))?;
     }

@@ -784,9 +784,25 @@ fn kubernetes_names_usages_and_other_signers() {
         manifest(&stdout)["spec"]["signerName"],
         "example.com/custom"
     );
+    // Usages the API server refuses, for any signer: an unknown name, a repeat.
+    std::fs::remove_file(dir.join("k-key.pem")).unwrap();
+    for (usages, says) in [
+        (
+            "server auth,bogus usage",
+            "flag --usages: \"bogus usage\" is not a Kubernetes key usage",
+        ),
+        (
+            "client auth,client auth",
+            "flag --usages: \"client auth\" is given twice",
+        ),
+    ] {
+        let (_, stderr) = genkey(&[&custom[..], &["--usages", usages]].concat(), 2);
+        assert!(stderr.contains(says), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(!dir.join("k-key.pem").exists(), "no key for a refused flag");
+    }
 
     // kubelet-serving: wrong O, wrong CN, an email SAN and no DNS or IP SAN, each its own line.
-    std::fs::remove_file(dir.join("k-key.pem")).unwrap();
     write(
         dir,
         "csr.json",
