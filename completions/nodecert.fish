@@ -47,7 +47,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l tls-remote
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l mutual-tls-client-cert -d 'Client certificate (PEM) for mutual TLS; needs -mutual-tls-client-key' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l mutual-tls-client-key -d 'Client private key (PEM) for mutual TLS; needs -mutual-tls-client-cert' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l timeout -d 'Give up on a CA that has not answered within this time (e.g. 30s, 2m); connecting is capped at 10s' -r
-complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l bare -d 'Write NAME.pem, NAME-key.pem and NAME.csr (as cfssljson -bare NAME), instead of JSON on stdout' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l bare -d 'Write NAME.pem, NAME-key.pem and NAME.csr (as cfssljson -bare NAME), instead of JSON on stdout' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l cert -d 'Write the certificate to this path; needs --key' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l key -d 'Write the private key (mode 0600) to this path; needs --cert' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l csr -d 'Also write the CSR to this path (with --cert and --key)' -r -F
@@ -82,7 +82,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l tls-remote-ca
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l mutual-tls-client-cert -d 'Client certificate (PEM) for mutual TLS; needs -mutual-tls-client-key' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l mutual-tls-client-key -d 'Client private key (PEM) for mutual TLS; needs -mutual-tls-client-cert' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l timeout -d 'Give up on a CA that has not answered within this time (e.g. 30s, 2m); connecting is capped at 10s' -r
-complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l bare -d 'Write NAME.pem instead of cfssl\'s JSON {"cert"} on stdout' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l bare -d 'Write NAME.pem instead of cfssl\'s JSON {"cert"} on stdout' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l cert -d 'Write the certificate to this path' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
@@ -132,7 +132,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l quiet -d 'Pri
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l hostname -d 'Comma-separated SANs that replace csr.json\'s hosts (and are sent to the CA)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l cn -d 'Common name, overriding csr.json\'s CN' -r
-complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l bare -d 'Write NAME-key.pem and NAME.csr, instead of JSON {"csr","key"} on stdout' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l bare -d 'Write NAME-key.pem and NAME.csr, instead of JSON {"csr","key"} on stdout' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l key -d 'Write the private key (mode 0600) to this path; needs --csr' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l csr -d 'Write the CSR to this path; needs --key' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l signer -d 'Check csr.json against a built-in Kubernetes signer\'s rules before any key is made (kubernetes.io/kube-apiserver-client-kubelet, kubernetes.io/kubelet-serving, kubernetes.io/kube-apiserver-client); also the manifest\'s signerName' -r

@@ -103,7 +103,7 @@ pub struct GenkeyArgs {
 
     /// Write NAME-key.pem and NAME.csr, instead of JSON {"csr","key"} on stdout.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["key", "csr"])]
-    pub bare: Option<String>,
+    pub bare: Option<PathBuf>,
 
     /// Write the private key (mode 0600) to this path; needs --csr.
     #[arg(long, value_name = "PATH", requires = "csr")]
@@ -207,7 +207,7 @@ pub struct GencertArgs {
 
     /// Write NAME.pem, NAME-key.pem and NAME.csr (as cfssljson -bare NAME), instead of JSON on stdout.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["cert", "key", "csr"])]
-    pub bare: Option<String>,
+    pub bare: Option<PathBuf>,
 
     /// Write the certificate to this path; needs --key.
     #[arg(long, value_name = "PATH", requires = "key")]
@@ -249,7 +249,7 @@ pub struct SignArgs {
 
     /// Write NAME.pem instead of cfssl's JSON {"cert"} on stdout.
     #[arg(long, value_name = "NAME", conflicts_with = "cert")]
-    pub bare: Option<String>,
+    pub bare: Option<PathBuf>,
 
     /// Write the certificate to this path.
     #[arg(long, value_name = "PATH")]

@@ -186,7 +186,7 @@ pub enum Destination {
 
 impl Destination {
     /// `-bare NAME` for genkey: `NAME-key.pem` and `NAME.csr`.
-    pub fn bare_without_cert(name: &str) -> Self {
+    pub fn bare_without_cert(name: &Path) -> Self {
         match Self::bare(name) {
             Self::Files { key, csr, .. } => Self::Files {
                 cert: None,
@@ -224,14 +224,22 @@ impl Destination {
         }
     }
 
-    /// `-bare NAME`: `NAME.pem`, `NAME-key.pem`, `NAME.csr`, as cfssljson names them.
-    pub fn bare(name: &str) -> Self {
+    /// `-bare NAME`: `NAME.pem`, `NAME-key.pem`, `NAME.csr`, as cfssljson names them. NAME is
+    /// taken byte for byte (a file name need not be UTF-8).
+    pub fn bare(name: &Path) -> Self {
         Self::Files {
-            cert: Some(PathBuf::from(format!("{name}.pem"))),
-            key: PathBuf::from(format!("{name}-key.pem")),
-            csr: Some(PathBuf::from(format!("{name}.csr"))),
+            cert: Some(bare_file(name, ".pem")),
+            key: bare_file(name, "-key.pem"),
+            csr: Some(bare_file(name, ".csr")),
         }
     }
+}
+
+/// `NAME` + `suffix`, as cfssljson names its files.
+pub fn bare_file(name: &Path, suffix: &str) -> PathBuf {
+    let mut file = name.as_os_str().to_os_string();
+    file.push(suffix);
+    PathBuf::from(file)
 }
 
 /// Refuses a run whose outputs would overwrite each other or a file it reads: `-bare ca` beside
@@ -1003,7 +1011,7 @@ mod tests {
     fn a_dropped_reservation_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let reserved = Reserved::new(
-            Destination::bare(&dir.path().join("x").to_string_lossy()),
+            Destination::bare(&dir.path().join("x")),
             &FileOptions::default(),
         )
         .unwrap();
@@ -1015,7 +1023,7 @@ mod tests {
     #[test]
     fn staged_files_wait_for_the_commit_and_go_with_a_dropped_reservation() {
         let dir = tempfile::tempdir().unwrap();
-        let name = dir.path().join("x").to_string_lossy().into_owned();
+        let name = dir.path().join("x");
         let temps = |suffix: &str| -> Vec<String> {
             std::fs::read_dir(dir.path())
                 .unwrap()
@@ -1114,7 +1122,7 @@ mod tests {
     #[test]
     fn stale_temps_of_this_pair_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let dest = Destination::bare(&dir.path().join("n").to_string_lossy());
+        let dest = Destination::bare(&dir.path().join("n"));
         std::fs::write(dir.path().join(".n.pem.nodecert-abc.tmp"), "x").unwrap();
         std::fs::write(dir.path().join(".other.pem.nodecert-abc.tmp"), "x").unwrap();
         std::fs::write(dir.path().join(".n-key.pem.nodecert-abc.tmp"), "x").unwrap();
@@ -1153,7 +1161,7 @@ mod tests {
     #[test]
     fn a_missing_directory_is_reported() {
         let err = Reserved::new(
-            Destination::bare("/nonexistent-dir-for-nodecert/x"),
+            Destination::bare(Path::new("/nonexistent-dir-for-nodecert/x")),
             &FileOptions::default(),
         )
         .err()

@@ -61,7 +61,7 @@ fn check_distinct(args: &GencertArgs) -> Result<()> {
 /// Where the pair goes: `-bare NAME`, `--cert/--key [--csr]`, or stdout.
 fn destination(args: &GencertArgs) -> Result<Destination> {
     Ok(match (&args.bare, &args.cert, &args.key) {
-        (Some(name), _, _) if name.is_empty() => {
+        (Some(name), _, _) if name.as_os_str().is_empty() => {
             return Err(Error::Usage(
                 "flag -bare: give a NAME for NAME.pem, NAME-key.pem, NAME.csr".into(),
             ));

@@ -21,7 +21,7 @@ pub fn run(args: &GenkeyArgs) -> Result<()> {
         signer::lint_request(name, &request, &source)?;
     }
     let destination = match (&args.bare, &args.key, &args.csr) {
-        (Some(name), _, _) if name.is_empty() => {
+        (Some(name), _, _) if name.as_os_str().is_empty() => {
             return Err(Error::Usage(
                 "flag -bare: give a NAME for NAME-key.pem and NAME.csr".into(),
             ));

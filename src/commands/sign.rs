@@ -18,7 +18,7 @@ use crate::transport::Transport;
 /// Runs sign.
 pub fn run(args: &SignArgs) -> Result<()> {
     let out_path = match (&args.bare, &args.cert) {
-        (Some(name), _) => Some(std::path::PathBuf::from(format!("{name}.pem"))),
+        (Some(name), _) => Some(crate::output::bare_file(name, ".pem")),
         (None, Some(path)) => Some(path.clone()),
         _ => None,
     };

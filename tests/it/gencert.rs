@@ -477,3 +477,36 @@ fn remote_without_scheme_and_remote_flag() {
 }
 
 use predicates::prelude::PredicateBooleanExt as _;
+
+/// `-bare NAME` takes NAME byte for byte, as cfssljson does: a file name need not be UTF-8.
+#[test]
+fn a_bare_name_need_not_be_utf8() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let t = Setup::new();
+    let dir = t.dir();
+    let name = std::ffi::OsStr::from_bytes(b"n\xffde");
+    let file =
+        |suffix: &[u8]| dir.join(std::ffi::OsStr::from_bytes(&[b"n\xffde", suffix].concat()));
+    gencert_in(dir, &t.profile, &t.pki.primary_ca())
+        .arg("-bare")
+        .arg(name)
+        .arg(s(&t.csr))
+        .assert()
+        .code(0);
+    // The checks take UTF-8 paths: look at copies.
+    std::fs::copy(file(b"-key.pem"), dir.join("copy-key.pem")).unwrap();
+    std::fs::copy(file(b".pem"), dir.join("copy.pem")).unwrap();
+    assert_key_matches(dir, &dir.join("copy-key.pem"), &dir.join("copy.pem"));
+    assert!(file(b".csr").is_file());
+    nodecert(dir)
+        .arg("genkey")
+        .arg("-bare")
+        .arg(std::ffi::OsStr::from_bytes(b"g\xfe"))
+        .arg(s(&t.csr))
+        .assert()
+        .code(0);
+    assert!(
+        dir.join(std::ffi::OsStr::from_bytes(b"g\xfe-key.pem"))
+            .is_file()
+    );
+}
