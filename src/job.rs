@@ -184,7 +184,7 @@ impl Job {
         log::debug!("{}: {reason}", action.as_str());
         let mut reserved = Reserved::new(self.destination.clone(), &self.files)?;
         let transport = transport.force()?;
-        let key = self.key()?;
+        let (key, reused_pem) = self.key()?;
         let csr_pem = pem_encode("CERTIFICATE REQUEST", &self.request.to_csr_der(&key)?);
         let sign_request = SignRequest {
             hosts: self.hostname_override.as_deref(),
@@ -193,7 +193,8 @@ impl Job {
             crl_override: &self.crl_override,
             label: &self.label,
         };
-        let key_pem = key.to_pem();
+        // A reused key is written back as it was read (PKCS#8 stays PKCS#8).
+        let key_pem = reused_pem.unwrap_or_else(|| key.to_pem());
         let (reply, staged) =
             self.request_while_staging(&transport, &sign_request, &mut reserved, &key_pem);
         let (server, cert_pem) = reply?;
@@ -420,9 +421,10 @@ impl Job {
     /// is there but cannot be reused (encrypted, damaged, unreadable) fails the run
     /// and stays as it is: whoever asked to keep the key has pinned it somewhere (DANE, a
     /// peer's allow-list), and a new key would break that silently. Only a missing key is made.
-    fn key(&self) -> Result<PrivateKey> {
+    /// Returns the key, and the reused file's text.
+    fn key(&self) -> Result<(PrivateKey, Option<zeroize::Zeroizing<String>>)> {
         let (true, Some((_, key_path))) = (self.renewal.reuse_key, self.paths()) else {
-            return PrivateKey::generate(self.request.key);
+            return Ok((PrivateKey::generate(self.request.key)?, None));
         };
         let refused = |why: String| {
             Error::input_file(
@@ -441,7 +443,7 @@ impl Job {
             Ok(None) => return Err(refused("it is too large to be a key".into())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 log::debug!("no key at {} to reuse; generating one", key_path.display());
-                return PrivateKey::generate(self.request.key);
+                return Ok((PrivateKey::generate(self.request.key)?, None));
             }
             Err(e) => return Err(refused(e.to_string())),
         };
@@ -456,7 +458,7 @@ impl Job {
                 self.request.key
             );
         }
-        Ok(key)
+        Ok((key, Some(text)))
     }
 
     /// The signing request ([`Self::request_with_retries`]), while another thread writes and

@@ -467,6 +467,27 @@ fn reuse_key_keeps_the_private_key() {
     refused("ENCRYPTED PRIVATE KEY");
     assert_eq!(std::fs::read(&key).unwrap(), encrypted);
     assert_eq!(t.server.signed_count(), signed);
+
+    // A PKCS#8 key is reused and stays PKCS#8, byte for byte.
+    std::fs::remove_file(&key).unwrap();
+    tool(
+        t.dir(),
+        "openssl",
+        &[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            "other-key.pem",
+            "-out",
+            "node-key.pem",
+        ],
+    );
+    let pkcs8 = std::fs::read(&key).unwrap();
+    assert!(pkcs8.starts_with(b"-----BEGIN PRIVATE KEY-----"));
+    t.gencert(&["--reuse-key", "--force"]).assert().code(0);
+    assert_eq!(std::fs::read(&key).unwrap(), pkcs8);
+    assert_key_matches(t.dir(), &key, &t.dir().join("node.pem"));
 }
 
 /// --owner, --mode and --key-mode; a key mode that exposes the key is refused.
