@@ -61,6 +61,30 @@ pub fn summarise(bytes: &[u8], now: i64) -> Result<Summary, String> {
     })
 }
 
+/// The certificate after the first in a PEM chain file (a full chain: leaf, intermediates) that
+/// expires first, as (position from 1, subject, not-after), when it expires before the first:
+/// a service presenting the chain fails when any of them expires. Blocks that do not parse are
+/// skipped (the first one was parsed by [`summarise`]).
+pub fn earlier_in_chain(bytes: &[u8]) -> Option<(usize, String, i64)> {
+    let blocks = pem::parse_many(bytes).ok()?;
+    let mut certs = blocks
+        .iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .enumerate()
+        .filter_map(|(i, b)| {
+            let (_, cert) = X509Certificate::from_der(b.contents()).ok()?;
+            Some((
+                i + 1,
+                cert.subject().to_string(),
+                cert.validity().not_after.timestamp(),
+            ))
+        });
+    let (_, _, first) = certs.next()?;
+    certs
+        .filter(|(_, _, not_after)| *not_after < first)
+        .min_by_key(|(_, _, not_after)| *not_after)
+}
+
 fn sans(cert: &X509Certificate<'_>) -> Vec<String> {
     crate::verify::certificate_sans(cert)
         .unwrap_or_default()

@@ -1,5 +1,6 @@
 //! `nodecert certinfo FILE|-`: what a certificate says, and an exit code a monitoring check can
-//! act on (expired, or expiring within `--check`).
+//! act on (expired, or expiring within `--check`; for a chain file, its first certificate to
+//! expire).
 
 use crate::cli::CertinfoArgs;
 use crate::error::{Error, Result, exit};
@@ -42,7 +43,17 @@ pub fn run(args: &CertinfoArgs) -> Result<u8> {
             (summary.not_before_unix - now).div_euclid(86_400)
         );
     }
-    let left = summary.not_after_unix - now;
+    // A chain file is as good as its first certificate to expire: the exit code follows that
+    // one, and a line says which it is (the description above is the first certificate's).
+    let mut not_after = summary.not_after_unix;
+    if let Some((position, subject, earlier)) = inspect::earlier_in_chain(&bytes) {
+        log::warn!(
+            "{source}: certificate {position} of the chain ({subject}) expires first, at {}",
+            inspect::rfc3339(earlier)
+        );
+        not_after = earlier;
+    }
+    let left = not_after - now;
     Ok(match args.check {
         _ if left <= 0 => exit::EXPIRED,
         Some(window) if left <= window.as_secs() as i64 => exit::EXPIRING,

@@ -637,6 +637,31 @@ fn certinfo_reports_an_expired_certificate() {
             "nodecert: warning: later.pem: not valid until 2090-01-01T00:00:00Z",
         ));
 
+    // A chain file (leaf first) is as good as its first certificate to expire: the exit code
+    // follows it, and a warning says which one it is; the description stays the leaf's.
+    let leaf = {
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2090, 1, 1);
+        params.self_signed(&key).unwrap().pem()
+    };
+    let expired = std::fs::read_to_string(dir.join("old.pem")).unwrap();
+    write(dir, "chain.pem", &format!("{leaf}{expired}"));
+    nodecert(dir)
+        .args(["certinfo", "chain.pem"])
+        .assert()
+        .code(13)
+        .stdout(contains("not after:  2090-01-01T00:00:00Z"))
+        .stderr(contains(
+            "nodecert: warning: chain.pem: certificate 2 of the chain (CN=rcgen self signed cert) \
+             expires first, at 2000-01-01T00:00:00Z",
+        ));
+    write(dir, "chain-ok.pem", &format!("{expired}{leaf}"));
+    nodecert(dir)
+        .args(["certinfo", "--check", "30d", "chain-ok.pem"])
+        .assert()
+        .code(13)
+        .stderr("");
+
     // A secp256k1 key is named by its curve, not by its point's size (P-256's).
     tool(
         dir,
