@@ -163,10 +163,9 @@ impl Job {
         let _lock = match self.paths() {
             // Beside the file itself, when the name is a symlink: one lock whichever name a
             // run is given.
-            Some((cert, _)) => Some(PairLock::acquire_for(
+            Some((cert, _)) => Some(PairLock::acquire(
                 &crate::output::write_target(cert)?,
                 self.renewal.lock_wait,
-                self.files.owner,
             )?),
             None => None,
         };

@@ -6,9 +6,8 @@
 //!
 //! `flock` needs only an open file, so whoever can open the lock file can hold it and stall
 //! renewal until the certificate expires. The file is therefore private to its owner (0600,
-//! tightened if an older one is wider), must belong to the user running nodecert (or to the
-//! pair's `--owner`, who owns the pair anyway), and is opened without following a symlink or
-//! blocking on a FIFO planted in its place.
+//! tightened if an older one is wider), must belong to the user running nodecert, and is opened
+//! without following a symlink or blocking on a FIFO planted in its place.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -28,20 +27,9 @@ pub struct PairLock {
 impl PairLock {
     /// Locks the pair whose certificate is `cert_path`, waiting at most `wait`.
     pub fn acquire(cert_path: &Path, wait: Duration) -> Result<Self> {
-        Self::acquire_for(cert_path, wait, None)
-    }
-
-    /// [`Self::acquire`] for a pair that belongs to `owner` (`--owner`): a run as root gives the
-    /// lock file to that user, and accepts one of that user's, so that the owner's own runs
-    /// (by hand, from its own timer) and root's share one lock.
-    pub fn acquire_for(
-        cert_path: &Path,
-        wait: Duration,
-        owner: Option<crate::output::Owner>,
-    ) -> Result<Self> {
         let path = lock_path(cert_path);
         let dir = crate::output::existing_parent_dir(cert_path, "directory")?;
-        let Some(file) = open_private(&path, owner)? else {
+        let Some(file) = open_private(&path)? else {
             log::debug!(
                 "{} is on a read-only file system and has no lock file: not locking",
                 dir.display()
@@ -77,7 +65,7 @@ impl PairLock {
 /// On a read-only file system an existing lock file is opened for reading (`flock` needs no
 /// more), and a missing one is `None`: a valid pair there must still be kept with exit 0, and a
 /// due one fails later, when its files are written.
-fn open_private(path: &Path, owner: Option<crate::output::Owner>) -> Result<Option<File>> {
+fn open_private(path: &Path) -> Result<Option<File>> {
     let refuse = |why: String| Error::output(path, why);
     let mut options = OpenOptions::new();
     options.create(true).truncate(false).write(true).mode(0o600);
@@ -115,19 +103,12 @@ fn open_private(path: &Path, owner: Option<crate::output::Owner>) -> Result<Opti
         .metadata()
         .map_err(|e| refuse(format!("cannot inspect the lock file: {e}")))?;
     let me = nix::unistd::geteuid().as_raw();
-    let pair_owner = owner.and_then(|o| o.uid);
-    if meta.uid() != me && Some(meta.uid()) != pair_owner {
+    if meta.uid() != me {
         return Err(refuse(format!(
-            "the lock file belongs to uid {}, not to this user (uid {me}) nor to the pair's \
-             --owner, so another user could hold it and stall renewal: remove it",
+            "the lock file belongs to uid {}, not to this user (uid {me}), so another user could \
+             hold it and stall renewal: remove it",
             meta.uid()
         )));
-    }
-    if let (0, Some(owner), false) = (me, owner, read_only)
-        && pair_owner.is_some_and(|uid| uid != meta.uid())
-    {
-        std::os::unix::fs::fchown(&file, owner.uid, owner.gid)
-            .map_err(|e| refuse(format!("cannot give the lock file to --owner: {e}")))?;
     }
     if meta.mode() & 0o077 != 0 && !read_only {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
