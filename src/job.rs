@@ -184,7 +184,8 @@ impl Job {
         log::debug!("{}: {reason}", action.as_str());
         let mut reserved = Reserved::new(self.destination.clone(), &self.files)?;
         let transport = transport.force()?;
-        let (key, reused_pem) = self.key()?;
+        let mut reused_pem = None;
+        let key = self.key(&mut reused_pem)?;
         let csr_pem = pem_encode("CERTIFICATE REQUEST", &self.request.to_csr_der(&key)?);
         let sign_request = SignRequest {
             hosts: self.hostname_override.as_deref(),
@@ -421,10 +422,12 @@ impl Job {
     /// is there but cannot be reused (encrypted, damaged, unreadable) fails the run
     /// and stays as it is: whoever asked to keep the key has pinned it somewhere (DANE, a
     /// peer's allow-list), and a new key would break that silently. Only a missing key is made.
-    /// Returns the key, and the reused file's text.
-    fn key(&self) -> Result<(PrivateKey, Option<zeroize::Zeroizing<String>>)> {
+    /// A reused key's file text goes to `reused_text`, to be written back as it was. (An
+    /// out-parameter, not a tuple: the key is returned as it is made, never copied into a
+    /// larger value on the stack, where its secret would outlive the wipe.)
+    fn key(&self, reused_text: &mut Option<zeroize::Zeroizing<String>>) -> Result<PrivateKey> {
         let (true, Some((_, key_path))) = (self.renewal.reuse_key, self.paths()) else {
-            return Ok((PrivateKey::generate(self.request.key)?, None));
+            return PrivateKey::generate(self.request.key);
         };
         let refused = |why: String| {
             Error::input_file(
@@ -443,7 +446,7 @@ impl Job {
             Ok(None) => return Err(refused("it is too large to be a key".into())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 log::debug!("no key at {} to reuse; generating one", key_path.display());
-                return Ok((PrivateKey::generate(self.request.key)?, None));
+                return PrivateKey::generate(self.request.key);
             }
             Err(e) => return Err(refused(e.to_string())),
         };
@@ -458,7 +461,8 @@ impl Job {
                 self.request.key
             );
         }
-        Ok((key, Some(text)))
+        *reused_text = Some(text);
+        Ok(key)
     }
 
     /// The signing request ([`Self::request_with_retries`]), while another thread writes and
