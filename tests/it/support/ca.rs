@@ -121,30 +121,28 @@ impl Pki {
             "open-config.json",
             r#"{"signing":{"default":{"expiry":"8760h","usages":["signing","key encipherment","server auth","client auth"]}}}"#,
         );
-        let port = free_port();
-        let port_text = port.to_string();
-        Multirootca::spawn(
-            self.path(),
-            "cfssl",
-            &[
-                "serve",
-                "-address",
-                "127.0.0.1",
-                "-port",
-                &port_text,
-                "-ca",
-                "primary.pem",
-                "-ca-key",
-                "primary-key.pem",
-                "-config",
-                "open-config.json",
-                "-tls-cert",
-                "server.pem",
-                "-tls-key",
-                "server-key.pem",
-            ],
-            port,
-        )
+        Multirootca::spawn(self.path(), "cfssl", |port| {
+            let mut args = ["serve", "-address", "127.0.0.1", "-port"]
+                .map(String::from)
+                .to_vec();
+            args.push(port.to_string());
+            args.extend(
+                [
+                    "-ca",
+                    "primary.pem",
+                    "-ca-key",
+                    "primary-key.pem",
+                    "-config",
+                    "open-config.json",
+                    "-tls-cert",
+                    "server.pem",
+                    "-tls-key",
+                    "server-key.pem",
+                ]
+                .map(String::from),
+            );
+            args
+        })
     }
 
     /// Issues a TLS server certificate `NAME.pem` for `hosts` from the primary CA with cfssl,
@@ -222,37 +220,53 @@ impl Multirootca {
             ));
         }
         write(dir, "multiroot.conf", &roots);
-        let port = free_port();
-        let address = format!("127.0.0.1:{port}");
-        let mut args = vec!["-a", &address, "-roots", "multiroot.conf", "-l", "primary"];
         let (cert, key) = tls
             .map(|name| (format!("{name}.pem"), format!("{name}-key.pem")))
             .unzip();
-        if let (Some(cert), Some(key)) = (&cert, &key) {
-            args.extend(["-tls-cert", cert, "-tls-key", key]);
-        }
-        Self::spawn(dir, "multirootca", &args, port)
+        Self::spawn(dir, "multirootca", |port| {
+            let mut args = vec!["-a".to_string(), format!("127.0.0.1:{port}")];
+            args.extend(["-roots", "multiroot.conf", "-l", "primary"].map(String::from));
+            if let (Some(cert), Some(key)) = (&cert, &key) {
+                args.extend([
+                    "-tls-cert".to_string(),
+                    cert.clone(),
+                    "-tls-key".into(),
+                    key.clone(),
+                ]);
+            }
+            args
+        })
     }
 
-    /// Runs `program ARGS` in `dir`, logging stderr to a file, and waits until it listens on
-    /// `port`.
-    fn spawn(dir: &Path, program: &str, args: &[&str], port: u16) -> Self {
-        let log = dir.join(format!("{program}-{port}.log"));
-        let child = Command::new(program)
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{program} runs (apt-get install golang-cfssl): {e}"));
-        let mut server = Self {
-            child,
-            port,
-            log,
-            probe_port: 0,
-        };
-        server.probe_port = wait_for_listener(program, port, || server.log());
-        server
+    /// Runs `program` with `args_for(PORT)` in `dir` on a free port, logging stderr to a file,
+    /// and waits until it listens there. A port that was free a moment ago can be taken by
+    /// another test before the server binds it (the probe then reaches that test's listener
+    /// and the server exits): the server must still be running a moment after the probe, or
+    /// it is started again on another port.
+    fn spawn(dir: &Path, program: &str, args_for: impl Fn(u16) -> Vec<String>) -> Self {
+        for _ in 0..3 {
+            let port = free_port();
+            let log = dir.join(format!("{program}-{port}.log"));
+            let child = Command::new(program)
+                .args(args_for(port))
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{program} runs (apt-get install golang-cfssl): {e}"));
+            let mut server = Self {
+                child,
+                port,
+                log,
+                probe_port: 0,
+            };
+            server.probe_port = wait_for_listener(program, port, || server.log());
+            std::thread::sleep(Duration::from_millis(50));
+            if server.child.try_wait().unwrap().is_none() {
+                return server;
+            }
+        }
+        panic!("{program} lost its port to another listener three times");
     }
 
     /// `https://127.0.0.1:PORT`.
