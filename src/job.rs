@@ -149,7 +149,7 @@ impl Job {
         // A path that can never be written fails at once: before --jitter's wait, and before the
         // lock file is made beside it.
         for (path, _) in self.destination.outputs() {
-            crate::output::check_target(path)?;
+            crate::output::check_writable(path)?;
         }
         // --jitter waits before the pair's lock is taken: a run asleep for minutes must not hold
         // it (a config-management run in that window would give up as busy). It waits only when

@@ -50,7 +50,8 @@ const METRICS: [(&str, &str); 3] = [
 /// Checks, before any work, that the metrics file can be written where it is asked for: a run
 /// must not renew a certificate and then fail on its metrics.
 pub fn check_target(path: &Path) -> Result<()> {
-    crate::output::existing_parent_dir(path, "metrics directory").map(drop)
+    crate::output::existing_parent_dir(path, "metrics directory")?;
+    crate::output::check_writable(path)
 }
 
 /// Merges `samples` into the metrics file at `path`. Runs that share the file (several gencert

@@ -563,7 +563,7 @@ fn stdout_error(err: impl std::fmt::Display) -> Error {
 /// Fails when stdout goes nowhere: to /dev/null, or closed (`>&-`, which the Rust runtime
 /// replaces with /dev/null at start). A new private key printed there is lost, with exit 0 and a
 /// certificate signed for nothing; checked before the key is made and the CA is asked.
-fn stdout_keeps_output() -> Result<()> {
+pub fn stdout_keeps_output() -> Result<()> {
     use std::os::unix::fs::MetadataExt as _;
     let (Ok(null), Ok(out)) = (
         std::fs::metadata("/dev/null"),
@@ -574,8 +574,8 @@ fn stdout_keeps_output() -> Result<()> {
     let is_char_device = out.st_mode & nix::libc::S_IFMT == nix::libc::S_IFCHR;
     if is_char_device && out.st_rdev == null.rdev() {
         return Err(stdout_error(
-            "standard output is closed or /dev/null, and the new private key would be lost: \
-             redirect it to a file, or write files with -bare NAME",
+            "standard output is closed or /dev/null, and what the CA sends would be lost: \
+             redirect it to a file, or write files (-bare NAME)",
         ));
     }
     Ok(())
@@ -882,13 +882,29 @@ pub fn write_target(path: &Path) -> Result<PathBuf> {
 /// Symlinks [`write_target`] follows from one path, at most.
 const MAX_LINKS: usize = 8;
 
+/// Checks, before any work, that the file `path` names (through its symlinks, see
+/// [`write_target`]) can be written: [`check_target`] on it.
+pub fn check_writable(path: &Path) -> Result<()> {
+    check_target(&write_target(path)?).map(drop)
+}
+
 /// Checks that `target` can be a file nodecert writes: its directory exists and it is not a
-/// directory itself. Returns the directory.
+/// directory, device, FIFO or socket (a file is replaced by rename, which would put a regular
+/// file in place of `/dev/null`). Returns the directory.
 pub fn check_target(target: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt as _;
     let dir = existing_parent_dir(target, "directory")?;
     if target.is_dir() {
         return Err(Error::output(target, "is a directory: give a file path"));
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(target)
+        && !meta.is_file()
+    {
+        return Err(Error::output(
+            target,
+            "is not a regular file (a device, FIFO or socket), and nodecert replaces files: \
+             give the path of a file",
+        ));
     }
     // In a sticky directory (/tmp-like) only a file's owner, the directory's or root may
     // replace it: known now, before the CA signs a certificate that could not be written.

@@ -12,6 +12,10 @@ use crate::transport::Transport;
 /// Runs info.
 pub fn run(args: &InfoArgs) -> Result<()> {
     let (target, tls) = super::resolve_ca(&args.ca)?;
+    match &args.out {
+        Some(out) => crate::output::check_writable(out)?,
+        None => crate::output::stdout_keeps_output()?,
+    }
     let transport = Transport::new(&tls, args.ca.timeout)?;
     let body = serde_json::json!({"label": args.ca.label, "profile": args.ca.profile}).to_string();
     let client = CaClient {

@@ -22,10 +22,14 @@ pub fn run(args: &SignArgs) -> Result<()> {
         (None, Some(path)) => Some(path.clone()),
         _ => None,
     };
-    if let Some(out) = &out_path {
-        let mut inputs = super::ca_inputs(&args.ca);
-        inputs.push((&args.csr, "the CSR"));
-        crate::output::check_distinct(&[(out, "the certificate output")], &inputs)?;
+    match &out_path {
+        Some(out) => {
+            let mut inputs = super::ca_inputs(&args.ca);
+            inputs.push((&args.csr, "the CSR"));
+            crate::output::check_distinct(&[(out, "the certificate output")], &inputs)?;
+            crate::output::check_writable(out)?;
+        }
+        None => crate::output::stdout_keeps_output()?,
     }
     let (bytes, source) = super::read_arg(&args.csr, "CSR")?;
     let (csr_pem, spki, csr_sans) = read_csr(&bytes).map_err(|d| Error::input(&source, d))?;

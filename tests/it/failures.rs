@@ -1067,6 +1067,28 @@ fn stdout_that_takes_nothing_is_an_output_error_never_a_panic() {
     assert_eq!(t.server.signed_count(), 0, "the CA is not asked");
     assert_eq!(listing(dir), listing_before);
 
+    // sign and info likewise: what the CA sends would be lost.
+    t.gencert_bare("held", &t.csr, &[]).assert().code(0);
+    let signed = t.server.signed_count();
+    for args in [
+        &[
+            "sign",
+            "-config",
+            s(&t.profile),
+            "-tls-remote-ca",
+            s(&ca),
+            "held.csr",
+        ][..],
+        &["info", "-config", s(&t.profile), "-tls-remote-ca", s(&ca)],
+    ] {
+        one_line(
+            run_with_stdout(dir, args, std::process::Stdio::null()),
+            8,
+            "standard output is closed or /dev/null",
+        );
+    }
+    assert_eq!(t.server.signed_count(), signed, "the CA is not asked");
+
     let full = || std::process::Stdio::from(std::fs::File::create("/dev/full").unwrap());
     let report = [
         &gencert[..],
@@ -1187,6 +1209,53 @@ fn an_output_that_is_an_input_or_another_output_is_refused() {
             "{args:?}: nothing written, no lock file"
         );
     }
+    // A device or FIFO given as an output (or reached through root's symlink) would be
+    // replaced by a regular file (as root, `--csr /dev/null` would replace /dev/null): exit 8
+    // before the CA is asked, the node as it was.
+    let null = dir.join("null");
+    nix::sys::stat::mknod(
+        &null,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("null", dir.join("to-null")).unwrap();
+    nix::unistd::mkfifo(
+        &dir.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let before = snapshot(dir);
+    for extra in [
+        &["--cert", "a.pem", "--key", "a-key.pem", "--csr", "null"][..],
+        &["--cert", "a.pem", "--key", "a-key.pem", "--csr", "to-null"],
+        &["-bare", "m", "--metrics-file", "fifo"],
+    ] {
+        let mut args = gencert.to_vec();
+        args.extend(extra);
+        args.push(csr);
+        nodecert(dir)
+            .args(&args)
+            .assert()
+            .code(8)
+            .stderr(contains("is not a regular file (a device, FIFO or socket)"));
+        assert_eq!(snapshot(dir), before, "{extra:?}");
+    }
+    use std::os::unix::fs::FileTypeExt as _;
+    assert!(
+        std::fs::symlink_metadata(&null)
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    assert!(
+        std::fs::symlink_metadata(dir.join("fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+
     // A directory given as the certificate is an output error, with no lock file made either.
     std::fs::create_dir(dir.join("adir")).unwrap();
     let mut args = gencert.to_vec();
