@@ -945,12 +945,17 @@ fn a_file_that_cannot_be_replaced_leaves_the_old_pair_whole() {
     let elsewhere = tempfile::tempdir().unwrap();
     let source = elsewhere.path().join("node.pem");
     std::fs::copy(dir.join("node.pem"), &source).unwrap();
-    let bind = Mounted::bind(&source, &dir.join("node.pem"));
+    let cert = dir.join("node.pem");
+    let bind = Altered::by(
+        &["mount", "--bind", s(&source), s(&cert)],
+        &["umount", s(&cert)],
+    );
     check("mount point", "node.pem");
     drop(bind);
 
     // The CSR is swapped last, after the key and the certificate.
-    let immutable = Immutable::set(&dir.join("node.csr"));
+    let csr = dir.join("node.csr");
+    let immutable = Altered::by(&["chattr", "+i", s(&csr)], &["chattr", "-i", s(&csr)]);
     check("immutable", "node.csr");
     drop(immutable);
 
@@ -959,50 +964,28 @@ fn a_file_that_cannot_be_replaced_leaves_the_old_pair_whole() {
     assert_ne!(pair()[0], before[0]);
 }
 
-/// A file bind-mounted over another for one test, unmounted when dropped.
-struct Mounted(std::path::PathBuf);
+/// A change to the file system made for one test (a bind mount, `chattr +i`) by a command run
+/// as root, undone by another command when dropped (also when the test panics).
+struct Altered(Vec<String>);
 
-impl Mounted {
-    fn bind(source: &std::path::Path, target: &std::path::Path) -> Self {
-        let status = std::process::Command::new("mount")
-            .args(["--bind", s(source), s(target)])
+impl Altered {
+    fn by(command: &[&str], undo: &[&str]) -> Self {
+        let status = std::process::Command::new(command[0])
+            .args(&command[1..])
             .status()
             .unwrap();
         assert!(
             status.success(),
-            "mount --bind failed (the suite runs as root)"
+            "{command:?} failed (the suite runs as root on ext4)"
         );
-        Self(target.to_path_buf())
+        Self(undo.iter().map(|a| a.to_string()).collect())
     }
 }
 
-impl Drop for Mounted {
+impl Drop for Altered {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
-/// A file made immutable (`chattr +i`) for one test, mutable again when dropped.
-struct Immutable(std::path::PathBuf);
-
-impl Immutable {
-    fn set(path: &std::path::Path) -> Self {
-        let status = std::process::Command::new("chattr")
-            .args(["+i", s(path)])
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "chattr +i failed (the suite runs as root on ext4)"
-        );
-        Self(path.to_path_buf())
-    }
-}
-
-impl Drop for Immutable {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("chattr")
-            .args(["-i", s(&self.0)])
+        let _ = std::process::Command::new(&self.0[0])
+            .args(&self.0[1..])
             .status();
     }
 }
