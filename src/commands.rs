@@ -79,28 +79,21 @@ pub(crate) fn resolve_ca(args: &CaArgs) -> Result<(Target, TlsOptions)> {
 
 /// The files a run with these CA arguments reads, for [`crate::output::check_distinct`].
 pub(crate) fn ca_inputs(args: &CaArgs) -> Vec<(&Path, &'static str)> {
-    let mut inputs = Vec::new();
-    inputs.extend(
-        args.config
-            .as_deref()
-            .map(|p| (p, "the request profile (-config)")),
-    );
-    inputs.extend(
-        args.tls_remote_ca
-            .as_deref()
-            .map(|p| (p, "the CA certificate (-tls-remote-ca)")),
-    );
-    inputs.extend(
-        args.mutual_tls_client_cert
-            .as_deref()
-            .map(|p| (p, "the client certificate (-mutual-tls-client-cert)")),
-    );
-    inputs.extend(
-        args.mutual_tls_client_key
-            .as_deref()
-            .map(|p| (p, "the client key (-mutual-tls-client-key)")),
-    );
-    inputs
+    [
+        (&args.config, "the request profile (-config)"),
+        (&args.tls_remote_ca, "the CA certificate (-tls-remote-ca)"),
+        (
+            &args.mutual_tls_client_cert,
+            "the client certificate (-mutual-tls-client-cert)",
+        ),
+        (
+            &args.mutual_tls_client_key,
+            "the client key (-mutual-tls-client-key)",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(path, what)| Some((path.as_deref()?, what)))
+    .collect()
 }
 
 /// Reads a file argument, `-` meaning stdin; returns the bytes and a name for messages.
