@@ -6,7 +6,7 @@
 //! `ps`, logs or error messages.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -79,6 +79,15 @@ pub fn secret_env_vars() -> Vec<String> {
         .clone()
 }
 
+/// The file a `file:PATH` key source reads (relative to `base_dir`, the profile's folder), so
+/// that no output of the run is allowed to overwrite it.
+pub fn key_file(source: &str, base_dir: &Path) -> Option<PathBuf> {
+    match source.split_once(':') {
+        Some(("file", path)) => Some(base_dir.join(path)),
+        _ => None,
+    }
+}
+
 impl AuthKey {
     /// Loads a key written as cfssl writes it in `auth_keys.NAME.key`: hex, `env:VAR` or
     /// `file:PATH`. Surrounding whitespace is trimmed (a file ending in a newline works, unlike
@@ -93,8 +102,8 @@ impl AuthKey {
                 }
                 _ => return Err(KeySourceError::EmptyEnv(var.to_string())),
             },
-            Some(("file", path)) => {
-                let full = base_dir.join(path);
+            Some(("file", _)) => {
+                let full = key_file(source, base_dir).expect("a file: source names a file");
                 let unreadable =
                     |why: String| KeySourceError::Unreadable(full.display().to_string(), why);
                 let bytes = crate::error::read_bounded(&full, MAX_KEY_FILE_BYTES)

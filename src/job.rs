@@ -34,6 +34,9 @@ pub struct Job {
     /// Sent as the sign request's `crl_override` (`-crl`; empty: the CA's own).
     pub crl_override: String,
     pub destination: Destination,
+    /// The files the job was made from (csr.json, the profile and its `file:` auth key, the CA
+    /// and client files; in sync, the spec): no output of this job or another may replace them.
+    pub inputs: Vec<(PathBuf, &'static str)>,
     pub files: FileOptions,
     pub renewal: Renewal,
 }

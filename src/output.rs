@@ -275,14 +275,15 @@ pub fn check_distinct(outputs: &[(&Path, &str)], inputs: &[(&Path, &str)]) -> Re
 
 /// What makes two paths one file: the file itself when it exists (a symlink, a hard link or
 /// `..` lead to the same inode), else the path with its directory canonicalised.
-#[derive(PartialEq, Eq)]
-enum FileId {
+#[derive(PartialEq, Eq, Hash)]
+pub enum FileId {
     Inode(u64, u64),
     Path(PathBuf),
 }
 
 impl FileId {
-    fn of(path: &Path) -> Self {
+    /// The identity of the file at `path`, or of the file it would be.
+    pub fn of(path: &Path) -> Self {
         use std::os::unix::fs::MetadataExt as _;
         match std::fs::metadata(path) {
             Ok(meta) => Self::Inode(meta.dev(), meta.ino()),

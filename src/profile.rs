@@ -6,7 +6,7 @@
 //! - an `env:` key that is unset or empty is an error (cfssl uses an empty HMAC key);
 //! - a remote without a scheme is https (cfssl would speak plain http to `host:port`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use reqwest::Url;
 use serde_json::{Map, Value};
@@ -22,6 +22,8 @@ pub struct Target {
     pub remotes: Vec<Remote>,
     /// The HMAC key; `None` means the unauthenticated `/sign` endpoint.
     pub auth_key: Option<AuthKey>,
+    /// The file the key was read from (`file:PATH`): an input no output may overwrite.
+    pub auth_key_file: Option<PathBuf>,
 }
 
 impl Target {
@@ -31,6 +33,11 @@ impl Target {
             Some(_) => crate::protocol::AUTHSIGN_PATH,
             None => crate::protocol::SIGN_PATH,
         }
+    }
+
+    /// The auth key's file with its role, for [`crate::output::check_distinct`].
+    pub fn auth_key_input(&self) -> Option<(&Path, &'static str)> {
+        (self.auth_key_file.as_deref()).map(|p| (p, "the auth key file (file: in the profile)"))
     }
 
     /// Refuses plain-http remotes unless `allowed`, and warns when they are allowed.
@@ -148,6 +155,7 @@ pub fn resolve(
             Some(remotes) => Ok(Target {
                 remotes,
                 auth_key: None,
+                auth_key_file: None,
             }),
             None => Err(Error::Usage(
                 "no CA given: pass -config REQUEST-PROFILE.json (or -remote https://CA:PORT)"
@@ -332,8 +340,8 @@ fn parse_unconcealed(
         }
     };
 
-    let auth_key = if key_name.is_empty() {
-        None
+    let (auth_key, auth_key_file) = if key_name.is_empty() {
+        (None, None)
     } else {
         let keys = object(root, "auth_keys").map_err(|d| at("auth_keys", d))?;
         let entry = keys.and_then(|k| k.get(&key_name)).ok_or_else(|| {
@@ -362,9 +370,13 @@ fn parse_unconcealed(
             string_field(entry, "key").map_err(|d| at(&format!("{entry_field}.key"), d))?;
         let key = AuthKey::from_source(&key_text, base_dir)
             .map_err(|e| at(&format!("{entry_field}.key"), &e.to_string()))?;
-        Some(key)
+        (Some(key), crate::auth::key_file(&key_text, base_dir))
     };
-    Ok(Target { remotes, auth_key })
+    Ok(Target {
+        remotes,
+        auth_key,
+        auth_key_file,
+    })
 }
 
 /// A parsed request profile whose strings are zeroized when it is dropped: an inline auth key

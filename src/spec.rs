@@ -178,6 +178,7 @@ impl Spec {
             (config.as_path(), "its request profile"),
         ];
         inputs.extend(pinned_ca.as_deref().map(|p| (p, "its CA certificate")));
+        inputs.extend(target.auth_key_input());
         if let Some((cert, key)) = &client_identity {
             inputs.extend([
                 (cert.as_path(), "its client certificate"),
@@ -186,6 +187,9 @@ impl Spec {
         }
         crate::output::check_distinct(&destination.outputs(), &inputs)
             .map_err(|e| Error::input(path.display().to_string(), e.to_string()))?;
+        let inputs = (inputs.into_iter())
+            .map(|(p, what)| (p.to_path_buf(), what))
+            .collect();
         let mut renewal = shared.renewal.clone();
         renewal.renew_before = renew_before.or(renewal.renew_before);
         renewal.exec = self.exec;
@@ -202,6 +206,7 @@ impl Spec {
             crl_override: String::new(),
             label: self.label,
             destination,
+            inputs,
             files,
             renewal,
         })

@@ -1,10 +1,13 @@
 //! `nodecert gencert`: one pair from csr.json and a request profile (see [`crate::job`]).
 
+use std::path::{Path, PathBuf};
+
 use crate::cli::{GencertArgs, RenewalArgs, ReportFormat};
 use crate::error::{Error, Result};
 use crate::job::{Job, Outcome, Renewal, unix_now};
 use crate::metrics::{self, Sample};
 use crate::output::{Destination, FileOptions};
+use crate::profile::Target;
 use crate::transport::Transport;
 
 /// Runs gencert.
@@ -12,11 +15,14 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     if let Some(path) = &args.renewal.metrics_file {
         metrics::check_target(path)?;
     }
-    // Before anything is written, the metrics file included: it may be the file in conflict.
-    check_distinct(args)?;
+    // Reading the inputs writes nothing; the outputs are checked against them (the profile's
+    // `file:` auth key among them) before anything is written, the metrics file included: it
+    // may be the file in conflict.
+    let job = job_from_args(args);
+    check_distinct(args, job.as_ref().ok())?;
     // Bad input is a failed run too: monitoring must see a csr.json or profile that went bad.
-    let result = job_from_args(args)
-        .and_then(|job| job.run(|| Transport::new(&job.tls, args.ca.timeout).map(Box::new)));
+    let result =
+        job.and_then(|job| job.run(|| Transport::new(&job.tls, args.ca.timeout).map(Box::new)));
     if let Some(path) = &args.renewal.metrics_file {
         let name = match destination(args) {
             Ok(Destination::Files {
@@ -43,8 +49,9 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     }
 }
 
-/// Refuses outputs that are one file, or one of the inputs ([`crate::output::check_distinct`]).
-fn check_distinct(args: &GencertArgs) -> Result<()> {
+/// Refuses outputs that are one file, or one of the inputs ([`crate::output::check_distinct`]):
+/// those named by flags, and the auth key file of the resolved `job`, when there is one.
+fn check_distinct(args: &GencertArgs, job: Option<&Job>) -> Result<()> {
     // A bad -bare is reported by the job, with the rest of the arguments.
     let Ok(destination) = destination(args) else {
         return Ok(());
@@ -53,9 +60,27 @@ fn check_distinct(args: &GencertArgs) -> Result<()> {
     outputs.extend(
         (args.renewal.metrics_file.as_deref()).map(|p| (p, "the metrics file (--metrics-file)")),
     );
+    let inputs = match job {
+        Some(job) => job.inputs.clone(),
+        None => inputs(args, None),
+    };
+    let inputs: Vec<(&Path, &str)> = inputs
+        .iter()
+        .map(|(p, what)| (p.as_path(), *what))
+        .collect();
+    crate::output::check_distinct(&outputs, &inputs)
+}
+
+/// The files a run reads: those named by flags, and the auth key file of the profile's
+/// `target` once it is resolved.
+fn inputs(args: &GencertArgs, target: Option<&Target>) -> Vec<(PathBuf, &'static str)> {
     let mut inputs = super::ca_inputs(&args.ca);
     inputs.push((&args.request.csr_json, "the csr.json input"));
-    crate::output::check_distinct(&outputs, &inputs)
+    inputs.extend(target.and_then(Target::auth_key_input));
+    inputs
+        .into_iter()
+        .map(|(p, what)| (p.to_path_buf(), what))
+        .collect()
 }
 
 /// Where the pair goes: `-bare NAME`, `--cert/--key [--csr]`, or stdout.
@@ -104,6 +129,7 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
         }
     }
     Ok(Job {
+        inputs: inputs(args, Some(&target)),
         request,
         hostname_override,
         target,

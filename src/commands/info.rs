@@ -13,7 +13,12 @@ use crate::transport::Transport;
 pub fn run(args: &InfoArgs) -> Result<()> {
     let (target, tls) = super::resolve_ca(&args.ca)?;
     match &args.out {
-        Some(out) => crate::output::check_writable(out)?,
+        Some(out) => {
+            let mut inputs = super::ca_inputs(&args.ca);
+            inputs.extend(target.auth_key_input());
+            crate::output::check_distinct(&[(out, "the output (--out)")], &inputs)?;
+            crate::output::check_writable(out)?;
+        }
         None => crate::output::stdout_keeps_output()?,
     }
     let transport = Transport::new(&tls, args.ca.timeout)?;

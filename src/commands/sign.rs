@@ -22,10 +22,13 @@ pub fn run(args: &SignArgs) -> Result<()> {
         (None, Some(path)) => Some(path.clone()),
         _ => None,
     };
+    // Reading the profile writes nothing, and its `file:` auth key is an input too.
+    let (target, tls) = super::resolve_ca(&args.ca)?;
     match &out_path {
         Some(out) => {
             let mut inputs = super::ca_inputs(&args.ca);
             inputs.push((&args.csr, "the CSR"));
+            inputs.extend(target.auth_key_input());
             crate::output::check_distinct(&[(out, "the certificate output")], &inputs)?;
             crate::output::check_writable(out)?;
         }
@@ -40,7 +43,6 @@ pub fn run(args: &SignArgs) -> Result<()> {
         Some(hosts) => hosts.iter().map(|h| San::classify(h)).collect(),
         None => csr_sans,
     };
-    let (target, tls) = super::resolve_ca(&args.ca)?;
     let transport = Transport::new(&tls, args.ca.timeout)?;
     let request = SignRequest {
         hosts: hostname_override.as_deref(),

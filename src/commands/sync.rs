@@ -13,6 +13,7 @@ use crate::cli::{ReportFormat, SyncArgs};
 use crate::error::{Error, Result, exit};
 use crate::job::{Job, Outcome, Renewal, unix_now};
 use crate::metrics::{self, Sample};
+use crate::output::FileId;
 use crate::spec::{Shared, Spec};
 use crate::transport::{TlsOptions, Transport};
 
@@ -54,6 +55,7 @@ pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
         })
         .unzip();
     refuse_shared_files(&mut jobs);
+    refuse_overwritten_inputs(&mut jobs);
     if let Some(path) = &args.metrics_file {
         check_metrics_file(path, &jobs)?;
     }
@@ -160,6 +162,7 @@ fn check_metrics_file(metrics: &Path, jobs: &[(PathBuf, Result<Job>)]) -> Result
         files.push((spec, "a spec"));
         if let Ok(job) = job {
             files.extend(job.destination.outputs());
+            files.extend(job.inputs.iter().map(|(p, what)| (p.as_path(), *what)));
         }
     }
     crate::output::check_distinct(&[(metrics, "the metrics file (--metrics-file)")], &files)
@@ -204,6 +207,54 @@ fn refuse_shared_files(jobs: &mut [(PathBuf, Result<Job>)]) {
                 ),
             ));
         }
+    }
+}
+
+/// Fails every spec that writes a file another spec reads (the spec itself, its csr.json,
+/// profile, auth key, CA or client files): the reader would find it replaced by a certificate
+/// or a key, mid-run or on the next one. A spec writing its own inputs is refused when it
+/// becomes a job ([`Spec::into_job`]).
+fn refuse_overwritten_inputs(jobs: &mut [(PathBuf, Result<Job>)]) {
+    let mut readers: HashMap<FileId, Vec<(usize, &str)>> = HashMap::new();
+    for (i, (spec, job)) in jobs.iter().enumerate() {
+        readers
+            .entry(FileId::of(spec))
+            .or_default()
+            .push((i, "spec"));
+        for (input, what) in job.iter().flat_map(|job| &job.inputs) {
+            readers
+                .entry(FileId::of(input))
+                .or_default()
+                .push((i, what));
+        }
+    }
+    let mut refused = Vec::new();
+    for (i, (spec, job)) in jobs.iter().enumerate() {
+        let Ok(job) = job else { continue };
+        for (output, _) in job.destination.outputs() {
+            let mut readers = readers.get(&FileId::of(output)).into_iter().flatten();
+            if let Some((j, what)) = readers.find(|(j, _)| *j != i) {
+                let what = (what
+                    .strip_prefix("its ")
+                    .or_else(|| what.strip_prefix("the ")))
+                .unwrap_or(what);
+                refused.push((
+                    i,
+                    Error::input_file(
+                        spec,
+                        format!(
+                            "writes {}, which spec {} reads as its {what}: give each spec its own files",
+                            output.display(),
+                            spec_name(&jobs[*j].0),
+                        ),
+                    ),
+                ));
+                break;
+            }
+        }
+    }
+    for (i, err) in refused {
+        jobs[i].1 = Err(err);
     }
 }
 

@@ -1131,6 +1131,17 @@ fn an_output_that_is_an_input_or_another_output_is_refused() {
     let ca = dir.join("ca.pem");
     std::fs::copy(t.pki.primary_ca(), &ca).unwrap();
     let (profile, csr) = (s(&t.profile), s(&t.csr));
+    // A profile whose auth key is a `file:` beside it: that file is an input too.
+    std::fs::create_dir(dir.join("fk")).unwrap();
+    let auth_key = write(&dir.join("fk"), "ak.hex", &t.pki.auth_key);
+    std::fs::set_permissions(
+        auth_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    t.pki
+        .request_profile(&dir.join("fk"), &t.server.url(), "file:ak.hex");
+    let file_key = "fk/request-profile.json";
     let gencert = ["gencert", "-config", profile, "-tls-remote-ca", "ca.pem"];
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
@@ -1166,6 +1177,52 @@ fn an_output_that_is_an_input_or_another_output_is_refused() {
             (
                 vec!["genkey", "--key", csr, "--csr", "x.csr", csr],
                 "is both the private key output and the csr.json input",
+            ),
+            (
+                vec![
+                    "gencert",
+                    "-config",
+                    file_key,
+                    "--cert",
+                    "a.pem",
+                    "--key",
+                    "fk/ak.hex",
+                    csr,
+                ],
+                "is both the private key output and the auth key file (file: in the profile)",
+            ),
+            (
+                vec![
+                    "gencert",
+                    "-config",
+                    file_key,
+                    "-bare",
+                    "m",
+                    "--metrics-file",
+                    "fk/ak.hex",
+                    csr,
+                ],
+                "is both the metrics file (--metrics-file) and the auth key file",
+            ),
+            (
+                vec!["sign", "-config", file_key, "--cert", "fk/ak.hex", csr],
+                "is both the certificate output and the auth key file",
+            ),
+            (
+                vec!["info", "-config", file_key, "--out", "./fk/ak.hex"],
+                "is both the output (--out) and the auth key file",
+            ),
+            (
+                vec![
+                    "info",
+                    "-config",
+                    profile,
+                    "-tls-remote-ca",
+                    "ca.pem",
+                    "--out",
+                    "ca.pem",
+                ],
+                "ca.pem is both the output (--out) and the CA certificate (-tls-remote-ca)",
             ),
             (
                 vec![

@@ -491,8 +491,63 @@ fn sync_refuses_outputs_that_overwrite_inputs() {
         &fleet.good,
         serde_json::json!({"cert": "../conf/ca.pem", "key": "out/selfish-key.pem"}),
     );
+    // "greedy" would write the csr.json that only "reader" reads, and the auth key file of the
+    // profile that only "keyed" uses: greedy fails on its own line, the two readers are issued.
+    write(
+        &dir.join("conf"),
+        "reader-csr.json",
+        &node_csr("ecdsa", 256),
+    );
+    write_spec(
+        specs,
+        "reader",
+        &fleet.good,
+        serde_json::json!({"csr": "../conf/reader-csr.json"}),
+    );
+    let keyed_dir = dir.join("conf/keyed");
+    std::fs::create_dir(&keyed_dir).unwrap();
+    let auth_key = write(&keyed_dir, "ak.hex", &fleet.pki.auth_key);
+    std::fs::set_permissions(
+        auth_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    fleet
+        .pki
+        .request_profile(&keyed_dir, &fleet.server.url(), "file:ak.hex");
+    write_spec(
+        specs,
+        "keyed",
+        "../conf/keyed/request-profile.json",
+        serde_json::json!({}),
+    );
+    write_spec(
+        specs,
+        "greedy",
+        &fleet.good,
+        serde_json::json!({"key": "../conf/reader-csr.json", "csr_out": "../conf/keyed/ak.hex"}),
+    );
+    let read_inputs = || {
+        ["conf/reader-csr.json", "conf/keyed/ak.hex"].map(|f| std::fs::read(dir.join(f)).unwrap())
+    };
+    let inputs = read_inputs();
     let ca = std::fs::read(dir.join("conf/ca.pem")).unwrap();
 
+    // The metrics file may not be any spec's input either.
+    for (metrics, says) in [
+        ("conf/reader-csr.json", "and its csr.json"),
+        (
+            "conf/keyed/ak.hex",
+            "and the auth key file (file: in the profile)",
+        ),
+    ] {
+        let out = nodecert(dir)
+            .args(["sync", "--metrics-file", metrics, s(specs)])
+            .assert()
+            .code(2);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(stderr.contains(says), "{metrics}: {stderr}");
+    }
     let metrics = specs.join("out/good.pem");
     let out = nodecert(dir)
         .args(["sync", "--metrics-file", s(&metrics), s(specs)])
@@ -511,7 +566,15 @@ fn sync_refuses_outputs_that_overwrite_inputs() {
             && stdout.contains("is both the certificate output and its CA certificate"),
         "{stdout}"
     );
-    assert!(stdout.contains("good: issued"), "{stdout}");
+    assert!(
+        stdout.contains("greedy: error: ")
+            && stdout.contains("reader-csr.json, which spec reader reads as its csr.json"),
+        "{stdout}"
+    );
+    for issued in ["good", "reader", "keyed"] {
+        assert!(stdout.contains(&format!("{issued}: issued")), "{stdout}");
+    }
     assert_eq!(std::fs::read(dir.join("conf/ca.pem")).unwrap(), ca);
-    assert_eq!(fleet.server.signed_count(), 1);
+    assert_eq!(read_inputs(), inputs);
+    assert_eq!(fleet.server.signed_count(), 3);
 }
