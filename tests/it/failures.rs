@@ -901,6 +901,23 @@ fn unreadable_inputs_and_read_only_output_directory_as_an_unprivileged_user() {
     );
     assert_eq!(server.signed_count(), signed, "the CA was not asked");
     assert!(!sticky.join(".n.pem.lock").exists());
+    // So may root's metrics file there: said before the pair is renewed, not after.
+    write(&sticky, "m.prom", "");
+    let out = nodecert_as(dir, NOBODY, NOBODY)
+        .gencert(&t.profile, &ca)
+        .args(["-bare", s(&writable.join("mx")), "--metrics-file"])
+        .args([s(&sticky.join("m.prom")), s(&t.csr)])
+        .assert()
+        .code(8)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("m.prom: belongs to uid 0 in a sticky directory"),
+        "{stderr}"
+    );
+    assert_eq!(server.signed_count(), signed, "the CA was not asked");
+    assert!(!writable.join("mx.pem").exists());
 }
 
 /// `--report json` prints no report for a failed run: stdout stays empty and the one error
