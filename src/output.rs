@@ -224,6 +224,17 @@ impl Destination {
         }
     }
 
+    /// The pair's lock file (beside the file the certificate's name leads to), which no other
+    /// output may be: `None` for stdout, or when the name is a link [`write_target`] refuses.
+    pub fn lock_file(&self) -> Option<PathBuf> {
+        match self {
+            Self::Files {
+                cert: Some(cert), ..
+            } => Some(crate::lock::lock_path(&write_target(cert).ok()?)),
+            _ => None,
+        }
+    }
+
     /// `-bare NAME`: `NAME.pem`, `NAME-key.pem`, `NAME.csr`, as cfssljson names them. NAME is
     /// taken byte for byte (a file name need not be UTF-8).
     pub fn bare(name: &Path) -> Self {

@@ -56,7 +56,9 @@ fn check_distinct(args: &GencertArgs, job: Option<&Job>) -> Result<()> {
     let Ok(destination) = destination(args) else {
         return Ok(());
     };
+    let lock = destination.lock_file();
     let mut outputs = destination.outputs();
+    outputs.extend(lock.as_deref().map(|p| (p, "the pair's lock file")));
     outputs.extend(
         (args.renewal.metrics_file.as_deref()).map(|p| (p, "the metrics file (--metrics-file)")),
     );

@@ -157,6 +157,9 @@ pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
 /// Refuses a `--metrics-file` that is a spec or a file a spec writes: the metrics would
 /// overwrite it after every run.
 fn check_metrics_file(metrics: &Path, jobs: &[(PathBuf, Result<Job>)]) -> Result<()> {
+    let locks: Vec<PathBuf> = (jobs.iter())
+        .filter_map(|(_, job)| job.as_ref().ok()?.destination.lock_file())
+        .collect();
     let mut files: Vec<(&Path, &str)> = Vec::new();
     for (spec, job) in jobs {
         files.push((spec, "a spec"));
@@ -165,6 +168,7 @@ fn check_metrics_file(metrics: &Path, jobs: &[(PathBuf, Result<Job>)]) -> Result
             files.extend(job.inputs.iter().map(|(p, what)| (p.as_path(), *what)));
         }
     }
+    files.extend(locks.iter().map(|p| (p.as_path(), "a pair's lock file")));
     crate::output::check_distinct(&[(metrics, "the metrics file (--metrics-file)")], &files)
 }
 

@@ -1178,6 +1178,10 @@ fn an_output_that_is_an_input_or_another_output_is_refused() {
             "m-key.pem is given for two outputs (the private key output and the metrics file",
         ),
         (
+            vec!["-bare", "m", "--metrics-file", ".m.pem.lock", csr],
+            ".m.pem.lock is given for two outputs (the pair's lock file and the metrics file",
+        ),
+        (
             vec!["-bare", "m", "--metrics-file", csr, csr],
             "is both the metrics file (--metrics-file) and the csr.json input",
         ),

@@ -540,6 +540,7 @@ fn sync_refuses_outputs_that_overwrite_inputs() {
             "conf/keyed/ak.hex",
             "and the auth key file (file: in the profile)",
         ),
+        ("specs/out/.good.pem.lock", "and a pair's lock file"),
     ] {
         let out = nodecert(dir)
             .args(["sync", "--metrics-file", metrics, s(specs)])
