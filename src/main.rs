@@ -16,8 +16,16 @@ fn main() -> ExitCode {
             return ExitCode::from(nodecert::error::exit::USAGE);
         }
         Err(err) => {
-            // --help and --version (stdout, exit 0), and the help for a bare `nodecert`.
-            let _ = err.print();
+            // --help and --version (stdout, exit 0), and the help for a bare `nodecert`. A
+            // stdout that takes nothing (a full disk) fails as any other output does; a reader
+            // that has gone away (`| head -1`) does not.
+            if let Err(e) = err.print()
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                let err = nodecert::error::Error::output(std::path::Path::new("<stdout>"), e);
+                nodecert::logging::print_error(&err);
+                return ExitCode::from(err.exit_code());
+            }
             return ExitCode::from(err.exit_code() as u8);
         }
     };

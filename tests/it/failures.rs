@@ -1102,6 +1102,9 @@ fn stdout_that_takes_nothing_is_an_output_error_never_a_panic() {
         &["certinfo", "node.pem"][..],
         &["certinfo", "--json", "node.pem"],
         &["info", "-config", s(&t.profile), "-tls-remote-ca", s(&ca)],
+        &["--version"],
+        &["--help"],
+        &["gencert", "--help"],
     ] {
         one_line(
             run_with_stdout(dir, args, full()),
@@ -1110,10 +1113,13 @@ fn stdout_that_takes_nothing_is_an_output_error_never_a_panic() {
         );
     }
 
-    assert_eq!(
-        run_with_stdout(dir, &["certinfo", "node.pem"], pipe_without_reader()),
-        (0, String::new())
-    );
+    for args in [&["certinfo", "node.pem"][..], &["--help"]] {
+        assert_eq!(
+            run_with_stdout(dir, args, pipe_without_reader()),
+            (0, String::new()),
+            "{args:?}"
+        );
+    }
     assert_eq!(
         run_with_stdout(
             dir,
