@@ -178,7 +178,7 @@ impl PrivateKey {
                 } else if let Ok(key) = p521::SecretKey::from_sec1_der(&der) {
                     Self::from_p521(&key)
                 } else {
-                    Err("an EC key on a curve other than P-256, P-384 or P-521".into())
+                    Err(why_unusable(tag, &der))
                 }
             }
             "PRIVATE KEY" => {
@@ -193,7 +193,7 @@ impl PrivateKey {
                 } else if ring_sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).is_ok() {
                     Self::from_ed25519(&der)
                 } else {
-                    Err("a PKCS#8 key of a type nodecert does not use".into())
+                    Err(why_unusable(tag, &der))
                 }
             }
             other => Err(format!("a PEM {other} block, not a private key")),
@@ -390,6 +390,43 @@ fn ec_spki(curve: Curve, point: &[u8]) -> Vec<u8> {
         &der::sequence(&[&der::oid(oid::EC_PUBLIC_KEY), &der::oid(curve_oid)]),
         &der::bit_string(point),
     ])
+}
+
+/// Why a SEC1 or PKCS#8 key that no decoder took cannot be used, from what its structure
+/// names: a damaged key of a kind nodecert uses (a truncated or edited file) is not a key of
+/// some other kind, and the fix differs (restore the key, or let a new one be made).
+fn why_unusable(tag: &str, der: &[u8]) -> String {
+    use sec1::der::Decode as _;
+    let kind = |oid: String| match oid.as_str() {
+        "1.2.840.10045.3.1.7" => Some("P-256"),
+        "1.3.132.0.34" => Some("P-384"),
+        "1.3.132.0.35" => Some("P-521"),
+        "1.2.840.113549.1.1.1" => Some("RSA"),
+        "1.3.101.112" => Some("Ed25519"),
+        _ => None,
+    };
+    let named = if tag == "EC PRIVATE KEY" {
+        match sec1::EcPrivateKey::from_der(der) {
+            Err(e) => return format!("a damaged EC key, which does not decode: {e}"),
+            Ok(key) => key.parameters.and_then(|p| p.named_curve()),
+        }
+    } else {
+        match pkcs8::PrivateKeyInfoRef::from_der(der) {
+            Err(e) => return format!("a damaged PKCS#8 key, which does not decode: {e}"),
+            Ok(info) => match info.algorithm.parameters_oid() {
+                Ok(curve) if info.algorithm.oid.to_string() == "1.2.840.10045.2.1" => Some(curve),
+                _ => Some(info.algorithm.oid),
+            },
+        }
+    };
+    match named.map(|oid| (kind(oid.to_string()), oid)) {
+        Some((Some(kind), _)) => format!("a damaged {kind} key: its fields are not a valid key"),
+        Some((None, oid)) => format!(
+            "a key of a type nodecert does not use ({oid}): RSA, ECDSA P-256, P-384 or P-521, \
+             or Ed25519"
+        ),
+        None => "an EC key without a named curve: nodecert uses P-256, P-384 or P-521".into(),
+    }
 }
 
 /// The SEC1 `ECPrivateKey` (RFC 5915) cfssl writes as `EC PRIVATE KEY`: version 1, the scalar
@@ -675,6 +712,66 @@ mod tests {
         assert_eq!(
             &ec_sec1(Curve::P256, &document, &point).unwrap()[..],
             &padded[..]
+        );
+    }
+
+    #[test]
+    fn an_unusable_key_is_described_by_what_it_names() {
+        use sec1::der::Encode as _;
+        let curve = |oid| sec1::EcParameters::NamedCurve(oid);
+        let sec1_key = |scalar: &[u8], oid: &str| {
+            let oid = sec1::der::oid::ObjectIdentifier::new_unwrap(oid);
+            let der = sec1::EcPrivateKey {
+                private_key: scalar,
+                parameters: Some(curve(oid)),
+                public_key: None,
+            }
+            .to_der()
+            .unwrap();
+            let pem = pem_encode("EC PRIVATE KEY", &der);
+            PrivateKey::from_pem(&pem).unwrap_err()
+        };
+        // A zero scalar is no key: a damaged P-256 key, not one on some other curve.
+        assert_eq!(
+            sec1_key(&[0; 32], "1.2.840.10045.3.1.7"),
+            "a damaged P-256 key: its fields are not a valid key"
+        );
+        assert!(
+            sec1_key(&[1; 32], "1.3.132.0.10")
+                .starts_with("a key of a type nodecert does not use (1.3.132.0.10)")
+        );
+        let good = PrivateKey::generate(KeySpec::Ecdsa(Curve::P256)).unwrap();
+        let (_, der) = pem_decode_secret(&good.to_pem()).unwrap();
+        let truncated = pem_encode("EC PRIVATE KEY", &der[..der.len() - 9]);
+        assert!(
+            PrivateKey::from_pem(&truncated)
+                .unwrap_err()
+                .starts_with("a damaged EC key, which does not decode: ")
+        );
+        // PKCS#8 likewise: a P-384 key whose scalar is out of range.
+        let p384 = PrivateKey::generate(KeySpec::Ecdsa(Curve::P384)).unwrap();
+        let (_, der) = pem_decode_secret(&p384.to_pem()).unwrap();
+        let pkcs8 = p384::SecretKey::from_sec1_der(&der)
+            .unwrap()
+            .to_pkcs8_der()
+            .unwrap();
+        let info = pkcs8::PrivateKeyInfoRef::try_from(pkcs8.as_bytes()).unwrap();
+        let inner = sec1::EcPrivateKey {
+            private_key: &[0xff; 48],
+            parameters: None,
+            public_key: None,
+        }
+        .to_der()
+        .unwrap();
+        let damaged = pkcs8::PrivateKeyInfoRef {
+            private_key: pkcs8::der::asn1::OctetStringRef::new(&inner).unwrap(),
+            ..info
+        }
+        .to_der()
+        .unwrap();
+        assert_eq!(
+            PrivateKey::from_pem(&pem_encode("PRIVATE KEY", &damaged)).unwrap_err(),
+            "a damaged P-384 key: its fields are not a valid key"
         );
     }
 
