@@ -339,11 +339,17 @@ pub fn converge(destination: &Destination, options: &FileOptions) -> Result<()> 
         (csr.as_ref(), Role::Csr),
     ];
     for (path, role) in files {
-        let Some(path) = path else { continue };
-        let Ok(file) = crate::error::open_regular(std::fs::OpenOptions::new().read(true), path)
+        let Some(name) = path else { continue };
+        // Through the links a run writes through ([`write_target`]); one it refuses was
+        // reported before the run got here.
+        let Ok(path) = write_target(name) else {
+            continue;
+        };
+        let Ok(file) = crate::error::open_regular(std::fs::OpenOptions::new().read(true), &path)
         else {
             continue;
         };
+        let path = path.as_path();
         let meta = file.metadata().map_err(|e| Error::output(path, e))?;
         if let Some(owner) = options.owner
             && (owner.uid.is_some_and(|u| u != meta.uid())

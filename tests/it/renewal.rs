@@ -1212,6 +1212,36 @@ fn symlinked_names_are_written_through() {
         .code(0)
         .stderr(contains("kept node.pem"));
     assert_eq!(t.server.signed_count(), 2);
+    // A kept pair converges to --owner and --mode through the links too.
+    std::fs::set_permissions(
+        dir.join("versions/v1-key.pem"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    t.gencert_bare(
+        "node",
+        &t.csr,
+        &[
+            "--renew-before",
+            "720h",
+            "--mode",
+            "0640",
+            "--owner",
+            "65534:65534",
+        ],
+    )
+    .assert()
+    .code(0)
+    .stderr(contains("kept node.pem"));
+    assert_eq!(t.server.signed_count(), 2);
+    for (file, wanted) in [("v1.pem", 0o640), ("v1.csr", 0o640), ("v1-key.pem", 0o600)] {
+        let path = dir.join("versions").join(file);
+        assert_eq!(mode(&path), wanted, "{file}");
+        assert_eq!(std::fs::metadata(&path).unwrap().uid(), 65534, "{file}");
+    }
+    for link in ["node.pem", "node-key.pem", "node.csr"] {
+        assert!(dir.join(link).is_symlink(), "{link} is still a link");
+    }
 
     std::fs::write(dir.join("other.pem"), "x").unwrap();
     std::os::unix::fs::symlink("other.pem", dir.join("planted.pem")).unwrap();
