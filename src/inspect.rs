@@ -61,28 +61,34 @@ pub fn summarise(bytes: &[u8], now: i64) -> Result<Summary, String> {
     })
 }
 
-/// The certificate after the first in a PEM chain file (a full chain: leaf, intermediates) that
-/// expires first, as (position from 1, subject, not-after), when it expires before the first:
-/// a service presenting the chain fails when any of them expires. Blocks that do not parse are
-/// skipped (the first one was parsed by [`summarise`]).
-pub fn earlier_in_chain(bytes: &[u8]) -> Option<(usize, String, i64)> {
-    let blocks = pem::parse_many(bytes).ok()?;
-    let mut certs = blocks
-        .iter()
+/// One certificate of a PEM chain file, as the validity checks see it.
+pub struct Link {
+    /// Position in the file, from 1.
+    pub position: usize,
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// The certificates of a PEM file (a full chain: leaf, intermediates), in order. Blocks that do
+/// not parse are skipped (the first one was parsed by [`summarise`]).
+pub fn chain(bytes: &[u8]) -> Vec<Link> {
+    let Ok(blocks) = pem::parse_many(bytes) else {
+        return Vec::new();
+    };
+    (blocks.iter())
         .filter(|b| b.tag() == "CERTIFICATE")
         .enumerate()
         .filter_map(|(i, b)| {
             let (_, cert) = X509Certificate::from_der(b.contents()).ok()?;
-            Some((
-                i + 1,
-                cert.subject().to_string(),
-                cert.validity().not_after.timestamp(),
-            ))
-        });
-    let (_, _, first) = certs.next()?;
-    certs
-        .filter(|(_, _, not_after)| *not_after < first)
-        .min_by_key(|(_, _, not_after)| *not_after)
+            Some(Link {
+                position: i + 1,
+                subject: cert.subject().to_string(),
+                not_before: cert.validity().not_before.timestamp(),
+                not_after: cert.validity().not_after.timestamp(),
+            })
+        })
+        .collect()
 }
 
 fn sans(cert: &X509Certificate<'_>) -> Vec<String> {

@@ -34,24 +34,35 @@ pub fn run(args: &CertinfoArgs) -> Result<u8> {
         )
     };
     crate::output::print_report(&text)?;
-    // Not an expiry, so no exit code of its own; but a certificate a service cannot use yet
-    // (a clock behind, a pair issued for later) is worth a line from a monitoring check.
-    if summary.not_before_unix > now {
-        log::warn!(
-            "{source}: not valid until {} ({} days from now)",
-            summary.not_before,
-            (summary.not_before_unix - now).div_euclid(86_400)
-        );
-    }
     // A chain file is as good as its first certificate to expire: the exit code follows that
     // one, and a line says which it is (the description above is the first certificate's).
-    let mut not_after = summary.not_after_unix;
-    if let Some((position, subject, earlier)) = inspect::earlier_in_chain(&bytes) {
+    // Not being valid yet is no expiry, so it has no exit code of its own; but a certificate a
+    // service cannot use yet (a clock behind, a pair issued for later) is worth a line from a
+    // monitoring check, wherever it is in the chain.
+    let chain = inspect::chain(&bytes);
+    for link in chain.iter().filter(|link| link.not_before > now) {
+        let which = match link.position {
+            1 => String::new(),
+            n => format!(" certificate {n} of the chain ({})", link.subject),
+        };
         log::warn!(
-            "{source}: certificate {position} of the chain ({subject}) expires first, at {}",
-            inspect::rfc3339(earlier)
+            "{source}:{which} not valid until {} ({} days from now)",
+            inspect::rfc3339(link.not_before),
+            (link.not_before - now).div_euclid(86_400)
         );
-        not_after = earlier;
+    }
+    let mut not_after = summary.not_after_unix;
+    if let Some(earlier) = (chain.iter().skip(1))
+        .filter(|link| link.not_after < summary.not_after_unix)
+        .min_by_key(|link| link.not_after)
+    {
+        log::warn!(
+            "{source}: certificate {} of the chain ({}) expires first, at {}",
+            earlier.position,
+            earlier.subject,
+            inspect::rfc3339(earlier.not_after)
+        );
+        not_after = earlier.not_after;
     }
     let left = not_after - now;
     Ok(match args.check {

@@ -661,6 +661,17 @@ fn certinfo_reports_an_expired_certificate() {
         .assert()
         .code(13)
         .stderr("");
+    // A certificate of the chain that is not valid yet gets its line wherever it is.
+    let later = std::fs::read_to_string(dir.join("later.pem")).unwrap();
+    write(dir, "chain-later.pem", &format!("{leaf}{later}"));
+    nodecert(dir)
+        .args(["certinfo", "--check", "30d", "chain-later.pem"])
+        .assert()
+        .code(0)
+        .stderr(contains(
+            "nodecert: warning: chain-later.pem: certificate 2 of the chain \
+             (CN=rcgen self signed cert) not valid until 2090-01-01T00:00:00Z",
+        ));
 
     // A secp256k1 key is named by its curve, not by its point's size (P-256's).
     tool(
