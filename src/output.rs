@@ -862,17 +862,21 @@ impl Drop for Pending {
 /// names is renewed (atomically, in that file's directory). Only a link of this user's or
 /// root's is followed: a link someone else put there is no instruction to overwrite what it
 /// names (a planted `node-key.pem -> /etc/shadow`), and fails the run instead.
+///
+/// The same holds for the directories on the way: a directory link of another user's inside
+/// the path ([`check_directory_links`]) fails the run too.
 pub fn write_target(path: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt as _;
     let me = nix::unistd::geteuid().as_raw();
     let mut current = path.to_path_buf();
     for _ in 0..MAX_LINKS {
-        let Ok(meta) = std::fs::symlink_metadata(&current) else {
-            return Ok(current);
+        let meta = match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => meta,
+            _ => {
+                check_directory_links(path, &current)?;
+                return Ok(current);
+            }
         };
-        if !meta.file_type().is_symlink() {
-            return Ok(current);
-        }
         if meta.uid() != me && meta.uid() != 0 {
             let which = if current == path {
                 "it".to_string()
@@ -899,6 +903,75 @@ pub fn write_target(path: &Path) -> Result<PathBuf> {
 
 /// Symlinks [`write_target`] follows from one path, at most.
 const MAX_LINKS: usize = 8;
+
+/// Refuses a `target` (reached from the output `path`) whose directory is reached through a
+/// symlink that neither this user nor root owns: whoever owns it decides where the files go (a
+/// run as root told to write `certs/node.pem`, with `certs -> /etc/kubernetes/pki` planted by
+/// another user, would replace the cluster's files). Each component is looked at as the
+/// kernel resolves it, links inside links included. A link created after this check is not
+/// seen: the directories an output is written in should not be writable by others anyway.
+fn check_directory_links(path: &Path, target: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    use std::path::Component;
+    let me = nix::unistd::geteuid().as_raw();
+    let dir = parent_dir(target);
+    // Resolved from the physical working directory, so that `..` means what it means to the
+    // kernel; a path that cannot be resolved is left to the write to report.
+    let Ok(mut resolved) = std::env::current_dir() else {
+        return Ok(());
+    };
+    let mut pending: Vec<PathBuf> = dir
+        .components()
+        .rev()
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect();
+    let mut followed = 0;
+    while let Some(component) = pending.pop() {
+        match component.components().next() {
+            Some(Component::RootDir) => resolved = PathBuf::from("/"),
+            Some(Component::ParentDir) => {
+                resolved.pop();
+            }
+            Some(Component::Normal(name)) => {
+                let next = resolved.join(name);
+                match std::fs::symlink_metadata(&next) {
+                    Ok(meta) if meta.file_type().is_symlink() => {
+                        if meta.uid() != me && meta.uid() != 0 {
+                            return Err(Error::output(
+                                path,
+                                format!(
+                                    "its directory is reached through {}, a symlink of uid {}, \
+                                     neither this user's nor root's: not followed; give the \
+                                     directory's own path, or run as the link's owner",
+                                    next.display(),
+                                    meta.uid()
+                                ),
+                            ));
+                        }
+                        followed += 1;
+                        let Ok(link) = std::fs::read_link(&next) else {
+                            return Ok(());
+                        };
+                        if followed > MAX_DIRECTORY_LINKS {
+                            return Ok(());
+                        }
+                        pending.extend(
+                            (link.components().rev()).map(|c| PathBuf::from(c.as_os_str())),
+                        );
+                    }
+                    Ok(_) => resolved = next,
+                    // Missing or unreadable: the write itself says so.
+                    Err(_) => return Ok(()),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Directory links [`check_directory_links`] follows, at most (the kernel's limit).
+const MAX_DIRECTORY_LINKS: usize = 40;
 
 /// Checks, before any work, that the file `path` names (through its symlinks, see
 /// [`write_target`]) can be written: [`check_target`] on it.

@@ -1254,4 +1254,34 @@ fn symlinked_names_are_written_through() {
         ));
     assert_eq!(std::fs::read(dir.join("other.pem")).unwrap(), b"x");
     assert_eq!(t.server.signed_count(), 2);
+
+    // Directories on the way likewise: root's directory link is followed; another user's is
+    // not, whether it is named in the path or reached through root's link to a file.
+    let symlink = |target: &str, link: &str, uid: u32| {
+        std::os::unix::fs::symlink(target, dir.join(link)).unwrap();
+        std::os::unix::fs::lchown(dir.join(link), Some(uid), None).unwrap();
+    };
+    std::fs::create_dir_all(dir.join("nb/real")).unwrap();
+    symlink("nb/real", "trusted", 0);
+    t.gencert_bare("trusted/n", &t.csr, &[]).assert().code(0);
+    assert!(dir.join("nb/real/n.pem").is_file());
+    symlink("real", "nb/sub", 65534);
+    symlink("nb/sub/n2.pem", "n2.pem", 0);
+    for (name, link) in [("nb/sub/n1", "nb/sub"), ("n2", "nb/sub")] {
+        let out = t.gencert_bare(name, &t.csr, &[]).assert().code(8);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "its directory is reached through {}, a symlink of uid 65534",
+                dir.join(link).display()
+            )),
+            "{name}: {stderr}"
+        );
+    }
+    assert_eq!(
+        listing(&dir.join("nb/real")),
+        ["n-key.pem", "n.csr", "n.pem"]
+    );
+    assert_eq!(t.server.signed_count(), 3);
 }
