@@ -209,6 +209,27 @@ pub fn read_input(path: &Path, role: &str) -> Result<Vec<u8>, Error> {
 /// mistaken `/dev/zero` or a log file must not exhaust memory.
 pub const MAX_INPUT_BYTES: u64 = 1 << 20;
 
+/// Makes a panic (a bug) end the run as the README's exit table says: one line on stderr in the
+/// chosen log format, exit [`exit::INTERNAL`], and no temporary file left behind, one of which
+/// may hold the new private key. Without it a release build (`panic = "abort"`) printed the
+/// standard library's lines and died of SIGABRT (134), leaving the files for the next run.
+pub fn report_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        crate::output::remove_pending_within(std::time::Duration::from_secs(1));
+        let payload = info.payload();
+        let what = (payload.downcast_ref::<&str>().copied())
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic");
+        let at = (info.location())
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let what = crate::auth::conceal_key_like(what);
+        let err = Error::Internal(format!("{what}{at} (a bug: please report it)"));
+        crate::logging::print_error(&err);
+        std::process::exit(exit::INTERNAL.into());
+    }));
+}
+
 /// Reads at most `limit` bytes of `path`; `None` when the file is longer.
 pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
     read_at_most(std::fs::File::open(path)?, limit)

@@ -4,6 +4,7 @@ use clap::error::ErrorKind;
 use nodecert::cli::{argv, usage};
 
 fn main() -> ExitCode {
+    nodecert::error::report_panics();
     let (args, parsed) = argv::parse(std::env::args_os());
     let cli = match parsed {
         Ok(cli) => cli,

@@ -731,6 +731,29 @@ pub fn remove_pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     registry
 }
 
+/// [`remove_pending`] for a run that is ending on a bug (a panic, see
+/// [`crate::error::report_panics`]): the panicking thread may hold the registry itself, so it
+/// waits at most `wait` for it and otherwise leaves the files to the next run's sweep.
+pub fn remove_pending_within(wait: std::time::Duration) {
+    use std::sync::TryLockError;
+    let deadline = std::time::Instant::now() + wait;
+    let registry = loop {
+        match PENDING.try_lock() {
+            Ok(registry) => break registry,
+            Err(TryLockError::Poisoned(poisoned)) => break poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => return,
+        }
+    };
+    for path in registry.iter() {
+        let _ = std::fs::remove_file(path);
+    }
+    // Held until the process exits: nothing is renamed into place after this.
+    std::mem::forget(registry);
+}
+
 /// A temporary file of this run, registered for [`remove_pending`] until it is renamed into
 /// place or removed.
 struct Pending(Option<NamedTempFile>);
