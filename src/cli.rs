@@ -16,7 +16,10 @@ use crate::error::exit;
 
 /// Get a TLS certificate from a CFSSL CA; the private key never leaves this host.
 #[derive(Debug, Parser)]
-#[command(name = "nodecert", version, about, long_about = None, after_long_help = after_help())]
+// A flag given twice takes its last value, as Go's flag package (and so cfssl) does: wrappers
+// write `$DEFAULTS -profile kubelet`.
+#[command(name = "nodecert", version, about, long_about = None, after_long_help = after_help(),
+          args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -142,7 +145,11 @@ pub struct GenkeyArgs {
 #[derive(Debug, Args)]
 pub struct CaArgs {
     /// Request profile: signing.default / signing.profiles.NAME with auth_remote, auth_keys, remotes.
-    #[arg(long, value_name = "FILE")]
+    // An empty value is taken (and then counts as not given, as in cfssl): clap's own path
+    // parser refuses it, which broke `-config "$CFG" -remote "$CA"` with CFG unset.
+    #[arg(long, value_name = "FILE",
+          value_parser = clap::builder::TypedValueParser::map(
+              clap::builder::OsStringValueParser::new(), PathBuf::from))]
     pub config: Option<PathBuf>,
 
     /// Profile name sent to the CA and used to pick signing.profiles.NAME (empty: the CA's default).

@@ -93,6 +93,7 @@ pub(crate) fn ca_inputs(args: &CaArgs) -> Vec<(&Path, &'static str)> {
     ]
     .into_iter()
     .filter_map(|(path, what)| Some((path.as_deref()?, what)))
+    .filter(|(path, _)| !path.as_os_str().is_empty())
     .collect()
 }
 

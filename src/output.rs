@@ -592,8 +592,8 @@ pub fn stdout_keeps_output() -> Result<()> {
     let is_char_device = out.st_mode & nix::libc::S_IFMT == nix::libc::S_IFCHR;
     if is_char_device && out.st_rdev == null.rdev() {
         return Err(stdout_error(
-            "standard output is closed or /dev/null, and what the CA sends would be lost: \
-             redirect it to a file, or write files (-bare NAME)",
+            "standard output is closed or /dev/null, and the new key or certificate printed \
+             there would be lost: redirect it to a file, or write files (-bare NAME)",
         ));
     }
     Ok(())

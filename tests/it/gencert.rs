@@ -140,7 +140,7 @@ fn explicit_paths_and_csr_from_stdin() {
 #[test]
 fn hostname_and_cn_override_csr_json() {
     let t = Setup::new();
-    let (pki, _server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
+    let (pki, server, dir, profile, csr) = (&t.pki, &t.server, t.dir(), &t.profile, &t.csr);
     gencert_in(dir, profile, &pki.primary_ca())
         .args([
             "-hostname=other.example.com,10.9.8.7,ops@example.com",
@@ -174,6 +174,40 @@ fn hostname_and_cn_override_csr_json() {
         "{text}"
     );
     assert!(text.contains("CN = node1.example.com"), "{text}");
+
+    // A flag given twice takes its last value, as Go's flag package (so cfssl) does.
+    let twice = [
+        "-cn=first",
+        "-cn",
+        "second",
+        "-hostname",
+        "a.example.com",
+        "-hostname=b.example.com",
+    ];
+    t.gencert_bare("r", csr, &twice).assert().code(0);
+    let text = cert_text(dir, &dir.join("r.pem"));
+    assert!(
+        text.contains("CN = second")
+            && text.contains("DNS:b.example.com")
+            && !text.contains("a.example.com"),
+        "{text}"
+    );
+    // `-config ""` counts as not given too (info needs no auth key).
+    let ca = pki.primary_ca();
+    let info = [
+        "info",
+        "-config",
+        "",
+        "-remote",
+        &server.url(),
+        "-tls-remote-ca",
+        s(&ca),
+    ];
+    nodecert(dir)
+        .args(info)
+        .assert()
+        .code(0)
+        .stdout(contains("\"certificate\":\"-----BEGIN CERTIFICATE-----"));
 }
 
 /// `names[].E` and `names[].OID` (current cfssl's extra subject attributes) are in the CSR as
