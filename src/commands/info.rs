@@ -12,16 +12,13 @@ use crate::transport::Transport;
 /// Runs info.
 pub fn run(args: &InfoArgs) -> Result<()> {
     let (target, tls) = super::resolve_ca(&args.ca)?;
-    match &args.out {
-        Some(out) => {
-            let mut inputs = super::ca_inputs(&args.ca);
-            inputs.extend(target.auth_key_input());
-            crate::output::check_distinct(&[(out, "the output (--out)")], &inputs)?;
-            crate::output::check_writable(out)?;
-        }
-        // Printed to /dev/null, the CA certificate is lost at no cost (it can be fetched
-        // again), and `nodecert info … >/dev/null` is the health check cfssl info allows.
-        None => {}
+    // Without --out, stdout may be /dev/null: the CA certificate is lost at no cost (it can be
+    // fetched again), and `nodecert info … >/dev/null` is the health check cfssl info allows.
+    if let Some(out) = &args.out {
+        let mut inputs = super::ca_inputs(&args.ca);
+        inputs.extend(target.auth_key_input());
+        crate::output::check_distinct(&[(out, "the output (--out)")], &inputs)?;
+        crate::output::check_writable(out)?;
     }
     let transport = Transport::new(&tls, args.ca.timeout)?;
     let body = serde_json::json!({"label": args.ca.label, "profile": args.ca.profile}).to_string();
