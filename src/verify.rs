@@ -70,14 +70,22 @@ pub fn check(
         ));
     }
     let present = certificate_sans(&cert)?;
-    let missing: Vec<String> = requested
+    let missing: Vec<&San> = requested
         .iter()
         .filter(|want| !present.iter().any(|have| same_san(want, have)))
-        .map(ToString::to_string)
         .collect();
     if !missing.is_empty() {
+        // CFSSL 1.2 (Debian's multirootca) predates URI SANs: it drops them, or writes them as
+        // DNS names. Said as such, since no policy change on the CA would help.
+        let hint = if missing.iter().any(|san| matches!(san, San::Uri(_))) {
+            "URI SANs need a CFSSL newer than 1.2, which drops them or writes them as DNS names: \
+             remove them from hosts, or upgrade the CA"
+        } else {
+            "does the CA's policy allow them?"
+        };
+        let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
         return Err(format!(
-            "the certificate lacks requested SANs: {} (does the CA's policy allow them?)",
+            "the certificate lacks requested SANs: {} ({hint})",
             missing.join(", ")
         ));
     }

@@ -210,6 +210,30 @@ fn hostname_and_cn_override_csr_json() {
         .stdout(contains("\"certificate\":\"-----BEGIN CERTIFICATE-----"));
 }
 
+/// A URI host (a SPIFFE ID) goes into the CSR as a URI SAN, as current cfssl does; the 2016
+/// multirootca leaves it out of the certificate, which nodecert refuses (exit 7) with what to
+/// do, writing nothing.
+#[test]
+fn a_uri_san_the_old_ca_drops_is_explained() {
+    let t = Setup::new();
+    let csr = write(
+        t.dir(),
+        "uri.json",
+        r#"{"CN":"node1.example.com","hosts":["node1.example.com","spiffe://cluster.local/ns/x"]}"#,
+    );
+    let out = t.gencert_bare("u", &csr, &[]).assert().code(7);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "lacks requested SANs: URI:spiffe://cluster.local/ns/x (URI SANs need a CFSSL newer \
+             than 1.2"
+        ),
+        "{stderr}"
+    );
+    assert!(!t.dir().join("u.pem").exists() && !t.dir().join("u-key.pem").exists());
+}
+
 /// `names[].E` and `names[].OID` (current cfssl's extra subject attributes) are in the CSR as
 /// OpenSSL reads it, after CN; the Debian multirootca signs it (it copies only the standard
 /// attributes into the certificate, as cfssl 1.2 does).
