@@ -1,8 +1,10 @@
 //! The cfssl-compatibility shim: `-flag v` and `-flag=v` become `--flag v` and `--flag=v`.
 //!
 //! Only names that are long flags of the command line are rewritten; `-` (stdin), `--` and
-//! everything after it, and the value that follows a flag taking one are left as they are, so a
-//! value that starts with a dash (`-cn -x`) survives.
+//! everything after it, and the value that follows a flag taking one are left as they are. A
+//! value that starts with a dash is that flag's value, as Go's flag package takes it (`-cn -x`
+//! sets the CN to `-x`): it is joined to its flag (`--cn=-x`) so that clap does not read it as a
+//! flag of its own.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -39,6 +41,15 @@ pub fn normalize(command: &Command, args: impl IntoIterator<Item = OsString>) ->
     let mut value_next = false;
     let mut rest_positional = false;
     for arg in args {
+        if value_next && arg.as_encoded_bytes().starts_with(b"-") {
+            value_next = false;
+            if let Some(mut flag) = out.pop() {
+                flag.push("=");
+                flag.push(&arg);
+                out.push(flag);
+            }
+            continue;
+        }
         if rest_positional || value_next {
             value_next = false;
             out.push(arg);
@@ -150,7 +161,11 @@ mod tests {
     fn values_stdin_and_double_dash_are_untouched() {
         assert_eq!(
             norm(&["gencert", "-cn", "-label", "-"]),
-            ["gencert", "--cn", "-label", "-"]
+            ["gencert", "--cn=-label", "-"]
+        );
+        assert_eq!(
+            norm(&["gencert", "--hostname", "-x", "-config", "-"]),
+            ["gencert", "--hostname=-x", "--config=-"]
         );
         assert_eq!(
             norm(&["gencert", "--", "-config"]),

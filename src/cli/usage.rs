@@ -13,6 +13,9 @@ use super::{Cli, LogFormat};
 
 /// The one-line message for a clap error on `args` (without the `nodecert: error:` prefix).
 pub fn one_line(err: &clap::Error, args: &[OsString]) -> String {
+    if let Some(message) = local_ca_flag(err) {
+        return message;
+    }
     let rendered = err.render().to_string();
     let mut paragraphs = rendered.split("\n\n").map(|p| {
         p.lines()
@@ -27,6 +30,30 @@ pub fn one_line(err: &clap::Error, args: &[OsString]) -> String {
         message.push_str(&format!(" ({tip})"));
     }
     format!("{message}; see '{} --help'", command_line_name(args))
+}
+
+/// cfssl gencert's flags for work a CA does itself, which nodecert (a client of a remote CA)
+/// does not do; clap's own message would suggest passing them as values.
+const LOCAL_CA_FLAGS: [&str; 5] = ["ca", "ca-key", "initca", "renewca", "db-config"];
+
+/// The message for one of [`LOCAL_CA_FLAGS`] given as an unknown argument.
+fn local_ca_flag(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    if err.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let name = arg.trim_start_matches('-');
+    let name = name.split_once('=').map_or(name, |(name, _)| name);
+    LOCAL_CA_FLAGS.contains(&name).then(|| {
+        format!(
+            "-{name} is cfssl's local CA work (-ca, -ca-key, -initca, -renewca), which nodecert \
+             does not do: it asks a remote CA (-config with auth_remote, or -remote); use cfssl \
+             itself to run a CA"
+        )
+    })
 }
 
 /// "nodecert SUBCOMMAND" for the subcommand the arguments name, else "nodecert".
@@ -107,6 +134,25 @@ mod tests {
         assert!(bad.contains("--timeout"), "{bad}");
         assert!(bad.contains("soon"), "{bad}");
         assert!(!bad.contains('\n'), "{bad}");
+    }
+
+    #[test]
+    fn local_ca_flags_say_what_nodecert_does_instead() {
+        for line in [
+            &["gencert", "-initca", "ca-csr.json"][..],
+            &["gencert", "-ca", "ca.pem", "-ca-key=ca-key.pem", "csr.json"],
+        ] {
+            let message = error_for(line);
+            assert!(
+                message.contains("is cfssl's local CA work") && message.contains("remote CA"),
+                "{message}"
+            );
+            assert!(
+                !message.contains("use '--"),
+                "no tip to pass it as a value: {message}"
+            );
+        }
+        assert!(error_for(&["gencert", "-initca", "x"]).starts_with("-initca "));
     }
 
     #[test]
