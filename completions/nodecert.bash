@@ -87,12 +87,16 @@ _nodecert() {
             return 0
             ;;
         nodecert__subcmd__certinfo)
-            opts="-h --json --check --loglevel --quiet --log-format --help"
+            opts="-h --cert --json --check --loglevel --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --check)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -471,12 +475,16 @@ _nodecert() {
             return 0
             ;;
         nodecert__subcmd__sign)
-            opts="-h --hostname --config --profile --label --remote --tls-remote-ca --mutual-tls-client-cert --mutual-tls-client-key --timeout --allow-plaintext --bare --cert --loglevel --quiet --log-format --help"
+            opts="-h --csr --hostname --config --profile --label --remote --tls-remote-ca --mutual-tls-client-cert --mutual-tls-client-key --timeout --allow-plaintext --bare --cert --loglevel --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --csr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --hostname)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

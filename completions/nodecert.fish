@@ -73,6 +73,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l force -d '
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l reuse-key -d 'Keep the existing private key and send a new CSR for it (one that cannot be reused fails)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l quiet -d 'Print only errors (the same as -loglevel 3)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l csr -d 'The CSR, as cfssl sign spells it (-csr FILE), instead of CSRPEM' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l hostname -d 'Comma-separated SANs sent to the CA, replacing the CSR\'s' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l config -d 'Request profile: signing.default / signing.profiles.NAME with auth_remote, auth_keys, remotes' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l profile -d 'Profile name sent to the CA and used to pick signing.profiles.NAME (empty: the CA\'s default)' -r
@@ -82,7 +83,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l tls-remote-ca
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l mutual-tls-client-cert -d 'Client certificate (PEM) for mutual TLS; needs -mutual-tls-client-key' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l mutual-tls-client-key -d 'Client private key (PEM) for mutual TLS; needs -mutual-tls-client-cert' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l timeout -d 'Give up on a CA that has not answered within this time (e.g. 30s, 2m); connecting is capped at 10s' -r
-complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l bare -d 'Write NAME.pem instead of cfssl\'s JSON {"cert"} on stdout' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l bare -d 'Write NAME.pem instead of cfssl\'s JSON {"cert","csr"} on stdout' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l cert -d 'Write the certificate to this path' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
@@ -106,6 +107,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l allow-plainte
 complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l pem -d 'Print the CA certificate as PEM instead of cfssl info\'s JSON ({"certificate","usages","expiry"}, which `| cfssljson -bare ca` turns into ca.pem)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l quiet -d 'Print only errors (the same as -loglevel 3)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -l cert -d 'The certificate, as cfssl certinfo spells it (-cert FILE), instead of FILE' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -l check -d 'Exit 12 when the certificate expires within this time (e.g. 720h, 30d); 13 once expired' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''

@@ -7,7 +7,7 @@
 pub mod argv;
 pub mod usage;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -244,8 +244,17 @@ pub struct GencertArgs {
 #[derive(Debug, Args)]
 pub struct SignArgs {
     /// An existing PEM CSR (its key held elsewhere: TPM, HSM); `-` reads it from stdin.
-    #[arg(value_name = "CSRPEM")]
-    pub csr: PathBuf,
+    #[arg(value_name = "CSRPEM", required_unless_present = "csr_flag")]
+    pub csr: Option<PathBuf>,
+
+    /// The CSR, as cfssl sign spells it (-csr FILE), instead of CSRPEM.
+    #[arg(
+        long = "csr",
+        id = "csr_flag",
+        value_name = "FILE",
+        conflicts_with = "csr"
+    )]
+    pub csr_flag: Option<PathBuf>,
 
     /// Comma-separated SANs sent to the CA, replacing the CSR's.
     #[arg(long, value_name = "LIST")]
@@ -254,7 +263,7 @@ pub struct SignArgs {
     #[command(flatten)]
     pub ca: CaArgs,
 
-    /// Write NAME.pem instead of cfssl's JSON {"cert"} on stdout.
+    /// Write NAME.pem instead of cfssl's JSON {"cert","csr"} on stdout.
     #[arg(long, value_name = "NAME", conflicts_with = "cert")]
     pub bare: Option<PathBuf>,
 
@@ -279,12 +288,39 @@ pub struct InfoArgs {
     pub pem: bool,
 }
 
+impl SignArgs {
+    /// The CSR file, given as CSRPEM or -csr.
+    pub fn csr(&self) -> &Path {
+        either(&self.csr, &self.csr_flag)
+    }
+}
+
+impl CertinfoArgs {
+    /// The certificate file, given as FILE or -cert.
+    pub fn file(&self) -> &Path {
+        either(&self.file, &self.cert)
+    }
+}
+
+/// The one of a positional argument and its flag spelling that was given (clap requires one
+/// and refuses both).
+fn either<'a>(positional: &'a Option<PathBuf>, flag: &'a Option<PathBuf>) -> &'a Path {
+    positional
+        .as_deref()
+        .or(flag.as_deref())
+        .unwrap_or(Path::new("-"))
+}
+
 /// `nodecert certinfo`.
 #[derive(Debug, Args)]
 pub struct CertinfoArgs {
     /// A PEM (or DER) certificate; `-` reads stdin.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    #[arg(value_name = "FILE", required_unless_present = "cert")]
+    pub file: Option<PathBuf>,
+
+    /// The certificate, as cfssl certinfo spells it (-cert FILE), instead of FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "file")]
+    pub cert: Option<PathBuf>,
 
     /// Print one JSON object instead of text.
     #[arg(long)]

@@ -27,14 +27,14 @@ pub fn run(args: &SignArgs) -> Result<()> {
     match &out_path {
         Some(out) => {
             let mut inputs = super::ca_inputs(&args.ca);
-            inputs.push((&args.csr, "the CSR"));
+            inputs.push((args.csr(), "the CSR"));
             inputs.extend(target.auth_key_input());
             crate::output::check_distinct(&[(out, "the certificate output")], &inputs)?;
             crate::output::check_writable(out)?;
         }
         None => crate::output::stdout_keeps_output()?,
     }
-    let (bytes, source) = super::read_arg(&args.csr, "CSR")?;
+    let (bytes, source) = super::read_arg(args.csr(), "CSR")?;
     let (csr_pem, spki, csr_sans) = read_csr(&bytes).map_err(|d| Error::input(&source, d))?;
     let hostname_override = super::given(&args.hostname)
         .map(super::hostname_list)

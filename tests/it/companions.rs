@@ -80,11 +80,21 @@ fn sign_sends_an_existing_csr() {
             s(&profile),
             "-tls-remote-ca",
             s(&pki.primary_ca()),
+            // As cfssl sign spells it.
+            "-csr",
             s(&bad),
         ])
         .assert()
         .code(3)
         .stderr(contains("self-signature does not verify"));
+    // An empty NAME would write a hidden `.pem`: a usage error (clap's), as in gencert.
+    nodecert(dir)
+        .args(["sign", "-config", s(&profile), "-tls-remote-ca"])
+        .args([s(&pki.primary_ca()), "-bare", "", s(&bad)])
+        .assert()
+        .code(2)
+        .stderr(contains("'--bare <NAME>'"));
+    assert!(!dir.join(".pem").exists());
     nodecert(dir)
         .args(["sign", "-config", s(&profile), "-tls-remote-ca"])
         .args([s(&pki.primary_ca()), s(&csr)])
@@ -619,7 +629,7 @@ fn certinfo_reports_an_expired_certificate() {
     params.not_after = rcgen::date_time_ymd(1960, 6, 30);
     write(dir, "older.pem", &params.self_signed(&key).unwrap().pem());
     nodecert(dir)
-        .args(["certinfo", "older.pem"])
+        .args(["certinfo", "-cert", "older.pem"])
         .assert()
         .code(13)
         .stdout(contains("not before: 1950-01-01T00:00:00Z"))
