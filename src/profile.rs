@@ -87,9 +87,17 @@ impl Remote {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(format!("{text:?} has no host: use https://HOST:PORT"));
         }
-        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        // Not quoted back: what sits before the `@` may be a password, which would otherwise be
+        // logged with every request URL (and sent to the CA as Basic auth).
+        if !url.username().is_empty() || url.password().is_some() {
             return Err(format!(
-                "{text:?} has a query, fragment or user: use https://HOST:PORT"
+                "a remote for host {} has a user or password in it: use https://HOST:PORT",
+                url.host_str().unwrap_or_default()
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "{text:?} has a query or fragment: use https://HOST:PORT"
             ));
         }
         if url.port().is_none() && !text.contains("://") {
@@ -450,6 +458,21 @@ mod tests {
             "https://127.0.0.1:1/api/v1/cfssl/authsign"
         );
         assert_eq!(Remote::parse_list("a:1, b:2").unwrap().len(), 2);
+        // Credentials are refused, a password alone too, and never quoted back.
+        for remote in [
+            "https://:s3cret@ca:8888",
+            "https://u:s3cret@ca:8888",
+            "https://u@ca",
+        ] {
+            let err = Remote::parse(remote).unwrap_err();
+            assert!(err.contains("has a user or password in it"), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        assert!(
+            Remote::parse("https://ca?x=1")
+                .unwrap_err()
+                .contains("query or fragment")
+        );
     }
 
     fn write(dir: &Path, json: &str) -> std::path::PathBuf {
