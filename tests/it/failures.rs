@@ -590,7 +590,7 @@ fn bad_input_matrix() {
             flags.clone(),
             vec!["-ca-key", "x.pem"],
             2,
-            "unexpected argument '--ca-key'",
+            "-ca-key is cfssl's local CA work",
         ),
         (
             flags.clone(),
