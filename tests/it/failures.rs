@@ -622,7 +622,7 @@ fn bad_input_matrix() {
             flags.clone(),
             vec!["--retries", "-1"],
             2,
-            "unexpected argument '-1'",
+            "invalid value '-1' for '--retries <N>'",
         ),
         (
             flags.clone(),
