@@ -31,12 +31,7 @@ pub(crate) fn load_request(
     if let Some(hosts) = &hostname_override {
         request.hosts = hosts.clone();
     }
-    if request.common_name.is_empty() && request.hosts.is_empty() {
-        return Err(Error::input(
-            source,
-            "has neither CN nor hosts, so the certificate would name nothing: set CN or hosts (or -cn / -hostname)",
-        ));
-    }
+    request.check_names_something(&source)?;
     Ok((request, hostname_override))
 }
 

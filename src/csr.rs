@@ -105,6 +105,19 @@ impl std::fmt::Display for San {
 }
 
 impl CertificateRequest {
+    /// Refuses a request (read from `source`, overrides applied) with neither CN nor hosts: the
+    /// certificate would name nothing.
+    pub fn check_names_something(&self, source: &str) -> Result<()> {
+        if self.common_name.is_empty() && self.hosts.is_empty() {
+            return Err(Error::input(
+                source,
+                "has neither CN nor hosts, so the certificate would name nothing: set CN or \
+                 hosts (or -cn / -hostname)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Parses csr.json bytes. `source` names the file in errors (a path, or `<stdin>`).
     pub fn parse(bytes: &[u8], source: &str) -> Result<Self> {
         let value: Value = serde_json::from_slice(bytes)

@@ -136,12 +136,22 @@ impl Spec {
         let bytes = crate::error::read_input(&csr_path, "csr.json")?;
         let mut request = CertificateRequest::parse(&bytes, &csr_path.display().to_string())?;
         if let Some(hosts) = &self.hostname {
+            // An empty list would be sent as `"hosts":[]`, which strips every SAN; gencert's
+            // `-hostname ""` counts as not given, but a spec that writes `[]` means something
+            // else by it, so it is refused rather than guessed at.
+            if hosts.is_empty() {
+                return Err(field(
+                    "hostname",
+                    "is an empty list: leave the field out to use csr.json's hosts".into(),
+                ));
+            }
             for host in hosts {
                 crate::csr::check_host(host)
                     .map_err(|d| field("hostname", format!("entry {d}")))?;
             }
             request.hosts = hosts.clone();
         }
+        request.check_names_something(&csr_path.display().to_string())?;
         let target = crate::profile::resolve(Some(&at(&self.config)), &self.profile, None)?;
         target.check_plaintext(shared.allow_plaintext)?;
         let renew_before = self

@@ -527,6 +527,25 @@ fn sync_refuses_outputs_that_overwrite_inputs() {
         &fleet.good,
         serde_json::json!({"key": "../conf/reader-csr.json", "csr_out": "../conf/keyed/ak.hex"}),
     );
+    // A spec that would name nothing: an empty hostname list (sent, it strips every SAN), or
+    // a csr.json with neither CN nor hosts.
+    write_spec(
+        specs,
+        "empty",
+        &fleet.good,
+        serde_json::json!({"hostname": []}),
+    );
+    write(
+        &dir.join("conf"),
+        "nameless.json",
+        r#"{"CN":"","hosts":[]}"#,
+    );
+    write_spec(
+        specs,
+        "nameless",
+        &fleet.good,
+        serde_json::json!({"csr": "../conf/nameless.json"}),
+    );
     let read_inputs = || {
         ["conf/reader-csr.json", "conf/keyed/ak.hex"].map(|f| std::fs::read(dir.join(f)).unwrap())
     };
@@ -570,6 +589,15 @@ fn sync_refuses_outputs_that_overwrite_inputs() {
     assert!(
         stdout.contains("greedy: error: ")
             && stdout.contains("reader-csr.json, which spec reader reads as its csr.json"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("empty: error: ")
+            && stdout.contains("field hostname: is an empty list: leave the field out"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("nameless: error: ") && stdout.contains("has neither CN nor hosts"),
         "{stdout}"
     );
     for issued in ["good", "reader", "keyed"] {
