@@ -23,30 +23,49 @@ pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     // Bad input is a failed run too: monitoring must see a csr.json or profile that went bad.
     let result =
         job.and_then(|job| job.run(|| Transport::new(&job.tls, args.ca.timeout).map(Box::new)));
-    if let Some(path) = &args.renewal.metrics_file {
-        let name = match destination(args) {
-            Ok(Destination::Files {
-                cert: Some(cert), ..
-            }) => metrics::series_name(&cert),
-            _ => "<stdout>".into(),
-        };
-        let sample = Sample {
-            name,
-            not_after: result.as_ref().ok().map(|o| o.not_after),
-            // As in sync: a failed hook is a failed run (the service may not use the new files).
-            success: result.as_ref().is_ok_and(|o| o.hook_error.is_none()),
-            at: unix_now(),
-        };
-        metrics::update(path, &[sample])?;
-    }
+    // The report comes first: a metrics file that then cannot be written (a full disk, its
+    // lock held too long) must not hide a renewal that happened, and a hook that ran.
     // A failed run prints no report: its one error line is on stderr, and a consumer such as
     // Salt's `stateful` cmd takes a failure's comment from there (deploy/salt).
-    let outcome = result?;
-    report(&args.renewal, &outcome, loglevel)?;
+    let reported =
+        (result.as_ref()).map_or(Ok(()), |outcome| report(&args.renewal, outcome, loglevel));
+    let recorded = match &args.renewal.metrics_file {
+        Some(path) => record(args, path, &result),
+        None => Ok(()),
+    };
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            if let Err(metrics) = recorded {
+                log::warn!("{metrics}");
+            }
+            return Err(err);
+        }
+    };
+    reported?;
+    recorded?;
     match outcome.hook_error {
         Some(err) => Err(err),
         None => Ok(()),
     }
+}
+
+/// Writes the run's sample into the metrics file at `path`.
+fn record(args: &GencertArgs, path: &Path, result: &Result<Outcome>) -> Result<()> {
+    let name = match destination(args) {
+        Ok(Destination::Files {
+            cert: Some(cert), ..
+        }) => metrics::series_name(&cert),
+        _ => "<stdout>".into(),
+    };
+    let sample = Sample {
+        name,
+        not_after: result.as_ref().ok().map(|o| o.not_after),
+        // As in sync: a failed hook is a failed run (the service may not use the new files).
+        success: result.as_ref().is_ok_and(|o| o.hook_error.is_none()),
+        at: unix_now(),
+    };
+    metrics::update(path, &[sample])
 }
 
 /// Refuses outputs that are one file, or one of the inputs ([`crate::output::check_distinct`]):

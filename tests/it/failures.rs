@@ -935,6 +935,30 @@ fn a_failed_run_prints_no_json_report() {
         .stderr(contains("missing.json"));
 }
 
+/// A metrics file that cannot be written after the pair was renewed (here the hook turns its
+/// path into a directory) fails the run (exit 8), but the report of the renewal and the hook
+/// is printed first: config management must see that the files changed.
+#[test]
+fn a_metrics_failure_after_a_renewal_keeps_its_report() {
+    let t = Setup::new();
+    let flags = [
+        "--metrics-file",
+        "m.prom",
+        "--report",
+        "json",
+        "--exec",
+        "mkdir m.prom",
+    ];
+    let out = t.gencert_bare("node", &t.csr, &flags).assert().code(8);
+    let output = out.get_output();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stdout.contains(r#""changed":true"#), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("m.prom"), "{stderr}");
+    assert!(t.dir().join("node.pem").is_file());
+}
+
 /// A file of the pair that cannot be replaced (a bind-mounted certificate, an immutable CSR)
 /// fails the run with exit 8 after the CA signed, and the files swapped before it are swapped
 /// back: the old pair stays whole, its key matching its certificate.
