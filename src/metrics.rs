@@ -54,17 +54,36 @@ pub fn check_target(path: &Path) -> Result<()> {
     crate::output::check_writable(path)
 }
 
+/// The largest metrics file read back: three series of about 150 bytes per certificate, so
+/// room for tens of thousands of certificates.
+const MAX_BYTES: u64 = 16 << 20;
+
 /// Merges `samples` into the metrics file at `path`. Runs that share the file (several gencert
 /// timers, sync) take turns under a lock next to it, so none loses another's series.
+/// The lock, the sweep and the read go to the file the name leads to, as the write does: runs
+/// that reach it through different names (a link) still take turns.
 pub fn update(path: &Path, samples: &[Sample]) -> Result<()> {
+    let path = &crate::output::write_target(path)?;
     let _turn = crate::lock::PairLock::acquire(path, LOCK_WAIT)?;
     crate::output::remove_stale_temps_of(path);
     let mut series: BTreeMap<(String, String), i64> = BTreeMap::new();
-    if let Ok(old) = std::fs::read_to_string(path) {
-        for line in old.lines().filter(|l| !l.starts_with('#')) {
-            if let Some((metric, name, value)) = parse_line(line) {
-                series.insert((metric, name), value);
-            }
+    let old = match crate::error::read_bounded(path, MAX_BYTES) {
+        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(None) => {
+            return Err(Error::output(
+                path,
+                format!(
+                    "the metrics file is larger than {} MiB, which nodecert never writes: \
+                     give another path",
+                    MAX_BYTES >> 20
+                ),
+            ));
+        }
+        Err(_) => String::new(),
+    };
+    for line in old.lines().filter(|l| !l.starts_with('#')) {
+        if let Some((metric, name, value)) = parse_line(line) {
+            series.insert((metric, name), value);
         }
     }
     for sample in samples {
@@ -157,6 +176,31 @@ mod tests {
         ] {
             assert_eq!(unescape(&escape(name)), name, "{name:?}");
         }
+    }
+
+    #[test]
+    fn a_link_to_the_file_shares_its_lock_and_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("m.prom");
+        let link = dir.path().join("l.prom");
+        std::os::unix::fs::symlink("m.prom", &link).unwrap();
+        let sample = |name: &str| Sample {
+            name: name.into(),
+            not_after: Some(100),
+            success: true,
+            at: 10,
+        };
+        update(&link, &[sample("/a.pem")]).unwrap();
+        update(&real, &[sample("/b.pem")]).unwrap();
+        let text = std::fs::read_to_string(&link).unwrap();
+        assert!(text.contains("/a.pem") && text.contains("/b.pem"), "{text}");
+        assert!(link.is_symlink());
+        assert!(dir.path().join(".m.prom.lock").exists());
+        assert!(!dir.path().join(".l.prom.lock").exists());
+        // A file far larger than any metrics file nodecert writes is not read in.
+        std::fs::write(&real, vec![b'#'; (MAX_BYTES + 1) as usize]).unwrap();
+        let err = update(&link, &[sample("/a.pem")]).unwrap_err().to_string();
+        assert!(err.contains("larger than 16 MiB"), "{err}");
     }
 
     #[test]
