@@ -76,13 +76,17 @@ fn wait_until(child: &mut Child, deadline: Option<Instant>) -> Result<Option<Exi
     }
 }
 
-/// Stops the hook's process group: SIGTERM, and SIGKILL if it is still there 5 s later.
+/// Stops the hook's process group: SIGTERM, and SIGKILL to whatever of it is still there 5 s
+/// later. The shell exiting on SIGTERM is not the end of the group: a member that ignores it
+/// (a stuck `systemctl`, a `trap '' TERM`) would outlive the run.
 fn stop(child: &mut Child) {
     let group = Pid::from_raw(child.id() as i32);
     let _ = killpg(group, Signal::SIGTERM);
-    let grace = Instant::now().checked_add(Duration::from_secs(5));
-    if !matches!(wait_until(child, grace), Ok(Some(_))) {
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = child.wait();
+    let grace = Instant::now() + Duration::from_secs(5);
+    let _ = wait_until(child, Some(grace));
+    while killpg(group, None).is_ok() && Instant::now() < grace {
+        std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = killpg(group, Signal::SIGKILL);
+    let _ = child.wait();
 }

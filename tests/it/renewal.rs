@@ -352,21 +352,22 @@ fn exec_hook_runs_once_per_change() {
     assert_verifies(t.dir(), &t.pki.primary_ca(), &t.dir().join("node.pem"));
 
     // A hook that hangs is stopped at --exec-timeout, with what it started (its process
-    // group), and the run fails with the hook's code; the lock is free for the next run.
+    // group, a member that ignores SIGTERM included, though the shell itself exits on it), and
+    // the run fails with the hook's code; the lock is free for the next run.
     let started = std::time::Instant::now();
     t.gencert(&[
         "--force",
         "--exec-timeout",
         "1s",
         "--exec",
-        "sleep 36.123 & sleep 36.124",
+        "sleep 36.123 & (trap '' TERM; sleep 36.125) & sleep 36.124",
     ])
     .assert()
     .code(10)
     .stderr(contains("did not finish within 1s and was stopped"));
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
     let left = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 36.12[34]"])
+        .args(["-f", "sleep 36.12[345]"])
         .output()
         .unwrap();
     assert!(
