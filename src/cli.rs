@@ -401,7 +401,8 @@ pub struct RenewalArgs {
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// Directory of spec files (`*.json`): csr, config, profile, label, tls_remote_ca, hostname,
-    /// cert, key, csr_out, renew_before, exec, owner, mode, key_mode, reuse_key.
+    /// cert, key, csr_out, renew_before, exec, owner, mode, key_mode, reuse_key,
+    /// mutual_tls_client_cert, mutual_tls_client_key.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
 

@@ -265,8 +265,6 @@ impl CertificateRequest {
         self.hosts.iter().map(|h| San::classify(h)).collect()
     }
 
-    /// The subject Name, DER, in cfssl's RDN order (C, ST, L, O, OU, CN, serialNumber, E); several
-    /// values of one attribute become one multi-valued RDN, as Go's `pkix.Name` does.
     /// The subject as Go's `pkix.Name.ToRDNSequence` writes what cfssl builds from csr.json:
     /// C, ST, L, O, OU (each type one RDN of all its values), CN, serialNumber; then, per
     /// `names` entry, each `OID` attribute and the `E` address as RDNs of their own. A standard

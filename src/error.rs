@@ -7,8 +7,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Exit codes, the contract with scripts. The same table is rendered in `--help`, the man pages
-/// and the README.
+/// Exit codes, the contract with scripts. [`exit::TABLE`] is rendered in `--help` and the man
+/// pages; the README's table says the same in more words (kept by hand).
 pub mod exit {
     /// The command did what was asked.
     pub const OK: u8 = 0;
@@ -39,7 +39,7 @@ pub mod exit {
     pub const SYNC_FAILED: u8 = 11;
     /// `certinfo --check`: the certificate expires within the given time.
     pub const EXPIRING: u8 = 12;
-    /// `certinfo`: the certificate has expired (or is not valid yet).
+    /// `certinfo`: the certificate (or one of its chain) has expired.
     pub const EXPIRED: u8 = 13;
 
     /// `(code, meaning)` rows for help text, man pages and the README.
@@ -101,7 +101,7 @@ pub enum Error {
     #[error("{server}: {detail}")]
     BadResponse { server: String, detail: String },
 
-    /// A file or value the user supplied is wrong. `source` names it (a path, `csr.json field
+    /// A file or value the user supplied is wrong. `source_name` names it (a path, `csr.json field
     /// key.size`, an environment variable), `detail` says what is wrong and what to do.
     #[error("{source_name}: {detail}")]
     Input { source_name: String, detail: String },

@@ -1,5 +1,5 @@
 //! What a certificate says, in the terms an operator checks: subject, issuer, SANs, serial, key,
-//! validity. Used by `certinfo`.
+//! validity. Used by `certinfo`, and by `info` to check the CA certificate it fetched.
 
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, X509Certificate};

@@ -100,7 +100,7 @@ impl fmt::Display for KeySpec {
     }
 }
 
-/// A freshly generated private key that can sign the CSR.
+/// A private key that can sign the CSR: generated, or read back for `--reuse-key`.
 pub struct PrivateKey {
     spec: KeySpec,
     signer: Backend,

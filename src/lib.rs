@@ -4,7 +4,8 @@
 //! The key and the PKCS#10 request are made locally; the request goes to the CA's
 //! `/api/v1/cfssl/authsign` with cfssl's HMAC token over TLS that trusts exactly the CA given;
 //! the certificate that comes back is checked (our key, valid now, every requested SAN) before
-//! anything is written, and files are replaced atomically with the key at mode 0600.
+//! anything is written, and files are replaced atomically, the key at mode 0600 (or the
+//! narrower or group-readable mode `--key-mode` asks for).
 //!
 //! The binary is a thin adapter over [`run`]; tests and benchmarks call the same code.
 

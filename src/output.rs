@@ -632,7 +632,7 @@ pub fn existing_parent_dir(target: &Path, what: &str) -> Result<PathBuf> {
     Err(Error::output(target, detail))
 }
 
-/// Writes one file atomically with `mode` (used for the metrics file).
+/// Writes one file atomically with `mode` (the metrics file, sign's certificate, info --out).
 pub fn write_file_atomically(path: &Path, content: &[u8], mode: u32) -> Result<()> {
     let path = &write_target(path)?;
     let mut temp = reserve(path, mode, None)?;
