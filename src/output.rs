@@ -887,7 +887,7 @@ impl Drop for Pending {
 /// names (a planted `node-key.pem -> /etc/shadow`), and fails the run instead.
 ///
 /// The same holds for the directories on the way: a directory link of another user's inside
-/// the path ([`check_directory_links`]) fails the run too.
+/// the path (`check_directory_links`) fails the run too.
 pub fn write_target(path: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt as _;
     let me = nix::unistd::geteuid().as_raw();

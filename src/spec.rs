@@ -103,7 +103,7 @@ fn relative_to(spec_path: &Path, p: &Path) -> PathBuf {
 }
 
 impl Spec {
-    /// Reads a spec file, refusing one that someone else could have written ([`trusted`]).
+    /// Reads a spec file, refusing one that someone else could have written (`trusted`).
     pub fn read(path: &Path) -> Result<Vec<u8>> {
         trusted(path)?;
         crate::error::read_input(path, "sync spec")
