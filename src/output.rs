@@ -44,27 +44,38 @@ impl Default for FileOptions {
 }
 
 impl FileOptions {
-    /// From `--owner`, `--mode` and `--key-mode` as typed (or a sync spec's fields); the modes
-    /// default to 0644 and 0600.
+    /// From `--owner`, `--mode` and `--key-mode` as typed; the modes default to 0644 and 0600.
     pub fn from_flags(
         owner: Option<&str>,
         mode: Option<&str>,
         key_mode: Option<&str>,
     ) -> Result<Self> {
+        let names = ["flag --owner", "flag --mode", "flag --key-mode"];
+        Self::parse(owner, mode, key_mode, names).map_err(Error::Usage)
+    }
+
+    /// [`Self::from_flags`] for values given under other `names` (a sync spec's fields): the
+    /// error names the one that is wrong.
+    pub fn parse(
+        owner: Option<&str>,
+        mode: Option<&str>,
+        key_mode: Option<&str>,
+        [owner_name, mode_name, key_mode_name]: [&str; 3],
+    ) -> Result<Self, String> {
         let flag = |name: &str, value: Option<&str>, check: fn(u32) -> Result<u32, String>| {
             value
                 .map(|m| {
                     parse_mode(m)
                         .and_then(check)
-                        .map_err(|d| Error::Usage(format!("flag {name}: {d}")))
+                        .map_err(|d| format!("{name}: {d}"))
                 })
                 .transpose()
         };
         let owner = owner
-            .map(|o| Owner::parse(o).map_err(|d| Error::Usage(format!("flag --owner: {d}"))))
+            .map(|o| Owner::parse(o).map_err(|d| format!("{owner_name}: {d}")))
             .transpose()?;
-        let mode = flag("--mode", mode, check_public_mode)?;
-        let key_mode = flag("--key-mode", key_mode, check_key_mode)?;
+        let mode = flag(mode_name, mode, check_public_mode)?;
+        let key_mode = flag(key_mode_name, key_mode, check_key_mode)?;
         Ok(Self {
             owner,
             mode: mode.unwrap_or(PUBLIC_MODE),

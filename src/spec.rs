@@ -159,12 +159,13 @@ impl Spec {
             .as_deref()
             .map(|d| crate::cli::parse_duration(d).map_err(|e| field("renew_before", e)))
             .transpose()?;
-        let files = crate::output::FileOptions::from_flags(
+        let files = crate::output::FileOptions::parse(
             self.owner.as_deref(),
             self.mode.as_deref(),
             self.key_mode.as_deref(),
+            ["field owner", "field mode", "field key_mode"],
         )
-        .map_err(|e| field("owner/mode/key_mode", e.to_string()))?;
+        .map_err(|detail| Error::input(path.display().to_string(), detail))?;
         let client_identity = match (self.mutual_tls_client_cert, self.mutual_tls_client_key) {
             (Some(cert), Some(key)) => Some((at(&cert), at(&key))),
             (None, None) => None,

@@ -546,6 +546,13 @@ fn sync_refuses_outputs_that_overwrite_inputs() {
         &fleet.good,
         serde_json::json!({"csr": "../conf/nameless.json"}),
     );
+    // A bad mode is named by its field, not by a flag the spec does not have.
+    write_spec(
+        specs,
+        "wide",
+        &fleet.good,
+        serde_json::json!({"mode": "0777"}),
+    );
     let read_inputs = || {
         ["conf/reader-csr.json", "conf/keyed/ak.hex"].map(|f| std::fs::read(dir.join(f)).unwrap())
     };
@@ -598,6 +605,14 @@ fn sync_refuses_outputs_that_overwrite_inputs() {
     );
     assert!(
         stdout.contains("nameless: error: ") && stdout.contains("has neither CN nor hosts"),
+        "{stdout}"
+    );
+    let wide = stdout
+        .lines()
+        .find(|l| l.starts_with("wide: error: "))
+        .unwrap_or_default();
+    assert!(
+        wide.contains("wide.json: field mode: 0777") && !wide.contains("flag"),
         "{stdout}"
     );
     for issued in ["good", "reader", "keyed"] {
