@@ -37,6 +37,52 @@ pub mod verify;
 
 pub use error::{Error, Result};
 
+/// The whole process, from its arguments (the program name first) to its exit code: a panic is
+/// reported as a bug ([`error::report_panics`]), usage errors are one line, `--help` and
+/// `--version` are printed, and a command that writes files has its signals handled first.
+pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
+    use clap::error::ErrorKind;
+    use cli::{argv, usage};
+
+    error::report_panics();
+    let (args, parsed) = argv::parse(args);
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(err)
+            if err.use_stderr()
+                && err.kind() != ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            let message = usage::one_line(&err, &args);
+            logging::print_usage_error(&message, usage::log_format(&args));
+            return error::exit::USAGE;
+        }
+        Err(err) => {
+            // --help and --version (stdout, exit 0), and the help for a bare `nodecert`. A
+            // stdout that takes nothing (a full disk) fails as any other output does; a reader
+            // that has gone away (`| head -1`) does not.
+            if let Err(e) = err.print()
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                let err = Error::output(std::path::Path::new("<stdout>"), e);
+                logging::print_error(&err);
+                return err.exit_code();
+            }
+            return err.exit_code() as u8;
+        }
+    };
+    if cli.command.writes_files() {
+        // Before any other thread starts: they inherit the blocked signals.
+        signals::install();
+    }
+    match run(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            logging::print_error(&err);
+            err.exit_code()
+        }
+    }
+}
+
 /// Runs a parsed command line; returns the exit code for a run that completed (sync reports
 /// failed specs through it).
 pub fn run(cli: &cli::Cli) -> Result<u8> {
