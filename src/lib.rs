@@ -50,14 +50,14 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
         Ok(cli) => cli,
         Err(err)
             if err.use_stderr()
-                && err.kind() != ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+                || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
         {
             let message = usage::one_line(&err, &args);
             logging::print_usage_error(&message, usage::log_format(&args));
             return error::exit::USAGE;
         }
         Err(err) => {
-            // --help and --version (stdout, exit 0), and the help for a bare `nodecert`. A
+            // --help and --version (stdout, exit 0). A
             // stdout that takes nothing (a full disk) fails as any other output does; a reader
             // that has gone away (`| head -1`) does not.
             if let Err(e) = err.print()

@@ -16,6 +16,17 @@ pub fn one_line(err: &clap::Error, args: &[OsString]) -> String {
     if let Some(message) = local_ca_flag(err) {
         return message;
     }
+    // A bare `nodecert`: clap would print the whole help, on stderr, for an exit code 2.
+    if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let commands: Vec<String> = (Cli::command().get_subcommands())
+            .map(|c| c.get_name().to_owned())
+            .filter(|name| name != "help")
+            .collect();
+        return format!(
+            "a command is required ({}); see 'nodecert --help'",
+            commands.join(", ")
+        );
+    }
     let rendered = err.render().to_string();
     let mut paragraphs = rendered.split("\n\n").map(|p| {
         p.lines()
@@ -153,6 +164,17 @@ mod tests {
             );
         }
         assert!(error_for(&["gencert", "-initca", "x"]).starts_with("-initca "));
+    }
+
+    #[test]
+    fn no_command_is_one_line_listing_the_commands() {
+        let args = args(&[]);
+        let err = Cli::try_parse_from(&args).expect_err("a usage error");
+        let message = one_line(&err, &args);
+        assert_eq!(
+            message,
+            "a command is required (gencert, sign, info, certinfo, sync, genkey); see 'nodecert --help'"
+        );
     }
 
     #[test]
