@@ -130,6 +130,12 @@ impl Outcome {
 }
 
 impl Job {
+    /// [`Self::inputs`] as paths, for [`crate::output::check_distinct`].
+    pub fn input_files(&self) -> impl Iterator<Item = (&Path, &'static str)> {
+        self.inputs
+            .iter()
+            .map(|(path, what)| (path.as_path(), *what))
+    }
     /// The certificate and key paths, when the job writes files.
     pub fn paths(&self) -> Option<(&Path, &Path)> {
         match &self.destination {

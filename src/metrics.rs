@@ -199,8 +199,9 @@ mod tests {
         assert!(!dir.path().join(".l.prom.lock").exists());
         // A file far larger than any metrics file nodecert writes is not read in.
         std::fs::write(&real, vec![b'#'; (MAX_BYTES + 1) as usize]).unwrap();
-        let err = update(&link, &[sample("/a.pem")]).unwrap_err().to_string();
-        assert!(err.contains("larger than 16 MiB"), "{err}");
+        let err = update(&link, &[sample("/a.pem")]).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::OUTPUT);
+        assert!(err.to_string().contains("larger than 16 MiB"), "{err}");
     }
 
     #[test]

@@ -736,10 +736,14 @@ fn registry() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 /// no file is renamed into place after this; a swap under way finishes first.
 pub fn remove_pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     let registry = registry();
-    for path in registry.iter() {
+    remove_all(&registry);
+    registry
+}
+
+fn remove_all(paths: &[PathBuf]) {
+    for path in paths {
         let _ = std::fs::remove_file(path);
     }
-    registry
 }
 
 /// [`remove_pending`] for a run that is ending on a bug (a panic, see
@@ -758,9 +762,7 @@ pub fn remove_pending_within(wait: std::time::Duration) {
             Err(TryLockError::WouldBlock) => return,
         }
     };
-    for path in registry.iter() {
-        let _ = std::fs::remove_file(path);
-    }
+    remove_all(&registry);
     // Held until the process exits: nothing is renamed into place after this.
     std::mem::forget(registry);
 }
@@ -900,8 +902,6 @@ impl Drop for Pending {
 /// The same holds for the directories on the way: a directory link of another user's inside
 /// the path (`check_directory_links`) fails the run too.
 pub fn write_target(path: &Path) -> Result<PathBuf> {
-    use std::os::unix::fs::MetadataExt as _;
-    let me = nix::unistd::geteuid().as_raw();
     let mut current = path.to_path_buf();
     for _ in 0..MAX_LINKS {
         let meta = match std::fs::symlink_metadata(&current) {
@@ -911,7 +911,7 @@ pub fn write_target(path: &Path) -> Result<PathBuf> {
                 return Ok(current);
             }
         };
-        if meta.uid() != me && meta.uid() != 0 {
+        if let Some(uid) = foreign_owner(&meta) {
             let which = if current == path {
                 "it".to_string()
             } else {
@@ -920,9 +920,8 @@ pub fn write_target(path: &Path) -> Result<PathBuf> {
             return Err(Error::output(
                 path,
                 format!(
-                    "{which} is a symlink of uid {}, neither this user's nor root's: not \
-                     followed; replace it with the file, or run as its owner",
-                    meta.uid()
+                    "{which} is a symlink of uid {uid}, neither this user's nor root's: not \
+                     followed; replace it with the file, or run as its owner"
                 ),
             ));
         }
@@ -938,6 +937,14 @@ pub fn write_target(path: &Path) -> Result<PathBuf> {
 /// Symlinks [`write_target`] follows from one path, at most.
 const MAX_LINKS: usize = 8;
 
+/// The owner of the symlink `meta` describes when it is someone nodecert does not follow:
+/// neither this user nor root (the rule for a link at an output and for one on its way).
+fn foreign_owner(meta: &std::fs::Metadata) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = meta.uid();
+    (uid != nix::unistd::geteuid().as_raw() && uid != 0).then_some(uid)
+}
+
 /// Refuses a `target` (reached from the output `path`) whose directory is reached through a
 /// symlink that neither this user nor root owns: whoever owns it decides where the files go (a
 /// run as root told to write `certs/node.pem`, with `certs -> /etc/kubernetes/pki` planted by
@@ -945,9 +952,7 @@ const MAX_LINKS: usize = 8;
 /// kernel resolves it, links inside links included. A link created after this check is not
 /// seen: the directories an output is written in should not be writable by others anyway.
 fn check_directory_links(path: &Path, target: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt as _;
     use std::path::Component;
-    let me = nix::unistd::geteuid().as_raw();
     let dir = parent_dir(target);
     // Resolved from the physical working directory, so that `..` means what it means to the
     // kernel; a path that cannot be resolved is left to the write to report.
@@ -970,15 +975,14 @@ fn check_directory_links(path: &Path, target: &Path) -> Result<()> {
                 let next = resolved.join(name);
                 match std::fs::symlink_metadata(&next) {
                     Ok(meta) if meta.file_type().is_symlink() => {
-                        if meta.uid() != me && meta.uid() != 0 {
+                        if let Some(uid) = foreign_owner(&meta) {
                             return Err(Error::output(
                                 path,
                                 format!(
-                                    "its directory is reached through {}, a symlink of uid {}, \
-                                     neither this user's nor root's: not followed; give the \
-                                     directory's own path, or run as the link's owner",
+                                    "its directory is reached through {}, a symlink of uid \
+                                     {uid}, neither this user's nor root's: not followed; give \
+                                     the directory's own path, or run as the link's owner",
                                     next.display(),
-                                    meta.uid()
                                 ),
                             ));
                         }

@@ -482,6 +482,23 @@ mod tests {
     }
 
     #[test]
+    fn a_remote_with_credentials_is_bad_input_never_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            r#"{"signing":{"default":{"auth_remote":{"remote":"ca","auth_key":"k"}}},
+            "auth_keys":{"k":{"type":"standard","key":"00"}},"remotes":{"ca":"https://:s3cret@ca:1"}}"#,
+        );
+        let err = resolve(Some(&p), "", None).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::INPUT);
+        let text = err.to_string();
+        assert!(
+            text.contains("has a user or password in it") && !text.contains("s3cret"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn remote_plus_auth_key_is_authenticated() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(

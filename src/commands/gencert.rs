@@ -1,6 +1,6 @@
 //! `nodecert gencert`: one pair from csr.json and a request profile (see [`crate::job`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cli::{GencertArgs, RenewalArgs, ReportFormat};
 use crate::error::{Error, Result};
@@ -81,27 +81,17 @@ fn check_distinct(args: &GencertArgs, job: Option<&Job>) -> Result<()> {
     outputs.extend(
         (args.renewal.metrics_file.as_deref()).map(|p| (p, "the metrics file (--metrics-file)")),
     );
-    let inputs = match job {
-        Some(job) => job.inputs.clone(),
-        None => inputs(args, None),
-    };
-    let inputs: Vec<(&Path, &str)> = inputs
-        .iter()
-        .map(|(p, what)| (p.as_path(), *what))
-        .collect();
+    let inputs = inputs(args, job.map(|job| &job.target));
     crate::output::check_distinct(&outputs, &inputs)
 }
 
 /// The files a run reads: those named by flags, and the auth key file of the profile's
 /// `target` once it is resolved.
-fn inputs(args: &GencertArgs, target: Option<&Target>) -> Vec<(PathBuf, &'static str)> {
+fn inputs<'a>(args: &'a GencertArgs, target: Option<&'a Target>) -> Vec<(&'a Path, &'static str)> {
     let mut inputs = super::ca_inputs(&args.ca);
     inputs.push((&args.request.csr_json, "the csr.json input"));
     inputs.extend(target.and_then(Target::auth_key_input));
     inputs
-        .into_iter()
-        .map(|(p, what)| (p.to_path_buf(), what))
-        .collect()
 }
 
 /// Where the pair goes: `-bare NAME`, `--cert/--key [--csr]`, or stdout.
@@ -149,8 +139,11 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
             )));
         }
     }
+    let inputs = (inputs(args, Some(&target)).into_iter())
+        .map(|(path, what)| (path.to_path_buf(), what))
+        .collect();
     Ok(Job {
-        inputs: inputs(args, Some(&target)),
+        inputs,
         request,
         hostname_override,
         target,

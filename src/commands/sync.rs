@@ -165,7 +165,7 @@ fn check_metrics_file(metrics: &Path, jobs: &[(PathBuf, Result<Job>)]) -> Result
         files.push((spec, "a spec"));
         if let Ok(job) = job {
             files.extend(job.destination.outputs());
-            files.extend(job.inputs.iter().map(|(p, what)| (p.as_path(), *what)));
+            files.extend(job.input_files());
         }
     }
     files.extend(locks.iter().map(|p| (p.as_path(), "a pair's lock file")));
@@ -225,7 +225,7 @@ fn refuse_overwritten_inputs(jobs: &mut [(PathBuf, Result<Job>)]) {
             .entry(FileId::of(spec))
             .or_default()
             .push((i, "spec"));
-        for (input, what) in job.iter().flat_map(|job| &job.inputs) {
+        for (input, what) in job.iter().flat_map(Job::input_files) {
             readers
                 .entry(FileId::of(input))
                 .or_default()

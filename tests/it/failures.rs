@@ -935,6 +935,17 @@ fn a_failed_run_prints_no_json_report() {
         .stderr(contains("missing.json"));
 }
 
+/// A bare `nodecert` is a usage error (exit 2) in one line, not the whole help on stderr.
+#[test]
+fn no_command_is_one_usage_line() {
+    let work = tempfile::tempdir().unwrap();
+    let stderr = crate::support::one_line_stderr(&nodecert(work.path()).assert().code(2));
+    assert!(
+        stderr.contains("a command is required (gencert,"),
+        "{stderr}"
+    );
+}
+
 /// A metrics file that cannot be written after the pair was renewed (here the hook turns its
 /// path into a directory) fails the run (exit 8), but the report of the renewal and the hook
 /// is printed first: config management must see that the files changed.
@@ -950,11 +961,9 @@ fn a_metrics_failure_after_a_renewal_keeps_its_report() {
         "mkdir m.prom",
     ];
     let out = t.gencert_bare("node", &t.csr, &flags).assert().code(8);
-    let output = out.get_output();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout);
     assert!(stdout.contains(r#""changed":true"#), "{stdout}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = crate::support::one_line_stderr(&out);
     assert!(stderr.contains("m.prom"), "{stderr}");
     assert!(t.dir().join("node.pem").is_file());
 }
@@ -1095,14 +1104,7 @@ fn stdout_that_takes_nothing_is_an_output_error_never_a_panic() {
     // fetched again, and `info >/dev/null` is a health check, as with cfssl info.
     t.gencert_bare("held", &t.csr, &[]).assert().code(0);
     let signed = t.server.signed_count();
-    let sign = [
-        "sign",
-        "-config",
-        s(&t.profile),
-        "-tls-remote-ca",
-        s(&ca),
-        "held.csr",
-    ];
+    let sign = [&["sign"][..], &gencert[1..], &["held.csr"]].concat();
     one_line(
         run_with_stdout(dir, &sign, std::process::Stdio::null()),
         8,

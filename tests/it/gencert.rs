@@ -221,9 +221,7 @@ fn a_uri_san_the_old_ca_drops_is_explained() {
         "uri.json",
         r#"{"CN":"node1.example.com","hosts":["node1.example.com","spiffe://cluster.local/ns/x"]}"#,
     );
-    let out = t.gencert_bare("u", &csr, &[]).assert().code(7);
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = support::one_line_stderr(&t.gencert_bare("u", &csr, &[]).assert().code(7));
     assert!(
         stderr.contains(
             "lacks requested SANs: URI:spiffe://cluster.local/ns/x (URI SANs need a CFSSL newer \

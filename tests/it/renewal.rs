@@ -9,7 +9,8 @@ use predicates::str::contains;
 
 use crate::support::gencert_in;
 use crate::support::{
-    Setup, assert_key_matches, assert_verifies, listing, mode, node_csr, nodecert, s, tool,
+    Setup, assert_key_matches, assert_verifies, listing, mode, node_csr, nodecert, one_line_stderr,
+    s, tool,
 };
 
 /// `(bytes, inode, mtime)` of a file: "touched" means any of them changed.
@@ -1269,9 +1270,7 @@ fn symlinked_names_are_written_through() {
     symlink("real", "nb/sub", 65534);
     symlink("nb/sub/n2.pem", "n2.pem", 0);
     for (name, link) in [("nb/sub/n1", "nb/sub"), ("n2", "nb/sub")] {
-        let out = t.gencert_bare(name, &t.csr, &[]).assert().code(8);
-        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        let stderr = one_line_stderr(&t.gencert_bare(name, &t.csr, &[]).assert().code(8));
         assert!(
             stderr.contains(&format!(
                 "its directory is reached through {}, a symlink of uid 65534",

@@ -239,6 +239,13 @@ pub fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The stderr of a finished run, which must be exactly one line, as every nodecert error is.
+pub fn one_line_stderr(assert: &assert_cmd::assert::Assert) -> String {
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
+}
+
 /// Writes `content` to `dir/name` and returns the path.
 pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     let path = dir.join(name);
