@@ -6,13 +6,22 @@
 //! code, and the new certificate stays: it is valid, and the next run will not issue again.
 //! What the hook prints goes to stderr, so stdout stays nodecert's own (`--report json`). The
 //! hook does not inherit the environment variables the auth key was read from.
+//!
+//! The shell is started with `posix_spawn` rather than `std::process::Command`: nodecert blocks
+//! SIGTERM, SIGINT and SIGHUP in every thread ([`crate::signals`]) and a child inherits the mask
+//! of the thread that starts it. `posix_spawn` sets the child's mask itself, so no thread of
+//! nodecert ever unblocks them, not even for the instant of a spawn (a signal then would end a
+//! parallel `sync` without removing the keys other workers are staging).
 
-use std::os::unix::process::CommandExt;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
+use nix::errno::Errno;
+use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawnp};
+use nix::sys::signal::{SigSet, Signal, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
@@ -23,22 +32,10 @@ use crate::error::{Error, Result};
 /// is stopped (SIGTERM, then SIGKILL) and the run fails with the hook's exit code.
 pub fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> Result<()> {
     log::debug!("running --exec hook");
-    let mut sh = Command::new("sh");
-    for var in crate::auth::secret_env_vars() {
-        sh.env_remove(var);
-    }
-    sh.arg("-c")
-        .arg(command)
-        .env("NODECERT_CERT", cert)
-        .env("NODECERT_KEY", key)
-        // stdout belongs to nodecert's own output (--report json); the hook talks on stderr.
-        .stdout(std::io::stderr())
-        // Its own process group, so that what it started can be stopped with it.
-        .process_group(0);
-    let mut child = crate::signals::unblocked(|| sh.spawn())
+    let child = start(command, cert, key)
         .map_err(|e| Error::Hook(format!("cannot start sh for --exec: {e}")))?;
-    let Some(status) = wait_until(&mut child, Instant::now().checked_add(timeout))? else {
-        stop(&mut child);
+    let Some(status) = wait_until(child, Instant::now().checked_add(timeout))? else {
+        stop(child);
         return Err(Error::Hook(format!(
             "--exec {command:?} did not finish within {} and was stopped (raise --exec-timeout \
              if it needs longer); the new certificate is in place at {}",
@@ -46,12 +43,10 @@ pub fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> Result<
             cert.display()
         )));
     };
-    if status.success() {
-        return Ok(());
-    }
-    let how = match status.code() {
-        Some(code) => format!("exited with status {code}"),
-        None => "was killed by a signal".to_string(),
+    let how = match status {
+        Ended::Exited(0) => return Ok(()),
+        Ended::Exited(code) => format!("exited with status {code}"),
+        Ended::Killed => "was killed by a signal".to_string(),
     };
     Err(Error::Hook(format!(
         "--exec {command:?} {how}; the new certificate is in place at {}",
@@ -59,14 +54,67 @@ pub fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> Result<
     )))
 }
 
-/// The child's exit status, or None if it is still running at `deadline` (None: no deadline).
-fn wait_until(child: &mut Child, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
+/// Starts `sh -c command` in its own process group (so that what it starts can be stopped with
+/// it), with no signal blocked, SIGPIPE back at its default action (the Rust runtime ignores it
+/// in nodecert), stdout on nodecert's stderr (stdout belongs to `--report json`) and the
+/// environment without the auth key's variables.
+fn start(command: &str, cert: &Path, key: &Path) -> std::result::Result<Pid, String> {
+    let command = CString::new(command).map_err(|_| "the command contains a NUL byte")?;
+    let args = [c"sh".to_owned(), c"-c".to_owned(), command];
+
+    let secret = crate::auth::secret_env_vars();
+    let ours = [
+        ("NODECERT_CERT", cert.as_os_str()),
+        ("NODECERT_KEY", key.as_os_str()),
+    ];
+    let inherited = std::env::vars_os().filter(|(name, _)| {
+        !secret.iter().any(|s| OsStr::new(s) == name)
+            && !ours.iter().any(|(ours, _)| OsStr::new(ours) == name)
+    });
+    let env = inherited
+        .chain(ours.map(|(name, value)| (name.into(), value.to_owned())))
+        .map(|(name, value): (OsString, OsString)| {
+            let mut entry = name.into_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_bytes());
+            // A NUL cannot be in an environment variable; it can be in a path given to us.
+            CString::new(entry).map_err(|_| "a path contains a NUL byte".to_string())
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+
+    let errno = |e: Errno| e.desc().to_string();
+    let mut actions = PosixSpawnFileActions::init().map_err(errno)?;
+    actions.add_dup2(2, 1).map_err(errno)?;
+    let mut attr = PosixSpawnAttr::init().map_err(errno)?;
+    attr.set_pgroup(Pid::from_raw(0)).map_err(errno)?;
+    attr.set_sigmask(&SigSet::empty()).map_err(errno)?;
+    let mut default = SigSet::empty();
+    default.add(Signal::SIGPIPE);
+    attr.set_sigdefault(&default).map_err(errno)?;
+    attr.set_flags(
+        PosixSpawnFlags::POSIX_SPAWN_SETPGROUP
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF,
+    )
+    .map_err(errno)?;
+    posix_spawnp(c"sh", &actions, &attr, &args, &env).map_err(errno)
+}
+
+/// How the hook ended.
+enum Ended {
+    Exited(i32),
+    Killed,
+}
+
+/// How the child ended, or None if it is still running at `deadline` (None: no deadline).
+fn wait_until(child: Pid, deadline: Option<Instant>) -> Result<Option<Ended>> {
     let mut pause = Duration::from_millis(1);
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok(Some(status)),
-            Ok(None) => {}
-            Err(e) => return Err(Error::Hook(format!("waiting for --exec: {e}"))),
+        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Some(Ended::Exited(code))),
+            Ok(WaitStatus::Signaled(..)) => return Ok(Some(Ended::Killed)),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::Hook(format!("waiting for --exec: {}", e.desc()))),
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(None);
@@ -79,14 +127,13 @@ fn wait_until(child: &mut Child, deadline: Option<Instant>) -> Result<Option<Exi
 /// Stops the hook's process group: SIGTERM, and SIGKILL to whatever of it is still there 5 s
 /// later. The shell exiting on SIGTERM is not the end of the group: a member that ignores it
 /// (a stuck `systemctl`, a `trap '' TERM`) would outlive the run.
-fn stop(child: &mut Child) {
-    let group = Pid::from_raw(child.id() as i32);
-    let _ = killpg(group, Signal::SIGTERM);
+fn stop(child: Pid) {
+    let _ = killpg(child, Signal::SIGTERM);
     let grace = Instant::now() + Duration::from_secs(5);
     let _ = wait_until(child, Some(grace));
-    while killpg(group, None).is_ok() && Instant::now() < grace {
+    while killpg(child, None).is_ok() && Instant::now() < grace {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = killpg(group, Signal::SIGKILL);
-    let _ = child.wait();
+    let _ = killpg(child, Signal::SIGKILL);
+    let _ = waitpid(child, None);
 }

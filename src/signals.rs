@@ -7,15 +7,11 @@
 //! thread starts), and one thread waits for them with `sigwait`. After the clean-up it unblocks
 //! the signal in that thread and raises it again, so the parent sees the process killed by that
 //! signal, as before. A child inherits the mask of the thread that starts it, and the standard
-//! library does not reset it, so `--exec` hooks are started through [`unblocked`]. The thread
+//! library does not reset it, so `--exec` hooks are started with `posix_spawn` and an empty
+//! mask of their own ([`crate::hook`]): no thread ever unblocks the signals. The thread
 //! costs about 0.1 ms of CPU per run (BENCHMARKS.md), so only commands that write files start it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use nix::sys::signal::{SigSet, Signal, raise};
-
-/// Whether [`install`] blocked the signals.
-static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 fn handled() -> SigSet {
     let mut signals = SigSet::empty();
@@ -23,21 +19,6 @@ fn handled() -> SigSet {
         signals.add(signal);
     }
     signals
-}
-
-/// Runs `start` (which starts a child process) with the signals unblocked in this thread, so
-/// the child starts with them unblocked too: a hook, and a service it restarts, must stay
-/// stoppable by SIGTERM. A signal that arrives in that instant ends the run at once, without
-/// the clean-up; hooks run after the files are in place, when there is little to clean.
-pub fn unblocked<T>(start: impl FnOnce() -> T) -> T {
-    if !INSTALLED.load(Ordering::Relaxed) {
-        return start();
-    }
-    let signals = handled();
-    let _ = signals.thread_unblock();
-    let started = start();
-    let _ = signals.thread_block();
-    started
 }
 
 /// Blocks the signals in the calling thread (and so in every thread it starts afterwards) and
@@ -62,11 +43,8 @@ pub fn install() {
             // Not reached: the signal's default action ends the process.
             std::process::exit(128 + signal as i32);
         });
-    match handler {
-        Ok(_) => INSTALLED.store(true, Ordering::Relaxed),
-        // Without the handler, a blocked signal would never be acted on.
-        Err(_) => {
-            let _ = signals.thread_unblock();
-        }
+    // Without the handler, a blocked signal would never be acted on.
+    if handler.is_err() {
+        let _ = signals.thread_unblock();
     }
 }

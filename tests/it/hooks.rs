@@ -64,22 +64,37 @@ fn a_hook_that_failed_is_run_again_until_it_succeeds() {
 }
 
 /// nodecert blocks SIGTERM, SIGINT and SIGHUP in its own threads (one thread waits for them, to
-/// remove its temporary files first); a hook must not inherit that mask, or `systemctl` and the
-/// services it starts could not be stopped by those signals. dash clears the mask for itself
-/// and its foreground commands but gives a background job the mask it started with, so the
-/// mask is read from a background job.
+/// remove its temporary files first) and, as every Rust program, ignores SIGPIPE; a hook must
+/// inherit neither, or `systemctl` and the services it starts could not be stopped by those
+/// signals, and a pipeline in the hook (`journalctl | head`) would not end when its reader does.
+/// dash clears the blocked mask for itself and its foreground commands but gives a background
+/// job the mask it started with, so the mask is read from a background job; ignored signals
+/// stay ignored in a non-interactive shell, so a foreground command shows them.
 #[test]
-fn a_hook_starts_with_no_signal_blocked() {
+fn a_hook_starts_with_no_signal_blocked_or_ignored() {
     let t = Setup::new();
     let dir = t.dir();
-    t.gencert(&["--exec", "grep SigBlk /proc/self/status > mask.txt & wait"])
-        .assert()
-        .code(0);
-    let mask = std::fs::read_to_string(dir.join("mask.txt")).unwrap();
-    let blocked = mask
-        .lines()
-        .find_map(|l| l.strip_prefix("SigBlk:"))
-        .unwrap()
-        .trim();
-    assert!(blocked.chars().all(|c| c == '0'), "{mask}");
+    t.gencert(&[
+        "--exec",
+        "grep SigBlk /proc/self/status > mask.txt & wait; grep SigIgn /proc/self/status > ign.txt",
+    ])
+    .assert()
+    .code(0);
+    let field = |file: &str, name: &str| {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_string();
+        u64::from_str_radix(&value, 16).unwrap()
+    };
+    assert_eq!(field("mask.txt", "SigBlk:"), 0, "no signal blocked");
+    let sigpipe = 1 << (13 - 1);
+    assert_eq!(
+        field("ign.txt", "SigIgn:") & sigpipe,
+        0,
+        "SIGPIPE not ignored"
+    );
 }
