@@ -114,3 +114,31 @@ fn ci_runs_the_readme_test_command() {
         );
     }
 }
+
+/// The README's exit table is written for people (it says what a script should do), so it is
+/// not generated; it must still list every code `exit::TABLE` (and so `--help`) lists, in
+/// order, and no other.
+#[test]
+fn the_readme_lists_every_exit_code() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = &readme[readme
+        .find("### Exit status")
+        .expect("README has its exit status section")..];
+    let documented: Vec<u8> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| code |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cell = l.split('|').nth(1).unwrap().trim();
+            cell.parse()
+                .unwrap_or_else(|_| panic!("not an exit code: {l}"))
+        })
+        .collect();
+    let codes: Vec<u8> = nodecert::error::exit::TABLE
+        .iter()
+        .map(|(code, _)| *code)
+        .collect();
+    assert_eq!(documented, codes, "README's exit table against exit::TABLE");
+}
