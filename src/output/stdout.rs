@@ -1,0 +1,53 @@
+//! stdout as an output: what a command prints, and refusing a stdout that keeps nothing.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Prints what the command was run to get (a certificate from `sign`, the CA's from `info`) on
+/// stdout: any failure to deliver it, a reader that has gone too, is an output error (exit 8).
+pub fn print_product(text: &str) -> Result<()> {
+    write_stdout(text).map_err(stdout_error)
+}
+
+/// Prints a report or a description on stdout. A reader that has gone away (`| head -1`) is not
+/// an error, so the command's own exit status stands (certinfo's 12 and 13); a full disk behind
+/// `>` is (exit 8). Either way, never the standard library's panic.
+pub fn print_report(text: &str) -> Result<()> {
+    match write_stdout(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(stdout_error(e)),
+        _ => Ok(()),
+    }
+}
+
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+pub(super) fn stdout_error(err: impl std::fmt::Display) -> Error {
+    Error::output(Path::new("<stdout>"), err)
+}
+
+/// Fails when stdout goes nowhere: to /dev/null, or closed (`>&-`, which the Rust runtime
+/// replaces with /dev/null at start). A new private key printed there is lost, with exit 0 and a
+/// certificate signed for nothing; checked before the key is made and the CA is asked.
+pub fn stdout_keeps_output() -> Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let (Ok(null), Ok(out)) = (
+        std::fs::metadata("/dev/null"),
+        nix::sys::stat::fstat(std::io::stdout()),
+    ) else {
+        return Ok(());
+    };
+    let is_char_device = out.st_mode & nix::libc::S_IFMT == nix::libc::S_IFCHR;
+    if is_char_device && out.st_rdev == null.rdev() {
+        return Err(stdout_error(
+            "standard output is closed or /dev/null, and the new key or certificate printed \
+             there would be lost: redirect it to a file, or write files (-bare NAME)",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! The file a path leads to, and whether nodecert may write it: symlinks (followed only when
+//! this user's or root's), the directory, the kind of file, sticky directories.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+pub(super) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The directory `target` is written in, which must exist: nodecert creates files, never
+/// directories (their owner and mode are the operator's choice). `what` names it in the error
+/// ("directory", "metrics directory").
+pub fn existing_parent_dir(target: &Path, what: &str) -> Result<PathBuf> {
+    let dir = parent_dir(target);
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let detail = if dir.exists() {
+        format!("{what} {} is not a directory: fix the path", dir.display())
+    } else {
+        format!("{what} {} does not exist: create it first", dir.display())
+    };
+    Err(Error::output(target, detail))
+}
+
+/// The file that writing `path` replaces. A symlink there is followed, as cfssljson's
+/// in-place write follows it: `node.pem -> versions/node-2026.pem` stays a link and the file it
+/// names is renewed (atomically, in that file's directory). Only a link of this user's or
+/// root's is followed: a link someone else put there is no instruction to overwrite what it
+/// names (a planted `node-key.pem -> /etc/shadow`), and fails the run instead.
+///
+/// The same holds for the directories on the way: a directory link of another user's inside
+/// the path (`check_directory_links`) fails the run too.
+pub fn write_target(path: &Path) -> Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let meta = match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => meta,
+            _ => {
+                check_directory_links(path, &current)?;
+                return Ok(current);
+            }
+        };
+        if let Some(uid) = foreign_owner(&meta) {
+            let which = if current == path {
+                "it".to_string()
+            } else {
+                current.display().to_string()
+            };
+            return Err(Error::output(
+                path,
+                format!(
+                    "{which} is a symlink of uid {uid}, neither this user's nor root's: not \
+                     followed; replace it with the file, or run as its owner"
+                ),
+            ));
+        }
+        let link = std::fs::read_link(&current).map_err(|e| Error::output(path, e))?;
+        current = parent_dir(&current).join(link);
+    }
+    Err(Error::output(
+        path,
+        format!("more than {MAX_LINKS} symlinks lead from it: give the file's own path"),
+    ))
+}
+
+/// Symlinks [`write_target`] follows from one path, at most.
+const MAX_LINKS: usize = 8;
+
+/// The owner of the symlink `meta` describes when it is someone nodecert does not follow:
+/// neither this user nor root (the rule for a link at an output and for one on its way).
+fn foreign_owner(meta: &std::fs::Metadata) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = meta.uid();
+    (uid != nix::unistd::geteuid().as_raw() && uid != 0).then_some(uid)
+}
+
+/// Refuses a `target` (reached from the output `path`) whose directory is reached through a
+/// symlink that neither this user nor root owns: whoever owns it decides where the files go (a
+/// run as root told to write `certs/node.pem`, with `certs -> /etc/kubernetes/pki` planted by
+/// another user, would replace the cluster's files). Each component is looked at as the
+/// kernel resolves it, links inside links included. A link created after this check is not
+/// seen: the directories an output is written in should not be writable by others anyway.
+fn check_directory_links(path: &Path, target: &Path) -> Result<()> {
+    use std::path::Component;
+    let dir = parent_dir(target);
+    // Resolved from the physical working directory, so that `..` means what it means to the
+    // kernel; a path that cannot be resolved is left to the write to report.
+    let Ok(mut resolved) = std::env::current_dir() else {
+        return Ok(());
+    };
+    let mut pending: Vec<PathBuf> = dir
+        .components()
+        .rev()
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect();
+    let mut followed = 0;
+    while let Some(component) = pending.pop() {
+        match component.components().next() {
+            Some(Component::RootDir) => resolved = PathBuf::from("/"),
+            Some(Component::ParentDir) => {
+                resolved.pop();
+            }
+            Some(Component::Normal(name)) => {
+                let next = resolved.join(name);
+                match std::fs::symlink_metadata(&next) {
+                    Ok(meta) if meta.file_type().is_symlink() => {
+                        if let Some(uid) = foreign_owner(&meta) {
+                            return Err(Error::output(
+                                path,
+                                format!(
+                                    "its directory is reached through {}, a symlink of uid \
+                                     {uid}, neither this user's nor root's: not followed; give \
+                                     the directory's own path, or run as the link's owner",
+                                    next.display(),
+                                ),
+                            ));
+                        }
+                        followed += 1;
+                        let Ok(link) = std::fs::read_link(&next) else {
+                            return Ok(());
+                        };
+                        if followed > MAX_DIRECTORY_LINKS {
+                            return Ok(());
+                        }
+                        pending.extend(
+                            (link.components().rev()).map(|c| PathBuf::from(c.as_os_str())),
+                        );
+                    }
+                    Ok(_) => resolved = next,
+                    // Missing or unreadable: the write itself says so.
+                    Err(_) => return Ok(()),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Directory links [`check_directory_links`] follows, at most (the kernel's limit).
+const MAX_DIRECTORY_LINKS: usize = 40;
+
+/// Checks, before any work, that the file `path` names (through its symlinks, see
+/// [`write_target`]) can be written: [`check_target`] on it.
+pub fn check_writable(path: &Path) -> Result<()> {
+    check_target(&write_target(path)?).map(drop)
+}
+
+/// Checks that `target` can be a file nodecert writes: its directory exists and it is not a
+/// directory, device, FIFO or socket (a file is replaced by rename, which would put a regular
+/// file in place of `/dev/null`). Returns the directory.
+pub fn check_target(target: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = existing_parent_dir(target, "directory")?;
+    if target.is_dir() {
+        return Err(Error::output(target, "is a directory: give a file path"));
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(target)
+        && !meta.is_file()
+    {
+        return Err(Error::output(
+            target,
+            "is not a regular file (a device, FIFO or socket), and nodecert replaces files: \
+             give the path of a file",
+        ));
+    }
+    // In a sticky directory (/tmp-like) only a file's owner, the directory's or root may
+    // replace it: known now, before the CA signs a certificate that could not be written.
+    let me = nix::unistd::geteuid().as_raw();
+    if let (Ok(dir_meta), Ok(file)) = (std::fs::metadata(&dir), std::fs::symlink_metadata(target))
+        && dir_meta.mode() & nix::libc::S_ISVTX != 0
+        && me != 0
+        && file.uid() != me
+        && dir_meta.uid() != me
+    {
+        return Err(Error::output(
+            target,
+            format!(
+                "belongs to uid {} in a sticky directory, where only its owner may replace it: \
+                 run as that user, or remove it",
+                file.uid()
+            ),
+        ));
+    }
+    Ok(dir)
+}
