@@ -72,9 +72,13 @@ pub(crate) fn resolve_ca(args: &CaArgs) -> Result<(Target, TlsOptions)> {
     ))
 }
 
-/// The files a run with these CA arguments reads, for [`crate::output::check_distinct`].
-pub(crate) fn ca_inputs(args: &CaArgs) -> Vec<(&Path, &'static str)> {
-    [
+/// The files a run with these CA arguments reads, for [`crate::output::check_distinct`]: those
+/// named by flags, and the auth key file of the profile's `target` once it is resolved.
+pub(crate) fn ca_inputs<'a>(
+    args: &'a CaArgs,
+    target: Option<&'a Target>,
+) -> Vec<(&'a Path, &'static str)> {
+    let mut inputs: Vec<_> = [
         (&args.config, "the request profile (-config)"),
         (&args.tls_remote_ca, "the CA certificate (-tls-remote-ca)"),
         (
@@ -89,7 +93,9 @@ pub(crate) fn ca_inputs(args: &CaArgs) -> Vec<(&Path, &'static str)> {
     .into_iter()
     .filter_map(|(path, what)| Some((path.as_deref()?, what)))
     .filter(|(path, _)| !path.as_os_str().is_empty())
-    .collect()
+    .collect();
+    inputs.extend(target.and_then(Target::auth_key_input));
+    inputs
 }
 
 /// Reads a file argument, `-` meaning stdin; returns the bytes and a name for messages.

@@ -184,16 +184,16 @@ impl Spec {
         let pinned_ca = self.tls_remote_ca.as_deref().map(at);
         let config = at(&self.config);
         let mut inputs = vec![
-            (path, "the spec"),
-            (csr_path.as_path(), "its csr.json"),
-            (config.as_path(), "its request profile"),
+            (path, "the spec file"),
+            (csr_path.as_path(), "the csr.json"),
+            (config.as_path(), "the request profile"),
         ];
-        inputs.extend(pinned_ca.as_deref().map(|p| (p, "its CA certificate")));
+        inputs.extend(pinned_ca.as_deref().map(|p| (p, "the CA certificate")));
         inputs.extend(target.auth_key_input());
         if let Some((cert, key)) = &client_identity {
             inputs.extend([
-                (cert.as_path(), "its client certificate"),
-                (key.as_path(), "its client key"),
+                (cert.as_path(), "the client certificate"),
+                (key.as_path(), "the client key"),
             ]);
         }
         crate::output::check_distinct(&destination.outputs(), &inputs)

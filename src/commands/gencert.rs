@@ -81,16 +81,14 @@ fn check_distinct(args: &GencertArgs, job: Option<&Job>) -> Result<()> {
     outputs.extend(
         (args.renewal.metrics_file.as_deref()).map(|p| (p, "the metrics file (--metrics-file)")),
     );
-    let inputs = inputs(args, job.map(|job| &job.target));
-    crate::output::check_distinct(&outputs, &inputs)
+    crate::output::check_distinct(&outputs, &inputs(args, job.map(|job| &job.target)))
 }
 
 /// The files a run reads: those named by flags, and the auth key file of the profile's
 /// `target` once it is resolved.
 fn inputs<'a>(args: &'a GencertArgs, target: Option<&'a Target>) -> Vec<(&'a Path, &'static str)> {
-    let mut inputs = super::ca_inputs(&args.ca);
+    let mut inputs = super::ca_inputs(&args.ca, target);
     inputs.push((&args.request.csr_json, "the csr.json input"));
-    inputs.extend(target.and_then(Target::auth_key_input));
     inputs
 }
 

@@ -15,8 +15,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     // Without --out, stdout may be /dev/null: the CA certificate is lost at no cost (it can be
     // fetched again), and `nodecert info … >/dev/null` is the health check cfssl info allows.
     if let Some(out) = &args.out {
-        let mut inputs = super::ca_inputs(&args.ca);
-        inputs.extend(target.auth_key_input());
+        let inputs = super::ca_inputs(&args.ca, Some(&target));
         crate::output::check_distinct(&[(out, "the output (--out)")], &inputs)?;
         crate::output::check_writable(out)?;
     }

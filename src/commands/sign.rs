@@ -26,9 +26,8 @@ pub fn run(args: &SignArgs) -> Result<()> {
     let (target, tls) = super::resolve_ca(&args.ca)?;
     match &out_path {
         Some(out) => {
-            let mut inputs = super::ca_inputs(&args.ca);
+            let mut inputs = super::ca_inputs(&args.ca, Some(&target));
             inputs.push((args.csr(), "the CSR"));
-            inputs.extend(target.auth_key_input());
             crate::output::check_distinct(&[(out, "the certificate output")], &inputs)?;
             crate::output::check_writable(out)?;
         }

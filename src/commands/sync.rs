@@ -157,18 +157,20 @@ pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
 /// Refuses a `--metrics-file` that is a spec or a file a spec writes: the metrics would
 /// overwrite it after every run.
 fn check_metrics_file(metrics: &Path, jobs: &[(PathBuf, Result<Job>)]) -> Result<()> {
-    let locks: Vec<PathBuf> = (jobs.iter())
-        .filter_map(|(_, job)| job.as_ref().ok()?.destination.lock_file())
-        .collect();
-    let mut files: Vec<(&Path, &str)> = Vec::new();
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
     for (spec, job) in jobs {
-        files.push((spec, "a spec"));
-        if let Ok(job) = job {
-            files.extend(job.destination.outputs());
-            files.extend(job.input_files());
-        }
+        let of_spec = |role: &str| format!("{role} of spec {}", spec_name(spec));
+        files.push((spec.clone(), of_spec("the spec file")));
+        let Ok(job) = job else { continue };
+        let lock = job.destination.lock_file();
+        let read_or_written = (job.destination.outputs().into_iter())
+            .chain(lock.as_deref().map(|p| (p, "the pair's lock file")))
+            .chain(job.input_files());
+        files.extend(read_or_written.map(|(path, role)| (path.to_path_buf(), of_spec(role))));
     }
-    files.extend(locks.iter().map(|p| (p.as_path(), "a pair's lock file")));
+    let files: Vec<(&Path, &str)> = (files.iter())
+        .map(|(path, role)| (path.as_path(), role.as_str()))
+        .collect();
     crate::output::check_distinct(&[(metrics, "the metrics file (--metrics-file)")], &files)
 }
 
@@ -224,7 +226,7 @@ fn refuse_overwritten_inputs(jobs: &mut [(PathBuf, Result<Job>)]) {
         readers
             .entry(FileId::of(spec))
             .or_default()
-            .push((i, "spec"));
+            .push((i, "the spec file"));
         for (input, what) in job.iter().flat_map(Job::input_files) {
             readers
                 .entry(FileId::of(input))
@@ -238,16 +240,12 @@ fn refuse_overwritten_inputs(jobs: &mut [(PathBuf, Result<Job>)]) {
         for (output, _) in job.destination.outputs() {
             let mut readers = readers.get(&FileId::of(output)).into_iter().flatten();
             if let Some((j, what)) = readers.find(|(j, _)| *j != i) {
-                let what = (what
-                    .strip_prefix("its ")
-                    .or_else(|| what.strip_prefix("the ")))
-                .unwrap_or(what);
                 refused.push((
                     i,
                     Error::input_file(
                         spec,
                         format!(
-                            "writes {}, which spec {} reads as its {what}: give each spec its own files",
+                            "writes {}, which is {what} of spec {}: give each spec its own files",
                             output.display(),
                             spec_name(&jobs[*j].0),
                         ),

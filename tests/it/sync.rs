@@ -561,12 +561,16 @@ fn sync_refuses_outputs_that_overwrite_inputs() {
 
     // The metrics file may not be any spec's input either.
     for (metrics, says) in [
-        ("conf/reader-csr.json", "and its csr.json"),
+        ("conf/reader-csr.json", "and the csr.json of spec reader,"),
         (
             "conf/keyed/ak.hex",
-            "and the auth key file (file: in the profile)",
+            "and the auth key file (file: in the profile) of spec keyed,",
         ),
-        ("specs/out/.good.pem.lock", "and a pair's lock file"),
+        (
+            "specs/out/.good.pem.lock",
+            "and the pair's lock file of spec good,",
+        ),
+        ("specs/good.json", "and the spec file of spec good,"),
     ] {
         let out = nodecert(dir)
             .args(["sync", "--metrics-file", metrics, s(specs)])
@@ -582,7 +586,9 @@ fn sync_refuses_outputs_that_overwrite_inputs() {
         .code(2);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(
-        stderr.contains("is both the metrics file (--metrics-file) and the certificate output"),
+        stderr.contains(
+            "is both the metrics file (--metrics-file) and the certificate output of spec good,"
+        ),
         "{stderr}"
     );
     assert_eq!(fleet.server.signed_count(), 0);
@@ -590,12 +596,12 @@ fn sync_refuses_outputs_that_overwrite_inputs() {
     let stdout = sync(dir, &[], specs, 11);
     assert!(
         stdout.contains("selfish: error: ")
-            && stdout.contains("is both the certificate output and its CA certificate"),
+            && stdout.contains("is both the certificate output and the CA certificate,"),
         "{stdout}"
     );
     assert!(
         stdout.contains("greedy: error: ")
-            && stdout.contains("reader-csr.json, which spec reader reads as its csr.json"),
+            && stdout.contains("reader-csr.json, which is the csr.json of spec reader:"),
         "{stdout}"
     );
     assert!(
