@@ -5,7 +5,8 @@
 //! quotes are safe). It runs only when the files changed; its failure is reported with its own exit
 //! code, and the new certificate stays: it is valid, and the next run will not issue again.
 //! What the hook prints goes to stderr, so stdout stays nodecert's own (`--report json`). The
-//! hook does not inherit the environment variables the auth key was read from.
+//! hook does not inherit the environment variables the auth key was read from. A hook that did
+//! not succeed stays owed ([`Owed`]): the next run runs it even if the pair stays.
 //!
 //! The shell is started with `posix_spawn` rather than `std::process::Command`: nodecert blocks
 //! SIGTERM, SIGINT and SIGHUP in every thread ([`crate::signals`]) and a child inherits the mask
@@ -15,7 +16,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -52,6 +53,82 @@ pub fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> Result<
         "--exec {command:?} {how}; the new certificate is in place at {}",
         cert.display()
     )))
+}
+
+/// `.CERT.exec-pending` beside the certificate: the hook is owed from just before the pair is
+/// swapped until it has succeeded. A run killed between the swap and the hook, or a hook that
+/// fails, would otherwise leave the service on the old certificate for good, since the next run
+/// finds the new pair and has nothing to do.
+pub struct Owed {
+    path: PathBuf,
+}
+
+impl Owed {
+    /// The record for the pair whose certificate is `cert`.
+    pub fn beside(cert: &Path) -> Self {
+        Self {
+            path: cert.with_file_name(crate::output::hidden_name(cert, "exec-pending")),
+        }
+    }
+
+    /// Whether an earlier run left the record (said at info level).
+    pub fn by_an_earlier_run(&self) -> bool {
+        if !self.path.exists() {
+            return false;
+        }
+        log::info!(
+            "{} is there: an earlier run changed the pair but its --exec hook did not succeed; running it now",
+            self.path.display()
+        );
+        true
+    }
+
+    /// Records the hook as owed, before the swap (the pair's directory fsync after the swap
+    /// makes the record durable with it); not through a symlink. Returns whether an earlier
+    /// run's record was there already, for [`Self::withdraw`].
+    pub fn record(&self) -> Result<Recorded> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let earlier = self.path.exists();
+        let mut options = std::fs::OpenOptions::new();
+        options
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(crate::output::KEY_MODE);
+        crate::error::open_regular(&mut options, &self.path)
+            .map_err(|e| Error::output(&self.path, e))?;
+        Ok(if earlier {
+            Recorded::Earlier
+        } else {
+            Recorded::Now
+        })
+    }
+
+    /// Takes back the record when the swap failed: only if this run made it, since a hook an
+    /// earlier run owes is still owed.
+    pub fn withdraw(self, recorded: Recorded) {
+        if recorded == Recorded::Now {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    /// Removes the record: the hook has succeeded.
+    pub fn paid(self) {
+        if let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!("cannot remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Who made the record of an owed hook ([`Owed::record`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// An earlier run, whose hook is still owed.
+    Earlier,
+    /// This run.
+    Now,
 }
 
 /// Starts `sh -c command` in its own process group (so that what it starts can be stopped with

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::client::CaClient;
 use crate::csr::CertificateRequest;
 use crate::error::{Error, Result};
+use crate::hook;
 use crate::inspect::rfc3339;
 use crate::keygen::{PrivateKey, pem_encode};
 use crate::lock::PairLock;
@@ -223,31 +224,18 @@ impl Job {
         // A disk error while staging is reported after the CA's reply has been judged, as it
         // was when every file was written at the end.
         staged?;
-        // Owed until the hook succeeds: a run killed between the swap and the hook, or a hook
-        // that fails, would otherwise leave the service on the old certificate for good, since
-        // the next run finds the new pair and has nothing to do.
-        // The pair's directory fsync after the swap makes the marker durable with it.
-        // Not through a symlink; removed again if the swap fails and this run made it (one an
-        // earlier run left is still owed).
-        let new_marker = self.hook_marker().filter(|marker| !marker.exists());
-        if let Some(marker) = self.hook_marker() {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            let mut options = std::fs::OpenOptions::new();
-            options
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(crate::output::KEY_MODE);
-            crate::error::open_regular(&mut options, &marker)
-                .map_err(|e| Error::output(&marker, e))?;
-        }
+        // The hook is owed from before the swap until it succeeds.
+        let owed = self.owed_hook();
+        let recorded = owed.as_ref().map(hook::Owed::record).transpose()?;
         let committed = reserved.commit(&Bundle {
             cert: Some(&issued.pem),
             csr: &csr_pem,
             key: &key_pem,
         });
-        if let (Err(_), Some(marker)) = (&committed, &new_marker) {
-            let _ = std::fs::remove_file(marker);
+        if committed.is_err()
+            && let (Some(owed), Some(recorded)) = (owed, recorded)
+        {
+            owed.withdraw(recorded);
         }
         committed?;
         log::debug!("serial {} from {server}", issued.serial);
@@ -291,7 +279,10 @@ impl Job {
     /// The outcome for a pair that stays, once the hook an earlier run still owes has run.
     fn kept(&self, reason: String, serial: String, not_after: i64) -> Outcome {
         let (cert, key) = self.owned_paths();
-        let (reason, hook_error) = if self.hook_owed() {
+        let (reason, hook_error) = if self
+            .owed_hook()
+            .is_some_and(|owed| owed.by_an_earlier_run())
+        {
             (
                 format!("{reason}; ran the --exec hook an earlier run did not finish"),
                 self.run_hook(),
@@ -316,35 +307,18 @@ impl Job {
         let (Some(command), Some((cert, key))) = (&self.renewal.exec, self.paths()) else {
             return None;
         };
-        let result = crate::hook::run(command, cert, key, self.renewal.exec_timeout);
-        if result.is_ok()
-            && let Some(marker) = self.hook_marker()
-            && let Err(e) = std::fs::remove_file(&marker)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            log::warn!("cannot remove {}: {e}", marker.display());
+        let result = hook::run(command, cert, key, self.renewal.exec_timeout);
+        if result.is_ok() {
+            hook::Owed::beside(cert).paid();
         }
         result.err()
     }
 
-    /// Whether an earlier run owes the `--exec` hook: its marker is there (said at info level).
-    fn hook_owed(&self) -> bool {
-        let Some(marker) = self.hook_marker().filter(|marker| marker.exists()) else {
-            return false;
-        };
-        log::info!(
-            "{} is there: an earlier run changed the pair but its --exec hook did not succeed; running it now",
-            marker.display()
-        );
-        true
-    }
-
-    /// `.CERT.exec-pending` next to the certificate, when the job has an `--exec` hook: it exists
-    /// from just before the pair is swapped until the hook has succeeded.
-    fn hook_marker(&self) -> Option<PathBuf> {
+    /// The record of an owed `--exec` hook, when the job has one.
+    fn owed_hook(&self) -> Option<hook::Owed> {
         self.renewal.exec.as_ref()?;
         let (cert, _) = self.paths()?;
-        Some(cert.with_file_name(crate::output::hidden_name(cert, "exec-pending")))
+        Some(hook::Owed::beside(cert))
     }
 
     /// A `--renew-before` not shorter than what the CA issues would renew on every run; the

@@ -970,7 +970,8 @@ fn a_metrics_failure_after_a_renewal_keeps_its_report() {
 
 /// A file of the pair that cannot be replaced (a bind-mounted certificate, an immutable CSR)
 /// fails the run with exit 8 after the CA signed, and the files swapped before it are swapped
-/// back: the old pair stays whole, its key matching its certificate.
+/// back: the old pair stays whole, its key matching its certificate. The `--exec` hook does not
+/// run, and is not left owed by this run; one an earlier run owes stays owed.
 #[test]
 fn a_file_that_cannot_be_replaced_leaves_the_old_pair_whole() {
     let t = Setup::new();
@@ -979,9 +980,11 @@ fn a_file_that_cannot_be_replaced_leaves_the_old_pair_whole() {
     let pair =
         || ["node.pem", "node-key.pem", "node.csr"].map(|f| std::fs::read(dir.join(f)).unwrap());
     let before = pair();
-    let files_before = listing(dir);
+    let owed = dir.join(".node.pem.exec-pending");
+    let exec = ["--exec", "echo ran >> hook.log"];
     let check = |expected_hint: &str, file: &str| {
-        let out = t.gencert_bare("node", &t.csr, &[]).assert().code(8);
+        let files_before = listing(dir);
+        let out = t.gencert_bare("node", &t.csr, &exec).assert().code(8);
         let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(file), "names {file}: {stderr}");
@@ -989,6 +992,7 @@ fn a_file_that_cannot_be_replaced_leaves_the_old_pair_whole() {
         assert!(stderr.contains("were put back"), "{stderr}");
         assert_eq!(pair(), before, "the old pair is whole again");
         assert_eq!(listing(dir), files_before, "no temporary files remain");
+        assert!(!dir.join("hook.log").exists(), "the hook did not run");
     };
 
     // The certificate is swapped second, after the key.
@@ -1001,13 +1005,18 @@ fn a_file_that_cannot_be_replaced_leaves_the_old_pair_whole() {
         &["umount", s(&cert)],
     );
     check("mount point", "node.pem");
+    assert!(!owed.exists(), "the hook is not owed: nothing changed");
     drop(bind);
 
     // The CSR is swapped last, after the key and the certificate.
     let csr = dir.join("node.csr");
     let immutable = Altered::by(&["chattr", "+i", s(&csr)], &["chattr", "-i", s(&csr)]);
+    // An earlier run changed the pair but its hook failed: still owed after this run.
+    std::fs::write(&owed, "").unwrap();
     check("immutable", "node.csr");
+    assert!(owed.exists(), "the earlier run's hook is still owed");
     drop(immutable);
+    std::fs::remove_file(&owed).unwrap();
 
     assert_eq!(t.server.signed_count(), 3, "the CA signed both times");
     t.gencert_bare("node", &t.csr, &[]).assert().code(0);
