@@ -985,8 +985,7 @@ fn a_file_that_cannot_be_replaced_leaves_the_old_pair_whole() {
     let check = |expected_hint: &str, file: &str| {
         let files_before = listing(dir);
         let out = t.gencert_bare("node", &t.csr, &exec).assert().code(8);
-        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        let stderr = crate::support::one_line_stderr(&out);
         assert!(stderr.contains(file), "names {file}: {stderr}");
         assert!(stderr.contains(expected_hint), "{stderr}");
         assert!(stderr.contains("were put back"), "{stderr}");

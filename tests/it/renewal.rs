@@ -440,8 +440,7 @@ fn reuse_key_keeps_the_private_key() {
     assert_eq!(std::fs::read(&other).unwrap(), key_before);
     let refused = |says: &str| {
         let out = t.gencert(&["--reuse-key", "--force"]).assert().code(3);
-        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        let stderr = crate::support::one_line_stderr(&out);
         assert!(
             stderr.contains("node-key.pem: --reuse-key cannot reuse it: "),
             "{stderr}"
