@@ -170,6 +170,9 @@ pub fn check_target(target: &Path) -> Result<PathBuf> {
              give the path of a file",
         ));
     }
+    if let Some(why) = unreplaceable(target) {
+        return Err(Error::output(target, why));
+    }
     // In a sticky directory (/tmp-like) only a file's owner, the directory's or root may
     // replace it: known now, before the CA signs a certificate that could not be written.
     let me = nix::unistd::geteuid().as_raw();
@@ -189,4 +192,30 @@ pub fn check_target(target: &Path) -> Result<PathBuf> {
         ));
     }
     Ok(dir)
+}
+
+/// Why the file at `target` cannot be replaced by a rename, as nodecert replaces files: a mount
+/// point (a bind-mounted file, as a container gets its certificate) or a file marked immutable
+/// or append-only (`chattr +i`, `+a`). Known before the CA is asked, so that no run spends a
+/// certificate it cannot write (and a timer would spend one on every run). The swap still
+/// undoes itself if one of them appears after this check ([`super::Reserved::commit`]).
+fn unreplaceable(target: &Path) -> Option<&'static str> {
+    use rustix::fs::{AtFlags, CWD, StatxAttributes, StatxFlags, statx};
+    let found = statx(CWD, target, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::empty()).ok()?;
+    let has = |attribute: StatxAttributes| {
+        (found.stx_attributes_mask & found.stx_attributes).contains(attribute)
+    };
+    if has(StatxAttributes::MOUNT_ROOT) {
+        Some(
+            "is a mount point (a bind-mounted file?), and nodecert replaces a file by rename: \
+             mount its directory instead",
+        )
+    } else if has(StatxAttributes::IMMUTABLE) || has(StatxAttributes::APPEND) {
+        Some(
+            "is immutable or append-only (lsattr), so it cannot be replaced: chattr -i -a it \
+             first, or write the pair elsewhere",
+        )
+    } else {
+        None
+    }
 }

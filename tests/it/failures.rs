@@ -968,33 +968,32 @@ fn a_metrics_failure_after_a_renewal_keeps_its_report() {
     assert!(t.dir().join("node.pem").is_file());
 }
 
-/// A file of the pair that cannot be replaced (a bind-mounted certificate, an immutable CSR)
-/// fails the run with exit 8 after the CA signed, and the files swapped before it are swapped
-/// back: the old pair stays whole, its key matching its certificate. The `--exec` hook does not
-/// run, and is not left owed by this run; one an earlier run owes stays owed.
+/// A file of the pair that cannot be replaced (a bind-mounted certificate, as a container gets
+/// one; an immutable or append-only CSR) fails the run with exit 8 before the CA is asked: no
+/// certificate is spent for nothing (a timer would spend one on every run), the old pair and
+/// its directory stay as they were, and the `--exec` hook neither runs nor becomes owed.
 #[test]
-fn a_file_that_cannot_be_replaced_leaves_the_old_pair_whole() {
+fn a_file_that_cannot_be_replaced_is_refused_before_the_ca_is_asked() {
     let t = Setup::new();
     let dir = t.dir();
     t.gencert_bare("node", &t.csr, &[]).assert().code(0);
     let pair =
         || ["node.pem", "node-key.pem", "node.csr"].map(|f| std::fs::read(dir.join(f)).unwrap());
     let before = pair();
-    let owed = dir.join(".node.pem.exec-pending");
-    let exec = ["--exec", "echo ran >> hook.log"];
     let check = |expected_hint: &str, file: &str| {
         let files_before = listing(dir);
-        let out = t.gencert_bare("node", &t.csr, &exec).assert().code(8);
+        let out = (t.gencert_bare("node", &t.csr, &["--exec", "echo ran >> hook.log"]))
+            .assert()
+            .code(8);
         let stderr = crate::support::one_line_stderr(&out);
         assert!(stderr.contains(file), "names {file}: {stderr}");
         assert!(stderr.contains(expected_hint), "{stderr}");
-        assert!(stderr.contains("were put back"), "{stderr}");
-        assert_eq!(pair(), before, "the old pair is whole again");
-        assert_eq!(listing(dir), files_before, "no temporary files remain");
+        assert_eq!(pair(), before, "the old pair stays");
+        assert_eq!(listing(dir), files_before, "nothing written or left behind");
         assert!(!dir.join("hook.log").exists(), "the hook did not run");
+        assert_eq!(t.server.signed_count(), 1, "the CA was not asked");
     };
 
-    // The certificate is swapped second, after the key.
     let elsewhere = tempfile::tempdir().unwrap();
     let source = elsewhere.path().join("node.pem");
     std::fs::copy(dir.join("node.pem"), &source).unwrap();
@@ -1003,23 +1002,68 @@ fn a_file_that_cannot_be_replaced_leaves_the_old_pair_whole() {
         &["mount", "--bind", s(&source), s(&cert)],
         &["umount", s(&cert)],
     );
-    check("mount point", "node.pem");
-    assert!(!owed.exists(), "the hook is not owed: nothing changed");
+    check("mount point (a bind-mounted file?)", "node.pem");
     drop(bind);
 
-    // The CSR is swapped last, after the key and the certificate.
     let csr = dir.join("node.csr");
-    let immutable = Altered::by(&["chattr", "+i", s(&csr)], &["chattr", "-i", s(&csr)]);
-    // An earlier run changed the pair but its hook failed: still owed after this run.
-    std::fs::write(&owed, "").unwrap();
-    check("immutable", "node.csr");
-    assert!(owed.exists(), "the earlier run's hook is still owed");
-    drop(immutable);
-    std::fs::remove_file(&owed).unwrap();
+    for (flag, hint) in [("+i", "chattr -i"), ("+a", "append-only")] {
+        let unflag = flag.replace('+', "-");
+        let marked = Altered::by(&["chattr", flag, s(&csr)], &["chattr", &unflag, s(&csr)]);
+        check(hint, "node.csr");
+        drop(marked);
+    }
 
-    assert_eq!(t.server.signed_count(), 3, "the CA signed both times");
     t.gencert_bare("node", &t.csr, &[]).assert().code(0);
     assert_ne!(pair()[0], before[0]);
+}
+
+/// A file that becomes impossible to replace while the CA signs (made immutable after the
+/// checks, here while the request is held at a relay) fails the run with exit 8 after the CA
+/// signed, and the files swapped before it are swapped back: the old pair stays whole, its key
+/// matching its certificate. The `--exec` hook does not run and is not left owed by this run;
+/// one an earlier run owes stays owed.
+#[test]
+fn a_file_that_becomes_unreplaceable_during_the_run_leaves_the_old_pair_whole() {
+    let t = Setup::new();
+    let dir = t.dir();
+    t.gencert_bare("node", &t.csr, &[]).assert().code(0);
+    let pair =
+        || ["node.pem", "node-key.pem", "node.csr"].map(|f| std::fs::read(dir.join(f)).unwrap());
+    let before = pair();
+    // An earlier run changed the pair but its hook failed: the hook is owed.
+    let owed = dir.join(".node.pem.exec-pending");
+    std::fs::write(&owed, "").unwrap();
+    let files_before = listing(dir);
+
+    let gate = crate::support::gate::Gate::start(t.server.addr());
+    let profile = t.pki.request_profile(dir, &gate.url(), &t.pki.auth_key);
+    let run = std::process::Command::new(assert_cmd::cargo::cargo_bin!("nodecert"))
+        .current_dir(dir)
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca"])
+        .arg(t.pki.primary_ca())
+        .args(["-bare", "node", "--exec", "echo ran >> hook.log", s(&t.csr)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    gate.wait_for_arrival();
+    let csr = dir.join("node.csr");
+    let immutable = Altered::by(&["chattr", "+i", s(&csr)], &["chattr", "-i", s(&csr)]);
+    gate.open();
+    let out = run.wait_with_output().unwrap();
+    drop(immutable);
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("node.csr"), "{stderr}");
+    assert!(stderr.contains("immutable"), "{stderr}");
+    assert!(stderr.contains("were put back"), "{stderr}");
+    assert_eq!(t.server.signed_count(), 2, "the CA signed");
+    assert_eq!(pair(), before, "the old pair is whole again");
+    assert_eq!(listing(dir), files_before, "no temporary files remain");
+    assert!(!dir.join("hook.log").exists(), "the hook did not run");
+    assert!(owed.exists(), "the earlier run's hook is still owed");
 }
 
 /// A change to the file system made for one test (a bind mount, `chattr +i`) by a command run

@@ -2,6 +2,7 @@
 
 pub mod ca;
 pub mod fault;
+pub mod gate;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};
