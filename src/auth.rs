@@ -69,6 +69,25 @@ fn remember_secret_var(var: &str) {
     }
 }
 
+/// Remembers every variable an `env:VAR` string anywhere in `profile` names, as soon as the
+/// profile is JSON: each may hold a key that can mint certificates, whichever key this run
+/// uses, and a profile that fails a later check (or a sync spec that fails before its key is
+/// read) must still not hand it to another spec's hook.
+pub fn remember_env_sources(profile: &serde_json::Value) {
+    match profile {
+        serde_json::Value::String(text) => {
+            if let Some(("env", var)) = text.split_once(':')
+                && !var.is_empty()
+            {
+                remember_secret_var(var);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(remember_env_sources),
+        serde_json::Value::Object(fields) => fields.values().for_each(remember_env_sources),
+        _ => {}
+    }
+}
+
 /// The environment variables that held an auth key (`env:VAR` in a request profile), so that
 /// what nodecert starts (`--exec` hooks) does not inherit the CA's HMAC key: a hook restarts a
 /// service, it has no business being able to mint certificates.

@@ -354,7 +354,7 @@ pub struct RenewalArgs {
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub report: Option<ReportFormat>,
 
-    /// Run this command with `sh -c` after the files changed (never when unchanged), with
+    /// Run this command with `/bin/sh -c` after the files changed (never when unchanged), with
     /// NODECERT_CERT and NODECERT_KEY set.
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,

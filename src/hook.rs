@@ -17,10 +17,11 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawnp};
+use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
 use nix::sys::signal::{SigSet, Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -33,12 +34,13 @@ use crate::error::{Error, Result};
 /// is stopped (SIGTERM, then SIGKILL) and the run fails with the hook's exit code.
 pub fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> Result<()> {
     log::debug!("running --exec hook");
-    let child = start(command, cert, key)
-        .map_err(|e| Error::Hook(format!("cannot start sh for --exec: {e}")))?;
-    let Some(status) = wait_until(child, Instant::now().checked_add(timeout))? else {
-        stop(child);
+    let quoted = quoted(command);
+    let child = Running::start(command, cert, key)
+        .map_err(|e| Error::Hook(format!("cannot start sh for --exec {quoted}: {e}")))?;
+    let Some(status) = wait_until(child.0, Instant::now().checked_add(timeout))? else {
+        stop(child.0);
         return Err(Error::Hook(format!(
-            "--exec {command:?} did not finish within {} and was stopped (raise --exec-timeout \
+            "--exec {quoted} did not finish within {} and was stopped (raise --exec-timeout \
              if it needs longer); the new certificate is in place at {}",
             humantime::format_duration(timeout),
             cert.display()
@@ -47,12 +49,84 @@ pub fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> Result<
     let how = match status {
         Ended::Exited(0) => return Ok(()),
         Ended::Exited(code) => format!("exited with status {code}"),
-        Ended::Killed => "was killed by a signal".to_string(),
+        Ended::Killed(signal) => format!("was killed by {signal}"),
     };
     Err(Error::Hook(format!(
-        "--exec {command:?} {how}; the new certificate is in place at {}",
+        "--exec {quoted} {how}; the new certificate is in place at {}",
         cert.display()
     )))
+}
+
+/// Refuses a command that is empty (blank), or that `sh -c` cannot be given: one with a NUL
+/// byte (possible only in a sync spec's JSON), or one longer than the kernel takes as one
+/// argument. Checked when the flag or
+/// spec is read, so that no certificate is issued with a hook that could never run (and would
+/// stay owed on every later run).
+pub fn check_command(command: &str) -> std::result::Result<(), String> {
+    // `--exec "$UNSET"` would otherwise run nothing and succeed on every renewal.
+    if command.trim().is_empty() {
+        return Err("is empty: give the command to run, or leave it out".into());
+    }
+    if command.contains('\0') {
+        return Err("contains a NUL byte, which no command can: remove it".into());
+    }
+    // MAX_ARG_STRLEN: 32 pages of 4 KiB, the terminating NUL included.
+    const MAX_ARGUMENT: usize = 32 * 4096 - 1;
+    if command.len() > MAX_ARGUMENT {
+        return Err(format!(
+            "is {} bytes, more than the {MAX_ARGUMENT} the kernel takes as one argument: put \
+             the commands in a script and run that",
+            command.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The command as error lines quote it: in full up to 200 characters, else its beginning.
+fn quoted(command: &str) -> String {
+    const SHOWN: usize = 200;
+    match command.char_indices().nth(SHOWN) {
+        None => format!("{command:?}"),
+        Some((end, _)) => format!("{:?}… ({} bytes)", &command[..end], command.len()),
+    }
+}
+
+/// The process groups of the hooks running now, so that a signal that ends nodecert reaches
+/// them too ([`signal_running`]).
+static RUNNING: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
+
+fn running() -> MutexGuard<'static, Vec<Pid>> {
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A started hook, listed in [`RUNNING`] until it is dropped.
+struct Running(Pid);
+
+impl Running {
+    /// Starts the hook with [`RUNNING`] held, so that a signal handled meanwhile waits until
+    /// the hook is listed, and reaches it.
+    fn start(command: &str, cert: &Path, key: &Path) -> std::result::Result<Self, String> {
+        let mut running = running();
+        let child = start(command, cert, key)?;
+        running.push(child);
+        Ok(Self(child))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        running().retain(|pid| *pid != self.0);
+    }
+}
+
+/// Sends `signal` to the process group of every hook running: nodecert is ending on it (see
+/// [`crate::signals`]), and a hook is in a process group of its own, which a Ctrl-C, `timeout`
+/// or a kill of nodecert's group does not reach. Otherwise the hook would run on, outside the
+/// pair's lock, after nodecert is gone.
+pub fn signal_running(signal: Signal) {
+    for group in running().iter() {
+        let _ = killpg(*group, signal);
+    }
 }
 
 /// `.CERT.exec-pending` beside the certificate: the hook is owed from just before the pair is
@@ -131,13 +205,20 @@ pub enum Recorded {
     Now,
 }
 
-/// Starts `sh -c command` in its own process group (so that what it starts can be stopped with
-/// it), with no signal blocked, SIGPIPE back at its default action (the Rust runtime ignores it
-/// in nodecert), stdout on nodecert's stderr (stdout belongs to `--report json`) and the
-/// environment without the auth key's variables.
+/// Starts `/bin/sh -c -- command` (the shell `system()` runs, found without `PATH`; `--` so
+/// that a command that begins with a dash is not read as the shell's options) in its own
+/// process group (so that what it starts can be stopped with it), with no signal blocked,
+/// SIGPIPE back at its default action (the Rust runtime ignores it in nodecert), stdout on
+/// nodecert's stderr (stdout belongs to `--report json`) and the environment without the auth
+/// keys' variables.
 fn start(command: &str, cert: &Path, key: &Path) -> std::result::Result<Pid, String> {
     let command = CString::new(command).map_err(|_| "the command contains a NUL byte")?;
-    let args = [c"sh".to_owned(), c"-c".to_owned(), command];
+    let args = [
+        c"sh".to_owned(),
+        c"-c".to_owned(),
+        c"--".to_owned(),
+        command,
+    ];
 
     let secret = crate::auth::secret_env_vars();
     let ours = [
@@ -174,13 +255,13 @@ fn start(command: &str, cert: &Path, key: &Path) -> std::result::Result<Pid, Str
             | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF,
     )
     .map_err(errno)?;
-    posix_spawnp(c"sh", &actions, &attr, &args, &env).map_err(errno)
+    posix_spawn(c"/bin/sh", &actions, &attr, &args, &env).map_err(errno)
 }
 
 /// How the hook ended.
 enum Ended {
     Exited(i32),
-    Killed,
+    Killed(Signal),
 }
 
 /// How the child ended, or None if it is still running at `deadline` (None: no deadline).
@@ -189,7 +270,7 @@ fn wait_until(child: Pid, deadline: Option<Instant>) -> Result<Option<Ended>> {
     loop {
         match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(Some(Ended::Exited(code))),
-            Ok(WaitStatus::Signaled(..)) => return Ok(Some(Ended::Killed)),
+            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(Some(Ended::Killed(signal))),
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::Hook(format!("waiting for --exec: {}", e.desc()))),
         }

@@ -219,6 +219,7 @@ fn parse_unconcealed(
         serde_json::from_slice(bytes)
             .map_err(|e| Error::input(source, format!("not valid JSON: {e}")))?,
     );
+    crate::auth::remember_env_sources(&root);
     let at = |field: &str, detail: &str| Error::input(format!("{source}: field {field}"), detail);
     let root = root
         .as_object()

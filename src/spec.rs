@@ -132,6 +132,9 @@ impl Spec {
             Error::input(format!("{}: field {name}", path.display()), detail)
         };
 
+        // The profile first: the `env:` variables it names are kept from every spec's hook
+        // even when this spec fails on its csr.json.
+        let target = crate::profile::resolve(Some(&at(&self.config)), &self.profile, None)?;
         let csr_path = at(&self.csr);
         let bytes = crate::error::read_input(&csr_path, "csr.json")?;
         let mut request = CertificateRequest::parse(&bytes, &csr_path.display().to_string())?;
@@ -152,7 +155,9 @@ impl Spec {
             request.hosts = hosts.clone();
         }
         request.check_names_something(&csr_path.display().to_string())?;
-        let target = crate::profile::resolve(Some(&at(&self.config)), &self.profile, None)?;
+        if let Some(command) = &self.exec {
+            crate::hook::check_command(command).map_err(|d| field("exec", d))?;
+        }
         target.check_plaintext(shared.allow_plaintext)?;
         let renew_before = self
             .renew_before

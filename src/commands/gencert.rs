@@ -137,6 +137,10 @@ pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
             )));
         }
     }
+    if let Some(command) = &renewal.exec {
+        crate::hook::check_command(command)
+            .map_err(|d| Error::Usage(format!("flag --exec: {d}")))?;
+    }
     let inputs = (inputs(args, Some(&target)).into_iter())
         .map(|(path, what)| (path.to_path_buf(), what))
         .collect();

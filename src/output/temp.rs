@@ -125,9 +125,21 @@ pub fn remove_pending_within(wait: std::time::Duration) {
 pub(super) struct Pending(Option<NamedTempFile>);
 
 impl Pending {
-    fn new(temp: NamedTempFile) -> Self {
-        registry().push(temp.path().to_path_buf());
-        Self(Some(temp))
+    /// Creates the file with `create`, holding the registry meanwhile: a signal handled in
+    /// between would otherwise remove the files registered so far and leave this one (the
+    /// signal thread keeps the registry until the process ends).
+    fn create(create: impl FnOnce() -> std::io::Result<NamedTempFile>) -> std::io::Result<Self> {
+        let mut registry = registry();
+        let temp = create()?;
+        registry.push(temp.path().to_path_buf());
+        Ok(Self(Some(temp)))
+    }
+
+    fn file(&self) -> &std::fs::File {
+        match &self.0 {
+            Some(temp) => temp.as_file(),
+            None => unreachable!("a temporary file is used after it was renamed"),
+        }
     }
 
     pub(super) fn file_mut(&mut self) -> &mut std::fs::File {
@@ -254,29 +266,30 @@ pub(super) fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<
     let dir = check_target(target)?;
     // Created 0600 (narrowed further by the umask, never widened), then set to its final mode
     // with fchmod before a byte is written: a key file is never readable by others.
-    let temp = tempfile::Builder::new()
-        .prefix(&temp_prefix(target))
+    let prefix = temp_prefix(target);
+    let mut builder = tempfile::Builder::new();
+    builder
+        .prefix(&prefix)
         .suffix(".tmp")
-        .permissions(Permissions::from_mode(KEY_MODE))
-        .tempfile_in(&dir)
-        .map_err(|e| {
-            Error::output(
-                target,
-                format!("cannot create a file in {}: {e}", dir.display()),
-            )
-        })?;
+        .permissions(Permissions::from_mode(KEY_MODE));
+    let temp = Pending::create(|| builder.tempfile_in(&dir)).map_err(|e| {
+        Error::output(
+            target,
+            format!("cannot create a file in {}: {e}", dir.display()),
+        )
+    })?;
     match owner {
         Some(owner) => {
-            std::os::unix::fs::fchown(temp.as_file(), owner.uid, owner.gid).map_err(|e| {
+            std::os::unix::fs::fchown(temp.file(), owner.uid, owner.gid).map_err(|e| {
                 Error::output(target, format!("cannot change the owner (--owner): {e}"))
             })?;
         }
-        None => keep_group(target, temp.as_file()),
+        None => keep_group(target, temp.file()),
     }
-    temp.as_file()
+    temp.file()
         .set_permissions(Permissions::from_mode(mode))
         .map_err(|e| Error::output(target, e))?;
-    Ok(Pending::new(temp))
+    Ok(temp)
 }
 
 /// Without `--owner`, a file that replaces one of this user's keeps that file's group, as

@@ -561,3 +561,41 @@ fn a_signal_mid_request_leaves_no_temporary_files() {
         }
     }
 }
+
+/// A signal nodecert was started with ignored stays ignored: `nohup` ignores SIGHUP, and a shell
+/// ignores SIGINT in its background jobs; the run carries on and issues (a blocked signal would
+/// still reach the thread that waits for signals, and end the run).
+#[test]
+fn a_signal_ignored_at_start_stays_ignored() {
+    let t = crate::support::Setup::new();
+    let dir = t.dir();
+    let gate = crate::support::gate::Gate::start(t.server.addr());
+    let profile = t.pki.request_profile(dir, &gate.url(), &t.pki.auth_key);
+    let run = Command::new("sh")
+        .current_dir(dir)
+        .args(["-c", r#"trap '' HUP INT; exec "$0" "$@""#])
+        .arg(assert_cmd::cargo::cargo_bin!("nodecert"))
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca"])
+        .arg(t.pki.primary_ca())
+        .args(["-bare", "node", s(&t.csr)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    gate.wait_for_arrival();
+    for signal in ["-HUP", "-INT"] {
+        let sent = Command::new("kill")
+            .args([signal, &run.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+    // Let the signals arrive before the request goes on.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    gate.open();
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{:?} {stderr}", out.status);
+    assert!(dir.join("node.pem").is_file());
+    assert_eq!(t.server.signed_count(), 1);
+}

@@ -98,3 +98,75 @@ fn a_hook_starts_with_no_signal_blocked_or_ignored() {
         "SIGPIPE not ignored"
     );
 }
+
+/// A signal that ends nodecert while its hook runs reaches the hook too: the hook runs in a
+/// process group of its own (so that `--exec-timeout` can stop all of it), which a Ctrl-C,
+/// `timeout` or a kill of nodecert's group does not reach, and it must not run on outside the
+/// pair's lock after nodecert is gone.
+#[test]
+fn a_signal_that_ends_the_run_ends_its_hook() {
+    use std::os::unix::process::ExitStatusExt as _;
+    use std::time::{Duration, Instant};
+    let t = Setup::new();
+    let dir = t.dir();
+    let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin!("nodecert"))
+        .current_dir(dir)
+        .args(["gencert", "-config", s(&t.profile), "-tls-remote-ca"])
+        .arg(t.pki.primary_ca())
+        .args(["-bare", "node", "--exec"])
+        .arg("echo $$ > hook.pid.tmp && mv hook.pid.tmp hook.pid; sleep 30; echo late > late.txt")
+        .arg(s(&t.csr))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let hook: u32 = loop {
+        if let Ok(pid) = std::fs::read_to_string(dir.join("hook.pid")) {
+            break pid.trim().parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the hook never started");
+        assert!(run.try_wait().unwrap().is_none(), "nodecert ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(
+        run.wait().unwrap().signal(),
+        Some(15),
+        "nodecert died of SIGTERM"
+    );
+    // Gone, or a zombie waiting for whoever adopted it.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{hook}/stat")).is_ok_and(|stat| {
+            stat.rsplit(") ")
+                .next()
+                .is_some_and(|s| !s.starts_with('Z'))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive() {
+        assert!(Instant::now() < deadline, "the hook (pid {hook}) runs on");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!dir.join("late.txt").exists());
+}
+
+/// `--exec ""` (a variable that was never set) is a usage error, not a hook that does nothing
+/// on every renewal; a hook killed by a signal is reported with the signal's name.
+#[test]
+fn an_empty_exec_is_refused_and_a_killed_hook_named() {
+    let t = Setup::new();
+    let out = t.gencert(&["--exec", ""]).assert().code(2);
+    let stderr = crate::support::one_line_stderr(&out);
+    assert!(stderr.contains("flag --exec: is empty"), "{stderr}");
+    assert_eq!(t.server.signed_count(), 0);
+    assert!(!t.dir().join("node.pem").exists());
+
+    let out = t.gencert(&["--exec", "kill -KILL $$"]).assert().code(10);
+    let stderr = crate::support::one_line_stderr(&out);
+    assert!(stderr.contains("was killed by SIGKILL"), "{stderr}");
+}

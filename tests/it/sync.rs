@@ -444,13 +444,13 @@ fn sync_refuses_specs_others_can_write() {
         .stdout(contains(
             "the spec directory is writable by group or others (mode 0777)",
         ));
-    // Past that check, the spec is read (and fails for its missing csr.json).
+    // Past that check, the spec is read (and fails for its missing profile).
     std::fs::set_permissions(&specs, std::fs::Permissions::from_mode(0o755)).unwrap();
     nodecert(dir)
         .args(["sync", s(&specs)])
         .assert()
         .code(11)
-        .stdout(contains("c.json"));
+        .stdout(contains("p.json: cannot read the request profile"));
 }
 
 /// An empty or missing directory is an input error.
@@ -627,4 +627,91 @@ fn sync_refuses_outputs_that_overwrite_inputs() {
     assert_eq!(std::fs::read(dir.join("conf/ca.pem")).unwrap(), ca);
     assert_eq!(read_inputs(), inputs);
     assert_eq!(fleet.server.signed_count(), 3);
+}
+
+/// No hook inherits a variable any spec's profile reads a key from (`env:VAR`), even when that
+/// spec fails before its key is read (here on its csr.json), and even for a key of the profile
+/// that this run does not use: each can mint certificates.
+#[test]
+fn no_hook_inherits_a_key_variable_of_any_profile() {
+    let fleet = Fleet::new();
+    let (dir, specs) = (fleet.work.path(), &fleet.specs);
+    write_spec(
+        specs,
+        "a",
+        &fleet.good,
+        serde_json::json!({"exec": "env > hook-env.txt"}),
+    );
+    let env_profile = write(
+        &dir.join("conf"),
+        "env-profile.json",
+        &format!(
+            r#"{{"signing":{{"default":{{"auth_remote":{{"remote":"ca","auth_key":"k"}}}}}},
+            "auth_keys":{{"k":{{"type":"standard","key":"env:NODECERT_TEST_B_KEY"}},
+                          "spare":{{"type":"standard","key":"env:NODECERT_TEST_SPARE_KEY"}}}},
+            "remotes":{{"ca":"{}"}}}}"#,
+            fleet.server.url()
+        ),
+    );
+    write_spec(
+        specs,
+        "b",
+        "../conf/env-profile.json",
+        serde_json::json!({"csr": "../conf/missing-csr.json"}),
+    );
+    assert!(env_profile.is_file());
+    let out = nodecert(dir)
+        .env("NODECERT_TEST_B_KEY", &fleet.pki.auth_key)
+        .env("NODECERT_TEST_SPARE_KEY", "00ff")
+        .env("NODECERT_TEST_OTHER", "kept")
+        .args(["sync", s(specs)])
+        .assert()
+        .code(11);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("a: issued"), "{stdout}");
+    assert!(stdout.contains("missing-csr.json"), "{stdout}");
+    let seen = std::fs::read_to_string(dir.join("hook-env.txt")).unwrap();
+    assert!(seen.contains("NODECERT_TEST_OTHER=kept"), "{seen}");
+    assert!(!seen.contains("NODECERT_TEST_B_KEY"), "{seen}");
+    assert!(!seen.contains("NODECERT_TEST_SPARE_KEY"), "{seen}");
+}
+
+/// A spec's `exec` that no shell can be given (empty, a NUL byte, longer than the kernel takes
+/// as one argument) fails that spec before the CA is asked: otherwise the pair would be issued
+/// and the hook, failing to start, stay owed on every later run.
+#[test]
+fn a_spec_whose_exec_cannot_run_is_refused() {
+    let fleet = Fleet::new();
+    let (dir, specs) = (fleet.work.path(), &fleet.specs);
+    let long = "true; ".repeat(30_000);
+    for (name, exec) in [
+        ("blank", " "),
+        ("nul", "echo a\u{0}b"),
+        ("long", long.as_str()),
+    ] {
+        write_spec(
+            specs,
+            name,
+            &fleet.good,
+            serde_json::json!({ "exec": exec }),
+        );
+    }
+    let stdout = sync(dir, &[], specs, 11);
+    for (name, says) in [
+        ("blank", "field exec: is empty"),
+        ("nul", "field exec: contains a NUL byte"),
+        ("long", "field exec: is 180000 bytes"),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}: error: ")))
+            .unwrap_or_default();
+        assert!(line.contains(says), "{name}: {stdout}");
+        assert!(
+            line.len() < 400,
+            "{name}: the command is not quoted in full"
+        );
+    }
+    assert_eq!(fleet.server.signed_count(), 0);
+    assert_eq!(listing(&specs.join("out")), Vec::<String>::new());
 }
