@@ -17,6 +17,7 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ use nix::errno::Errno;
 use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
 use nix::sys::signal::{SigSet, Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
+use nix::unistd::{Pid, getpgrp, tcgetpgrp, tcsetpgrp};
 
 use crate::error::{Error, Result};
 
@@ -37,6 +38,8 @@ pub fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> Result<
     let quoted = quoted(command);
     let child = Running::start(command, cert, key)
         .map_err(|e| Error::Hook(format!("cannot start sh for --exec {quoted}: {e}")))?;
+    // Taken back when the hook has ended (or been stopped), as this goes out of scope.
+    let _terminal = Terminal::hand_to(child.0);
     let Some(status) = wait_until(child.0, Instant::now().checked_add(timeout))? else {
         stop(child.0);
         return Err(Error::Hook(format!(
@@ -258,6 +261,58 @@ fn start(command: &str, cert: &Path, key: &Path) -> std::result::Result<Pid, Str
     posix_spawn(c"/bin/sh", &actions, &attr, &args, &env).map_err(errno)
 }
 
+/// The terminal, lent to a hook while it runs. nodecert run by hand from a terminal is in the
+/// terminal's foreground process group, and the hook, in a group of its own (so that
+/// `--exec-timeout` can stop all of it), is not: a hook that asks (sudo's password prompt,
+/// `read`) would be stopped by SIGTTIN and hang until the timeout. So the hook's group becomes
+/// the foreground group while it runs, as a shell does with the jobs it runs. Not under cron,
+/// systemd or in a background job (nodecert's group is not the foreground one then), and to
+/// one hook at a time (sync runs hooks in parallel).
+struct Terminal {
+    tty: std::fs::File,
+    ours: Pid,
+}
+
+/// Whether a hook holds the terminal.
+static TERMINAL_LENT: AtomicBool = AtomicBool::new(false);
+
+impl Terminal {
+    fn hand_to(hook: Pid) -> Option<Self> {
+        let tty = (std::fs::File::options().read(true).write(true))
+            .open("/dev/tty")
+            .ok()?;
+        let ours = getpgrp();
+        if tcgetpgrp(&tty).ok()? != ours || TERMINAL_LENT.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        if without_sigttou(|| tcsetpgrp(&tty, hook)).is_err() {
+            TERMINAL_LENT.store(false, Ordering::Release);
+            return None;
+        }
+        // It may have tried to read before it had the terminal, and been stopped for it.
+        let _ = killpg(hook, Signal::SIGCONT);
+        Some(Self { tty, ours })
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = without_sigttou(|| tcsetpgrp(&self.tty, self.ours));
+        TERMINAL_LENT.store(false, Ordering::Release);
+    }
+}
+
+/// Runs `change` (a change of the terminal's foreground group) with SIGTTOU blocked in this
+/// thread: a process outside the foreground group that makes the change is otherwise stopped.
+fn without_sigttou<T>(change: impl FnOnce() -> T) -> T {
+    let mut sigttou = SigSet::empty();
+    sigttou.add(Signal::SIGTTOU);
+    let _ = sigttou.thread_block();
+    let changed = change();
+    let _ = sigttou.thread_unblock();
+    changed
+}
+
 /// How the hook ended.
 enum Ended {
     Exited(i32),
@@ -287,6 +342,8 @@ fn wait_until(child: Pid, deadline: Option<Instant>) -> Result<Option<Ended>> {
 /// (a stuck `systemctl`, a `trap '' TERM`) would outlive the run.
 fn stop(child: Pid) {
     let _ = killpg(child, Signal::SIGTERM);
+    // A member stopped (by SIGTTIN, say) acts on SIGTERM only once it runs again.
+    let _ = killpg(child, Signal::SIGCONT);
     let grace = Instant::now() + Duration::from_secs(5);
     let _ = wait_until(child, Some(grace));
     while killpg(child, None).is_ok() && Instant::now() < grace {

@@ -170,3 +170,46 @@ fn an_empty_exec_is_refused_and_a_killed_hook_named() {
     let stderr = crate::support::one_line_stderr(&out);
     assert!(stderr.contains("was killed by SIGKILL"), "{stderr}");
 }
+
+/// Run by hand from a terminal, a hook that asks (sudo's password prompt, `read`) gets the
+/// terminal while it runs: in its own process group it would otherwise be stopped by SIGTTIN
+/// and hang until `--exec-timeout`. `script` gives the run a terminal of its own, and what the
+/// test writes to it is what a person would type.
+#[test]
+fn a_hook_run_from_a_terminal_can_ask() {
+    let t = Setup::new();
+    let dir = t.dir();
+    let nodecert = assert_cmd::cargo::cargo_bin!("nodecert");
+    let command = format!(
+        "{} gencert -config {} -tls-remote-ca {} -bare node --exec-timeout 5s \
+         --exec 'printf \"reload? \"; read answer; echo \"answer=$answer\" > answer.txt' {}",
+        s(nodecert),
+        s(&t.profile),
+        s(&t.pki.primary_ca()),
+        s(&t.csr),
+    );
+    let mut script = std::process::Command::new("script")
+        .current_dir(dir)
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut typed = script.stdin.take().unwrap();
+        typed.write_all(b"yes\n").unwrap();
+        // Kept open until the run ends: script ends the session when its input does.
+        let out = script.wait_with_output();
+        drop(typed);
+        let out = out.unwrap();
+        let seen = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{seen}");
+        assert!(seen.contains("reload?"), "{seen}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("answer.txt")).unwrap(),
+        "answer=yes\n"
+    );
+}
