@@ -56,7 +56,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l crl -d 'CR
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l renew-before -d 'Keep the existing pair when it matches the request and is valid for longer than this (e.g. 720h, 30d): no request is sent and no file touched. Without it, always issue' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l report -d 'Print the outcome: `json` is one object on stdout (changed, action, reason, cert, key, serial, not_after; error and exit_code when the --exec hook failed); `text` is one line on stderr' -r -f -a "json\t''
 text\t''"
-complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l exec -d 'Run this command with `/bin/sh -c` after the files changed (never when unchanged), with NODECERT_CERT and NODECERT_KEY set' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l exec -d 'Run this command with `/bin/sh -c` after the files changed (never when unchanged), with NODECERT_CERT and NODECERT_KEY set (absolute paths)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l exec-timeout -d 'Stop the --exec command (its whole process group) if it runs longer than this' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l owner -d 'Owner of the written files: USER, USER:GROUP or :GROUP' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l mode -d 'Mode of the certificate and CSR files (octal; 0644 when not given). A pair that stays is set to it too, as to --owner' -r

@@ -355,7 +355,7 @@ pub struct RenewalArgs {
     pub report: Option<ReportFormat>,
 
     /// Run this command with `/bin/sh -c` after the files changed (never when unchanged), with
-    /// NODECERT_CERT and NODECERT_KEY set.
+    /// NODECERT_CERT and NODECERT_KEY set (absolute paths).
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
 

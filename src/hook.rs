@@ -1,9 +1,10 @@
 //! `--exec`: the command run after the files changed (reload a service, restart kubelet).
 //!
 //! It runs through `sh -c` so operators can write what they would type, with the new paths in
-//! `NODECERT_CERT` and `NODECERT_KEY` (never interpolated into the command, so paths with spaces or
-//! quotes are safe). It runs only when the files changed; its failure is reported with its own exit
-//! code, and the new certificate stays: it is valid, and the next run will not issue again.
+//! `NODECERT_CERT` and `NODECERT_KEY` as absolute paths (never interpolated into the command, so
+//! paths with spaces or quotes are safe). It runs only when the files changed; its failure is
+//! reported with its own exit code, and the new certificate stays: it is valid, and the next run
+//! will not issue again.
 //! What the hook prints goes to stderr, so stdout stays nodecert's own (`--report json`). The
 //! hook does not inherit the environment variables the auth key was read from. A hook that did
 //! not succeed stays owed ([`Owed`]): the next run runs it even if the pair stays.
@@ -224,6 +225,9 @@ fn start(command: &str, cert: &Path, key: &Path) -> std::result::Result<Pid, Str
     ];
 
     let secret = crate::auth::secret_env_vars();
+    // Absolute, so that a hook that changes directory first still finds them.
+    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let (cert, key) = (absolute(cert), absolute(key));
     let ours = [
         ("NODECERT_CERT", cert.as_os_str()),
         ("NODECERT_KEY", key.as_os_str()),

@@ -341,7 +341,12 @@ fn exec_hook_runs_once_per_change() {
         .assert()
         .code(0);
     let log = std::fs::read_to_string(t.dir().join("hook.log")).unwrap();
-    assert_eq!(log, "node.pem node-key.pem\nnode.pem node-key.pem\n");
+    let paths = format!(
+        "{} {}\n",
+        s(&t.dir().join("node.pem")),
+        s(&t.dir().join("node-key.pem"))
+    );
+    assert_eq!(log, paths.repeat(2), "absolute paths, once per change");
 
     let serial_before = serial(t.dir());
     t.gencert(&["--force", "--exec", "exit 3"])
