@@ -73,7 +73,7 @@ fn remember_secret_var(var: &str) {
 /// profile is JSON: each may hold a key that can mint certificates, whichever key this run
 /// uses, and a profile that fails a later check (or a sync spec that fails before its key is
 /// read) must still not hand it to another spec's hook.
-pub fn remember_env_sources(profile: &serde_json::Value) {
+pub(crate) fn remember_env_sources(profile: &serde_json::Value) {
     match profile {
         serde_json::Value::String(text) => {
             if let Some(("env", var)) = text.split_once(':')
@@ -91,7 +91,7 @@ pub fn remember_env_sources(profile: &serde_json::Value) {
 /// The environment variables that held an auth key (`env:VAR` in a request profile), so that
 /// what nodecert starts (`--exec` hooks) does not inherit the CA's HMAC key: a hook restarts a
 /// service, it has no business being able to mint certificates.
-pub fn secret_env_vars() -> Vec<String> {
+pub(crate) fn secret_env_vars() -> Vec<String> {
     SECRET_VARS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -100,7 +100,7 @@ pub fn secret_env_vars() -> Vec<String> {
 
 /// The file a `file:PATH` key source reads (relative to `base_dir`, the profile's folder), so
 /// that no output of the run is allowed to overwrite it.
-pub fn key_file(source: &str, base_dir: &Path) -> Option<PathBuf> {
+pub(crate) fn key_file(source: &str, base_dir: &Path) -> Option<PathBuf> {
     match source.split_once(':') {
         Some(("file", path)) => Some(base_dir.join(path)),
         _ => None,
@@ -168,14 +168,14 @@ impl AuthKey {
 
 /// Whether `text` could be an auth key: cfssl keys are hex, 16 digits (8 bytes) or more. Key
 /// names, variable names, paths and host names practically never are.
-pub fn looks_like_key(text: &str) -> bool {
+pub(crate) fn looks_like_key(text: &str) -> bool {
     text.len() >= KEY_LIKE_DIGITS && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `text` with every run of 16 or more hex digits replaced. A request profile with its key in
 /// the wrong field (where the key's name, its type, `env:VAR` or `file:PATH` belongs) must not
 /// have that key echoed into an error, which lands in cron mail and the journal.
-pub fn conceal_key_like(text: &str) -> String {
+pub(crate) fn conceal_key_like(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {

@@ -76,7 +76,7 @@ pub enum Command {
 
 impl Command {
     /// Whether the command may write files (and so leave temporary ones if stopped): all but
-    /// certinfo. Only these pay for the signal thread ([`crate::signals`]).
+    /// certinfo. Only these pay for the signal thread (`signals`).
     pub fn writes_files(&self) -> bool {
         !matches!(self, Self::Certinfo(_))
     }

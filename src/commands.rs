@@ -1,12 +1,12 @@
 //! One module per subcommand: each turns its clap arguments into a plan and runs the concept
 //! modules in order. Nothing below this layer sees a clap type.
 
-pub mod certinfo;
-pub mod gencert;
-pub mod genkey;
-pub mod info;
-pub mod sign;
-pub mod sync;
+pub(crate) mod certinfo;
+pub(crate) mod gencert;
+pub(crate) mod genkey;
+pub(crate) mod info;
+pub(crate) mod sign;
+pub(crate) mod sync;
 
 use std::io::Read;
 use std::path::Path;

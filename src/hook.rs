@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 /// runs while the pair's lock is held, so one that hangs (a `systemctl restart` waiting on a
 /// stuck unit) would stall every later run on the pair: past `timeout` its whole process group
 /// is stopped (SIGTERM, then SIGKILL) and the run fails with the hook's exit code.
-pub fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> Result<()> {
+pub(crate) fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> Result<()> {
     log::debug!("running --exec hook");
     let quoted = quoted(command);
     let child = Running::start(command, cert, key)
@@ -66,7 +66,7 @@ pub fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> Result<
 /// argument. Checked when the flag or
 /// spec is read, so that no certificate is issued with a hook that could never run (and would
 /// stay owed on every later run).
-pub fn check_command(command: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_command(command: &str) -> std::result::Result<(), String> {
     // `--exec "$UNSET"` would otherwise run nothing and succeed on every renewal.
     if command.trim().is_empty() {
         return Err("is empty: give the command to run, or leave it out".into());
@@ -127,7 +127,7 @@ impl Drop for Running {
 /// [`crate::signals`]), and a hook is in a process group of its own, which a Ctrl-C, `timeout`
 /// or a kill of nodecert's group does not reach. Otherwise the hook would run on, outside the
 /// pair's lock, after nodecert is gone.
-pub fn signal_running(signal: Signal) {
+pub(crate) fn signal_running(signal: Signal) {
     for group in running().iter() {
         let _ = killpg(*group, signal);
     }
@@ -137,20 +137,20 @@ pub fn signal_running(signal: Signal) {
 /// swapped until it has succeeded. A run killed between the swap and the hook, or a hook that
 /// fails, would otherwise leave the service on the old certificate for good, since the next run
 /// finds the new pair and has nothing to do.
-pub struct Owed {
+pub(crate) struct Owed {
     path: PathBuf,
 }
 
 impl Owed {
     /// The record for the pair whose certificate is `cert`.
-    pub fn beside(cert: &Path) -> Self {
+    pub(crate) fn beside(cert: &Path) -> Self {
         Self {
             path: cert.with_file_name(crate::output::hidden_name(cert, "exec-pending")),
         }
     }
 
     /// Whether an earlier run left the record (said at info level).
-    pub fn by_an_earlier_run(&self) -> bool {
+    pub(crate) fn by_an_earlier_run(&self) -> bool {
         if !self.path.exists() {
             return false;
         }
@@ -164,7 +164,7 @@ impl Owed {
     /// Records the hook as owed, before the swap (the pair's directory fsync after the swap
     /// makes the record durable with it); not through a symlink. Returns whether an earlier
     /// run's record was there already, for [`Self::withdraw`].
-    pub fn record(&self) -> Result<Recorded> {
+    pub(crate) fn record(&self) -> Result<Recorded> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let earlier = self.path.exists();
         let mut options = std::fs::OpenOptions::new();
@@ -184,14 +184,14 @@ impl Owed {
 
     /// Takes back the record when the swap failed: only if this run made it, since a hook an
     /// earlier run owes is still owed.
-    pub fn withdraw(self, recorded: Recorded) {
+    pub(crate) fn withdraw(self, recorded: Recorded) {
         if recorded == Recorded::Now {
             let _ = std::fs::remove_file(&self.path);
         }
     }
 
     /// Removes the record: the hook has succeeded.
-    pub fn paid(self) {
+    pub(crate) fn paid(self) {
         if let Err(e) = std::fs::remove_file(&self.path)
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -202,7 +202,7 @@ impl Owed {
 
 /// Who made the record of an owed hook ([`Owed::record`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
+pub(crate) enum Recorded {
     /// An earlier run, whose hook is still owed.
     Earlier,
     /// This run.

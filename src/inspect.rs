@@ -22,8 +22,6 @@ pub struct Summary {
     /// Whole days until not-after (negative once expired).
     pub days_left: i64,
     #[serde(skip)]
-    pub not_before_unix: i64,
-    #[serde(skip)]
     pub not_after_unix: i64,
     pub is_ca: bool,
 }
@@ -55,7 +53,6 @@ pub fn summarise(bytes: &[u8], now: i64) -> Result<Summary, String> {
         not_before: rfc3339(cert.validity().not_before.timestamp()),
         not_after: rfc3339(not_after_unix),
         days_left: (not_after_unix - now).div_euclid(86_400),
-        not_before_unix: cert.validity().not_before.timestamp(),
         not_after_unix,
         is_ca: cert.is_ca(),
     })

@@ -11,27 +11,29 @@
 
 #![forbid(unsafe_code)]
 
-pub mod auth;
+// Public: the modules the integration tests, fuzz targets and the benchmark's floor program
+// call; the rest is the binary's own.
+mod auth;
 pub mod cli;
 pub mod client;
-pub mod commands;
+mod commands;
 pub mod csr;
 mod der;
 pub mod error;
-pub mod hook;
+mod hook;
 pub mod inspect;
 pub mod job;
 pub mod keygen;
-pub mod lock;
-pub mod logging;
-pub mod metrics;
+mod lock;
+mod logging;
+mod metrics;
 pub mod output;
 pub mod profile;
 pub mod protocol;
-pub mod renew;
-pub mod signals;
-pub mod signer;
-pub mod spec;
+mod renew;
+mod signals;
+mod signer;
+mod spec;
 pub mod transport;
 pub mod verify;
 

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 
 /// Held for as long as the value lives.
 #[derive(Debug)]
-pub struct PairLock {
+pub(crate) struct PairLock {
     /// None on a read-only file system without a lock file: no one can write there, so there
     /// is no other writer to keep out.
     _file: Option<File>,
@@ -26,7 +26,7 @@ pub struct PairLock {
 
 impl PairLock {
     /// Locks the pair whose certificate is `cert_path`, waiting at most `wait`.
-    pub fn acquire(cert_path: &Path, wait: Duration) -> Result<Self> {
+    pub(crate) fn acquire(cert_path: &Path, wait: Duration) -> Result<Self> {
         let path = lock_path(cert_path);
         let dir = crate::output::existing_parent_dir(cert_path, "directory")?;
         let Some(file) = open_private(&path)? else {
@@ -118,7 +118,7 @@ fn open_private(path: &Path) -> Result<Option<File>> {
 }
 
 /// `dir/.NAME.lock` for the certificate `dir/NAME`.
-pub fn lock_path(cert_path: &Path) -> PathBuf {
+pub(crate) fn lock_path(cert_path: &Path) -> PathBuf {
     cert_path.with_file_name(crate::output::hidden_name(cert_path, "lock"))
 }
 

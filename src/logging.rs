@@ -13,7 +13,7 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use crate::cli::LogFormat;
 
 /// Installs the logger for a cfssl log level (0..=5) and format. Safe to call more than once.
-pub fn init(cfssl_level: u8, format: LogFormat) {
+pub(crate) fn init(cfssl_level: u8, format: LogFormat) {
     JSON.store(format == LogFormat::Json, Ordering::Relaxed);
     let filter = match cfssl_level {
         0 => LevelFilter::Debug,
@@ -33,14 +33,14 @@ static JSON: AtomicBool = AtomicBool::new(false);
 ///
 /// The final error is printed at every `-loglevel`, 5 (fatal) included: a script that gets a
 /// non-zero exit code must always be told why.
-pub fn print_error(err: &crate::Error) {
+pub(crate) fn print_error(err: &crate::Error) {
     line("error", &err.to_string(), Some(err.exit_code()));
 }
 
 /// Prints a command-line usage error (exit code 2) as one line in the chosen format: clap's own
 /// rendering is several lines (usage, tips), which breaks the one-line contract scripts and log
 /// collectors rely on.
-pub fn print_usage_error(message: &str, format: LogFormat) {
+pub(crate) fn print_usage_error(message: &str, format: LogFormat) {
     JSON.store(format == LogFormat::Json, Ordering::Relaxed);
     line("error", message, Some(crate::error::exit::USAGE));
 }
@@ -48,7 +48,7 @@ pub fn print_usage_error(message: &str, format: LogFormat) {
 /// Prints a run's one-line outcome (`issued …`, `kept …`) in the chosen format: `nodecert:
 /// SUMMARY` as text, an info-level object as JSON, so that a log collector reading JSON gets
 /// nothing else.
-pub fn print_outcome(summary: &str) {
+pub(crate) fn print_outcome(summary: &str) {
     if JSON.load(Ordering::Relaxed) {
         line("info", summary, None);
     } else {

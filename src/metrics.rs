@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 
 /// What a run learned about one certificate.
 #[derive(Clone, Debug)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// The certificate path, the `name` label.
     pub name: String,
     /// Not-after of the certificate now in place, if known.
@@ -25,7 +25,7 @@ pub struct Sample {
 /// The `name` label for the certificate at `cert`: its absolute path, directory canonicalised,
 /// so that the series stays the same however the run was spelled (a relative `-bare`, a sync
 /// spec's `../out/node.pem`).
-pub fn series_name(cert: &Path) -> String {
+pub(crate) fn series_name(cert: &Path) -> String {
     std::path::absolute(crate::output::resolved(cert))
         .unwrap_or_else(|_| cert.to_path_buf())
         .display()
@@ -49,7 +49,7 @@ const METRICS: [(&str, &str); 3] = [
 
 /// Checks, before any work, that the metrics file can be written where it is asked for: a run
 /// must not renew a certificate and then fail on its metrics.
-pub fn check_target(path: &Path) -> Result<()> {
+pub(crate) fn check_target(path: &Path) -> Result<()> {
     crate::output::existing_parent_dir(path, "metrics directory")?;
     crate::output::check_writable(path)
 }
@@ -62,7 +62,7 @@ const MAX_BYTES: u64 = 16 << 20;
 /// timers, sync) take turns under a lock next to it, so none loses another's series.
 /// The lock, the sweep and the read go to the file the name leads to, as the write does: runs
 /// that reach it through different names (a link) still take turns.
-pub fn update(path: &Path, samples: &[Sample]) -> Result<()> {
+pub(crate) fn update(path: &Path, samples: &[Sample]) -> Result<()> {
     let path = &crate::output::write_target(path)?;
     let _turn = crate::lock::PairLock::acquire(path, LOCK_WAIT)?;
     crate::output::remove_stale_temps_of(path);

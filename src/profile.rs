@@ -186,7 +186,7 @@ pub fn resolve(
 /// Resolves request-profile `bytes` (named `source` in errors; `file:` keys are relative to
 /// `base_dir`). `flag_remotes` replaces the profile's remotes, keeping its auth key.
 ///
-/// An error never shows what looks like a key ([`crate::auth::conceal_key_like`]): the profile
+/// An error never shows what looks like a key (`auth::conceal_key_like`): the profile
 /// is the one file that holds it, and a key pasted into the wrong field would otherwise be
 /// quoted back.
 pub fn parse(

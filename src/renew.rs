@@ -40,7 +40,7 @@ impl Action {
 
 /// The outcome of inspecting the existing pair.
 #[derive(Debug)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Keep the pair.
     Keep {
         reason: String,
@@ -52,7 +52,7 @@ pub enum Decision {
 }
 
 /// What the existing pair must satisfy.
-pub struct Wanted<'a> {
+pub(crate) struct Wanted<'a> {
     pub request: &'a CertificateRequest,
     /// The pinned CA certificates (DER), if any: one of them must have issued the certificate
     /// (its name as issuer, its key verifying the signature).
@@ -63,7 +63,7 @@ pub struct Wanted<'a> {
 }
 
 /// Inspects `cert_path` and `key_path` against `wanted` at `now` (Unix seconds).
-pub fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) -> Decision {
+pub(crate) fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) -> Decision {
     let replace = |reason: String| Decision::Replace {
         action: Action::Renewed,
         reason,
@@ -151,7 +151,7 @@ pub fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) 
 /// on every cron run), so the certificate is due when a third of its lifetime is left instead,
 /// the choice cert-manager makes for the same mistake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Threshold {
+pub(crate) struct Threshold {
     /// Renew when this many seconds or fewer are left.
     pub seconds: i64,
     /// The lifetime, when `--renew-before` was not shorter than it and was replaced.
@@ -161,7 +161,7 @@ pub struct Threshold {
 
 impl Threshold {
     /// The threshold for a certificate valid for `lifetime` seconds (not-after minus not-before).
-    pub fn new(renew_before: Duration, lifetime: i64) -> Self {
+    pub(crate) fn new(renew_before: Duration, lifetime: i64) -> Self {
         let renew_before = i64::try_from(renew_before.as_secs()).unwrap_or(i64::MAX);
         if lifetime > 0 && renew_before >= lifetime {
             Self {
@@ -195,7 +195,7 @@ impl std::fmt::Display for Threshold {
 }
 
 /// `9d`, `20h`, `45m`: the largest whole unit, for reasons a human reads.
-pub fn human(seconds: i64) -> String {
+pub(crate) fn human(seconds: i64) -> String {
     match seconds {
         s if s >= 86_400 => format!("{}d", s / 86_400),
         s if s >= 3_600 => format!("{}h", s / 3_600),

@@ -44,7 +44,7 @@ fn ignored_at_start() -> u64 {
 
 /// Blocks the signals in the calling thread (and so in every thread it starts afterwards) and
 /// starts the thread that handles them. Without it, the signals keep their default action.
-pub fn install() {
+pub(crate) fn install() {
     let signals = handled();
     if signals == SigSet::empty() || signals.thread_block().is_err() {
         return;

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 
 /// A signer nodecert knows the rules of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signer {
+pub(crate) enum Signer {
     ApiserverClient,
     KubeletClient,
     KubeletServing,
@@ -24,7 +24,7 @@ pub enum Signer {
 
 impl Signer {
     /// The built-in signer called `name`, if it is one.
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
             "kubernetes.io/kube-apiserver-client" => Some(Self::ApiserverClient),
             "kubernetes.io/kube-apiserver-client-kubelet" => Some(Self::KubeletClient),
@@ -34,7 +34,7 @@ impl Signer {
     }
 
     /// The usages nodecert asks for when none are given.
-    pub fn default_usages(self) -> Vec<String> {
+    pub(crate) fn default_usages(self) -> Vec<String> {
         let last = match self {
             Self::KubeletServing => "server auth",
             Self::ApiserverClient | Self::KubeletClient => "client auth",
@@ -45,7 +45,7 @@ impl Signer {
     }
 
     /// Violations of this signer's rules by `request`, one sentence each.
-    pub fn check_request(self, request: &CertificateRequest) -> Vec<String> {
+    pub(crate) fn check_request(self, request: &CertificateRequest) -> Vec<String> {
         let mut problems = Vec::new();
         if matches!(self, Self::KubeletClient | Self::KubeletServing) {
             let orgs: Vec<&str> = request
@@ -94,7 +94,7 @@ impl Signer {
     }
 
     /// Violations of this signer's rules by `usages`.
-    pub fn check_usages(self, usages: &[String]) -> Vec<String> {
+    pub(crate) fn check_usages(self, usages: &[String]) -> Vec<String> {
         let has = |u: &str| usages.iter().any(|x| x == u);
         let (needed, allowed): (&[&str], &[&str]) = match self {
             Self::KubeletServing => (&["digital signature", "server auth"], &["key encipherment"]),
@@ -145,7 +145,7 @@ const API_USAGES: [&str; 23] = [
 ];
 
 /// Refuses usages the API server would refuse, whatever the signer: unknown names and repeats.
-pub fn check_usage_names(usages: &[String]) -> Result<(), String> {
+pub(crate) fn check_usage_names(usages: &[String]) -> Result<(), String> {
     for (i, usage) in usages.iter().enumerate() {
         if !API_USAGES.contains(&usage.as_str()) {
             return Err(format!(
@@ -162,7 +162,7 @@ pub fn check_usage_names(usages: &[String]) -> Result<(), String> {
 
 /// Checks `request` against the signer `name`: one error line per violation, then an input error
 /// naming `source`. A name that is not a built-in signer checks nothing, and says so.
-pub fn lint_request(name: &str, request: &CertificateRequest, source: &str) -> Result<()> {
+pub(crate) fn lint_request(name: &str, request: &CertificateRequest, source: &str) -> Result<()> {
     let Some(signer) = Signer::from_name(name) else {
         log::warn!("--signer {name}: not a built-in Kubernetes signer, so nothing was checked");
         return Ok(());
@@ -171,7 +171,7 @@ pub fn lint_request(name: &str, request: &CertificateRequest, source: &str) -> R
 }
 
 /// Logs each problem and turns a non-empty list into one input error.
-pub fn report(name: &str, source: &str, problems: Vec<String>) -> Result<()> {
+pub(crate) fn report(name: &str, source: &str, problems: Vec<String>) -> Result<()> {
     if problems.is_empty() {
         return Ok(());
     }
@@ -188,7 +188,7 @@ pub fn report(name: &str, source: &str, problems: Vec<String>) -> Result<()> {
 }
 
 /// What goes into the manifest.
-pub struct Manifest<'a> {
+pub(crate) struct Manifest<'a> {
     pub name: &'a str,
     pub csr_pem: &'a str,
     pub signer: &'a str,
@@ -198,7 +198,7 @@ pub struct Manifest<'a> {
 
 impl Manifest<'_> {
     /// The manifest as JSON (which is also YAML), for `kubectl apply -f -`.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         let mut spec = serde_json::json!({
             "request": base64::engine::general_purpose::STANDARD.encode(self.csr_pem),
             "signerName": self.signer,
@@ -218,13 +218,13 @@ impl Manifest<'_> {
 }
 
 /// The smallest `expirationSeconds` the API server accepts.
-pub const MIN_EXPIRATION_SECONDS: u64 = 600;
+pub(crate) const MIN_EXPIRATION_SECONDS: u64 = 600;
 
 /// Why `name` is not an object name Kubernetes accepts (an RFC 1123 DNS subdomain: at most 253
 /// characters, dot-separated labels of `a-z 0-9 -` that start and end with a letter or digit), or
 /// `Ok` when it is one. `kubectl apply` would refuse the manifest; this says so before a key is
 /// made.
-pub fn check_object_name(name: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_object_name(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() || name.len() > 253 {
         return Err(format!(
             "{name:?} must be 1 to 253 characters (it has {})",
@@ -253,7 +253,7 @@ pub fn check_object_name(name: &str) -> std::result::Result<(), String> {
 
 /// An object name Kubernetes accepts (a DNS subdomain) made from a CN: lower case, anything
 /// else than `a-z 0-9 . -` becomes `-`, trimmed to start and end with an alphanumeric.
-pub fn object_name(common_name: &str) -> Option<String> {
+pub(crate) fn object_name(common_name: &str) -> Option<String> {
     let mapped: String = common_name
         .to_lowercase()
         .chars()

@@ -22,7 +22,7 @@ use crate::transport::TlsOptions;
 /// A spec file as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Spec {
+pub(crate) struct Spec {
     pub csr: PathBuf,
     pub config: PathBuf,
     #[serde(default)]
@@ -47,7 +47,7 @@ pub struct Spec {
 
 /// Settings that come from sync's command line and apply to every spec.
 #[derive(Clone, Debug, Default)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub renewal: Renewal,
     pub allow_plaintext: bool,
 }
@@ -104,13 +104,13 @@ fn relative_to(spec_path: &Path, p: &Path) -> PathBuf {
 
 impl Spec {
     /// Reads a spec file, refusing one that someone else could have written (`trusted`).
-    pub fn read(path: &Path) -> Result<Vec<u8>> {
+    pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
         trusted(path)?;
         crate::error::read_input(path, "sync spec")
     }
 
     /// Parses the spec `bytes` read from `path`.
-    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
+    pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
         serde_json::from_slice(bytes)
             .map_err(|e| Error::input_file(path, format!("invalid spec: {e}")))
     }
@@ -119,14 +119,14 @@ impl Spec {
     /// leniently, so that a spec that does not parse (an unknown field, a wrong type or a
     /// missing field elsewhere) still gets its failure into that certificate's metrics. None
     /// when the bytes are not JSON or hold no `cert` string.
-    pub fn cert_named(path: &Path, bytes: &[u8]) -> Option<PathBuf> {
+    pub(crate) fn cert_named(path: &Path, bytes: &[u8]) -> Option<PathBuf> {
         let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
         let cert = value.get("cert")?.as_str().filter(|c| !c.is_empty())?;
         Some(relative_to(path, Path::new(cert)))
     }
 
     /// Turns the spec at `path` into a job.
-    pub fn into_job(self, path: &Path, shared: &Shared) -> Result<Job> {
+    pub(crate) fn into_job(self, path: &Path, shared: &Shared) -> Result<Job> {
         let at = |p: &Path| relative_to(path, p);
         let field = |name: &str, detail: String| {
             Error::input(format!("{}: field {name}", path.display()), detail)

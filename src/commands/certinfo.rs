@@ -8,7 +8,7 @@ use crate::inspect;
 use crate::job::unix_now;
 
 /// Runs certinfo; returns 0, [`exit::EXPIRING`] or [`exit::EXPIRED`].
-pub fn run(args: &CertinfoArgs) -> Result<u8> {
+pub(crate) fn run(args: &CertinfoArgs) -> Result<u8> {
     let (bytes, source) = super::read_arg(args.file(), "certificate")?;
     let now = unix_now();
     let summary = inspect::summarise(&bytes, now).map_err(|d| Error::input(&source, d))?;

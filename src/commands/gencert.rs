@@ -11,7 +11,7 @@ use crate::profile::Target;
 use crate::transport::Transport;
 
 /// Runs gencert.
-pub fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
+pub(crate) fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     if let Some(path) = &args.renewal.metrics_file {
         metrics::check_target(path)?;
     }
@@ -111,7 +111,7 @@ fn destination(args: &GencertArgs) -> Result<Destination> {
 }
 
 /// Resolves the arguments: reads csr.json and the request profile, applies the overrides.
-pub fn job_from_args(args: &GencertArgs) -> Result<Job> {
+pub(crate) fn job_from_args(args: &GencertArgs) -> Result<Job> {
     let (request, hostname_override) = super::load_request(&args.request)?;
     if let Some(signer) = &args.signer {
         crate::signer::lint_request(

@@ -8,7 +8,7 @@ use crate::output::{Bundle, Destination, FileOptions, Reserved};
 use crate::signer::{self, MIN_EXPIRATION_SECONDS, Manifest, Signer};
 
 /// Runs genkey.
-pub fn run(args: &GenkeyArgs) -> Result<()> {
+pub(crate) fn run(args: &GenkeyArgs) -> Result<()> {
     let (request, _) = super::load_request(&args.request)?;
     // The manifest's flags first: a refused command line is one usage error, not preceded by
     // the lint's lines (for a signer nodecert does not know, a warning that nothing was checked).

@@ -10,7 +10,7 @@ use crate::protocol::INFO_PATH;
 use crate::transport::Transport;
 
 /// Runs info.
-pub fn run(args: &InfoArgs) -> Result<()> {
+pub(crate) fn run(args: &InfoArgs) -> Result<()> {
     let (target, tls) = super::resolve_ca(&args.ca)?;
     // Without --out, stdout may be /dev/null: the CA certificate is lost at no cost (it can be
     // fetched again), and `nodecert info … >/dev/null` is the health check cfssl info allows.

@@ -16,7 +16,7 @@ use crate::protocol::SignRequest;
 use crate::transport::Transport;
 
 /// Runs sign.
-pub fn run(args: &SignArgs) -> Result<()> {
+pub(crate) fn run(args: &SignArgs) -> Result<()> {
     let out_path = match (&args.bare, &args.cert) {
         (Some(name), _) => Some(crate::output::bare_file(name, ".pem")),
         (None, Some(path)) => Some(path.clone()),

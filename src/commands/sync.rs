@@ -20,7 +20,7 @@ use crate::transport::{TlsOptions, Transport};
 /// Runs sync; returns the exit code (0, or [`exit::SYNC_FAILED`]). `loglevel` (cfssl's scale)
 /// filters the text lines as gencert's summary is filtered ([`Outcome::shown_at`]); the line of
 /// a failed spec or hook is always shown.
-pub fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
+pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
     let specs = spec_files(&args.dir)?;
     if let Some(path) = &args.metrics_file {
         metrics::check_target(path)?;
