@@ -18,7 +18,6 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,7 @@ use nix::errno::Errno;
 use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
 use nix::sys::signal::{SigSet, Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{Pid, getpgrp, tcgetpgrp, tcsetpgrp};
+use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 
@@ -39,9 +38,10 @@ pub(crate) fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> 
     let quoted = quoted(command);
     let child = Running::start(command, cert, key)
         .map_err(|e| Error::Hook(format!("cannot start sh for --exec {quoted}: {e}")))?;
-    // Taken back when the hook has ended (or been stopped), as this goes out of scope.
-    let _terminal = Terminal::hand_to(child.0);
-    let Some(status) = wait_until(child.0, Instant::now().checked_add(timeout))? else {
+    let status = wait_until(child.0, Instant::now().checked_add(timeout)).inspect_err(|_| {
+        stop(child.0);
+    })?;
+    let Some(status) = status else {
         stop(child.0);
         return Err(Error::Hook(format!(
             "--exec {quoted} did not finish within {} and was stopped (raise --exec-timeout \
@@ -54,6 +54,14 @@ pub(crate) fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> 
         Ended::Exited(0) => return Ok(()),
         Ended::Exited(code) => format!("exited with status {code}"),
         Ended::Killed(signal) => format!("was killed by {signal}"),
+        Ended::WantsTerminal(signal) => {
+            stop(child.0);
+            format!(
+                "stopped to use the terminal ({signal}), which a hook cannot (it runs in a \
+                 process group of its own, so that --exec-timeout can stop all of it): give it \
+                 its input another way (sudo -n, a file)"
+            )
+        }
     };
     Err(Error::Hook(format!(
         "--exec {quoted} {how}; the new certificate is in place at {}",
@@ -126,10 +134,13 @@ impl Drop for Running {
 /// Sends `signal` to the process group of every hook running: nodecert is ending on it (see
 /// [`crate::signals`]), and a hook is in a process group of its own, which a Ctrl-C, `timeout`
 /// or a kill of nodecert's group does not reach. Otherwise the hook would run on, outside the
-/// pair's lock, after nodecert is gone.
+/// pair's lock, after nodecert is gone. Best effort: nodecert does not wait, so a hook that
+/// ignores the signal still runs on (its record stays, and the next run runs it again).
 pub(crate) fn signal_running(signal: Signal) {
     for group in running().iter() {
         let _ = killpg(*group, signal);
+        // A stopped member acts on it only once it runs again.
+        let _ = killpg(*group, Signal::SIGCONT);
     }
 }
 
@@ -162,7 +173,8 @@ impl Owed {
     }
 
     /// Records the hook as owed, before the swap (the pair's directory fsync after the swap
-    /// makes the record durable with it); not through a symlink. Returns whether an earlier
+    /// makes the record durable with it, unless the certificate's name is a link into another
+    /// directory: then a power loss may lose the record); not through a symlink. Returns whether an earlier
     /// run's record was there already, for [`Self::withdraw`].
     pub(crate) fn record(&self) -> Result<Recorded> {
         use std::os::unix::fs::OpenOptionsExt as _;
@@ -265,71 +277,26 @@ fn start(command: &str, cert: &Path, key: &Path) -> std::result::Result<Pid, Str
     posix_spawn(c"/bin/sh", &actions, &attr, &args, &env).map_err(errno)
 }
 
-/// The terminal, lent to a hook while it runs. nodecert run by hand from a terminal is in the
-/// terminal's foreground process group, and the hook, in a group of its own (so that
-/// `--exec-timeout` can stop all of it), is not: a hook that asks (sudo's password prompt,
-/// `read`) would be stopped by SIGTTIN and hang until the timeout. So the hook's group becomes
-/// the foreground group while it runs, as a shell does with the jobs it runs. Not under cron,
-/// systemd or in a background job (nodecert's group is not the foreground one then), and to
-/// one hook at a time (sync runs hooks in parallel).
-struct Terminal {
-    tty: std::fs::File,
-    ours: Pid,
-}
-
-/// Whether a hook holds the terminal.
-static TERMINAL_LENT: AtomicBool = AtomicBool::new(false);
-
-impl Terminal {
-    fn hand_to(hook: Pid) -> Option<Self> {
-        let tty = (std::fs::File::options().read(true).write(true))
-            .open("/dev/tty")
-            .ok()?;
-        let ours = getpgrp();
-        if tcgetpgrp(&tty).ok()? != ours || TERMINAL_LENT.swap(true, Ordering::AcqRel) {
-            return None;
-        }
-        if without_sigttou(|| tcsetpgrp(&tty, hook)).is_err() {
-            TERMINAL_LENT.store(false, Ordering::Release);
-            return None;
-        }
-        // It may have tried to read before it had the terminal, and been stopped for it.
-        let _ = killpg(hook, Signal::SIGCONT);
-        Some(Self { tty, ours })
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = without_sigttou(|| tcsetpgrp(&self.tty, self.ours));
-        TERMINAL_LENT.store(false, Ordering::Release);
-    }
-}
-
-/// Runs `change` (a change of the terminal's foreground group) with SIGTTOU blocked in this
-/// thread: a process outside the foreground group that makes the change is otherwise stopped.
-fn without_sigttou<T>(change: impl FnOnce() -> T) -> T {
-    let mut sigttou = SigSet::empty();
-    sigttou.add(Signal::SIGTTOU);
-    let _ = sigttou.thread_block();
-    let changed = change();
-    let _ = sigttou.thread_unblock();
-    changed
-}
-
 /// How the hook ended.
 enum Ended {
     Exited(i32),
     Killed(Signal),
+    /// Stopped by SIGTTIN or SIGTTOU: it read from the terminal (a prompt, `read`) or changed
+    /// its settings (a password prompt turning echo off), which a background process group
+    /// may not. Left alone, it would wait, stopped, for `--exec-timeout`.
+    WantsTerminal(Signal),
 }
 
 /// How the child ended, or None if it is still running at `deadline` (None: no deadline).
 fn wait_until(child: Pid, deadline: Option<Instant>) -> Result<Option<Ended>> {
     let mut pause = Duration::from_millis(1);
     loop {
-        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+        match waitpid(child, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(Some(Ended::Exited(code))),
             Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(Some(Ended::Killed(signal))),
+            Ok(WaitStatus::Stopped(_, signal @ (Signal::SIGTTIN | Signal::SIGTTOU))) => {
+                return Ok(Some(Ended::WantsTerminal(signal)));
+            }
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::Hook(format!("waiting for --exec: {}", e.desc()))),
         }
@@ -342,7 +309,7 @@ fn wait_until(child: Pid, deadline: Option<Instant>) -> Result<Option<Ended>> {
 }
 
 /// Stops the hook's process group: SIGTERM, and SIGKILL to whatever of it is still there 5 s
-/// later. The shell exiting on SIGTERM is not the end of the group: a member that ignores it
+/// later (not once the group is gone: its id could be another's by then). The shell exiting on SIGTERM is not the end of the group: a member that ignores it
 /// (a stuck `systemctl`, a `trap '' TERM`) would outlive the run.
 fn stop(child: Pid) {
     let _ = killpg(child, Signal::SIGTERM);
@@ -350,9 +317,12 @@ fn stop(child: Pid) {
     let _ = killpg(child, Signal::SIGCONT);
     let grace = Instant::now() + Duration::from_secs(5);
     let _ = wait_until(child, Some(grace));
-    while killpg(child, None).is_ok() && Instant::now() < grace {
+    while killpg(child, None).is_ok() {
+        if Instant::now() >= grace {
+            let _ = killpg(child, Signal::SIGKILL);
+            break;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = killpg(child, Signal::SIGKILL);
     let _ = waitpid(child, None);
 }

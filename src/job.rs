@@ -308,8 +308,10 @@ impl Job {
             return None;
         };
         let result = hook::run(command, cert, key, self.renewal.exec_timeout);
-        if result.is_ok() {
-            hook::Owed::beside(cert).paid();
+        if result.is_ok()
+            && let Some(owed) = self.owed_hook()
+        {
+            owed.paid();
         }
         result.err()
     }

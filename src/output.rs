@@ -23,9 +23,7 @@ pub use destination::{Destination, FileId, bare_file, check_distinct, resolved};
 pub use options::{FileOptions, KEY_MODE, Owner, PUBLIC_MODE, parse_mode};
 pub use stdout::{print_product, print_report, stdout_keeps_output};
 pub use target::{check_target, check_writable, existing_parent_dir, write_target};
-pub use temp::{
-    hidden_name, remove_pending, remove_pending_within, remove_stale_temps, remove_stale_temps_of,
-};
+pub use temp::{remove_pending, remove_pending_within, remove_stale_temps, remove_stale_temps_of};
 
 use std::fs::Permissions;
 use std::io::Write;
@@ -296,10 +294,32 @@ pub fn write_file_atomically(path: &Path, content: &[u8], mode: u32) -> Result<(
         .map_err(|e| Error::output(&dir, e))
 }
 
+/// `.NAME.SUFFIX` for `dir/NAME`. The files nodecert keeps beside one it writes (its
+/// temporaries, the pair's lock, an owed `--exec`) are hidden and carry that file's name, so
+/// `ls -a` shows whose they are.
+pub fn hidden_name(target: &Path, suffix: &str) -> std::ffi::OsString {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(target.file_name().unwrap_or_default());
+    name.push(".");
+    name.push(suffix);
+    name
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn hidden_names_carry_the_file_name_byte_for_byte() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let target = Path::new(std::ffi::OsStr::from_bytes(b"/etc/pki/n\xffde.pem"));
+        assert_eq!(hidden_name(target, "lock").as_bytes(), b".n\xffde.pem.lock");
+        assert_eq!(
+            hidden_name(Path::new("node.pem"), "exec-pending"),
+            ".node.pem.exec-pending"
+        );
+    }
 
     #[test]
     fn files_get_their_modes_whatever_the_old_file_had() {

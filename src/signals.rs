@@ -31,7 +31,8 @@ fn handled() -> SigSet {
 
 /// The signals this process ignores, as a bit mask (bit n-1 for signal n), from the kernel's
 /// own account (`SigIgn` in /proc/self/status): querying a signal's action with `sigaction`
-/// would take unsafe code. None if it cannot be read.
+/// would take unsafe code. Without /proc, none counts as ignored (and `nohup nodecert` ends on
+/// SIGHUP, after its clean-up).
 fn ignored_at_start() -> u64 {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return 0;

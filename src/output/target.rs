@@ -170,7 +170,7 @@ pub fn check_target(target: &Path) -> Result<PathBuf> {
              give the path of a file",
         ));
     }
-    if let Some(why) = unreplaceable(target) {
+    if let Some(why) = unreplaceable(target, &dir) {
         return Err(Error::output(target, why));
     }
     // In a sticky directory (/tmp-like) only a file's owner, the directory's or root may
@@ -195,26 +195,42 @@ pub fn check_target(target: &Path) -> Result<PathBuf> {
 }
 
 /// Why the file at `target` cannot be replaced by a rename, as nodecert replaces files: a mount
-/// point (a bind-mounted file, as a container gets its certificate) or a file marked immutable
-/// or append-only (`chattr +i`, `+a`). Known before the CA is asked, so that no run spends a
-/// certificate it cannot write (and a timer would spend one on every run). The swap still
-/// undoes itself if one of them appears after this check ([`super::Reserved::commit`]).
-fn unreplaceable(target: &Path) -> Option<&'static str> {
-    use rustix::fs::{AtFlags, CWD, StatxAttributes, StatxFlags, statx};
-    let found = statx(CWD, target, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::empty()).ok()?;
-    let has = |attribute: StatxAttributes| {
-        (found.stx_attributes_mask & found.stx_attributes).contains(attribute)
+/// point (a bind-mounted file, as a container gets its certificate), a file marked immutable
+/// or append-only (`chattr +i`, `+a`), or a directory so marked (no name in it can change).
+/// Known before the CA is asked, so that no run spends a certificate it cannot write (and a
+/// timer would spend one on every run). The swap still undoes itself if one of them appears
+/// after this check ([`super::Reserved::commit`]). Kernels before 5.8 do not report mount
+/// points; their rename fails after the signing, and the swap is undone.
+fn unreplaceable(target: &Path, dir: &Path) -> Option<String> {
+    use rustix::fs::StatxAttributes as Attribute;
+    // The attributes the file system reports as set (none, if it reports none).
+    let attributes = |path: &Path| {
+        use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
+        statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::empty())
+            .map_or(Attribute::empty(), |found| {
+                found.stx_attributes_mask & found.stx_attributes
+            })
     };
-    if has(StatxAttributes::MOUNT_ROOT) {
+    let (file, dir_attributes) = (attributes(target), attributes(dir));
+    let locked = Attribute::IMMUTABLE | Attribute::APPEND;
+    if file.contains(Attribute::MOUNT_ROOT) {
         Some(
             "is a mount point (a bind-mounted file?), and nodecert replaces a file by rename: \
-             mount its directory instead",
+             mount its directory instead"
+                .into(),
         )
-    } else if has(StatxAttributes::IMMUTABLE) || has(StatxAttributes::APPEND) {
+    } else if file.intersects(locked) {
         Some(
             "is immutable or append-only (lsattr), so it cannot be replaced: chattr -i -a it \
-             first, or write the pair elsewhere",
+             first, or write the pair elsewhere"
+                .into(),
         )
+    } else if dir_attributes.intersects(locked) {
+        Some(format!(
+            "its directory {} is immutable or append-only (lsattr -d), so no file in it can \
+             be replaced: chattr -i -a it first, or write the pair elsewhere",
+            dir.display()
+        ))
     } else {
         None
     }

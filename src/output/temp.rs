@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
+use super::hidden_name;
 use super::target::parent_dir;
 use super::{Destination, KEY_MODE, Owner, check_target, write_target};
 use crate::error::{Error, Result};
@@ -66,17 +67,6 @@ fn temp_prefix(target: &Path) -> String {
         .into_owned()
 }
 
-/// `.NAME.SUFFIX` for `dir/NAME`. The files nodecert keeps beside one it writes (its
-/// temporaries, the pair's lock, an owed `--exec`) are hidden and carry that file's name, so
-/// `ls -a` shows whose they are.
-pub fn hidden_name(target: &Path, suffix: &str) -> std::ffi::OsString {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(target.file_name().unwrap_or_default());
-    name.push(".");
-    name.push(suffix);
-    name
-}
-
 /// The temporary files of this process that are neither renamed into place nor removed yet.
 static PENDING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
@@ -127,7 +117,9 @@ pub(super) struct Pending(Option<NamedTempFile>);
 impl Pending {
     /// Creates the file with `create`, holding the registry meanwhile: a signal handled in
     /// between would otherwise remove the files registered so far and leave this one (the
-    /// signal thread keeps the registry until the process ends).
+    /// signal thread keeps the registry until the process ends). The price: a create that
+    /// hangs (a dead NFS server) holds up a signal's clean-up, and with it the signal, and
+    /// parallel sync workers create their files one at a time.
     fn create(create: impl FnOnce() -> std::io::Result<NamedTempFile>) -> std::io::Result<Self> {
         let mut registry = registry();
         let temp = create()?;
@@ -317,17 +309,6 @@ fn keep_group(target: &Path, new: &std::fs::File) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hidden_names_carry_the_file_name_byte_for_byte() {
-        use std::os::unix::ffi::OsStrExt as _;
-        let target = Path::new(std::ffi::OsStr::from_bytes(b"/etc/pki/n\xffde.pem"));
-        assert_eq!(hidden_name(target, "lock").as_bytes(), b".n\xffde.pem.lock");
-        assert_eq!(
-            hidden_name(Path::new("node.pem"), "exec-pending"),
-            ".node.pem.exec-pending"
-        );
-    }
 
     #[test]
     fn stale_temps_of_this_pair_are_removed() {

@@ -969,7 +969,7 @@ fn a_metrics_failure_after_a_renewal_keeps_its_report() {
 }
 
 /// A file of the pair that cannot be replaced (a bind-mounted certificate, as a container gets
-/// one; an immutable or append-only CSR) fails the run with exit 8 before the CA is asked: no
+/// one; an immutable or append-only CSR; an append-only directory) fails the run with exit 8 before the CA is asked: no
 /// certificate is spent for nothing (a timer would spend one on every run), the old pair and
 /// its directory stay as they were, and the `--exec` hook neither runs nor becomes owed.
 #[test]
@@ -1012,6 +1012,10 @@ fn a_file_that_cannot_be_replaced_is_refused_before_the_ca_is_asked() {
         check(hint, "node.csr");
         drop(marked);
     }
+    // No name in an append-only directory can change.
+    let marked = Altered::by(&["chattr", "+a", s(dir)], &["chattr", "-a", s(dir)]);
+    check("is immutable or append-only (lsattr -d)", "node-key.pem");
+    drop(marked);
 
     t.gencert_bare("node", &t.csr, &[]).assert().code(0);
     assert_ne!(pair()[0], before[0]);
