@@ -56,10 +56,21 @@ pub(crate) fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> 
         Ended::Killed(signal) => format!("was killed by {signal}"),
         Ended::WantsTerminal(signal) => {
             stop(child.0);
+            let (what, instead) = if signal == Signal::SIGTTIN {
+                (
+                    "read from the terminal",
+                    "give it its input another way (sudo -n, a file)",
+                )
+            } else {
+                (
+                    "change the terminal's settings, or write to it under `stty tostop`",
+                    "redirect its output, and give it its input another way (sudo -n, a file)",
+                )
+            };
             format!(
-                "stopped to use the terminal ({signal}), which a hook cannot (it runs in a \
-                 process group of its own, so that --exec-timeout can stop all of it): give it \
-                 its input another way (sudo -n, a file)"
+                "was stopped ({signal}) as it tried to {what}, which a hook cannot (it runs in \
+                 a process group of its own, so that --exec-timeout can stop all of it): \
+                 {instead}"
             )
         }
     };
@@ -134,15 +145,32 @@ impl Drop for Running {
 /// Sends `signal` to the process group of every hook running: nodecert is ending on it (see
 /// [`crate::signals`]), and a hook is in a process group of its own, which a Ctrl-C, `timeout`
 /// or a kill of nodecert's group does not reach. Otherwise the hook would run on, outside the
-/// pair's lock, after nodecert is gone. Best effort: nodecert does not wait, so a hook that
-/// ignores the signal still runs on (its record stays, and the next run runs it again).
+/// pair's lock, after nodecert is gone. What is left of it after [`SIGNAL_GRACE`] is killed.
 pub(crate) fn signal_running(signal: Signal) {
-    for group in running().iter() {
+    // Held until the process ends: no hook starts after this.
+    let running = running();
+    for group in running.iter() {
         let _ = killpg(*group, signal);
         // A stopped member acts on it only once it runs again.
         let _ = killpg(*group, Signal::SIGCONT);
     }
+    // A member that ignores the signal (a `trap '' TERM`) is killed after a short grace, as at
+    // --exec-timeout: it must not outlive the run.
+    let grace = Instant::now() + SIGNAL_GRACE;
+    while running.iter().any(|group| killpg(*group, None).is_ok()) && Instant::now() < grace {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for group in running.iter() {
+        if killpg(*group, None).is_ok() {
+            let _ = killpg(*group, Signal::SIGKILL);
+        }
+    }
+    std::mem::forget(running);
 }
+
+/// How long a hook has to end after a signal that ends nodecert has been passed on to it. Short:
+/// whoever sent the signal (`timeout`, systemd) is waiting for nodecert to end.
+const SIGNAL_GRACE: Duration = Duration::from_secs(2);
 
 /// `.CERT.exec-pending` beside the certificate: the hook is owed from just before the pair is
 /// swapped until it has succeeded. A run killed between the swap and the hook, or a hook that

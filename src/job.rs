@@ -157,9 +157,9 @@ impl Job {
         transport: impl FnOnce() -> Result<T>,
     ) -> Result<Outcome> {
         // A path that can never be written fails at once: before --jitter's wait, and before the
-        // lock file is made beside it.
+        // lock file is made beside it. One that cannot be replaced fails only if the pair is due.
         for (path, _) in self.destination.outputs() {
-            crate::output::check_writable(path)?;
+            crate::output::check_output_path(path)?;
         }
         // --jitter waits before the pair's lock is taken: a run asleep for minutes must not hold
         // it (a config-management run in that window would give up as busy). It waits only when

@@ -22,7 +22,7 @@ mod temp;
 pub use destination::{Destination, FileId, bare_file, check_distinct, resolved};
 pub use options::{FileOptions, KEY_MODE, Owner, PUBLIC_MODE, parse_mode};
 pub use stdout::{print_product, print_report, stdout_keeps_output};
-pub use target::{check_target, check_writable, existing_parent_dir, write_target};
+pub use target::{check_output_path, check_writable, existing_parent_dir, write_target};
 pub use temp::{remove_pending, remove_pending_within, remove_stale_temps, remove_stale_temps_of};
 
 use std::fs::Permissions;

@@ -147,15 +147,32 @@ fn check_directory_links(path: &Path, target: &Path) -> Result<()> {
 const MAX_DIRECTORY_LINKS: usize = 40;
 
 /// Checks, before any work, that the file `path` names (through its symlinks, see
-/// [`write_target`]) can be written: [`check_target`] on it.
+/// [`write_target`]) can be written and replaced: its directory exists, it is a regular file
+/// or absent and not another user's in a sticky directory, and a rename can replace it (not a
+/// mount point, not immutable or append-only). For a file every run writes (the metrics file,
+/// sign's and info's output).
 pub fn check_writable(path: &Path) -> Result<()> {
+    let target = write_target(path)?;
+    let dir = check_target(&target)?;
+    check_replaceable(&target, &dir)
+}
+
+/// Checks, before any work, that the file `path` names could be written (its directory exists,
+/// it is a regular file or absent, not another user's in a sticky directory: a run refused
+/// there only after taking the pair's lock would leave its lock file, which the owner's runs
+/// then refuse), for a file that a run may keep: whether it can be replaced
+/// matters only once it is to be (when the pair's files are reserved, still before the CA is
+/// asked), so that a pair that stays is kept (and an owed hook run) even where it could not be
+/// replaced.
+pub fn check_output_path(path: &Path) -> Result<()> {
     check_target(&write_target(path)?).map(drop)
 }
 
-/// Checks that `target` can be a file nodecert writes: its directory exists and it is not a
+/// Checks that `target` can be a file nodecert writes: its directory exists, it is not a
 /// directory, device, FIFO or socket (a file is replaced by rename, which would put a regular
-/// file in place of `/dev/null`). Returns the directory.
-pub fn check_target(target: &Path) -> Result<PathBuf> {
+/// file in place of `/dev/null`), and not another user's in a sticky directory. Returns the
+/// directory.
+pub(super) fn check_target(target: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt as _;
     let dir = existing_parent_dir(target, "directory")?;
     if target.is_dir() {
@@ -169,9 +186,6 @@ pub fn check_target(target: &Path) -> Result<PathBuf> {
             "is not a regular file (a device, FIFO or socket), and nodecert replaces files: \
              give the path of a file",
         ));
-    }
-    if let Some(why) = unreplaceable(target, &dir) {
-        return Err(Error::output(target, why));
     }
     // In a sticky directory (/tmp-like) only a file's owner, the directory's or root may
     // replace it: known now, before the CA signs a certificate that could not be written.
@@ -192,6 +206,15 @@ pub fn check_target(target: &Path) -> Result<PathBuf> {
         ));
     }
     Ok(dir)
+}
+
+/// Checks that the file at `target`, in `dir`, can be replaced by a rename, before the CA
+/// signs a certificate that could then not be written: see [`unreplaceable`].
+pub(super) fn check_replaceable(target: &Path, dir: &Path) -> Result<()> {
+    if let Some(why) = unreplaceable(target, dir) {
+        return Err(Error::output(target, why));
+    }
+    Ok(())
 }
 
 /// Why the file at `target` cannot be replaced by a rename, as nodecert replaces files: a mount

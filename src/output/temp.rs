@@ -10,7 +10,8 @@ use tempfile::NamedTempFile;
 
 use super::hidden_name;
 use super::target::parent_dir;
-use super::{Destination, KEY_MODE, Owner, check_target, write_target};
+use super::target::{check_replaceable, check_target};
+use super::{Destination, KEY_MODE, Owner, write_target};
 use crate::error::{Error, Result};
 
 /// Removes temporary files a killed run left next to the targets of `destination`. Call it only
@@ -256,6 +257,7 @@ impl Drop for Pending {
 
 pub(super) fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<Pending> {
     let dir = check_target(target)?;
+    check_replaceable(target, &dir)?;
     // Created 0600 (narrowed further by the umask, never widened), then set to its final mode
     // with fchmod before a byte is written: a key file is never readable by others.
     let prefix = temp_prefix(target);

@@ -969,9 +969,10 @@ fn a_metrics_failure_after_a_renewal_keeps_its_report() {
 }
 
 /// A file of the pair that cannot be replaced (a bind-mounted certificate, as a container gets
-/// one; an immutable or append-only CSR; an append-only directory) fails the run with exit 8 before the CA is asked: no
-/// certificate is spent for nothing (a timer would spend one on every run), the old pair and
-/// its directory stay as they were, and the `--exec` hook neither runs nor becomes owed.
+/// one; an immutable or append-only CSR; an append-only directory) fails the run with exit 8
+/// before the CA is asked: no certificate is spent for nothing (a timer would spend one on
+/// every run), the old pair and its directory stay as they were, and the `--exec` hook neither
+/// runs nor becomes owed. A pair that stays is kept all the same.
 #[test]
 fn a_file_that_cannot_be_replaced_is_refused_before_the_ca_is_asked() {
     let t = Setup::new();
@@ -1016,6 +1017,21 @@ fn a_file_that_cannot_be_replaced_is_refused_before_the_ca_is_asked() {
     let marked = Altered::by(&["chattr", "+a", s(dir)], &["chattr", "-a", s(dir)]);
     check("is immutable or append-only (lsattr -d)", "node-key.pem");
     drop(marked);
+
+    // A pair that stays needs no replacing: it is kept, and a hook an earlier run owes runs.
+    let owed = dir.join(".node.pem.exec-pending");
+    std::fs::write(&owed, "").unwrap();
+    let marked = Altered::by(&["chattr", "+i", s(&csr)], &["chattr", "-i", s(&csr)]);
+    let kept = ["--renew-before", "1h", "--exec", "echo ran >> hook.log"];
+    t.gencert_bare("node", &t.csr, &kept).assert().code(0);
+    drop(marked);
+    assert_eq!(pair(), before, "kept");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("hook.log")).unwrap(),
+        "ran\n"
+    );
+    assert!(!owed.exists(), "the owed hook was paid");
+    assert_eq!(t.server.signed_count(), 1);
 
     t.gencert_bare("node", &t.csr, &[]).assert().code(0);
     assert_ne!(pair()[0], before[0]);

@@ -102,7 +102,8 @@ fn a_hook_starts_with_no_signal_blocked_or_ignored() {
 /// A signal that ends nodecert while its hook runs reaches the hook too: the hook runs in a
 /// process group of its own (so that `--exec-timeout` can stop all of it), which a Ctrl-C,
 /// `timeout` or a kill of nodecert's group does not reach, and it must not run on outside the
-/// pair's lock after nodecert is gone.
+/// pair's lock after nodecert is gone. What ignores the signal (here the whole hook) is killed
+/// after a short grace.
 #[test]
 fn a_signal_that_ends_the_run_ends_its_hook() {
     use std::os::unix::process::ExitStatusExt as _;
@@ -114,7 +115,7 @@ fn a_signal_that_ends_the_run_ends_its_hook() {
         .args(["gencert", "-config", s(&t.profile), "-tls-remote-ca"])
         .arg(t.pki.primary_ca())
         .args(["-bare", "node", "--exec"])
-        .arg("sleep 30 & echo \"$$ $!\" > hook.pid.tmp && mv hook.pid.tmp hook.pid; wait; echo late > late.txt")
+        .arg("trap '' TERM; sleep 30 & echo \"$$ $!\" > hook.pid.tmp && mv hook.pid.tmp hook.pid; wait; echo late > late.txt")
         .arg(s(&t.csr))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -180,39 +181,54 @@ fn an_empty_exec_is_refused_and_a_killed_hook_named() {
 
 /// Run by hand from a terminal, a hook that asks (`read`, a password prompt) is stopped by the
 /// kernel with SIGTTIN, since it runs in a process group of its own (so that `--exec-timeout`
-/// can stop all of it) that is not the terminal's foreground group. That is reported at once,
-/// saying why, instead of waiting, stopped, for `--exec-timeout`. `script` gives the run a
-/// terminal of its own.
+/// can stop all of it) that is not the terminal's foreground group; one that prints under
+/// `stty tostop` gets SIGTTOU. That is reported at once, saying why, instead of waiting,
+/// stopped, for `--exec-timeout`. `script` gives the run a terminal of its own.
 #[test]
-fn a_hook_that_asks_the_terminal_is_reported_at_once() {
+fn a_hook_that_uses_the_terminal_is_reported_at_once() {
     let t = Setup::new();
     let dir = t.dir();
     let nodecert = assert_cmd::cargo::cargo_bin!("nodecert");
-    let command = format!(
-        "{} gencert -config {} -tls-remote-ca {} -bare node --exec-timeout 10m \
-         --exec 'printf \"reload? \"; read answer; echo \"answer=$answer\" > answer.txt' {}",
-        s(nodecert),
-        s(&t.profile),
-        s(&t.pki.primary_ca()),
-        s(&t.csr),
+    let in_terminal = |before: &str, hook: &str| {
+        let command = format!(
+            "{before}{} gencert -config {} -tls-remote-ca {} -bare node --force \
+             --exec-timeout 10m --exec '{hook}' {}",
+            s(nodecert),
+            s(&t.profile),
+            s(&t.pki.primary_ca()),
+            s(&t.csr),
+        );
+        let out = std::process::Command::new("script")
+            .current_dir(dir)
+            .args(["-q", "-e", "-c", &command, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script(1), from util-linux, runs the command in a terminal");
+        let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(10), "{seen}");
+        assert!(!seen.contains("did not finish within"), "{seen}");
+        assert!(dir.join("node.pem").is_file(), "the new certificate stays");
+        assert!(
+            dir.join(".node.pem.exec-pending").exists(),
+            "the hook is owed"
+        );
+        seen
+    };
+
+    let seen = in_terminal(
+        "",
+        r#"printf "reload? "; read answer; echo "answer=$answer" > answer.txt"#,
     );
-    let out = std::process::Command::new("script")
-        .current_dir(dir)
-        .args(["-q", "-e", "-c", &command, "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("script(1), from util-linux, runs the command in a terminal");
-    let seen = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(10), "{seen}");
     assert!(
-        seen.contains("stopped to use the terminal (SIGTTIN)") && seen.contains("sudo -n"),
+        seen.contains("was stopped (SIGTTIN) as it tried to read from the terminal")
+            && seen.contains("sudo -n"),
         "{seen}"
     );
-    assert!(!seen.contains("did not finish within"), "{seen}");
-    assert!(dir.join("node.pem").is_file(), "the new certificate stays");
     assert!(!dir.join("answer.txt").exists());
+
+    let seen = in_terminal("stty tostop; ", "echo printed");
     assert!(
-        dir.join(".node.pem.exec-pending").exists(),
-        "the hook is owed"
+        seen.contains("was stopped (SIGTTOU)") && seen.contains("redirect its output"),
+        "{seen}"
     );
 }
