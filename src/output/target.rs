@@ -245,13 +245,13 @@ fn unreplaceable(target: &Path, dir: &Path) -> Option<String> {
     } else if file.intersects(locked) {
         Some(
             "is immutable or append-only (lsattr), so it cannot be replaced: chattr -i -a it \
-             first, or write the pair elsewhere"
+             first, or write it elsewhere"
                 .into(),
         )
     } else if dir_attributes.intersects(locked) {
         Some(format!(
             "its directory {} is immutable or append-only (lsattr -d), so no file in it can \
-             be replaced: chattr -i -a it first, or write the pair elsewhere",
+             be replaced: chattr -i -a it first, or write it elsewhere",
             dir.display()
         ))
     } else {

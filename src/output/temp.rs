@@ -267,9 +267,15 @@ pub(super) fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<
         .suffix(".tmp")
         .permissions(Permissions::from_mode(KEY_MODE));
     let temp = Pending::create(|| builder.tempfile_in(&dir)).map_err(|e| {
+        // tempfile's error ends with the random temporary path (`… at path "…"`), which says
+        // nothing to a reader; the error it wraps is not reachable otherwise.
+        let why = e.to_string();
+        let why = why
+            .rsplit_once(" at path ")
+            .map_or(why.as_str(), |(why, _)| why);
         Error::output(
             target,
-            format!("cannot create a file in {}: {e}", dir.display()),
+            format!("cannot create a file in {}: {why}", dir.display()),
         )
     })?;
     match owner {

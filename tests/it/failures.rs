@@ -1018,6 +1018,26 @@ fn a_file_that_cannot_be_replaced_is_refused_before_the_ca_is_asked() {
     check("is immutable or append-only (lsattr -d)", "node-key.pem");
     drop(marked);
 
+    // A read-only file system: the temporary file cannot be made, said without the random
+    // name tempfile gives it.
+    let ro = dir.join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let mounted = Altered::by(
+        &["mount", "--bind", "-o", "ro", s(&ro), s(&ro)],
+        &["umount", s(&ro)],
+    );
+    let out = (t.gencert_bare(s(&ro.join("n")), &t.csr, &[]))
+        .assert()
+        .code(8);
+    let stderr = crate::support::one_line_stderr(&out);
+    assert!(
+        stderr.contains("cannot create a file in") && stderr.contains("Read-only file system"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".nodecert-"), "{stderr}");
+    drop(mounted);
+    assert_eq!(t.server.signed_count(), 1);
+
     // A pair that stays needs no replacing: it is kept, and a hook an earlier run owes runs.
     let owed = dir.join(".node.pem.exec-pending");
     std::fs::write(&owed, "").unwrap();
