@@ -74,17 +74,35 @@ fn remember_secret_var(var: &str) {
 /// uses, and a profile that fails a later check (or a sync spec that fails before its key is
 /// read) must still not hand it to another spec's hook.
 pub(crate) fn remember_env_sources(profile: &serde_json::Value) {
-    match profile {
-        serde_json::Value::String(text) => {
-            if let Some(("env", var)) = text.split_once(':')
-                && !var.is_empty()
-            {
-                remember_secret_var(var);
-            }
+    for text in strings(profile) {
+        if let Some(("env", var)) = text.split_once(':')
+            && !var.is_empty()
+        {
+            remember_secret_var(var);
         }
-        serde_json::Value::Array(items) => items.iter().for_each(remember_env_sources),
-        serde_json::Value::Object(fields) => fields.values().for_each(remember_env_sources),
-        _ => {}
+    }
+}
+
+/// Every file a `file:PATH` string anywhere in `profile` names (relative to `base_dir`, the
+/// profile's folder): the key this run uses and the others, each of which a CA accepts, so no
+/// output may overwrite any of them.
+pub(crate) fn file_sources(profile: &serde_json::Value, base_dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for file in strings(profile).filter_map(|text| key_file(text, base_dir)) {
+        if !files.contains(&file) {
+            files.push(file);
+        }
+    }
+    files
+}
+
+/// The strings of a JSON document, wherever they are.
+fn strings(value: &serde_json::Value) -> Box<dyn Iterator<Item = &str> + '_> {
+    match value {
+        serde_json::Value::String(text) => Box::new(std::iter::once(text.as_str())),
+        serde_json::Value::Array(items) => Box::new(items.iter().flat_map(strings)),
+        serde_json::Value::Object(fields) => Box::new(fields.values().flat_map(strings)),
+        _ => Box::new(std::iter::empty()),
     }
 }
 

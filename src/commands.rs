@@ -94,7 +94,7 @@ pub(crate) fn ca_inputs<'a>(
     .filter_map(|(path, what)| Some((path.as_deref()?, what)))
     .filter(|(path, _)| !path.as_os_str().is_empty())
     .collect();
-    inputs.extend(target.and_then(Target::auth_key_input));
+    inputs.extend(target.into_iter().flat_map(Target::auth_key_inputs));
     inputs
 }
 

@@ -22,8 +22,9 @@ pub struct Target {
     pub remotes: Vec<Remote>,
     /// The HMAC key; `None` means the unauthenticated `/sign` endpoint.
     pub auth_key: Option<AuthKey>,
-    /// The file the key was read from (`file:PATH`): an input no output may overwrite.
-    pub auth_key_file: Option<PathBuf>,
+    /// Every file a `file:PATH` key of the profile names, the one used and the others: inputs
+    /// no output may overwrite.
+    pub auth_key_files: Vec<PathBuf>,
 }
 
 impl Target {
@@ -35,9 +36,10 @@ impl Target {
         }
     }
 
-    /// The auth key's file with its role, for [`crate::output::check_distinct`].
-    pub fn auth_key_input(&self) -> Option<(&Path, &'static str)> {
-        (self.auth_key_file.as_deref()).map(|p| (p, "the auth key file (file: in the profile)"))
+    /// The auth key files with their role, for [`crate::output::check_distinct`].
+    pub fn auth_key_inputs(&self) -> impl Iterator<Item = (&Path, &'static str)> {
+        (self.auth_key_files.iter())
+            .map(|p| (p.as_path(), "an auth key file (file: in the profile)"))
     }
 
     /// Refuses plain-http remotes unless `allowed`, and warns when they are allowed.
@@ -163,7 +165,7 @@ pub fn resolve(
             Some(remotes) => Ok(Target {
                 remotes,
                 auth_key: None,
-                auth_key_file: None,
+                auth_key_files: Vec::new(),
             }),
             None => Err(Error::Usage(
                 "no CA given: pass -config REQUEST-PROFILE.json (or -remote https://CA:PORT)"
@@ -220,6 +222,7 @@ fn parse_unconcealed(
             .map_err(|e| Error::input(source, format!("not valid JSON: {e}")))?,
     );
     crate::auth::remember_env_sources(&root);
+    let auth_key_files = crate::auth::file_sources(&root, base_dir);
     let at = |field: &str, detail: &str| Error::input(format!("{source}: field {field}"), detail);
     let root = root
         .as_object()
@@ -349,8 +352,8 @@ fn parse_unconcealed(
         }
     };
 
-    let (auth_key, auth_key_file) = if key_name.is_empty() {
-        (None, None)
+    let auth_key = if key_name.is_empty() {
+        None
     } else {
         let keys = object(root, "auth_keys").map_err(|d| at("auth_keys", d))?;
         let entry = keys.and_then(|k| k.get(&key_name)).ok_or_else(|| {
@@ -379,12 +382,12 @@ fn parse_unconcealed(
             string_field(entry, "key").map_err(|d| at(&format!("{entry_field}.key"), d))?;
         let key = AuthKey::from_source(&key_text, base_dir)
             .map_err(|e| at(&format!("{entry_field}.key"), &e.to_string()))?;
-        (Some(key), crate::auth::key_file(&key_text, base_dir))
+        Some(key)
     };
     Ok(Target {
         remotes,
         auth_key,
-        auth_key_file,
+        auth_key_files,
     })
 }
 

@@ -194,7 +194,7 @@ impl Spec {
             (config.as_path(), "the request profile"),
         ];
         inputs.extend(pinned_ca.as_deref().map(|p| (p, "the CA certificate")));
-        inputs.extend(target.auth_key_input());
+        inputs.extend(target.auth_key_inputs());
         if let Some((cert, key)) = &client_identity {
             inputs.extend([
                 (cert.as_path(), "the client certificate"),

@@ -1285,6 +1285,25 @@ fn an_output_that_is_an_input_or_another_output_is_refused() {
     t.pki
         .request_profile(&dir.join("fk"), &t.server.url(), "file:ak.hex");
     let file_key = "fk/request-profile.json";
+    // A profile whose spare key (a second one a CA accepts, unused by this run) is a `file:`.
+    std::fs::create_dir(dir.join("spare")).unwrap();
+    write(
+        &dir.join("spare"),
+        "spare.hex",
+        "00ff00ff00ff00ff00ff00ff00ff00ff",
+    );
+    write(
+        &dir.join("spare"),
+        "request-profile.json",
+        &format!(
+            r#"{{"signing":{{"default":{{"auth_remote":{{"remote":"ca","auth_key":"k"}}}}}},
+            "auth_keys":{{"k":{{"type":"standard","key":"{}"}},
+                          "spare":{{"type":"standard","key":"file:spare.hex"}}}},
+            "remotes":{{"ca":"{}"}}}}"#,
+            t.pki.auth_key,
+            t.server.url()
+        ),
+    );
     let gencert = ["gencert", "-config", profile, "-tls-remote-ca", "ca.pem"];
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
@@ -1336,7 +1355,20 @@ fn an_output_that_is_an_input_or_another_output_is_refused() {
                     "fk/ak.hex",
                     csr,
                 ],
-                "is both the private key output and the auth key file (file: in the profile)",
+                "is both the private key output and an auth key file (file: in the profile)",
+            ),
+            (
+                vec![
+                    "gencert",
+                    "-config",
+                    "spare/request-profile.json",
+                    "--cert",
+                    "a.pem",
+                    "--key",
+                    "spare/spare.hex",
+                    csr,
+                ],
+                "is both the private key output and an auth key file (file: in the profile)",
             ),
             (
                 vec![
@@ -1349,15 +1381,15 @@ fn an_output_that_is_an_input_or_another_output_is_refused() {
                     "fk/ak.hex",
                     csr,
                 ],
-                "is both the metrics file (--metrics-file) and the auth key file",
+                "is both the metrics file (--metrics-file) and an auth key file",
             ),
             (
                 vec!["sign", "-config", file_key, "--cert", "fk/ak.hex", csr],
-                "is both the certificate output and the auth key file",
+                "is both the certificate output and an auth key file",
             ),
             (
                 vec!["info", "-config", file_key, "--out", "./fk/ak.hex"],
-                "is both the output (--out) and the auth key file",
+                "is both the output (--out) and an auth key file",
             ),
             (
                 vec![

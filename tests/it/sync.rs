@@ -564,7 +564,7 @@ fn sync_refuses_outputs_that_overwrite_inputs() {
         ("conf/reader-csr.json", "and the csr.json of spec reader,"),
         (
             "conf/keyed/ak.hex",
-            "and the auth key file (file: in the profile) of spec keyed,",
+            "and an auth key file (file: in the profile) of spec keyed,",
         ),
         (
             "specs/out/.good.pem.lock",
