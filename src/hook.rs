@@ -41,20 +41,19 @@ pub(crate) fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> 
     let status = wait_until(child.0, Instant::now().checked_add(timeout)).inspect_err(|_| {
         stop(child.0);
     })?;
-    let Some(status) = status else {
-        stop(child.0);
-        return Err(Error::Hook(format!(
-            "--exec {quoted} did not finish within {} and was stopped (raise --exec-timeout \
-             if it needs longer); the new certificate is in place at {}",
-            humantime::format_duration(timeout),
-            cert.display()
-        )));
-    };
     let how = match status {
-        Ended::Exited(0) => return Ok(()),
-        Ended::Exited(code) => format!("exited with status {code}"),
-        Ended::Killed(signal) => format!("was killed by {signal}"),
-        Ended::WantsTerminal(signal) => {
+        Some(Ended::Exited(0)) => return Ok(()),
+        Some(Ended::Exited(code)) => format!("exited with status {code}"),
+        Some(Ended::Killed(signal)) => format!("was killed by {signal}"),
+        None => {
+            stop(child.0);
+            format!(
+                "did not finish within {} and was stopped (raise --exec-timeout if it needs \
+                 longer)",
+                humantime::format_duration(timeout)
+            )
+        }
+        Some(Ended::WantsTerminal(signal)) => {
             stop(child.0);
             let (what, instead) = if signal == Signal::SIGTTIN {
                 (
@@ -82,9 +81,8 @@ pub(crate) fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> 
 
 /// Refuses a command that is empty (blank), or that `sh -c` cannot be given: one with a NUL
 /// byte (possible only in a sync spec's JSON), or one longer than the kernel takes as one
-/// argument. Checked when the flag or
-/// spec is read, so that no certificate is issued with a hook that could never run (and would
-/// stay owed on every later run).
+/// argument. Checked when the flag or spec is read, so that no certificate is issued with a
+/// hook that could never run (and would stay owed on every later run).
 pub(crate) fn check_command(command: &str) -> std::result::Result<(), String> {
     // `--exec "$UNSET"` would otherwise run nothing and succeed on every renewal.
     if command.trim().is_empty() {
@@ -147,24 +145,10 @@ impl Drop for Running {
 /// or a kill of nodecert's group does not reach. Otherwise the hook would run on, outside the
 /// pair's lock, after nodecert is gone. What is left of it after [`SIGNAL_GRACE`] is killed.
 pub(crate) fn signal_running(signal: Signal) {
-    // Held until the process ends: no hook starts after this.
+    // Held until the process ends: no hook starts after this. Each hook's shell is reaped by
+    // the thread that waits for it.
     let running = running();
-    for group in running.iter() {
-        let _ = killpg(*group, signal);
-        // A stopped member acts on it only once it runs again.
-        let _ = killpg(*group, Signal::SIGCONT);
-    }
-    // A member that ignores the signal (a `trap '' TERM`) is killed after a short grace, as at
-    // --exec-timeout: it must not outlive the run.
-    let grace = Instant::now() + SIGNAL_GRACE;
-    while running.iter().any(|group| killpg(*group, None).is_ok()) && Instant::now() < grace {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for group in running.iter() {
-        if killpg(*group, None).is_ok() {
-            let _ = killpg(*group, Signal::SIGKILL);
-        }
-    }
+    end_groups(&running, signal, SIGNAL_GRACE, || {});
     std::mem::forget(running);
 }
 
@@ -202,8 +186,8 @@ impl Owed {
 
     /// Records the hook as owed, before the swap (the pair's directory fsync after the swap
     /// makes the record durable with it, unless the certificate's name is a link into another
-    /// directory: then a power loss may lose the record); not through a symlink. Returns whether an earlier
-    /// run's record was there already, for [`Self::withdraw`].
+    /// directory: then a power loss may lose the record); not through a symlink. Returns
+    /// whether an earlier run's record was there already, for [`Self::withdraw`].
     pub(crate) fn record(&self) -> Result<Recorded> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let earlier = self.path.exists();
@@ -337,20 +321,47 @@ fn wait_until(child: Pid, deadline: Option<Instant>) -> Result<Option<Ended>> {
 }
 
 /// Stops the hook's process group: SIGTERM, and SIGKILL to whatever of it is still there 5 s
-/// later (not once the group is gone: its id could be another's by then). The shell exiting on SIGTERM is not the end of the group: a member that ignores it
+/// later. The shell exiting on SIGTERM is not the end of the group: a member that ignores it
 /// (a stuck `systemctl`, a `trap '' TERM`) would outlive the run.
 fn stop(child: Pid) {
-    let _ = killpg(child, Signal::SIGTERM);
-    // A member stopped (by SIGTTIN, say) acts on SIGTERM only once it runs again.
-    let _ = killpg(child, Signal::SIGCONT);
-    let grace = Instant::now() + Duration::from_secs(5);
-    let _ = wait_until(child, Some(grace));
-    while killpg(child, None).is_ok() {
-        if Instant::now() >= grace {
-            let _ = killpg(child, Signal::SIGKILL);
-            break;
+    // The shell is reaped as soon as it ends (its zombie would keep the group alive), and once
+    // only: its pid could be another hook's by then.
+    let mut reaped = false;
+    let mut reap = |flags| {
+        if !reaped {
+            reaped = !matches!(waitpid(child, flags), Ok(WaitStatus::StillAlive));
         }
-        std::thread::sleep(Duration::from_millis(50));
+    };
+    end_groups(&[child], Signal::SIGTERM, Duration::from_secs(5), || {
+        reap(Some(WaitPidFlag::WNOHANG));
+    });
+    reap(None);
+}
+
+/// Sends `signal` to each process group, then SIGCONT (a stopped member acts on a signal only
+/// once it runs again); waits at most `grace` for the groups to be gone, calling `reap` as it
+/// waits, and SIGKILLs what is left of them (not a group already gone: its id could be
+/// another's by then).
+fn end_groups(groups: &[Pid], signal: Signal, grace: Duration, mut reap: impl FnMut()) {
+    for group in groups {
+        let _ = killpg(*group, signal);
+        let _ = killpg(*group, Signal::SIGCONT);
     }
-    let _ = waitpid(child, None);
+    let deadline = Instant::now() + grace;
+    loop {
+        reap();
+        let left: Vec<&Pid> = (groups.iter())
+            .filter(|group| killpg(**group, None).is_ok())
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            for group in left {
+                let _ = killpg(*group, Signal::SIGKILL);
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -137,6 +137,7 @@ impl Job {
             .iter()
             .map(|(path, what)| (path.as_path(), *what))
     }
+
     /// The certificate and key paths, when the job writes files.
     pub fn paths(&self) -> Option<(&Path, &Path)> {
         match &self.destination {

@@ -59,13 +59,12 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
             return error::exit::USAGE;
         }
         Err(err) => {
-            // --help and --version (stdout, exit 0). A
-            // stdout that takes nothing (a full disk) fails as any other output does; a reader
-            // that has gone away (`| head -1`) does not.
+            // --help and --version (stdout, exit 0). A stdout that takes nothing (a full disk)
+            // fails as any other output does; a reader that has gone away (`| head -1`) does not.
             if let Err(e) = err.print()
                 && e.kind() != std::io::ErrorKind::BrokenPipe
             {
-                let err = Error::output(std::path::Path::new("<stdout>"), e);
+                let err = output::stdout_error(e);
                 logging::print_error(&err);
                 return err.exit_code();
             }

@@ -34,7 +34,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use stdout::stdout_error;
+pub(crate) use stdout::stdout_error;
 use target::parent_dir;
 use temp::{Pending, Undo, registry, reserve, roll_back};
 

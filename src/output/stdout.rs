@@ -27,7 +27,8 @@ fn write_stdout(text: &str) -> std::io::Result<()> {
     stdout.flush()
 }
 
-pub(super) fn stdout_error(err: impl std::fmt::Display) -> Error {
+/// A failure to write stdout, as an output error (exit 8) naming `<stdout>`.
+pub(crate) fn stdout_error(err: impl std::fmt::Display) -> Error {
     Error::output(Path::new("<stdout>"), err)
 }
 

@@ -978,8 +978,7 @@ fn a_file_that_cannot_be_replaced_is_refused_before_the_ca_is_asked() {
     let t = Setup::new();
     let dir = t.dir();
     t.gencert_bare("node", &t.csr, &[]).assert().code(0);
-    let pair =
-        || ["node.pem", "node-key.pem", "node.csr"].map(|f| std::fs::read(dir.join(f)).unwrap());
+    let pair = || crate::support::pair_bytes(dir, "node");
     let before = pair();
     let check = |expected_hint: &str, file: &str| {
         let files_before = listing(dir);
@@ -1067,8 +1066,7 @@ fn a_file_that_becomes_unreplaceable_during_the_run_leaves_the_old_pair_whole() 
     let t = Setup::new();
     let dir = t.dir();
     t.gencert_bare("node", &t.csr, &[]).assert().code(0);
-    let pair =
-        || ["node.pem", "node-key.pem", "node.csr"].map(|f| std::fs::read(dir.join(f)).unwrap());
+    let pair = || crate::support::pair_bytes(dir, "node");
     let before = pair();
     // An earlier run changed the pair but its hook failed: the hook is owed.
     let owed = dir.join(".node.pem.exec-pending");
@@ -1292,17 +1290,10 @@ fn an_output_that_is_an_input_or_another_output_is_refused() {
         "spare.hex",
         "00ff00ff00ff00ff00ff00ff00ff00ff",
     );
-    write(
+    t.pki.request_profile_with_keys(
         &dir.join("spare"),
-        "request-profile.json",
-        &format!(
-            r#"{{"signing":{{"default":{{"auth_remote":{{"remote":"ca","auth_key":"k"}}}}}},
-            "auth_keys":{{"k":{{"type":"standard","key":"{}"}},
-                          "spare":{{"type":"standard","key":"file:spare.hex"}}}},
-            "remotes":{{"ca":"{}"}}}}"#,
-            t.pki.auth_key,
-            t.server.url()
-        ),
+        &t.server.url(),
+        &[&t.pki.auth_key, "file:spare.hex"],
     );
     let gencert = ["gencert", "-config", profile, "-tls-remote-ca", "ca.pem"];
     let cases: Vec<(Vec<&str>, &str)> = vec![

@@ -585,10 +585,7 @@ fn a_signal_ignored_at_start_stays_ignored() {
     gate.wait_for_arrival();
     // Seen by the kernel: ignored, and not blocked (a blocked one would reach sigwait).
     let status = std::fs::read_to_string(format!("/proc/{}/status", run.id())).unwrap();
-    let mask = |name: &str| {
-        let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap();
-        u64::from_str_radix(line.trim(), 16).unwrap()
-    };
+    let mask = |name: &str| crate::support::signal_mask(&status, name);
     let (hup, int) = (1 << 0, 1 << 1);
     assert_eq!(mask("SigIgn:") & (hup | int), hup | int, "{status}");
     assert_eq!(mask("SigBlk:") & (hup | int), 0, "{status}");

@@ -81,14 +81,7 @@ fn a_hook_starts_with_no_signal_blocked_or_ignored() {
     .assert()
     .code(0);
     let field = |file: &str, name: &str| {
-        let text = std::fs::read_to_string(dir.join(file)).unwrap();
-        let value = text
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap()
-            .trim()
-            .to_string();
-        u64::from_str_radix(&value, 16).unwrap()
+        crate::support::signal_mask(&std::fs::read_to_string(dir.join(file)).unwrap(), name)
     };
     assert_eq!(field("mask.txt", "SigBlk:"), 0, "no signal blocked");
     let sigpipe = 1 << (13 - 1);

@@ -1166,9 +1166,7 @@ fn a_valid_pair_on_a_read_only_file_system_is_kept() {
     run(&[]).assert().code(0);
     let lock = mnt.path().join(".node.pem.lock");
     assert!(lock.exists());
-    let pair = || {
-        ["node.pem", "node-key.pem", "node.csr"].map(|f| std::fs::read(mnt.path().join(f)).unwrap())
-    };
+    let pair = || crate::support::pair_bytes(mnt.path(), "node");
     let before = pair();
     fs.remount("ro");
     run(&["-loglevel", "2"]).assert().code(0).stderr("");

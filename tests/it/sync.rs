@@ -642,21 +642,16 @@ fn no_hook_inherits_a_key_variable_of_any_profile() {
         &fleet.good,
         serde_json::json!({"exec": "env > hook-env.txt"}),
     );
-    let env_profile = write(
-        &dir.join("conf"),
-        "env-profile.json",
-        &format!(
-            r#"{{"signing":{{"default":{{"auth_remote":{{"remote":"ca","auth_key":"k"}}}}}},
-            "auth_keys":{{"k":{{"type":"standard","key":"env:NODECERT_TEST_B_KEY"}},
-                          "spare":{{"type":"standard","key":"env:NODECERT_TEST_SPARE_KEY"}}}},
-            "remotes":{{"ca":"{}"}}}}"#,
-            fleet.server.url()
-        ),
+    std::fs::create_dir(dir.join("conf/env")).unwrap();
+    let env_profile = fleet.pki.request_profile_with_keys(
+        &dir.join("conf/env"),
+        &fleet.server.url(),
+        &["env:NODECERT_TEST_B_KEY", "env:NODECERT_TEST_SPARE_KEY"],
     );
     write_spec(
         specs,
         "b",
-        "../conf/env-profile.json",
+        "../conf/env/request-profile.json",
         serde_json::json!({"csr": "../conf/missing-csr.json"}),
     );
     assert!(env_profile.is_file());

@@ -181,16 +181,33 @@ impl Pki {
     /// A request profile for `remote` with the auth key written as `key` (hex, env:…, file:…),
     /// in `dir`.
     pub fn request_profile(&self, dir: &Path, remote: &str, key: &str) -> PathBuf {
-        if key.len() >= 16 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
-            super::secrets::register(key);
-        }
+        self.request_profile_with_keys(dir, remote, &[key])
+    }
+
+    /// [`Self::request_profile`] whose `auth_keys` hold `keys`, the first (`k`) used and the
+    /// others (`spare1`, …) named but unused, as a CA's profile can keep a second key.
+    pub fn request_profile_with_keys(&self, dir: &Path, remote: &str, keys: &[&str]) -> PathBuf {
+        let entries: Vec<String> = (keys.iter().enumerate())
+            .map(|(i, key)| {
+                if key.len() >= 16 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    super::secrets::register(key);
+                }
+                let name = if i == 0 {
+                    "k".into()
+                } else {
+                    format!("spare{i}")
+                };
+                format!(r#""{name}":{{"type":"standard","key":"{key}"}}"#)
+            })
+            .collect();
         write(
             dir,
             "request-profile.json",
             &format!(
                 r#"{{"signing":{{"default":{{"auth_remote":{{"remote":"ca","auth_key":"k"}}}}}},
-                "auth_keys":{{"k":{{"type":"standard","key":"{key}"}}}},
-                "remotes":{{"ca":"{remote}"}}}}"#
+                "auth_keys":{{{}}},
+                "remotes":{{"ca":"{remote}"}}}}"#,
+                entries.join(",")
             ),
         )
     }

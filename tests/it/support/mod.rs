@@ -247,6 +247,21 @@ pub fn one_line_stderr(assert: &assert_cmd::assert::Assert) -> String {
     stderr
 }
 
+/// The bytes of NAME.pem, NAME-key.pem and NAME.csr in `dir`.
+pub fn pair_bytes(dir: &Path, name: &str) -> [Vec<u8>; 3] {
+    [".pem", "-key.pem", ".csr"]
+        .map(|suffix| std::fs::read(dir.join(format!("{name}{suffix}"))).unwrap())
+}
+
+/// A signal mask from the text of a /proc status file (`field` is `SigBlk:` or `SigIgn:`):
+/// bit n-1 stands for signal n.
+pub fn signal_mask(status: &str, field: &str) -> u64 {
+    let mask = (status.lines())
+        .find_map(|line| line.strip_prefix(field))
+        .unwrap_or_else(|| panic!("no {field} in {status}"));
+    u64::from_str_radix(mask.trim(), 16).unwrap()
+}
+
 /// Writes `content` to `dir/name` and returns the path.
 pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     let path = dir.join(name);
