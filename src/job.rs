@@ -157,29 +157,7 @@ impl Job {
         &self,
         transport: impl FnOnce() -> Result<T>,
     ) -> Result<Outcome> {
-        // A path that can never be written fails at once: before --jitter's wait, and before the
-        // lock file is made beside it. One that cannot be replaced fails only if the pair is due.
-        for (path, _) in self.destination.outputs() {
-            crate::output::check_output_path(path)?;
-        }
-        // --jitter waits before the pair's lock is taken: a run asleep for minutes must not hold
-        // it (a config-management run in that window would give up as busy). It waits only when
-        // the pair looks due; the decision is taken again under the lock. The transport is built
-        // first, so a bad CA or client-identity file is reported at once, not after the wait.
-        let mut transport = Lazy::Pending(transport);
-        if let Some(wait) = self.jitter_wait() {
-            transport = Lazy::Ready(transport.force()?);
-            std::thread::sleep(wait);
-        }
-        let _lock = match self.paths() {
-            // Beside the file itself, when the name is a symlink: one lock whichever name a
-            // run is given.
-            Some((cert, _)) => Some(PairLock::acquire(
-                &crate::output::write_target(cert)?,
-                self.renewal.lock_wait,
-            )?),
-            None => None,
-        };
+        let (transport, _lock) = self.wait_and_lock(transport)?;
         crate::output::remove_stale_temps(&self.destination);
         let (action, reason) = match self.decide() {
             Decision::Keep {
@@ -195,6 +173,60 @@ impl Job {
         log::debug!("{}: {reason}", action.as_str());
         let mut reserved = Reserved::new(self.destination.clone(), &self.files)?;
         let transport = transport.force()?;
+        let new = self.issue(&transport, &mut reserved)?;
+        self.install(reserved, &new)?;
+        log::debug!("serial {} from {}", new.issued.serial, new.server);
+        self.warn_if_renewed_every_run(&new.issued);
+
+        let (cert, key) = self.owned_paths();
+        let hook_error = self.run_hook();
+        Ok(Outcome {
+            action,
+            reason,
+            cert,
+            key,
+            serial: new.issued.serial,
+            not_after: new.issued.not_after,
+            hook_error,
+        })
+    }
+
+    /// What comes before the decision: the outputs' paths checked, `--jitter`'s wait, and the
+    /// pair's lock, in that order.
+    ///
+    /// A path that can never be written fails at once: before the wait, and before the lock
+    /// file is made beside it (one that cannot be replaced fails only if the pair is due, in
+    /// [`Reserved::new`]). The wait comes before the lock: a run asleep for minutes must not
+    /// hold it (a config-management run in that window would give up as busy). The transport
+    /// is built before the wait, so a bad CA or client-identity file is reported at once.
+    fn wait_and_lock<T, F: FnOnce() -> Result<T>>(
+        &self,
+        transport: F,
+    ) -> Result<(Lazy<T, F>, Option<PairLock>)> {
+        for (path, _) in self.destination.outputs() {
+            crate::output::check_output_path(path)?;
+        }
+        let mut transport = Lazy::Pending(transport);
+        if let Some(wait) = self.jitter_wait() {
+            transport = Lazy::Ready(transport.force()?);
+            std::thread::sleep(wait);
+        }
+        let lock = match self.paths() {
+            // Beside the file itself, when the name is a symlink: one lock whichever name a
+            // run is given.
+            Some((cert, _)) => Some(PairLock::acquire(
+                &crate::output::write_target(cert)?,
+                self.renewal.lock_wait,
+            )?),
+            None => None,
+        };
+        Ok((transport, lock))
+    }
+
+    /// A certificate for the pair: the key (new, or kept with `--reuse-key`) and its CSR, the
+    /// signing request while the key and CSR are staged, and the checks on the reply. The key
+    /// itself is wiped when this returns; only its PEM text goes on, to be written.
+    fn issue(&self, transport: &Transport, reserved: &mut Reserved) -> Result<NewPair> {
         let mut reused_pem = None;
         let key = self.key(&mut reused_pem)?;
         let csr_pem = pem_encode("CERTIFICATE REQUEST", &self.request.to_csr_der(&key)?);
@@ -208,12 +240,8 @@ impl Job {
         // A reused key is written back as it was read (PKCS#8 stays PKCS#8).
         let key_pem = reused_pem.unwrap_or_else(|| key.to_pem());
         let (reply, staged) =
-            self.request_while_staging(&transport, &sign_request, &mut reserved, &key_pem);
+            self.request_while_staging(transport, &sign_request, reserved, &key_pem);
         let (server, cert_pem) = reply?;
-        let bad_reply = |detail| Error::BadResponse {
-            server: server.clone(),
-            detail,
-        };
         let issued = verify::check(
             &cert_pem,
             key.spki_der(),
@@ -221,38 +249,38 @@ impl Job {
             unix_now(),
             transport.pinned_cas(),
         )
-        .map_err(bad_reply)?;
+        .map_err(|detail| Error::BadResponse {
+            server: server.clone(),
+            detail,
+        })?;
         // A disk error while staging is reported after the CA's reply has been judged, as it
         // was when every file was written at the end.
         staged?;
-        // The hook is owed from before the swap until it succeeds.
+        Ok(NewPair {
+            server,
+            issued,
+            csr_pem,
+            key_pem,
+        })
+    }
+
+    /// Swaps the new pair in. The hook is owed from before the swap until it succeeds; a swap
+    /// that fails (and so restores the old pair) withdraws the debt it recorded, leaving any
+    /// earlier one.
+    fn install(&self, reserved: Reserved, new: &NewPair) -> Result<()> {
         let owed = self.owed_hook();
         let recorded = owed.as_ref().map(hook::Owed::record).transpose()?;
         let committed = reserved.commit(&Bundle {
-            cert: Some(&issued.pem),
-            csr: &csr_pem,
-            key: &key_pem,
+            cert: Some(&new.issued.pem),
+            csr: &new.csr_pem,
+            key: &new.key_pem,
         });
         if committed.is_err()
             && let (Some(owed), Some(recorded)) = (owed, recorded)
         {
             owed.withdraw(recorded);
         }
-        committed?;
-        log::debug!("serial {} from {server}", issued.serial);
-        self.warn_if_renewed_every_run(&issued);
-
-        let (cert, key_path) = self.owned_paths();
-        let hook_error = self.run_hook();
-        Ok(Outcome {
-            action,
-            reason,
-            cert,
-            key: key_path,
-            serial: issued.serial,
-            not_after: issued.not_after,
-            hook_error,
-        })
+        committed
     }
 
     /// [`Self::paths`], owned, for an [`Outcome`].
@@ -515,6 +543,15 @@ impl Job {
             }
         }
     }
+}
+
+/// A certificate the CA issued and the checks passed, with the CSR and key it goes with.
+struct NewPair {
+    /// The CA that signed it (for messages).
+    server: String,
+    issued: verify::Issued,
+    csr_pem: zeroize::Zeroizing<String>,
+    key_pem: zeroize::Zeroizing<String>,
 }
 
 /// Writing two small files needs little stack (a thread's default is 2 MiB); this leaves room for

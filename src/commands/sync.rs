@@ -38,10 +38,59 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
         },
         allow_plaintext: args.allow_plaintext,
     };
-    // Each spec's certificate is named as soon as the spec is read: a spec that does not parse,
-    // or then fails to become a job (a bad csr.json or profile), still gets its failure into
-    // its certificate's metrics.
-    let (mut jobs, cert_names): (Vec<_>, Vec<_>) = specs
+    let (mut jobs, cert_names) = read_specs(specs, &shared);
+    refuse_shared_files(&mut jobs);
+    refuse_overwritten_inputs(&mut jobs);
+    if let Some(path) = &args.metrics_file {
+        check_metrics_file(path, &jobs)?;
+    }
+    let results = run_jobs(&jobs, args);
+
+    let mut failed = false;
+    let mut samples = Vec::new();
+    let mut json = Vec::new();
+    for (((path, _), result), cert_name) in jobs.iter().zip(results).zip(cert_names) {
+        let name = spec_name(path);
+        let ok = matches!(&result, Ok(outcome) if outcome.hook_error.is_none());
+        failed |= !ok;
+        if args.report == Some(ReportFormat::Json) {
+            let mut value = match &result {
+                Ok(outcome) => outcome.to_json(),
+                Err(err) => serde_json::json!({"changed": false, "action": "failed",
+                    "error": err.to_string(), "exit_code": err.exit_code()}),
+            };
+            value["spec"] = name.into();
+            json.push(value);
+        } else if let Some(line) = text_line(&name, &result, loglevel) {
+            crate::output::print_report(&format!("{line}\n"))?;
+        }
+        if let Some(cert) = cert_name {
+            samples.push(Sample {
+                name: cert,
+                not_after: result.as_ref().ok().map(|o| o.not_after),
+                success: ok,
+                at: unix_now(),
+            });
+        }
+    }
+    if args.report == Some(ReportFormat::Json) {
+        crate::output::print_report(&format!("{}\n", serde_json::Value::Array(json)))?;
+    }
+    if let Some(path) = &args.metrics_file {
+        metrics::update(path, &samples)?;
+    }
+    Ok(if failed { exit::SYNC_FAILED } else { exit::OK })
+}
+
+/// A spec file and the job made from it, or why none could be.
+type SpecJob = (PathBuf, Result<Job>);
+
+/// Each spec as a job (or the error that kept it from being one), with the metrics name of its
+/// certificate. The name is taken as soon as the spec is read: a spec that does not parse, or
+/// then fails to become a job (a bad csr.json or profile), still gets its failure into its
+/// certificate's metrics.
+fn read_specs(specs: Vec<PathBuf>, shared: &Shared) -> (Vec<SpecJob>, Vec<Option<String>>) {
+    specs
         .into_iter()
         .map(|path| {
             let bytes = Spec::read(&path);
@@ -50,23 +99,24 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
                 .map(|cert| metrics::series_name(&cert));
             let job = bytes
                 .and_then(|bytes| Spec::parse(&path, &bytes))
-                .and_then(|spec| spec.into_job(&path, &shared));
+                .and_then(|spec| spec.into_job(&path, shared));
             ((path, job), cert_name)
         })
-        .unzip();
-    refuse_shared_files(&mut jobs);
-    refuse_overwritten_inputs(&mut jobs);
-    if let Some(path) = &args.metrics_file {
-        check_metrics_file(path, &jobs)?;
-    }
+        .unzip()
+}
 
-    // One client per distinct TLS setting, built by the first spec that is due (none when every
-    // pair is up to date); a bad CA file fails only its specs.
+/// Runs the jobs on `--parallel` workers (default: one per core), in spec order as workers
+/// free up; returns each job's result in the same order. A spec that failed to become a job
+/// keeps its error.
+///
+/// One client per distinct TLS setting, built by the first spec that is due (none when every
+/// pair is up to date), so requests to one CA share connections; a bad CA file fails only its
+/// specs.
+fn run_jobs(jobs: &[SpecJob], args: &SyncArgs) -> Vec<Result<Outcome>> {
     let mut transports: HashMap<&TlsOptions, OnceLock<Result<Transport>>> = HashMap::new();
     for job in jobs.iter().filter_map(|(_, job)| job.as_ref().ok()) {
         transports.entry(&job.tls).or_default();
     }
-
     let results: Vec<Mutex<Option<Result<Outcome>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
@@ -95,68 +145,32 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
             });
         }
     });
+    results
+        .into_iter()
+        .map(|slot| {
+            (slot.into_inner().ok().flatten())
+                .unwrap_or_else(|| Err(Error::Internal("spec was not run".into())))
+        })
+        .collect()
+}
 
-    let mut failed = false;
-    let mut samples = Vec::new();
-    let mut json = Vec::new();
-    for (((path, _), slot), cert_name) in jobs.iter().zip(results).zip(cert_names) {
-        let result = slot
-            .into_inner()
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| Err(Error::Internal("spec was not run".into())));
-        let name = spec_name(path);
-        let shown = match &result {
-            Ok(outcome) => outcome.hook_error.is_some() || outcome.shown_at(loglevel),
-            Err(_) => true,
-        };
-        let (line, ok) = match &result {
-            Ok(outcome) => {
-                let hook = outcome
-                    .hook_error
-                    .as_ref()
-                    .map(|e| format!("; error: {e}"))
-                    .unwrap_or_default();
-                (
-                    format!("{name}: {}{hook}", outcome.summary()),
-                    outcome.hook_error.is_none(),
-                )
-            }
-            Err(err) => (format!("{name}: error: {err}"), false),
-        };
-        failed |= !ok;
-        if args.report == Some(ReportFormat::Json) {
-            let mut value = match &result {
-                Ok(outcome) => outcome.to_json(),
-                Err(err) => serde_json::json!({"changed": false, "action": "failed",
-                    "error": err.to_string(), "exit_code": err.exit_code()}),
-            };
-            value["spec"] = name.clone().into();
-            json.push(value);
-        } else if shown {
-            crate::output::print_report(&format!("{line}\n"))?;
-        }
-        if let Some(cert) = cert_name {
-            samples.push(Sample {
-                name: cert,
-                not_after: result.as_ref().ok().map(|o| o.not_after),
-                success: ok,
-                at: unix_now(),
-            });
-        }
+/// A spec's line in the text report, or `None` when `loglevel` hides it; a failed spec or
+/// hook is always shown.
+fn text_line(name: &str, result: &Result<Outcome>, loglevel: u8) -> Option<String> {
+    match result {
+        Ok(outcome) => match &outcome.hook_error {
+            Some(err) => Some(format!("{name}: {}; error: {err}", outcome.summary())),
+            None => outcome
+                .shown_at(loglevel)
+                .then(|| format!("{name}: {}", outcome.summary())),
+        },
+        Err(err) => Some(format!("{name}: error: {err}")),
     }
-    if args.report == Some(ReportFormat::Json) {
-        crate::output::print_report(&format!("{}\n", serde_json::Value::Array(json)))?;
-    }
-    if let Some(path) = &args.metrics_file {
-        metrics::update(path, &samples)?;
-    }
-    Ok(if failed { exit::SYNC_FAILED } else { exit::OK })
 }
 
 /// Refuses a `--metrics-file` that is a spec or a file a spec writes: the metrics would
 /// overwrite it after every run.
-fn check_metrics_file(metrics: &Path, jobs: &[(PathBuf, Result<Job>)]) -> Result<()> {
+fn check_metrics_file(metrics: &Path, jobs: &[SpecJob]) -> Result<()> {
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     for (spec, job) in jobs {
         let of_spec = |role: &str| format!("{role} of spec {}", spec_name(spec));
@@ -177,7 +191,7 @@ fn check_metrics_file(metrics: &Path, jobs: &[(PathBuf, Result<Job>)]) -> Result
 /// Fails every spec that writes a file another spec also writes. Two specs on one pair would
 /// undo each other on every run (each finds the other's key, renews, and restarts its
 /// service), and a key path that is another spec's certificate path loses the key.
-fn refuse_shared_files(jobs: &mut [(PathBuf, Result<Job>)]) {
+fn refuse_shared_files(jobs: &mut [SpecJob]) {
     let mut writers: HashMap<PathBuf, Vec<usize>> = HashMap::new();
     for (i, (_, job)) in jobs.iter().enumerate() {
         if let Ok(job) = job {
@@ -220,7 +234,7 @@ fn refuse_shared_files(jobs: &mut [(PathBuf, Result<Job>)]) {
 /// profile, auth key, CA or client files): the reader would find it replaced by a certificate
 /// or a key, mid-run or on the next one. A spec writing its own inputs is refused when it
 /// becomes a job ([`Spec::into_job`]).
-fn refuse_overwritten_inputs(jobs: &mut [(PathBuf, Result<Job>)]) {
+fn refuse_overwritten_inputs(jobs: &mut [SpecJob]) {
     let mut readers: HashMap<FileId, Vec<(usize, &str)>> = HashMap::new();
     for (i, (spec, job)) in jobs.iter().enumerate() {
         readers
