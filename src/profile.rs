@@ -223,172 +223,224 @@ fn parse_unconcealed(
     );
     crate::auth::remember_env_sources(&root);
     let auth_key_files = crate::auth::file_sources(&root, base_dir);
-    let at = |field: &str, detail: &str| Error::input(format!("{source}: field {field}"), detail);
+    let at = Fields(source);
     let root = root
         .as_object()
         .ok_or_else(|| Error::input(source, "expected a JSON object with a \"signing\" field"))?;
     unambiguous(root, &["signing", "auth_keys", "remotes"]).map_err(|d| Error::input(source, d))?;
-
-    let signing = object(root, "signing")
-        .map_err(|d| at("signing", d))?
-        .ok_or_else(|| {
-            at(
-                "signing",
-                "is missing: a request profile needs signing.default.auth_remote",
-            )
-        })?;
-    unambiguous(signing, &["default", "profiles"]).map_err(|d| at("signing", &d))?;
-    let (profile_path, profile) =
-        match object(signing, "profiles").map_err(|d| at("signing.profiles", d))? {
-            // Names in `profiles`, `remotes` and `auth_keys` are Go map keys: matched exactly, where
-            // field names (Go struct fields) match in any case.
-            Some(profiles) if !profile_name.is_empty() && profiles.contains_key(profile_name) => {
-                let p = as_object(&profiles[profile_name])
-                    .map_err(|d| at(&format!("signing.profiles.{profile_name}"), d))?;
-                (format!("signing.profiles.{profile_name}"), p)
-            }
-            _ => (
-                "signing.default".to_string(),
-                object(signing, "default").map_err(|d| at("signing.default", d))?,
-            ),
-        };
-    let Some(profile) = profile else {
-        return Err(at(
-            &profile_path,
-            "is missing: add auth_remote {\"remote\":…,\"auth_key\":…}",
-        ));
-    };
-
-    unambiguous(profile, &["auth_remote", "remote", "auth_key"])
-        .map_err(|d| at(&profile_path, &d))?;
-    // An all-empty auth_remote (what Go's json.Marshal writes for an unset one) is no
-    // auth_remote, as cfssl treats its zero value.
-    let auth_remote = object(profile, "auth_remote")
-        .map_err(|d| at(&format!("{profile_path}.auth_remote"), d))?
-        .filter(|ar| {
-            !matches!(
-                (string_field(ar, "remote"), string_field(ar, "auth_key")),
-                (Ok(remote), Ok(key)) if remote.is_empty() && key.is_empty()
-            )
-        });
-    let plain_remote =
-        string_field(profile, "remote").map_err(|d| at(&format!("{profile_path}.remote"), d))?;
-    let plain_key = string_field(profile, "auth_key")
-        .map_err(|d| at(&format!("{profile_path}.auth_key"), d))?;
-    let (remote_field, remote_name, key_field, key_name) = match auth_remote {
-        Some(ar) => {
-            if !plain_remote.is_empty() {
-                return Err(at(
-                    &profile_path,
-                    "has both remote and auth_remote: keep only auth_remote",
-                ));
-            }
-            let f = format!("{profile_path}.auth_remote");
-            unambiguous(ar, &["remote", "auth_key"]).map_err(|d| at(&f, &d))?;
-            let remote = string_field(ar, "remote").map_err(|d| at(&format!("{f}.remote"), d))?;
-            let key = string_field(ar, "auth_key").map_err(|d| at(&format!("{f}.auth_key"), d))?;
-            if key.is_empty() {
-                return Err(at(
-                    &format!("{f}.auth_key"),
-                    "is missing: name a key from auth_keys",
-                ));
-            }
-            (format!("{f}.remote"), remote, format!("{f}.auth_key"), key)
-        }
-        None => {
-            if !plain_key.is_empty() {
-                log::debug!(
-                    "{source}: {profile_path} has remote + auth_key without auth_remote; sending an authenticated request as intended"
-                );
-            }
-            (
-                format!("{profile_path}.remote"),
-                plain_remote,
-                format!("{profile_path}.auth_key"),
-                plain_key,
-            )
-        }
-    };
-
+    let (profile_path, profile) = chosen_profile(root, profile_name, at)?;
+    let names = AuthRemote::of(profile, &profile_path, at)?;
     let remotes = match flag_remotes {
         Some(remotes) => remotes,
-        None => {
-            if remote_name.is_empty() {
-                return Err(at(
-                    &remote_field,
-                    "is missing: name a remote from the remotes section (or pass -remote)",
-                ));
-            }
-            let table = object(root, "remotes").map_err(|d| at("remotes", d))?;
-            let value = match table.and_then(|t| t.get(&remote_name)) {
-                Some(Value::String(v)) => v.clone(),
-                Some(_) => {
-                    return Err(at(
-                        &format!("remotes.{remote_name}"),
-                        "must be a string like \"https://ca.example:8888\"",
-                    ));
-                }
-                None => {
-                    return Err(at(
-                        &remote_field,
-                        &format!("names {remote_name:?}, which is not in the remotes section"),
-                    ));
-                }
-            };
-            let remotes = Remote::parse_list(&value)
-                .map_err(|d| at(&format!("remotes.{remote_name}"), &d))?;
-            // A key pasted here would parse as a host name and reach every later message.
-            if remotes
-                .iter()
-                .any(|r| r.base.host_str().is_some_and(crate::auth::looks_like_key))
-            {
-                return Err(at(
-                    &format!("remotes.{remote_name}"),
-                    "holds a long hex string (not shown: it may be the auth key), not the CA's \
-                     address: write https://HOST:PORT there, and the key in auth_keys",
-                ));
-            }
-            remotes
-        }
+        None => named_remotes(root, &names, at)?,
     };
-
-    let auth_key = if key_name.is_empty() {
+    let auth_key = if names.key.is_empty() {
         None
     } else {
-        let keys = object(root, "auth_keys").map_err(|d| at("auth_keys", d))?;
-        let entry = keys.and_then(|k| k.get(&key_name)).ok_or_else(|| {
-            at(
-                &key_field,
-                &format!("names {key_name:?}, which is not in the auth_keys section"),
-            )
-        })?;
-        let entry_field = format!("auth_keys.{key_name}");
-        let entry = entry.as_object().ok_or_else(|| {
-            at(
-                &entry_field,
-                "must be an object {\"type\":\"standard\",\"key\":…}",
-            )
-        })?;
-        unambiguous(entry, &["type", "key"]).map_err(|d| at(&entry_field, &d))?;
-        let kind =
-            string_field(entry, "type").map_err(|d| at(&format!("{entry_field}.type"), d))?;
-        if kind != "standard" {
-            return Err(at(
-                &format!("{entry_field}.type"),
-                &format!("is {kind:?}: only \"standard\" is supported"),
-            ));
-        }
-        let key_text =
-            string_field(entry, "key").map_err(|d| at(&format!("{entry_field}.key"), d))?;
-        let key = AuthKey::from_source(&key_text, base_dir)
-            .map_err(|e| at(&format!("{entry_field}.key"), &e.to_string()))?;
-        Some(key)
+        Some(named_auth_key(root, &names, base_dir, at)?)
     };
     Ok(Target {
         remotes,
         auth_key,
         auth_key_files,
     })
+}
+
+/// Errors about one field of the profile named `.0`.
+#[derive(Clone, Copy)]
+struct Fields<'a>(&'a str);
+
+impl Fields<'_> {
+    fn at(self, field: &str, detail: &str) -> Error {
+        Error::input(format!("{}: field {field}", self.0), detail)
+    }
+}
+
+/// `signing.profiles.NAME` when there is one by that name, else `signing.default`, with its
+/// path for messages.
+fn chosen_profile<'a>(
+    root: &'a Map<String, Value>,
+    profile_name: &str,
+    at: Fields<'_>,
+) -> Result<(String, &'a Map<String, Value>)> {
+    let signing = object(root, "signing")
+        .map_err(|d| at.at("signing", d))?
+        .ok_or_else(|| {
+            at.at(
+                "signing",
+                "is missing: a request profile needs signing.default.auth_remote",
+            )
+        })?;
+    unambiguous(signing, &["default", "profiles"]).map_err(|d| at.at("signing", &d))?;
+    let (profile_path, profile) =
+        match object(signing, "profiles").map_err(|d| at.at("signing.profiles", d))? {
+            // Names in `profiles`, `remotes` and `auth_keys` are Go map keys: matched exactly,
+            // where field names (Go struct fields) match in any case.
+            Some(profiles) if !profile_name.is_empty() && profiles.contains_key(profile_name) => {
+                let path = format!("signing.profiles.{profile_name}");
+                let p = as_object(&profiles[profile_name]).map_err(|d| at.at(&path, d))?;
+                (path, p)
+            }
+            _ => (
+                "signing.default".to_string(),
+                object(signing, "default").map_err(|d| at.at("signing.default", d))?,
+            ),
+        };
+    match profile {
+        Some(profile) => Ok((profile_path, profile)),
+        None => Err(at.at(
+            &profile_path,
+            "is missing: add auth_remote {\"remote\":…,\"auth_key\":…}",
+        )),
+    }
+}
+
+/// The remote and auth key a profile names, with the fields they were read from (for
+/// messages): from `auth_remote`, or from cfssl's older `remote` + `auth_key` pair.
+struct AuthRemote {
+    remote_field: String,
+    remote: String,
+    key_field: String,
+    key: String,
+}
+
+impl AuthRemote {
+    fn of(profile: &Map<String, Value>, profile_path: &str, at: Fields<'_>) -> Result<Self> {
+        unambiguous(profile, &["auth_remote", "remote", "auth_key"])
+            .map_err(|d| at.at(profile_path, &d))?;
+        // An all-empty auth_remote (what Go's json.Marshal writes for an unset one) is no
+        // auth_remote, as cfssl treats its zero value.
+        let auth_remote = object(profile, "auth_remote")
+            .map_err(|d| at.at(&format!("{profile_path}.auth_remote"), d))?
+            .filter(|ar| {
+                !matches!(
+                    (string_field(ar, "remote"), string_field(ar, "auth_key")),
+                    (Ok(remote), Ok(key)) if remote.is_empty() && key.is_empty()
+                )
+            });
+        // A string field's value, and its path for messages.
+        let string_at = |map: &Map<String, Value>, parent: &str, name: &str| {
+            let path = format!("{parent}.{name}");
+            match string_field(map, name) {
+                Ok(value) => Ok((value, path)),
+                Err(detail) => Err(at.at(&path, detail)),
+            }
+        };
+        let (plain_remote, plain_remote_field) = string_at(profile, profile_path, "remote")?;
+        let (plain_key, plain_key_field) = string_at(profile, profile_path, "auth_key")?;
+        let Some(ar) = auth_remote else {
+            if !plain_key.is_empty() {
+                log::debug!(
+                    "{}: {profile_path} has remote + auth_key without auth_remote; sending an \
+                     authenticated request as intended",
+                    at.0
+                );
+            }
+            return Ok(Self {
+                remote_field: plain_remote_field,
+                remote: plain_remote,
+                key_field: plain_key_field,
+                key: plain_key,
+            });
+        };
+        if !plain_remote.is_empty() {
+            return Err(at.at(
+                profile_path,
+                "has both remote and auth_remote: keep only auth_remote",
+            ));
+        }
+        let f = format!("{profile_path}.auth_remote");
+        unambiguous(ar, &["remote", "auth_key"]).map_err(|d| at.at(&f, &d))?;
+        let (remote, remote_field) = string_at(ar, &f, "remote")?;
+        let (key, key_field) = string_at(ar, &f, "auth_key")?;
+        if key.is_empty() {
+            return Err(at.at(&key_field, "is missing: name a key from auth_keys"));
+        }
+        Ok(Self {
+            remote_field,
+            remote,
+            key_field,
+            key,
+        })
+    }
+}
+
+/// The remotes the profile's `remotes` section lists under the name the profile gives.
+fn named_remotes(
+    root: &Map<String, Value>,
+    names: &AuthRemote,
+    at: Fields<'_>,
+) -> Result<Vec<Remote>> {
+    let name = &names.remote;
+    if name.is_empty() {
+        return Err(at.at(
+            &names.remote_field,
+            "is missing: name a remote from the remotes section (or pass -remote)",
+        ));
+    }
+    let field = format!("remotes.{name}");
+    let table = object(root, "remotes").map_err(|d| at.at("remotes", d))?;
+    let value = match table.and_then(|t| t.get(name)) {
+        Some(Value::String(v)) => v,
+        Some(_) => {
+            return Err(at.at(&field, "must be a string like \"https://ca.example:8888\""));
+        }
+        None => {
+            return Err(at.at(
+                &names.remote_field,
+                &format!("names {name:?}, which is not in the remotes section"),
+            ));
+        }
+    };
+    let remotes = Remote::parse_list(value).map_err(|d| at.at(&field, &d))?;
+    // A key pasted here would parse as a host name and reach every later message.
+    if remotes
+        .iter()
+        .any(|r| r.base.host_str().is_some_and(crate::auth::looks_like_key))
+    {
+        return Err(at.at(
+            &field,
+            "holds a long hex string (not shown: it may be the auth key), not the CA's \
+             address: write https://HOST:PORT there, and the key in auth_keys",
+        ));
+    }
+    Ok(remotes)
+}
+
+/// The key the profile's `auth_keys` section holds under the name the profile gives.
+fn named_auth_key(
+    root: &Map<String, Value>,
+    names: &AuthRemote,
+    base_dir: &Path,
+    at: Fields<'_>,
+) -> Result<AuthKey> {
+    let name = &names.key;
+    let keys = object(root, "auth_keys").map_err(|d| at.at("auth_keys", d))?;
+    let entry = keys.and_then(|k| k.get(name)).ok_or_else(|| {
+        at.at(
+            &names.key_field,
+            &format!("names {name:?}, which is not in the auth_keys section"),
+        )
+    })?;
+    let entry_field = format!("auth_keys.{name}");
+    let entry = entry.as_object().ok_or_else(|| {
+        at.at(
+            &entry_field,
+            "must be an object {\"type\":\"standard\",\"key\":…}",
+        )
+    })?;
+    unambiguous(entry, &["type", "key"]).map_err(|d| at.at(&entry_field, &d))?;
+    let kind = string_field(entry, "type").map_err(|d| at.at(&format!("{entry_field}.type"), d))?;
+    if kind != "standard" {
+        return Err(at.at(
+            &format!("{entry_field}.type"),
+            &format!("is {kind:?}: only \"standard\" is supported"),
+        ));
+    }
+    let key_text =
+        string_field(entry, "key").map_err(|d| at.at(&format!("{entry_field}.key"), d))?;
+    AuthKey::from_source(&key_text, base_dir)
+        .map_err(|e| at.at(&format!("{entry_field}.key"), &e.to_string()))
 }
 
 /// A parsed request profile whose strings are zeroized when it is dropped: an inline auth key
