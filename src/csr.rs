@@ -128,136 +128,27 @@ impl CertificateRequest {
                 "expected a JSON object like {\"CN\":…,\"hosts\":[…]}",
             ));
         };
-        let field_err =
-            |field: &str, detail: &str| Error::input(format!("{source}: field {field}"), detail);
         unambiguous(
             &root,
             &["CN", "names", "hosts", "key", "ca", "serialnumber"],
         )
         .map_err(|d| Error::input(source, d))?;
-
         if field(&root, "ca").is_some_and(|v| !v.is_null()) {
-            return Err(field_err(
+            return Err(Error::field(
+                source,
                 "ca",
                 "is only for creating a CA (cfssl gencert -initca); remove it",
             ));
         }
-        let mut request = Self {
-            common_name: string_field(&root, "CN").map_err(|d| field_err("CN", d))?,
-            serial_number: string_field(&root, "serialnumber")
-                .map_err(|d| field_err("serialnumber", d))?,
-            ..Self::default()
-        };
-        if let Some(names) = field(&root, "names").filter(|v| !v.is_null()) {
-            let Value::Array(items) = names else {
-                return Err(field_err(
-                    "names",
-                    "must be a list of objects like [{\"C\":\"US\",\"O\":\"Example\"}]",
-                ));
-            };
-            for (i, item) in items.iter().enumerate() {
-                let Value::Object(obj) = item else {
-                    return Err(field_err(
-                        &format!("names[{i}]"),
-                        "must be an object like {\"C\":\"US\",\"O\":\"Example\"}",
-                    ));
-                };
-                unambiguous(
-                    obj,
-                    &["C", "ST", "L", "O", "OU", "E", "SerialNumber", "OID"],
-                )
-                .map_err(|d| field_err(&format!("names[{i}]"), &d))?;
-                let get = |key: &str| {
-                    string_field(obj, key).map_err(|d| field_err(&format!("names[{i}].{key}"), d))
-                };
-                let oids = match field(obj, "OID") {
-                    None | Some(Value::Null) => Vec::new(),
-                    Some(Value::Object(map)) => map
-                        .iter()
-                        .map(|(key, value)| {
-                            let at = format!("names[{i}].OID.{key}");
-                            let arcs = parse_oid(key).map_err(|d| field_err(&at, &d))?;
-                            match value {
-                                Value::String(v) => Ok((arcs, v.clone())),
-                                _ => Err(field_err(&at, "must be a string")),
-                            }
-                        })
-                        .collect::<Result<_>>()?,
-                    Some(_) => {
-                        return Err(field_err(
-                            &format!("names[{i}].OID"),
-                            "must be an object like {\"1.3.6.1.4.1.311.60.2.1.3\":\"US\"}",
-                        ));
-                    }
-                };
-                request.names.push(Name {
-                    oids,
-                    country: get("C")?,
-                    province: get("ST")?,
-                    locality: get("L")?,
-                    organization: get("O")?,
-                    organizational_unit: get("OU")?,
-                    email: get("E")?,
-                });
-            }
-        }
-        if let Some(hosts) = field(&root, "hosts").filter(|v| !v.is_null()) {
-            let Value::Array(items) = hosts else {
-                return Err(field_err(
-                    "hosts",
-                    "must be a list of strings like [\"node1.example.com\",\"10.0.0.1\"]",
-                ));
-            };
-            for (i, item) in items.iter().enumerate() {
-                let Value::String(host) = item else {
-                    return Err(field_err(&format!("hosts[{i}]"), "must be a string"));
-                };
-                check_host(host).map_err(|d| field_err(&format!("hosts[{i}]"), &d))?;
-                request.hosts.push(host.clone());
-            }
-        }
-        if let Some(key) = field(&root, "key").filter(|v| !v.is_null()) {
-            let Value::Object(key) = key else {
-                return Err(field_err(
-                    "key",
-                    "must be an object like {\"algo\":\"ecdsa\",\"size\":256}",
-                ));
-            };
-            unambiguous(key, &["algo", "size"]).map_err(|d| field_err("key", &d))?;
-            // cfssl pre-fills {"algo":"ecdsa","size":256} before decoding, so a missing algo is
-            // ECDSA and a missing size is the algorithm's default.
-            let algo = match field(key, "algo") {
-                None | Some(Value::Null) => "ecdsa".to_string(),
-                Some(Value::String(s)) => s.clone(),
-                Some(_) => {
-                    return Err(field_err(
-                        "key.algo",
-                        "must be a string: \"ecdsa\", \"rsa\" or \"ed25519\"",
-                    ));
-                }
-            };
-            let size = match field(key, "size") {
-                None | Some(Value::Null) => None,
-                Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| {
-                    field_err("key.size", "must be a whole number such as 256 or 2048")
-                })?),
-                Some(_) => {
-                    return Err(field_err(
-                        "key.size",
-                        "must be a number such as 256 or 2048",
-                    ));
-                }
-            };
-            request.key = KeySpec::from_cfssl(&algo, size).map_err(|d| {
-                let which = if d.starts_with("unknown algo") {
-                    "key.algo"
-                } else {
-                    "key.size"
-                };
-                field_err(which, &d)
-            })?;
-        }
-        Ok(request)
+        let string = |name| string_field(&root, name).map_err(|d| Error::field(source, name, d));
+        // Fields in this order, so that the first bad one in the file's usual order is named.
+        Ok(Self {
+            common_name: string("CN")?,
+            serial_number: string("serialnumber")?,
+            names: parse_names(&root, source)?,
+            hosts: parse_hosts(&root, source)?,
+            key: parse_key(&root, source)?,
+        })
     }
 
     /// The requested SANs, classified.
@@ -502,6 +393,132 @@ fn escapes_valid(text: &str) -> bool {
         b != b'%'
             || (bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
                 && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
+/// csr.json's `names`: subject attributes, one entry per RDN group.
+fn parse_names(root: &Map<String, Value>, source: &str) -> Result<Vec<Name>> {
+    let Some(names) = field(root, "names").filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(items) = names else {
+        return Err(Error::field(
+            source,
+            "names",
+            "must be a list of objects like [{\"C\":\"US\",\"O\":\"Example\"}]",
+        ));
+    };
+    let mut parsed = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = |key: &str, detail: &str| Error::field(source, format!("names[{i}]{key}"), detail);
+        let Value::Object(obj) = item else {
+            return Err(at(
+                "",
+                "must be an object like {\"C\":\"US\",\"O\":\"Example\"}",
+            ));
+        };
+        unambiguous(
+            obj,
+            &["C", "ST", "L", "O", "OU", "E", "SerialNumber", "OID"],
+        )
+        .map_err(|d| at("", &d))?;
+        let get = |key: &str| string_field(obj, key).map_err(|d| at(&format!(".{key}"), d));
+        let oids = match field(obj, "OID") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(key, value)| {
+                    let oid_at = format!(".OID.{key}");
+                    let arcs = parse_oid(key).map_err(|d| at(&oid_at, &d))?;
+                    match value {
+                        Value::String(v) => Ok((arcs, v.clone())),
+                        _ => Err(at(&oid_at, "must be a string")),
+                    }
+                })
+                .collect::<Result<_>>()?,
+            Some(_) => {
+                return Err(at(
+                    ".OID",
+                    "must be an object like {\"1.3.6.1.4.1.311.60.2.1.3\":\"US\"}",
+                ));
+            }
+        };
+        parsed.push(Name {
+            oids,
+            country: get("C")?,
+            province: get("ST")?,
+            locality: get("L")?,
+            organization: get("O")?,
+            organizational_unit: get("OU")?,
+            email: get("E")?,
+        });
+    }
+    Ok(parsed)
+}
+
+/// csr.json's `hosts`, each checked to be a name, address, e-mail or URI cfssl would accept.
+fn parse_hosts(root: &Map<String, Value>, source: &str) -> Result<Vec<String>> {
+    let Some(hosts) = field(root, "hosts").filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(items) = hosts else {
+        return Err(Error::field(
+            source,
+            "hosts",
+            "must be a list of strings like [\"node1.example.com\",\"10.0.0.1\"]",
+        ));
+    };
+    (items.iter().enumerate())
+        .map(|(i, item)| {
+            let at = |detail: &str| Error::field(source, format!("hosts[{i}]"), detail);
+            let Value::String(host) = item else {
+                return Err(at("must be a string"));
+            };
+            check_host(host).map_err(|d| at(&d))?;
+            Ok(host.clone())
+        })
+        .collect()
+}
+
+/// csr.json's `key`. cfssl pre-fills {"algo":"ecdsa","size":256} before decoding, so a missing
+/// section or algo is ECDSA and a missing size is the algorithm's default.
+fn parse_key(root: &Map<String, Value>, source: &str) -> Result<KeySpec> {
+    let Some(key) = field(root, "key").filter(|v| !v.is_null()) else {
+        return Ok(KeySpec::default());
+    };
+    let at = |name: &str, detail: &str| Error::field(source, name, detail);
+    let Value::Object(key) = key else {
+        return Err(at(
+            "key",
+            "must be an object like {\"algo\":\"ecdsa\",\"size\":256}",
+        ));
+    };
+    unambiguous(key, &["algo", "size"]).map_err(|d| at("key", &d))?;
+    let algo = match field(key, "algo") {
+        None | Some(Value::Null) => "ecdsa",
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => {
+            return Err(at(
+                "key.algo",
+                "must be a string: \"ecdsa\", \"rsa\" or \"ed25519\"",
+            ));
+        }
+    };
+    let size = match field(key, "size") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(
+            n.as_i64()
+                .ok_or_else(|| at("key.size", "must be a whole number such as 256 or 2048"))?,
+        ),
+        Some(_) => return Err(at("key.size", "must be a number such as 256 or 2048")),
+    };
+    KeySpec::from_cfssl(algo, size).map_err(|d| {
+        let which = if d.starts_with("unknown algo") {
+            "key.algo"
+        } else {
+            "key.size"
+        };
+        at(which, &d)
     })
 }
 

@@ -156,6 +156,15 @@ impl Error {
         }
     }
 
+    /// An [`Error::Input`] about one field of a JSON input (`FILE: field signing.default: …`).
+    pub(crate) fn field(
+        source: impl fmt::Display,
+        field: impl fmt::Display,
+        detail: impl fmt::Display,
+    ) -> Self {
+        Self::input(format_args!("{source}: field {field}"), detail)
+    }
+
     /// Whether trying again later may succeed (the CA was unreachable, slow or failing).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable { .. })

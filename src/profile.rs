@@ -223,21 +223,20 @@ fn parse_unconcealed(
     );
     crate::auth::remember_env_sources(&root);
     let auth_key_files = crate::auth::file_sources(&root, base_dir);
-    let at = Fields(source);
     let root = root
         .as_object()
         .ok_or_else(|| Error::input(source, "expected a JSON object with a \"signing\" field"))?;
     unambiguous(root, &["signing", "auth_keys", "remotes"]).map_err(|d| Error::input(source, d))?;
-    let (profile_path, profile) = chosen_profile(root, profile_name, at)?;
-    let names = AuthRemote::of(profile, &profile_path, at)?;
+    let (profile_path, profile) = chosen_profile(root, profile_name, source)?;
+    let names = AuthRemote::of(profile, &profile_path, source)?;
     let remotes = match flag_remotes {
         Some(remotes) => remotes,
-        None => named_remotes(root, &names, at)?,
+        None => named_remotes(root, &names, source)?,
     };
     let auth_key = if names.key.is_empty() {
         None
     } else {
-        Some(named_auth_key(root, &names, base_dir, at)?)
+        Some(named_auth_key(root, &names, base_dir, source)?)
     };
     Ok(Target {
         remotes,
@@ -246,49 +245,44 @@ fn parse_unconcealed(
     })
 }
 
-/// Errors about one field of the profile named `.0`.
-#[derive(Clone, Copy)]
-struct Fields<'a>(&'a str);
-
-impl Fields<'_> {
-    fn at(self, field: &str, detail: &str) -> Error {
-        Error::input(format!("{}: field {field}", self.0), detail)
-    }
-}
-
 /// `signing.profiles.NAME` when there is one by that name, else `signing.default`, with its
 /// path for messages.
 fn chosen_profile<'a>(
     root: &'a Map<String, Value>,
     profile_name: &str,
-    at: Fields<'_>,
+    source: &str,
 ) -> Result<(String, &'a Map<String, Value>)> {
     let signing = object(root, "signing")
-        .map_err(|d| at.at("signing", d))?
+        .map_err(|d| Error::field(source, "signing", d))?
         .ok_or_else(|| {
-            at.at(
+            Error::field(
+                source,
                 "signing",
                 "is missing: a request profile needs signing.default.auth_remote",
             )
         })?;
-    unambiguous(signing, &["default", "profiles"]).map_err(|d| at.at("signing", &d))?;
-    let (profile_path, profile) =
-        match object(signing, "profiles").map_err(|d| at.at("signing.profiles", d))? {
-            // Names in `profiles`, `remotes` and `auth_keys` are Go map keys: matched exactly,
-            // where field names (Go struct fields) match in any case.
-            Some(profiles) if !profile_name.is_empty() && profiles.contains_key(profile_name) => {
-                let path = format!("signing.profiles.{profile_name}");
-                let p = as_object(&profiles[profile_name]).map_err(|d| at.at(&path, d))?;
-                (path, p)
-            }
-            _ => (
-                "signing.default".to_string(),
-                object(signing, "default").map_err(|d| at.at("signing.default", d))?,
-            ),
-        };
+    unambiguous(signing, &["default", "profiles"])
+        .map_err(|d| Error::field(source, "signing", &d))?;
+    let (profile_path, profile) = match object(signing, "profiles")
+        .map_err(|d| Error::field(source, "signing.profiles", d))?
+    {
+        // Names in `profiles`, `remotes` and `auth_keys` are Go map keys: matched exactly,
+        // where field names (Go struct fields) match in any case.
+        Some(profiles) if !profile_name.is_empty() && profiles.contains_key(profile_name) => {
+            let path = format!("signing.profiles.{profile_name}");
+            let p =
+                as_object(&profiles[profile_name]).map_err(|d| Error::field(source, &path, d))?;
+            (path, p)
+        }
+        _ => (
+            "signing.default".to_string(),
+            object(signing, "default").map_err(|d| Error::field(source, "signing.default", d))?,
+        ),
+    };
     match profile {
         Some(profile) => Ok((profile_path, profile)),
-        None => Err(at.at(
+        None => Err(Error::field(
+            source,
             &profile_path,
             "is missing: add auth_remote {\"remote\":…,\"auth_key\":…}",
         )),
@@ -305,13 +299,13 @@ struct AuthRemote {
 }
 
 impl AuthRemote {
-    fn of(profile: &Map<String, Value>, profile_path: &str, at: Fields<'_>) -> Result<Self> {
+    fn of(profile: &Map<String, Value>, profile_path: &str, source: &str) -> Result<Self> {
         unambiguous(profile, &["auth_remote", "remote", "auth_key"])
-            .map_err(|d| at.at(profile_path, &d))?;
+            .map_err(|d| Error::field(source, profile_path, &d))?;
         // An all-empty auth_remote (what Go's json.Marshal writes for an unset one) is no
         // auth_remote, as cfssl treats its zero value.
         let auth_remote = object(profile, "auth_remote")
-            .map_err(|d| at.at(&format!("{profile_path}.auth_remote"), d))?
+            .map_err(|d| Error::field(source, format!("{profile_path}.auth_remote"), d))?
             .filter(|ar| {
                 !matches!(
                     (string_field(ar, "remote"), string_field(ar, "auth_key")),
@@ -323,7 +317,7 @@ impl AuthRemote {
             let path = format!("{parent}.{name}");
             match string_field(map, name) {
                 Ok(value) => Ok((value, path)),
-                Err(detail) => Err(at.at(&path, detail)),
+                Err(detail) => Err(Error::field(source, &path, detail)),
             }
         };
         let (plain_remote, plain_remote_field) = string_at(profile, profile_path, "remote")?;
@@ -333,7 +327,7 @@ impl AuthRemote {
                 log::debug!(
                     "{}: {profile_path} has remote + auth_key without auth_remote; sending an \
                      authenticated request as intended",
-                    at.0
+                    source
                 );
             }
             return Ok(Self {
@@ -344,17 +338,22 @@ impl AuthRemote {
             });
         };
         if !plain_remote.is_empty() {
-            return Err(at.at(
+            return Err(Error::field(
+                source,
                 profile_path,
                 "has both remote and auth_remote: keep only auth_remote",
             ));
         }
         let f = format!("{profile_path}.auth_remote");
-        unambiguous(ar, &["remote", "auth_key"]).map_err(|d| at.at(&f, &d))?;
+        unambiguous(ar, &["remote", "auth_key"]).map_err(|d| Error::field(source, &f, &d))?;
         let (remote, remote_field) = string_at(ar, &f, "remote")?;
         let (key, key_field) = string_at(ar, &f, "auth_key")?;
         if key.is_empty() {
-            return Err(at.at(&key_field, "is missing: name a key from auth_keys"));
+            return Err(Error::field(
+                source,
+                &key_field,
+                "is missing: name a key from auth_keys",
+            ));
         }
         Ok(Self {
             remote_field,
@@ -369,36 +368,43 @@ impl AuthRemote {
 fn named_remotes(
     root: &Map<String, Value>,
     names: &AuthRemote,
-    at: Fields<'_>,
+    source: &str,
 ) -> Result<Vec<Remote>> {
     let name = &names.remote;
     if name.is_empty() {
-        return Err(at.at(
+        return Err(Error::field(
+            source,
             &names.remote_field,
             "is missing: name a remote from the remotes section (or pass -remote)",
         ));
     }
     let field = format!("remotes.{name}");
-    let table = object(root, "remotes").map_err(|d| at.at("remotes", d))?;
+    let table = object(root, "remotes").map_err(|d| Error::field(source, "remotes", d))?;
     let value = match table.and_then(|t| t.get(name)) {
         Some(Value::String(v)) => v,
         Some(_) => {
-            return Err(at.at(&field, "must be a string like \"https://ca.example:8888\""));
+            return Err(Error::field(
+                source,
+                &field,
+                "must be a string like \"https://ca.example:8888\"",
+            ));
         }
         None => {
-            return Err(at.at(
+            return Err(Error::field(
+                source,
                 &names.remote_field,
-                &format!("names {name:?}, which is not in the remotes section"),
+                format!("names {name:?}, which is not in the remotes section"),
             ));
         }
     };
-    let remotes = Remote::parse_list(value).map_err(|d| at.at(&field, &d))?;
+    let remotes = Remote::parse_list(value).map_err(|d| Error::field(source, &field, &d))?;
     // A key pasted here would parse as a host name and reach every later message.
     if remotes
         .iter()
         .any(|r| r.base.host_str().is_some_and(crate::auth::looks_like_key))
     {
-        return Err(at.at(
+        return Err(Error::field(
+            source,
             &field,
             "holds a long hex string (not shown: it may be the auth key), not the CA's \
              address: write https://HOST:PORT there, and the key in auth_keys",
@@ -412,35 +418,39 @@ fn named_auth_key(
     root: &Map<String, Value>,
     names: &AuthRemote,
     base_dir: &Path,
-    at: Fields<'_>,
+    source: &str,
 ) -> Result<AuthKey> {
     let name = &names.key;
-    let keys = object(root, "auth_keys").map_err(|d| at.at("auth_keys", d))?;
+    let keys = object(root, "auth_keys").map_err(|d| Error::field(source, "auth_keys", d))?;
     let entry = keys.and_then(|k| k.get(name)).ok_or_else(|| {
-        at.at(
+        Error::field(
+            source,
             &names.key_field,
-            &format!("names {name:?}, which is not in the auth_keys section"),
+            format!("names {name:?}, which is not in the auth_keys section"),
         )
     })?;
     let entry_field = format!("auth_keys.{name}");
     let entry = entry.as_object().ok_or_else(|| {
-        at.at(
+        Error::field(
+            source,
             &entry_field,
             "must be an object {\"type\":\"standard\",\"key\":…}",
         )
     })?;
-    unambiguous(entry, &["type", "key"]).map_err(|d| at.at(&entry_field, &d))?;
-    let kind = string_field(entry, "type").map_err(|d| at.at(&format!("{entry_field}.type"), d))?;
+    unambiguous(entry, &["type", "key"]).map_err(|d| Error::field(source, &entry_field, &d))?;
+    let kind = string_field(entry, "type")
+        .map_err(|d| Error::field(source, format!("{entry_field}.type"), d))?;
     if kind != "standard" {
-        return Err(at.at(
-            &format!("{entry_field}.type"),
-            &format!("is {kind:?}: only \"standard\" is supported"),
+        return Err(Error::field(
+            source,
+            format!("{entry_field}.type"),
+            format!("is {kind:?}: only \"standard\" is supported"),
         ));
     }
-    let key_text =
-        string_field(entry, "key").map_err(|d| at.at(&format!("{entry_field}.key"), d))?;
+    let key_text = string_field(entry, "key")
+        .map_err(|d| Error::field(source, format!("{entry_field}.key"), d))?;
     AuthKey::from_source(&key_text, base_dir)
-        .map_err(|e| at.at(&format!("{entry_field}.key"), &e.to_string()))
+        .map_err(|e| Error::field(source, format!("{entry_field}.key"), e.to_string()))
 }
 
 /// A parsed request profile whose strings are zeroized when it is dropped: an inline auth key

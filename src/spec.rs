@@ -128,9 +128,7 @@ impl Spec {
     /// Turns the spec at `path` into a job.
     pub(crate) fn into_job(self, path: &Path, shared: &Shared) -> Result<Job> {
         let at = |p: &Path| relative_to(path, p);
-        let field = |name: &str, detail: String| {
-            Error::input(format!("{}: field {name}", path.display()), detail)
-        };
+        let field = |name: &str, detail: String| Error::field(path.display(), name, detail);
 
         // The profile first: the `env:` variables it names are kept from every spec's hook
         // even when this spec fails on its csr.json.
