@@ -159,7 +159,7 @@ impl Job {
     ) -> Result<Outcome> {
         let (transport, _lock) = self.wait_and_lock(transport)?;
         crate::output::remove_stale_temps(&self.destination);
-        let (action, reason) = match self.decide() {
+        let (action, reason) = match self.decide()? {
             Decision::Keep {
                 reason,
                 serial,
@@ -214,10 +214,18 @@ impl Job {
         let lock = match self.paths() {
             // Beside the file itself, when the name is a symlink: one lock whichever name a
             // run is given.
-            Some((cert, _)) => Some(PairLock::acquire(
-                &crate::output::write_target(cert)?,
-                self.renewal.lock_wait,
-            )?),
+            Some((cert, key)) => {
+                let cert = crate::output::write_target(cert)?;
+                let owners = crate::lock::Owners {
+                    given_to: self.files.owner.and_then(|owner| owner.uid),
+                    of_files: [cert.as_path(), key]
+                        .iter()
+                        .filter_map(|file| std::fs::metadata(file).ok())
+                        .map(|meta| std::os::unix::fs::MetadataExt::uid(&meta))
+                        .collect(),
+                };
+                Some(PairLock::acquire(&cert, self.renewal.lock_wait, &owners)?)
+            }
             None => None,
         };
         Ok((transport, lock))
@@ -294,7 +302,8 @@ impl Job {
     /// without the lock), else nothing.
     fn jitter_wait(&self) -> Option<Duration> {
         let jitter = self.renewal.jitter?;
-        if let Decision::Keep { .. } = self.decide() {
+        // A pair that cannot be inspected fails under the lock, without a wait.
+        if !matches!(self.decide(), Ok(Decision::Replace { .. })) {
             return None;
         }
         let wait = jitter.mul_f64(random_fraction());
@@ -388,12 +397,12 @@ impl Job {
         }
     }
 
-    fn decide(&self) -> Decision {
+    fn decide(&self) -> Result<Decision> {
         let Some((cert, key)) = self.paths() else {
-            return Decision::Replace {
+            return Ok(Decision::Replace {
                 action: Action::Issued,
                 reason: "requested".into(),
-            };
+            });
         };
         let default_action = if cert.exists() {
             Action::Renewed
@@ -401,16 +410,16 @@ impl Job {
             Action::Issued
         };
         if self.renewal.force {
-            return Decision::Replace {
+            return Ok(Decision::Replace {
                 action: default_action,
                 reason: "--force".into(),
-            };
+            });
         }
         let Some(renew_before) = self.renewal.renew_before else {
-            return Decision::Replace {
+            return Ok(Decision::Replace {
                 action: default_action,
                 reason: "no --renew-before: always issue".into(),
-            };
+            });
         };
         // A pinned CA file that cannot be read or holds no certificate vouches for nothing: the
         // pair is due, and the transport, built next, reports the file (exit 3).
@@ -418,10 +427,10 @@ impl Job {
             .map(crate::transport::pinned_certificates)
             .transpose()
         else {
-            return Decision::Replace {
+            return Ok(Decision::Replace {
                 action: default_action,
                 reason: "the pinned CA file is unusable".into(),
-            };
+            });
         };
         let wanted = renew::Wanted {
             request: &self.request,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::csr::{CertificateRequest, San};
+use crate::error::{Error, Result};
 use crate::keygen::PrivateKey;
 use crate::verify::IssuerCheck;
 
@@ -63,31 +64,74 @@ pub(crate) struct Wanted<'a> {
 }
 
 /// Inspects `cert_path` and `key_path` against `wanted` at `now` (Unix seconds).
-pub(crate) fn decide(cert_path: &Path, key_path: &Path, wanted: &Wanted<'_>, now: i64) -> Decision {
+///
+/// A file of the pair that is there but cannot be read (another user's key) is an error, not a
+/// reason to replace the pair: the pair may be valid and in use, and a run that cannot see it
+/// must not put another in its place.
+pub(crate) fn decide(
+    cert_path: &Path,
+    key_path: &Path,
+    wanted: &Wanted<'_>,
+    now: i64,
+) -> Result<Decision> {
+    let Some(cert_pem) = read_existing(cert_path)? else {
+        return Ok(Decision::Replace {
+            action: Action::Issued,
+            reason: format!("no certificate at {}", cert_path.display()),
+        });
+    };
+    let key_pem = read_existing(key_path)?;
+    Ok(inspect(
+        cert_path, &cert_pem, key_path, key_pem, wanted, now,
+    ))
+}
+
+/// The text of one file of the pair; `None` when there is no such file. A file over
+/// [`crate::error::MAX_INPUT_BYTES`] reads as empty (and so fails to parse).
+fn read_existing(path: &Path) -> Result<Option<zeroize::Zeroizing<String>>> {
+    match crate::error::read_bounded(path, crate::error::MAX_INPUT_BYTES) {
+        Ok(bytes) => Ok(Some(zeroize::Zeroizing::new(
+            bytes.map_or_else(String::new, |bytes| {
+                String::from_utf8_lossy(&zeroize::Zeroizing::new(bytes)).into_owned()
+            }),
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => {
+            let owner = std::fs::metadata(path)
+                .map(|meta| format!(" (uid {})", std::os::unix::fs::MetadataExt::uid(&meta)))
+                .unwrap_or_default();
+            Err(Error::output(
+                path,
+                format!(
+                    "it is there but cannot be read ({e}), so whether the pair may stay cannot \
+                     be told, and it is not replaced: run as its owner{owner} or root"
+                ),
+            ))
+        }
+    }
+}
+
+/// [`decide`] once the files are read: the first check the pair fails, or why it stays.
+fn inspect(
+    cert_path: &Path,
+    cert_pem: &str,
+    key_path: &Path,
+    key_pem: Option<zeroize::Zeroizing<String>>,
+    wanted: &Wanted<'_>,
+    now: i64,
+) -> Decision {
     let replace = |reason: String| Decision::Replace {
         action: Action::Renewed,
         reason,
     };
-    let read = |path: &Path| {
-        crate::error::read_bounded(path, crate::error::MAX_INPUT_BYTES)
-            .ok()
-            .flatten()
-            .map(|bytes| zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    let Some(cert_pem) = read(cert_path) else {
-        return Decision::Replace {
-            action: Action::Issued,
-            reason: format!("no certificate at {}", cert_path.display()),
-        };
-    };
-    let Ok(block) = pem::parse(&cert_pem) else {
+    let Ok(block) = pem::parse(cert_pem) else {
         return replace(format!("{} is not a PEM certificate", cert_path.display()));
     };
     let Ok((_, cert)) = X509Certificate::from_der(block.contents()) else {
         return replace(format!("{} does not parse", cert_path.display()));
     };
-    let key = match read(key_path) {
-        None => return replace(format!("no readable key at {}", key_path.display())),
+    let key = match key_pem {
+        None => return replace(format!("no key at {}", key_path.display())),
         Some(text) => match PrivateKey::from_pem(&text) {
             Ok(key) => key,
             Err(e) => return replace(format!("{} is unusable: {e}", key_path.display())),

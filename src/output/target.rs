@@ -236,7 +236,25 @@ fn unreplaceable(target: &Path, dir: &Path) -> Option<String> {
     };
     let (file, dir_attributes) = (attributes(target), attributes(dir));
     let locked = Attribute::IMMUTABLE | Attribute::APPEND;
-    if file.contains(Attribute::MOUNT_ROOT) {
+    // Checked with the effective ids, as the kernel will check the rename.
+    let writable = rustix::fs::accessat(
+        rustix::fs::CWD,
+        dir,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+        rustix::fs::AtFlags::EACCESS,
+    );
+    if writable == Err(rustix::io::Errno::ACCESS) {
+        use std::os::unix::fs::MetadataExt as _;
+        let owner = std::fs::metadata(dir)
+            .map(|meta| format!("; the directory is uid {}'s", meta.uid()))
+            .unwrap_or_default();
+        Some(format!(
+            "its directory {} is not writable by this user (uid {}{owner}): run as a user who \
+             may write there, or write it elsewhere",
+            dir.display(),
+            nix::unistd::geteuid().as_raw()
+        ))
+    } else if file.contains(Attribute::MOUNT_ROOT) {
         Some(
             "is a mount point (a bind-mounted file?), and nodecert replaces a file by rename: \
              mount its directory instead"

@@ -30,6 +30,8 @@ mod generated;
 mod hooks;
 /// 200 concurrent runs against one multirootca.
 mod load;
+/// Root and the pair's owner taking turns: --owner, lock files, unreadable and unwritable pairs.
+mod owners;
 /// --renew-before, hooks, locks, retries, metrics, crash safety.
 mod renewal;
 /// The auth key never printed; the key file never wider than 0600.

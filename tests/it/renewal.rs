@@ -549,7 +549,8 @@ fn owner_and_modes() {
 
 /// Without --owner, a renewed file keeps the group of the file it replaces (as cfssljson's
 /// in-place write does), so a key shared with a service group through --key-mode 0640 stays
-/// readable by it; but only when that file is the running user's own.
+/// readable by it; but only when that file is the running user's own (or, for root, the
+/// directory owner's: `owners::root_and_the_pairs_owner_take_turns`).
 #[test]
 fn a_replaced_file_keeps_its_group() {
     use std::os::unix::fs::MetadataExt as _;
@@ -571,9 +572,16 @@ fn a_replaced_file_keeps_its_group() {
     );
     assert_eq!(mode(&dir.join("node-key.pem")), 0o640);
 
-    // A file someone else owns: its group is not followed.
+    // A file someone else owns, who does not own the directory: neither its owner nor its
+    // group is followed, and root says so.
     std::os::unix::fs::chown(dir.join("node-key.pem"), Some(65534), Some(65534)).unwrap();
-    t.gencert(&["--key-mode", "0640"]).assert().code(0);
+    t.gencert(&["--key-mode", "0640"])
+        .assert()
+        .code(0)
+        .stderr(contains(
+            "node-key.pem: belonged to uid 65534, who does not own its directory; the new file \
+             is root's: pass --owner to choose",
+        ));
     let key = std::fs::metadata(dir.join("node-key.pem")).unwrap();
     assert_eq!((key.uid(), key.gid()), (0, 0));
 }

@@ -1,0 +1,196 @@
+//! Root and an unprivileged user on one pair: a first issuance by root with `--owner`, renewals
+//! by the service user (or root's timer) after it. Each run may only do what its user can, and
+//! none may cost the pair the other relies on.
+
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use predicates::str::contains;
+
+use crate::support::{Setup, gencert_in, nodecert_as, pair_bytes, s};
+
+const NOBODY: u32 = 65534;
+
+/// A set-up whose inputs `nobody` may read, and a directory `nobody` owns.
+struct Shared {
+    t: Setup,
+    ca: PathBuf,
+    out: PathBuf,
+}
+
+impl Shared {
+    fn new() -> Self {
+        let t = Setup::new();
+        let dir = t.dir();
+        let chmod = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        };
+        chmod(dir, 0o755).unwrap();
+        chmod(&t.profile, 0o644).unwrap();
+        chmod(&t.csr, 0o644).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::copy(t.pki.primary_ca(), &ca).unwrap();
+        let out = dir.join("out");
+        std::fs::create_dir(&out).unwrap();
+        std::os::unix::fs::chown(&out, Some(NOBODY), Some(NOBODY)).unwrap();
+        Self { t, ca, out }
+    }
+
+    /// `gencert -bare out/node EXTRA… csr.json` as root.
+    fn as_root(&self, extra: &[&str]) -> crate::support::Nodecert {
+        let mut cmd = gencert_in(self.t.dir(), &self.t.profile, &self.ca);
+        cmd.args(["-bare", s(&self.out.join("node"))])
+            .args(extra)
+            .arg(s(&self.t.csr));
+        cmd
+    }
+
+    /// The same, as `nobody`.
+    fn as_nobody(&self, extra: &[&str]) -> crate::support::Nodecert {
+        let mut cmd = nodecert_as(self.t.dir(), NOBODY, NOBODY);
+        cmd.gencert(&self.t.profile, &self.ca)
+            .args(["-bare", s(&self.out.join("node"))])
+            .args(extra)
+            .arg(s(&self.t.csr));
+        cmd
+    }
+
+    /// The owner and group of the pair's files, and the owner of its lock file.
+    fn owners(&self) -> ([(u32, u32); 3], u32) {
+        let meta = |file: &str| std::fs::metadata(self.out.join(file)).unwrap();
+        (
+            ["node.pem", "node-key.pem", "node.csr"].map(|file| {
+                let meta = meta(file);
+                (meta.uid(), meta.gid())
+            }),
+            meta(".node.pem.lock").uid(),
+        )
+    }
+}
+
+/// Root issues for `nobody` with `--owner`; `nobody` keeps and renews the pair itself; root
+/// keeps and renews it again, with and without `--owner`. Every run exits 0, the lock file
+/// (root's making) is `nobody`'s, and so is every file of the pair throughout.
+#[test]
+fn root_and_the_pairs_owner_take_turns() {
+    let sh = Shared::new();
+    let owner = format!("{NOBODY}:{NOBODY}");
+    let keep = ["--renew-before", "720h"];
+    sh.as_root(&["--owner", &owner]).assert().code(0);
+    let nobodys = ([(NOBODY, NOBODY); 3], NOBODY);
+    assert_eq!(sh.owners(), nobodys);
+    let lock = std::fs::metadata(sh.out.join(".node.pem.lock")).unwrap();
+    assert_eq!(lock.mode() & 0o777, 0o600);
+
+    let signed = sh.t.server.signed_count();
+    sh.as_nobody(&keep).assert().code(0);
+    assert_eq!(
+        sh.t.server.signed_count(),
+        signed,
+        "kept: the CA was not asked"
+    );
+    sh.as_nobody(&["--force"]).assert().code(0);
+    assert_eq!(sh.owners(), nobodys);
+
+    sh.as_root(&["--owner", &owner, "--renew-before", "720h"])
+        .assert()
+        .code(0);
+    sh.as_root(&["--owner", &owner, "--force"]).assert().code(0);
+    assert_eq!(sh.owners(), nobodys);
+    // Without --owner, root's renewal of a pair in its owner's directory leaves it the owner's:
+    // the service can still read its key.
+    let before = pair_bytes(&sh.out, "node");
+    sh.as_root(&["--force"]).assert().code(0).stderr("");
+    assert_ne!(pair_bytes(&sh.out, "node"), before);
+    assert_eq!(sh.owners(), nobodys);
+    sh.as_nobody(&["--force"]).assert().code(0);
+    assert_eq!(sh.t.server.signed_count(), signed + 4);
+}
+
+/// A run that cannot read the pair (root's key, in the directory `nobody` owns) cannot tell
+/// whether it may stay: exit 8 naming the key, the pair untouched, the CA not asked. With a
+/// valid pair of its own in a directory it may not write, a run keeps the pair (exit 0, no lock
+/// file needed); once the pair is due, it is refused before the CA is asked, naming the
+/// directory.
+#[test]
+fn a_pair_the_user_cannot_read_or_replace_is_left_as_it_is() {
+    let sh = Shared::new();
+    sh.as_root(&[]).assert().code(0);
+    let key = std::fs::metadata(sh.out.join("node-key.pem")).unwrap();
+    assert_eq!((key.uid(), key.mode() & 0o777), (0, 0o600));
+    let before = pair_bytes(&sh.out, "node");
+    let signed = sh.t.server.signed_count();
+    sh.as_nobody(&["--renew-before", "720h"])
+        .assert()
+        .code(8)
+        .stderr(contains(
+            "node-key.pem: it is there but cannot be read (Permission denied",
+        ))
+        .stderr(contains("run as its owner (uid 0) or root"));
+    assert_eq!(pair_bytes(&sh.out, "node"), before);
+    assert_eq!(sh.t.server.signed_count(), signed, "the CA was not asked");
+
+    // nobody's pair in root's directory, which nobody may not write (and no lock file there).
+    let root_dir = sh.t.dir().join("root-dir");
+    std::fs::create_dir(&root_dir).unwrap();
+    let bare = root_dir.join("svc");
+    let mut issue = gencert_in(sh.t.dir(), &sh.t.profile, &sh.ca);
+    issue
+        .args(["-bare", s(&bare), "--owner", &format!("{NOBODY}:{NOBODY}")])
+        .arg(s(&sh.t.csr))
+        .assert()
+        .code(0);
+    std::fs::remove_file(root_dir.join(".svc.pem.lock")).unwrap();
+    let before = pair_bytes(&root_dir, "svc");
+    let signed = sh.t.server.signed_count();
+    let run = |extra: &[&str]| {
+        let mut cmd = nodecert_as(sh.t.dir(), NOBODY, NOBODY);
+        cmd.gencert(&sh.t.profile, &sh.ca)
+            .args(["-bare", s(&bare)])
+            .args(extra)
+            .arg(s(&sh.t.csr));
+        cmd
+    };
+    run(&["--renew-before", "720h"]).assert().code(0);
+    run(&["--force"]).assert().code(8).stderr(contains(format!(
+        "svc-key.pem: its directory {} is not writable by this user (uid {NOBODY}; the \
+             directory is uid 0's)",
+        root_dir.display()
+    )));
+    assert_eq!(pair_bytes(&root_dir, "svc"), before);
+    assert!(!root_dir.join(".svc.pem.lock").exists());
+    assert_eq!(sh.t.server.signed_count(), signed, "the CA was not asked");
+}
+
+/// A lock file made under a umask that takes its owner's write bit (0400) does not stop the
+/// next run: a lock file is opened for reading, which is all `flock` needs.
+#[test]
+fn a_lock_file_made_under_a_narrow_umask_still_opens() {
+    use std::os::unix::process::CommandExt as _;
+    let sh = Shared::new();
+    let nodecert = assert_cmd::cargo::cargo_bin!("nodecert");
+    let run = |extra: &str| {
+        let script = format!(
+            "umask 222; exec {} gencert -config {} -tls-remote-ca {} -bare {} {extra} {}",
+            nodecert.display(),
+            s(&sh.t.profile),
+            s(&sh.ca),
+            s(&sh.out.join("node")),
+            s(&sh.t.csr)
+        );
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.args(["-c", &script])
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .current_dir(sh.t.dir())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        assert_cmd::Command::from_std(cmd)
+    };
+    run("--renew-before 720h").assert().code(0);
+    let lock = std::fs::metadata(sh.out.join(".node.pem.lock")).unwrap();
+    assert_eq!(lock.mode() & 0o777, 0o400);
+    run("--renew-before 720h").assert().code(0);
+    run("--force").assert().code(0);
+    assert_eq!(sh.t.server.signed_count(), 2);
+}
