@@ -74,12 +74,15 @@ pub struct Outcome {
     pub not_after: i64,
     /// Set when the files changed but `--exec` failed.
     pub hook_error: Option<Error>,
+    /// A pair that stays was given the owner or modes the flags ask for.
+    pub converged: bool,
 }
 
 impl Outcome {
-    /// Whether files changed.
+    /// Whether files changed: a new pair, or the owner or mode of a pair that stays (for
+    /// config management, a change like any other).
     pub fn changed(&self) -> bool {
-        self.action != Action::Unchanged
+        self.action != Action::Unchanged || self.converged
     }
 
     /// Whether the one-line summary is shown at cfssl's `loglevel`: a change unless errors only
@@ -165,8 +168,13 @@ impl Job {
                 serial,
                 not_after,
             } => {
-                crate::output::converge(&self.destination, &self.files)?;
-                return Ok(self.kept(reason, serial, not_after));
+                let converged = crate::output::converge(&self.destination, &self.files)?;
+                let mut outcome = self.kept(reason, serial, not_after);
+                if converged {
+                    outcome.reason.push_str("; owner or modes set as the flags ask");
+                    outcome.converged = true;
+                }
+                return Ok(outcome);
             }
             Decision::Replace { action, reason } => (action, reason),
         };
@@ -188,6 +196,7 @@ impl Job {
             serial: new.issued.serial,
             not_after: new.issued.not_after,
             hook_error,
+            converged: false,
         })
     }
 
@@ -336,6 +345,7 @@ impl Job {
             serial,
             not_after,
             hook_error,
+            converged: false,
         }
     }
 

@@ -43,12 +43,13 @@ use temp::{Pending, Undo, registry, reserve, roll_back};
 /// is given, the certificate's and CSR's mode when `--mode` is, and a key readable beyond
 /// `--key-mode` is narrowed to it (with a warning: someone widened it). A file that is missing,
 /// or not a regular file, is left to the next issuance. Files are changed through a descriptor
-/// opened without following a symlink.
-pub fn converge(destination: &Destination, options: &FileOptions) -> Result<()> {
+/// opened without following a symlink. Returns whether anything changed.
+pub fn converge(destination: &Destination, options: &FileOptions) -> Result<bool> {
     use std::os::unix::fs::MetadataExt;
     let Destination::Files { cert, key, csr } = destination else {
-        return Ok(());
+        return Ok(false);
     };
+    let mut changed = false;
     let files = [
         (Some(key), Role::Key),
         (cert.as_ref(), Role::Cert),
@@ -74,6 +75,7 @@ pub fn converge(destination: &Destination, options: &FileOptions) -> Result<()> 
             std::os::unix::fs::fchown(&file, owner.uid, owner.gid)
                 .map_err(|e| Error::output(path, format!("cannot set the owner (--owner): {e}")))?;
             log::info!("{}: owner set as --owner asks", path.display());
+            changed = true;
         }
         let mode = meta.mode() & 0o7777;
         let wanted = match role {
@@ -97,8 +99,9 @@ pub fn converge(destination: &Destination, options: &FileOptions) -> Result<()> 
         };
         file.set_permissions(Permissions::from_mode(wanted))
             .map_err(|e| Error::output(path, format!("cannot set the mode: {e}")))?;
+        changed = true;
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Output files reserved before the request is sent.

@@ -614,9 +614,12 @@ fn a_kept_pair_converges_to_owner_and_modes() {
         .code(0)
         .stderr(contains("wider than --key-mode 0600: narrowed"));
     assert_eq!(state(), [(0, 0, 0o644), (0, 0, 0o644), (0, 0, 0o600)]);
-    keep(&["--owner", "65534:65534", "--mode", "0640"])
+    // For config management that is a change: `changed` in the report, the pair kept.
+    keep(&["--owner", "65534:65534", "--mode", "0640", "--report", "json"])
         .assert()
-        .code(0);
+        .code(0)
+        .stdout(contains(r#""changed":true"#).and(contains(r#""action":"unchanged""#)))
+        .stdout(contains("owner or modes set as the flags ask"));
     assert_eq!(
         state(),
         [
@@ -630,6 +633,10 @@ fn a_kept_pair_converges_to_owner_and_modes() {
         .assert()
         .code(0)
         .stderr("");
+    keep(&["--owner", "65534:65534", "--report", "json"])
+        .assert()
+        .code(0)
+        .stdout(contains(r#""changed":false"#));
     keep(&["-loglevel", "2"]).assert().code(0).stderr("");
     assert_eq!(state()[0], (65534, 65534, 0o640));
     assert_eq!(contents(), before);
