@@ -41,10 +41,24 @@ pub(crate) fn given(flag: &Option<String>) -> Option<&str> {
     flag.as_deref().filter(|value| !value.is_empty())
 }
 
-/// `-hostname a,b,c` as a checked list (cfssl splits on commas without trimming; nodecert
-/// refuses empty and space-padded entries instead of issuing a SAN nobody meant).
+/// `-hostname a,b,c` as a checked list. cfssl splits on commas without trimming, and issues an
+/// empty SAN for an empty entry; nodecert leaves empty entries out, with a warning (a script's
+/// `"$(hostname -f),$(hostname -I | cut -d' ' -f1)"` on a host with no address yet: the pair
+/// is renewed with the address once there is one), and refuses space-padded ones, a SAN
+/// nobody meant.
 pub(crate) fn hostname_list(list: &str) -> Result<Vec<String>> {
-    let hosts: Vec<String> = list.split(',').map(str::to_string).collect();
+    let hosts: Vec<String> = (list.split(','))
+        .filter(|host| !host.is_empty())
+        .map(str::to_string)
+        .collect();
+    if hosts.is_empty() {
+        return Err(Error::Usage(
+            "flag -hostname: lists no host, only commas: give host names or addresses".into(),
+        ));
+    }
+    if list.split(',').any(str::is_empty) {
+        log::warn!("flag -hostname: {list:?} has an empty entry: left out");
+    }
     for host in &hosts {
         check_host(host).map_err(|d| Error::Usage(format!("flag -hostname: entry {d}")))?;
     }

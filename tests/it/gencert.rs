@@ -175,6 +175,17 @@ fn hostname_and_cn_override_csr_json() {
     );
     assert!(text.contains("CN = node1.example.com"), "{text}");
 
+    // An empty entry (a script's `$(hostname -I | …)` on a host with no address yet) is left
+    // out, with a warning, rather than issued as an empty SAN as cfssl would.
+    t.gencert_bare("t", csr, &["-hostname", "other.example.com,"])
+        .assert()
+        .code(0)
+        .stderr(contains(
+            r#"flag -hostname: "other.example.com," has an empty entry: left out"#,
+        ));
+    let text = cert_text(dir, &dir.join("t.pem"));
+    assert!(text.contains("DNS:other.example.com\n"), "{text}");
+
     // A flag given twice takes its last value, as Go's flag package (so cfssl) does.
     let twice = [
         "-cn=first",
