@@ -25,6 +25,18 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
     if let Some(path) = &args.metrics_file {
         metrics::check_target(path)?;
     }
+    // A fleet-wide timer runs on hosts that have no pair to keep: nothing to do is a success,
+    // said once, so that a directory emptied by mistake does not go unnoticed either.
+    if specs.is_empty() {
+        log::warn!(
+            "{} holds no *.json spec: nothing to do",
+            args.dir.display()
+        );
+        if args.report == Some(ReportFormat::Json) {
+            crate::output::print_report("[]\n")?;
+        }
+        return Ok(exit::OK);
+    }
     let shared = Shared {
         renewal: Renewal {
             renew_before: args.renew_before,
@@ -290,9 +302,6 @@ fn spec_files(dir: &Path) -> Result<Vec<PathBuf>> {
         })
         .collect();
     specs.sort();
-    if specs.is_empty() {
-        return Err(Error::input_file(dir, "holds no *.json spec"));
-    }
     Ok(specs)
 }
 

@@ -453,7 +453,8 @@ fn sync_refuses_specs_others_can_write() {
         .stdout(contains("p.json: cannot read the request profile"));
 }
 
-/// An empty or missing directory is an input error.
+/// A directory without specs is nothing to do (a fleet-wide timer on a host with no pair):
+/// exit 0 with a warning, `[]` as the JSON report. A missing directory is an input error.
 #[test]
 fn sync_needs_specs() {
     let work = tempfile::tempdir().unwrap();
@@ -462,8 +463,15 @@ fn sync_needs_specs() {
     nodecert(work.path())
         .args(["sync", "."])
         .assert()
-        .code(3)
-        .stderr(contains("holds no *.json spec"));
+        .code(0)
+        .stdout("")
+        .stderr("nodecert: warning: . holds no *.json spec: nothing to do\n");
+    nodecert(work.path())
+        .args(["sync", "--report", "json", "-loglevel", "3", "."])
+        .assert()
+        .code(0)
+        .stdout("[]\n")
+        .stderr("");
     nodecert(work.path())
         .args(["sync", "--parallel", "0", "."])
         .assert()
