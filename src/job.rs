@@ -171,7 +171,9 @@ impl Job {
                 let converged = crate::output::converge(&self.destination, &self.files)?;
                 let mut outcome = self.kept(reason, serial, not_after);
                 if converged {
-                    outcome.reason.push_str("; owner or modes set as the flags ask");
+                    outcome
+                        .reason
+                        .push_str("; owner or modes set as the flags ask");
                     outcome.converged = true;
                 }
                 return Ok(outcome);

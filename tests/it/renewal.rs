@@ -272,6 +272,34 @@ fn renews_when_a_subject_name_changes() {
     assert_eq!(t.server.signed_count(), 8);
 }
 
+/// csr.json's serialnumber is compared like the subject names above (changed, then dropped).
+/// E is compared only when the certificate carries it: the 2016 multirootca drops E, and a pair
+/// must not be renewed on every run for what its CA leaves out.
+#[test]
+fn renews_when_the_serialnumber_changes_not_for_what_the_ca_drops() {
+    let t = Setup::new();
+    let csr = |extra: &str| {
+        format!(r#"{{"CN":"node1.example.com","hosts":["node1.example.com","127.0.0.1"]{extra}}}"#)
+    };
+    std::fs::write(&t.csr, csr(r#","serialnumber":"abc123""#)).unwrap();
+    t.gencert(&["--renew-before", "720h"]).assert().code(0);
+    std::fs::write(&t.csr, csr(r#","serialnumber":"zzz999""#)).unwrap();
+    assert_eq!(
+        renewal_reason(&t, &[]),
+        r#"subject serialNumber changed: ["abc123"] on disk, ["zzz999"] requested"#
+    );
+    let with_e = r#","serialnumber":"zzz999","names":[{"E":"ops@example.com"}]"#;
+    std::fs::write(&t.csr, csr(with_e)).unwrap();
+    assert_eq!(renewal_action(&t, &[]), "unchanged");
+    std::fs::write(&t.csr, csr("")).unwrap();
+    assert_eq!(
+        renewal_reason(&t, &[]),
+        r#"subject serialNumber changed: ["zzz999"] on disk, [] requested"#
+    );
+    assert_eq!(renewal_action(&t, &[]), "unchanged");
+    assert_eq!(t.server.signed_count(), 3);
+}
+
 /// With -tls-remote-ca, the pair's issuer must be a pinned CA: a certificate from another root
 /// (here the multirootca's `secondary` label, over TLS pinned to the primary CA that issued the
 /// server's certificate) is renewed, with a reason saying so; a pin file holding several CAs
@@ -615,11 +643,18 @@ fn a_kept_pair_converges_to_owner_and_modes() {
         .stderr(contains("wider than --key-mode 0600: narrowed"));
     assert_eq!(state(), [(0, 0, 0o644), (0, 0, 0o644), (0, 0, 0o600)]);
     // For config management that is a change: `changed` in the report, the pair kept.
-    keep(&["--owner", "65534:65534", "--mode", "0640", "--report", "json"])
-        .assert()
-        .code(0)
-        .stdout(contains(r#""changed":true"#).and(contains(r#""action":"unchanged""#)))
-        .stdout(contains("owner or modes set as the flags ask"));
+    keep(&[
+        "--owner",
+        "65534:65534",
+        "--mode",
+        "0640",
+        "--report",
+        "json",
+    ])
+    .assert()
+    .code(0)
+    .stdout(contains(r#""changed":true"#).and(contains(r#""action":"unchanged""#)))
+    .stdout(contains("owner or modes set as the flags ask"));
     assert_eq!(
         state(),
         [
