@@ -151,7 +151,7 @@ fn inspect(
         return replace("the certificate has expired".into());
     }
     if left <= threshold.seconds {
-        return replace(format!("expires in {}, under {threshold}", human(left)));
+        return replace(expiry(left, &threshold, "under"));
     }
     if let Some(reason) = subject_change(&cert, wanted.request) {
         return replace(reason);
@@ -183,7 +183,7 @@ fn inspect(
         }
     }
     Decision::Keep {
-        reason: format!("expires in {}, over {threshold}", human(left)),
+        reason: expiry(left, &threshold, "over"),
         serial: crate::verify::serial_hex(&cert),
         not_after,
     }
@@ -236,6 +236,34 @@ impl std::fmt::Display for Threshold {
             ),
         }
     }
+}
+
+/// `expires in 9d, under 30d` (`word`: under or over); to the second when the rounded figures
+/// would read the same (`expires in 364d23h55m2s, under 364d23h58m`).
+fn expiry(left: i64, threshold: &Threshold, word: &str) -> String {
+    if threshold.replaced_for_lifetime.is_none() && human(left) == human(threshold.seconds) {
+        return format!(
+            "expires in {}, {word} {}",
+            exact(left),
+            exact(threshold.seconds)
+        );
+    }
+    format!("expires in {}, {word} {threshold}", human(left))
+}
+
+/// `364d23h55m2s`: every non-zero unit.
+fn exact(seconds: i64) -> String {
+    let parts = [
+        (seconds / 86_400, "d"),
+        (seconds % 86_400 / 3_600, "h"),
+        (seconds % 3_600 / 60, "m"),
+        (seconds % 60, "s"),
+    ];
+    let text: String = (parts.iter())
+        .filter(|(n, _)| *n != 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() { "0s".into() } else { text }
 }
 
 /// `9d`, `20h`, `45m`: the largest whole unit, for reasons a human reads.
