@@ -168,14 +168,20 @@ impl Job {
                 serial,
                 not_after,
             } => {
+                let restored = self.restore_csr();
                 let converged = crate::output::converge(&self.destination, &self.files)?;
                 let mut outcome = self.kept(reason, serial, not_after);
+                if let Some(csr) = &restored {
+                    outcome
+                        .reason
+                        .push_str(&format!("; {} restored", csr.display()));
+                }
                 if converged {
                     outcome
                         .reason
                         .push_str("; owner or modes set as the flags ask");
-                    outcome.converged = true;
                 }
+                outcome.converged = converged || restored.is_some();
                 return Ok(outcome);
             }
             Decision::Replace { action, reason } => (action, reason),
@@ -300,6 +306,52 @@ impl Job {
             owed.withdraw(recorded);
         }
         committed
+    }
+
+    /// Writes the CSR file of a pair that stays when it is gone (`-bare` leaves three files, as
+    /// cfssljson does, and config management may look for all three), from the kept key and
+    /// this run's request: the one the CA signed said the same, under another signature.
+    /// Returns its path when it wrote it. A CSR that cannot be written is a warning: the pair
+    /// itself is fine, and its run is not failed for a file nothing needs.
+    fn restore_csr(&self) -> Option<PathBuf> {
+        let Destination::Files {
+            key,
+            csr: Some(csr),
+            ..
+        } = &self.destination
+        else {
+            return None;
+        };
+        if std::fs::symlink_metadata(csr).is_ok() {
+            return None;
+        }
+        let written = (|| -> Result<()> {
+            let key_file = crate::output::write_target(key)?;
+            let bytes =
+                crate::error::read_regular_bounded(&key_file, crate::error::MAX_INPUT_BYTES)
+                    .map_err(|e| Error::input_file(key, e))?
+                    .map(zeroize::Zeroizing::new)
+                    .ok_or_else(|| Error::input_file(key, "is too large to be a key"))?;
+            let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+            let private = PrivateKey::from_pem(&text).map_err(|e| Error::input_file(key, e))?;
+            let pem = pem_encode("CERTIFICATE REQUEST", &self.request.to_csr_der(&private)?);
+            // Root gives it to whoever has the key, as the file it replaces was.
+            let owner = self.files.owner.or_else(|| {
+                let meta = std::fs::metadata(&key_file).ok()?;
+                (nix::unistd::geteuid().is_root()).then(|| crate::output::Owner {
+                    uid: Some(std::os::unix::fs::MetadataExt::uid(&meta)),
+                    gid: Some(std::os::unix::fs::MetadataExt::gid(&meta)),
+                })
+            });
+            crate::output::write_file_owned(csr, pem.as_bytes(), self.files.mode, owner)
+        })();
+        match written {
+            Ok(()) => Some(csr.clone()),
+            Err(e) => {
+                log::warn!("{} is missing and was not restored: {e}", csr.display());
+                None
+            }
+        }
     }
 
     /// [`Self::paths`], owned, for an [`Outcome`].

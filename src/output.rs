@@ -283,8 +283,18 @@ fn write_synced(slot: &mut Slot, content: &str) -> Result<()> {
 
 /// Writes one file atomically with `mode` (the metrics file, sign's certificate, info --out).
 pub fn write_file_atomically(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    write_file_owned(path, content, mode, None)
+}
+
+/// [`write_file_atomically`], the file given to `owner` when there is one.
+pub(crate) fn write_file_owned(
+    path: &Path,
+    content: &[u8],
+    mode: u32,
+    owner: Option<Owner>,
+) -> Result<()> {
     let path = &write_target(path)?;
-    let mut temp = reserve(path, mode, None)?;
+    let mut temp = reserve(path, mode, owner)?;
     let file = temp.file_mut();
     file.write_all(content)
         .and_then(|()| file.sync_all())

@@ -103,6 +103,10 @@ fn root_and_the_pairs_owner_take_turns() {
     sh.as_root(&["--force"]).assert().code(0).stderr("");
     assert_ne!(pair_bytes(&sh.out, "node"), before);
     assert_eq!(sh.owners(), nobodys);
+    // A CSR root restores there (it was deleted) is the owner's too.
+    std::fs::remove_file(sh.out.join("node.csr")).unwrap();
+    sh.as_root(&["--renew-before", "720h"]).assert().code(0);
+    assert_eq!(sh.owners(), nobodys);
     sh.as_nobody(&["--force"]).assert().code(0);
     assert_eq!(sh.t.server.signed_count(), signed + 4);
 }

@@ -277,6 +277,62 @@ fn renews_when_a_subject_name_changes() {
     assert_eq!(t.server.signed_count(), 8);
 }
 
+/// A pair that stays gets back a deleted CSR file (cfssljson's three files), made from the
+/// kept key and the request: valid, for that key, with the requested subject and SANs; the CA
+/// is not asked, the other two files are not touched, and the run reports a change.
+#[test]
+fn a_kept_pair_gets_its_deleted_csr_back() {
+    let t = Setup::new();
+    t.gencert(&["--renew-before", "720h"]).assert().code(0);
+    let csr = t.dir().join("node.csr");
+    std::fs::remove_file(&csr).unwrap();
+    let kept = ["node.pem", "node-key.pem"].map(|f| fingerprint(&t.dir().join(f)));
+    let report = run_report(&t, &["--renew-before", "720h"]);
+    assert_eq!(report["action"], "unchanged", "{report}");
+    assert_eq!(report["changed"], true, "{report}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("; node.csr restored"),
+        "{report}"
+    );
+    assert_eq!(
+        kept,
+        ["node.pem", "node-key.pem"].map(|f| fingerprint(&t.dir().join(f)))
+    );
+    assert_eq!(mode(&csr), 0o644);
+    let text = tool(
+        t.dir(),
+        "openssl",
+        &["req", "-in", "node.csr", "-verify", "-noout", "-text"],
+    );
+    assert!(
+        text.contains("CN = node1.example.com")
+            && text.contains("DNS:node1.example.com, IP Address:127.0.0.1"),
+        "{text}"
+    );
+    let from_csr = tool(
+        t.dir(),
+        "openssl",
+        &["req", "-in", "node.csr", "-noout", "-pubkey"],
+    );
+    let from_key = tool(
+        t.dir(),
+        "openssl",
+        &["pkey", "-in", "node-key.pem", "-pubout"],
+    );
+    assert_eq!(from_csr, from_key);
+    assert_eq!(t.server.signed_count(), 1, "the CA was not asked");
+    // Once there, it is left alone.
+    let before = fingerprint(&csr);
+    assert_eq!(
+        run_report(&t, &["--renew-before", "720h"])["changed"],
+        false
+    );
+    assert_eq!(fingerprint(&csr), before);
+}
+
 /// csr.json's serialnumber is compared like the subject names above (changed, then dropped).
 /// E is compared only when the certificate carries it: the 2016 multirootca drops E, and a pair
 /// must not be renewed on every run for what its CA leaves out.
