@@ -113,8 +113,9 @@ fn open_private(path: &Path, dir: &Path, owners: &Owners) -> Result<Option<File>
         ),
         (Some(nix::libc::EACCES), _) => match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.uid() != me => refuse(format!(
-                "cannot open the lock file ({e}): it belongs to uid {}, a run as another user \
-                 made it; run as that user, or remove it",
+                "cannot open the lock file ({e}): it belongs to uid {}; if that user's runs \
+                 manage this pair, run as that user or root, else remove it (nodecert makes its \
+                 own)",
                 meta.uid()
             )),
             _ => refuse(format!("cannot open the lock file: {e}")),
@@ -125,28 +126,42 @@ fn open_private(path: &Path, dir: &Path, owners: &Owners) -> Result<Option<File>
         .metadata()
         .map_err(|e| refuse(format!("cannot inspect the lock file: {e}")))?;
     let holder = meta.uid();
-    if ![me, 0, dir_owner].contains(&holder)
-        && owners.given_to != Some(holder)
-        && !owners.of_files.contains(&holder)
-    {
+    let trusted = [me, 0, dir_owner].contains(&holder)
+        || owners.given_to == Some(holder)
+        || owners.of_files.contains(&holder);
+    // Neither change is possible, or needed, on a read-only file system: no one writes there.
+    let read_only = |e: &std::io::Error| e.raw_os_error() == Some(nix::libc::EROFS);
+    if !trusted && me != 0 {
         return Err(refuse(format!(
             "the lock file belongs to uid {holder}, who neither runs nodecert (uid {me}) nor owns \
              the directory, the pair's files or the pair (--owner), so could hold it and stall \
-             renewal: remove it"
+             renewal: remove it (nodecert makes its own)"
         )));
     }
-    // Neither change is possible, or needed, on a read-only file system: no one writes there.
-    let read_only = |e: &std::io::Error| e.raw_os_error() == Some(nix::libc::EROFS);
-    // Root gives the lock file to whoever the pair is for, so that their own runs can open it.
-    let wanted = (owners.given_to).or((created && dir_owner != me).then_some(dir_owner));
+    // Root gives the lock file to whoever the pair is for, so that their own runs can open it;
+    // and takes one of a user it no longer trusts (one whose pair root took over, or one planted
+    // there), who can then no longer open it anew.
+    let wanted = match owners.given_to {
+        Some(uid) => Some(uid),
+        None if !trusted => Some(dir_owner),
+        None => (created && dir_owner != me).then_some(dir_owner),
+    };
     if me == 0
         && let Some(uid) = wanted.filter(|&uid| uid != holder)
-        && let Err(e) = std::os::unix::fs::fchown(&file, Some(uid), None)
-        && !read_only(&e)
     {
-        return Err(refuse(format!(
-            "cannot give the lock file to uid {uid}: {e}"
-        )));
+        match std::os::unix::fs::fchown(&file, Some(uid), None) {
+            Err(e) if !read_only(&e) => {
+                return Err(refuse(format!(
+                    "cannot give the lock file to uid {uid}: {e}"
+                )));
+            }
+            _ if !trusted => log::warn!(
+                "{}: belonged to uid {holder}, who no longer owns the pair or its directory: \
+                 given to uid {uid}",
+                path.display()
+            ),
+            _ => {}
+        }
     }
     if meta.mode() & 0o077 != 0
         && let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(0o600))

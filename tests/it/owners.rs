@@ -5,6 +5,7 @@
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use predicates::prelude::PredicateBooleanExt as _;
 use predicates::str::contains;
 
 use crate::support::{Setup, gencert_in, nodecert_as, pair_bytes, s};
@@ -197,4 +198,62 @@ fn a_lock_file_made_under_a_narrow_umask_still_opens() {
     run("--renew-before 720h").assert().code(0);
     run("--force").assert().code(0);
     assert_eq!(sh.t.server.signed_count(), 2);
+}
+
+/// A lock file of a user root no longer trusts does not stop root: one left by the user root
+/// took the pair back from (here by `--force` without `--owner`), or one planted in the
+/// directory. Root gives it to the directory's owner, with a warning. The user's own run is
+/// told whose the planted file is and to remove it.
+#[test]
+fn root_takes_a_lock_file_it_no_longer_trusts() {
+    let sh = Shared::new();
+    let root_dir = sh.t.dir().join("root-dir");
+    std::fs::create_dir(&root_dir).unwrap();
+    let lock = root_dir.join(".svc.pem.lock");
+    let run = |extra: &[&str]| {
+        let mut cmd = gencert_in(sh.t.dir(), &sh.t.profile, &sh.ca);
+        cmd.args(["-bare", s(&root_dir.join("svc"))])
+            .args(extra)
+            .arg(s(&sh.t.csr));
+        cmd
+    };
+    run(&["--owner", &format!("{NOBODY}:{NOBODY}")])
+        .assert()
+        .code(0);
+    assert_eq!(std::fs::metadata(&lock).unwrap().uid(), NOBODY);
+    run(&["--force"]).assert().code(0).stderr(contains(
+        "belonged to uid 65534, who does not own its directory",
+    ));
+    run(&["--renew-before", "720h"])
+        .assert()
+        .code(0)
+        .stderr(contains(format!(
+            "{}: belonged to uid 65534, who no longer owns the pair or its directory: given to \
+             uid 0",
+            lock.display()
+        )));
+    assert_eq!(std::fs::metadata(&lock).unwrap().uid(), 0);
+    run(&["--renew-before", "720h"])
+        .assert()
+        .code(0)
+        .stderr(predicates::str::contains("lock").not());
+
+    // Planted in nobody's directory by a third user.
+    sh.as_nobody(&[]).assert().code(0);
+    let planted = sh.out.join(".node.pem.lock");
+    std::os::unix::fs::chown(&planted, Some(12345), Some(12345)).unwrap();
+    sh.as_nobody(&["--renew-before", "720h"])
+        .assert()
+        .code(8)
+        .stderr(contains(
+            "cannot open the lock file (Permission denied (os error 13)): it belongs to uid \
+             12345; if that user's runs manage this pair, run as that user or root, else remove \
+             it (nodecert makes its own)",
+        ));
+    sh.as_root(&["--renew-before", "720h"])
+        .assert()
+        .code(0)
+        .stderr(contains("belonged to uid 12345"));
+    assert_eq!(std::fs::metadata(&planted).unwrap().uid(), NOBODY);
+    sh.as_nobody(&["--renew-before", "720h"]).assert().code(0);
 }
