@@ -13,7 +13,7 @@ use std::time::Duration;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::csr::{CertificateRequest, San};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::keygen::PrivateKey;
 use crate::verify::IssuerCheck;
 
@@ -66,8 +66,7 @@ pub(crate) struct Wanted<'a> {
 /// Inspects `cert_path` and `key_path` against `wanted` at `now` (Unix seconds).
 ///
 /// A file of the pair that is there but cannot be read (another user's key) is an error, not a
-/// reason to replace the pair: the pair may be valid and in use, and a run that cannot see it
-/// must not put another in its place.
+/// reason to replace the pair ([`crate::output::unreadable`]).
 pub(crate) fn decide(
     cert_path: &Path,
     key_path: &Path,
@@ -96,18 +95,7 @@ fn read_existing(path: &Path) -> Result<Option<zeroize::Zeroizing<String>>> {
             }),
         ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => {
-            let owner = std::fs::metadata(path)
-                .map(|meta| format!(" (uid {})", std::os::unix::fs::MetadataExt::uid(&meta)))
-                .unwrap_or_default();
-            Err(Error::output(
-                path,
-                format!(
-                    "it is there but cannot be read ({e}), so whether the pair may stay cannot \
-                     be told, and it is not replaced: run as its owner{owner} or root"
-                ),
-            ))
-        }
+        Err(e) => Err(crate::output::unreadable(path, &e)),
     }
 }
 

@@ -211,10 +211,32 @@ pub(super) fn check_target(target: &Path) -> Result<PathBuf> {
 /// Checks that the file at `target`, in `dir`, can be replaced by a rename, before the CA
 /// signs a certificate that could then not be written: see [`unreplaceable`].
 pub(super) fn check_replaceable(target: &Path, dir: &Path) -> Result<()> {
+    if let Err(e) = crate::error::open_regular(std::fs::OpenOptions::new().read(true), target)
+        && e.raw_os_error() == Some(nix::libc::EACCES)
+    {
+        return Err(unreadable(target, &e));
+    }
     if let Some(why) = unreplaceable(target, dir) {
         return Err(Error::output(target, why));
     }
     Ok(())
+}
+
+/// The error for a file that is there but this user cannot read (another user's key). Such a
+/// file is never replaced: cfssljson's write fails on it too, and a run that cannot see a file
+/// cannot tell what it would destroy (a valid pair in use).
+pub(crate) fn unreadable(path: &Path, e: &std::io::Error) -> Error {
+    use std::os::unix::fs::MetadataExt as _;
+    let owner = std::fs::symlink_metadata(path)
+        .map(|meta| format!(" (uid {})", meta.uid()))
+        .unwrap_or_default();
+    Error::output(
+        path,
+        format!(
+            "it is there but this user cannot read it ({e}), and a file a run cannot see is not \
+             replaced: run as its owner{owner} or root, or move it aside"
+        ),
+    )
 }
 
 /// Why the file at `target` cannot be replaced by a rename, as nodecert replaces files: a mount
