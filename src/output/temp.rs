@@ -280,7 +280,13 @@ pub(super) fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<
     })?;
     match owner {
         Some(owner) => {
-            std::os::unix::fs::fchown(temp.file(), owner.uid, owner.gid).map_err(|e| {
+            // `--owner USER` leaves the group as chown does: the group of the file replaced.
+            let gid = owner.gid.or_else(|| {
+                use std::os::unix::fs::MetadataExt as _;
+                let old = std::fs::symlink_metadata(target).ok()?;
+                old.is_file().then(|| old.gid())
+            });
+            std::os::unix::fs::fchown(temp.file(), owner.uid, gid).map_err(|e| {
                 Error::output(target, format!("cannot change the owner (--owner): {e}"))
             })?;
         }

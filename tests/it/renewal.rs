@@ -673,6 +673,15 @@ fn a_replaced_file_keeps_its_group() {
         ));
     let key = std::fs::metadata(dir.join("node-key.pem")).unwrap();
     assert_eq!((key.uid(), key.gid()), (0, 0));
+
+    // --owner USER without a group leaves the group as chown does: the replaced file's.
+    for owner in ["65534:65534", "65534"] {
+        t.gencert(&["--owner", owner, "--key-mode", "0640", "--force"])
+            .assert()
+            .code(0);
+        let key = std::fs::metadata(dir.join("node-key.pem")).unwrap();
+        assert_eq!((key.uid(), key.gid()), (65534, 65534), "--owner {owner}");
+    }
 }
 
 /// A pair that stays is brought to what --owner, --mode and --key-mode ask, its contents and
