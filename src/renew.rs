@@ -323,22 +323,21 @@ fn subject_change(cert: &X509Certificate<'_>, request: &CertificateRequest) -> O
             wanted(|n| &n.organizational_unit),
         ),
     ];
-    // serialNumber and E only when the certificate carries the type at all: CAs keep them or
-    // not (the 2016 multirootca keeps serialNumber and drops E), and a pair whose CA drops one
-    // must not be renewed on every run for it.
-    let carried = [
-        (
-            "serialNumber",
-            values(&mut subject.iter_by_oid(&x509_parser::oid_registry::OID_X509_SERIALNUMBER)),
-            Some(request.serial_number.clone())
-                .filter(|s| !s.is_empty())
-                .into_iter()
-                .collect(),
-        ),
-        ("E", values(&mut subject.iter_email()), wanted(|n| &n.email)),
-    ]
-    .into_iter()
-    .filter(|(_, have, _)| !have.is_empty());
+    // serialNumber always (cfssl keeps it: the CSR's subject is the certificate's); E only when
+    // the certificate carries it at all: the 2016 multirootca drops it, and a pair must not be
+    // renewed on every run for what its CA leaves out.
+    let serial_number = (
+        "serialNumber",
+        values(&mut subject.iter_by_oid(&x509_parser::oid_registry::OID_X509_SERIALNUMBER)),
+        Some(request.serial_number.clone())
+            .filter(|s| !s.is_empty())
+            .into_iter()
+            .collect(),
+    );
+    let email = ("E", values(&mut subject.iter_email()), wanted(|n| &n.email));
+    let carried = [serial_number]
+        .into_iter()
+        .chain(Some(email).filter(|(_, have, _)| !have.is_empty()));
     for (name, have, want) in checks.into_iter().chain(carried) {
         if have != want {
             return Some(format!(

@@ -333,7 +333,7 @@ fn a_kept_pair_gets_its_deleted_csr_back() {
     assert_eq!(fingerprint(&csr), before);
 }
 
-/// csr.json's serialnumber is compared like the subject names above (changed, then dropped).
+/// csr.json's serialnumber is compared like the subject names above (added, changed, dropped).
 /// E is compared only when the certificate carries it: the 2016 multirootca drops E, and a pair
 /// must not be renewed on every run for what its CA leaves out.
 #[test]
@@ -342,8 +342,13 @@ fn renews_when_the_serialnumber_changes_not_for_what_the_ca_drops() {
     let csr = |extra: &str| {
         format!(r#"{{"CN":"node1.example.com","hosts":["node1.example.com","127.0.0.1"]{extra}}}"#)
     };
-    std::fs::write(&t.csr, csr(r#","serialnumber":"abc123""#)).unwrap();
+    std::fs::write(&t.csr, csr("")).unwrap();
     t.gencert(&["--renew-before", "720h"]).assert().code(0);
+    std::fs::write(&t.csr, csr(r#","serialnumber":"abc123""#)).unwrap();
+    assert_eq!(
+        renewal_reason(&t, &[]),
+        r#"subject serialNumber changed: [] on disk, ["abc123"] requested"#
+    );
     std::fs::write(&t.csr, csr(r#","serialnumber":"zzz999""#)).unwrap();
     assert_eq!(
         renewal_reason(&t, &[]),
@@ -358,7 +363,7 @@ fn renews_when_the_serialnumber_changes_not_for_what_the_ca_drops() {
         r#"subject serialNumber changed: ["zzz999"] on disk, [] requested"#
     );
     assert_eq!(renewal_action(&t, &[]), "unchanged");
-    assert_eq!(t.server.signed_count(), 3);
+    assert_eq!(t.server.signed_count(), 4);
 }
 
 /// With -tls-remote-ca, the pair's issuer must be a pinned CA: a certificate from another root
