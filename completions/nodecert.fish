@@ -37,7 +37,7 @@ complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "certinfo" -d 'Sho
 complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "sync" -d 'Run every *.json spec in a directory (certmgr-style), in parallel, one line per spec'
 complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "genkey" -d 'Generate a key and CSR locally, with no network (cfssl genkey)'
 complete -c nodecert -n "__fish_nodecert_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l hostname -d 'Comma-separated SANs that replace csr.json\'s hosts (and are sent to the CA)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l hostname -d 'Comma-separated SANs that replace csr.json\'s hosts (gencert also sends them to the CA)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l cn -d 'Common name, overriding csr.json\'s CN' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l config -d 'Request profile: signing.default / signing.profiles.NAME with auth_remote, auth_keys, remotes' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l profile -d 'Profile name sent to the CA and used to pick signing.profiles.NAME (empty: the CA\'s default)' -r
@@ -68,7 +68,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l metrics-fi
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
 json\t''"
-complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l allow-plaintext -d 'Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed'
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l allow-plaintext -d 'Allow an http:// remote. What is sent can then be read, and what comes back replaced, on the way; a warning is printed'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l force -d 'Issue a new certificate even when the existing pair could stay'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l reuse-key -d 'Keep the existing private key and send a new CSR for it (one that cannot be reused fails)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l quiet -d 'Print only errors (the same as -loglevel 3)'
@@ -88,7 +88,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l cert -d 'Writ
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
 json\t''"
-complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l allow-plaintext -d 'Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed'
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l allow-plaintext -d 'Allow an http:// remote. What is sent can then be read, and what comes back replaced, on the way; a warning is printed'
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l quiet -d 'Print only errors (the same as -loglevel 3)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l config -d 'Request profile: signing.default / signing.profiles.NAME with auth_remote, auth_keys, remotes' -r -F
@@ -103,7 +103,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l out -d 'Write
 complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
 json\t''"
-complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l allow-plaintext -d 'Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed'
+complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l allow-plaintext -d 'Allow an http:// remote. What is sent can then be read, and what comes back replaced, on the way; a warning is printed'
 complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l pem -d 'Print the CA certificate as PEM instead of cfssl info\'s JSON ({"certificate","usages","expiry"}, which `| cfssljson -bare ca` turns into ca.pem)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand info" -l quiet -d 'Print only errors (the same as -loglevel 3)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -132,7 +132,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l force -d 'Iss
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l allow-plaintext -d 'Allow http:// remotes (warns)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l quiet -d 'Print only errors (the same as -loglevel 3)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l hostname -d 'Comma-separated SANs that replace csr.json\'s hosts (and are sent to the CA)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l hostname -d 'Comma-separated SANs that replace csr.json\'s hosts (gencert also sends them to the CA)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l cn -d 'Common name, overriding csr.json\'s CN' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l bare -d 'Write NAME-key.pem and NAME.csr, instead of JSON {"csr","key"} on stdout' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand genkey" -l key -d 'Write the private key (mode 0600) to this path; needs --csr' -r -F

@@ -89,7 +89,7 @@ pub struct RequestArgs {
     #[arg(value_name = "CSRJSON")]
     pub csr_json: PathBuf,
 
-    /// Comma-separated SANs that replace csr.json's hosts (and are sent to the CA).
+    /// Comma-separated SANs that replace csr.json's hosts (gencert also sends them to the CA).
     #[arg(long, value_name = "LIST")]
     pub hostname: Option<String>,
 
@@ -198,7 +198,8 @@ pub struct CaArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
 
-    /// Allow an http:// remote. The auth token and CSR then travel in clear; a warning is printed.
+    /// Allow an http:// remote. What is sent can then be read, and what comes back replaced, on
+    /// the way; a warning is printed.
     #[arg(long)]
     pub allow_plaintext: bool,
 }

@@ -47,11 +47,14 @@ impl Target {
         if let Some(remote) = self.remotes.iter().find(|r| r.is_plaintext()) {
             if !allowed {
                 return Err(Error::Usage(format!(
-                    "remote {remote} is plain http: the auth token and CSR would travel in clear. Use https://, or pass --allow-plaintext to accept that"
+                    "remote {remote} is plain http: what is sent (an auth token, a CSR) could be read \
+                     and what comes back (certificates) replaced on the way. Use https://, or pass \
+                     --allow-plaintext to accept that"
                 )));
             }
             log::warn!(
-                "remote {remote} is plain http: the auth token and CSR travel in clear (--allow-plaintext)"
+                "remote {remote} is plain http: what is sent can be read and what comes back \
+                 replaced on the way (--allow-plaintext)"
             );
         }
         Ok(())

@@ -60,9 +60,8 @@ fn local_ca_flag(err: &clap::Error) -> Option<String> {
     let name = name.split_once('=').map_or(name, |(name, _)| name);
     LOCAL_CA_FLAGS.contains(&name).then(|| {
         format!(
-            "-{name} is cfssl's local CA work (-ca, -ca-key, -initca, -renewca), which nodecert \
-             does not do: it asks a remote CA (-config with auth_remote, or -remote); use cfssl \
-             itself to run a CA"
+            "-{name} is cfssl's local CA work (-ca, -ca-key, -initca, -renewca, -db-config), which \
+             nodecert, a client of a remote CA, does not do: use cfssl itself to run a CA"
         )
     })
 }

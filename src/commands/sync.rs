@@ -28,7 +28,7 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
     // A fleet-wide timer runs on hosts that have no pair to keep: nothing to do is a success,
     // said once, so that a directory emptied by mistake does not go unnoticed either.
     if specs.is_empty() {
-        log::warn!("{} holds no *.json spec: nothing to do", args.dir.display());
+        log::info!("{} holds no *.json spec: nothing to do", args.dir.display());
         if args.report == Some(ReportFormat::Json) {
             crate::output::print_report("[]\n")?;
         }

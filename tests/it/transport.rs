@@ -120,7 +120,7 @@ fn plaintext_needs_explicit_consent() {
         ])
         .assert()
         .code(0)
-        .stderr(contains("warning").and(contains("in clear")));
+        .stderr(contains("warning").and(contains("replaced on the way")));
     assert_eq!(server.signed_count(), 1);
 }
 
