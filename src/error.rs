@@ -255,6 +255,16 @@ fn read_at_most(file: std::fs::File, limit: u64) -> std::io::Result<Option<Vec<u
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
+/// The text of the key file at `path` (the file itself, not through a symlink:
+/// [`read_regular_bounded`]), wiped when dropped, as are the bytes it was decoded from; `None`
+/// when it is over [`MAX_INPUT_BYTES`].
+pub(crate) fn read_key_text(path: &Path) -> std::io::Result<Option<zeroize::Zeroizing<String>>> {
+    Ok(read_regular_bounded(path, MAX_INPUT_BYTES)?.map(|bytes| {
+        let bytes = zeroize::Zeroizing::new(bytes);
+        zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned())
+    }))
+}
+
 /// [`read_bounded`] for a file nodecert may hand on (a key to reuse): it must be a regular
 /// file at `path` itself. A symlink there is refused (`ELOOP`), so whoever can write the
 /// directory cannot point nodecert at another key it can read and have it certified and

@@ -160,21 +160,42 @@ const SIGNAL_GRACE: Duration = Duration::from_secs(2);
 /// swapped until it has succeeded. A run killed between the swap and the hook, or a hook that
 /// fails, would otherwise leave the service on the old certificate for good, since the next run
 /// finds the new pair and has nothing to do.
+///
+/// The record holds the SHA-256 of the command owed: runs of one pair by different users or
+/// config (root's timer with `systemctl reload nginx`, the service user's own with another
+/// command) each pay only their own debt, never clear another's by running something else.
 pub(crate) struct Owed {
     path: PathBuf,
+    /// Hex SHA-256 of the command.
+    tag: String,
 }
 
 impl Owed {
-    /// The record for the pair whose certificate is `cert`.
-    pub(crate) fn beside(cert: &Path) -> Self {
+    /// The record of `command` for the pair whose certificate is `cert`.
+    pub(crate) fn beside(cert: &Path, command: &str) -> Self {
+        use sha2::Digest as _;
         Self {
             path: cert.with_file_name(crate::output::hidden_name(cert, "exec-pending")),
+            tag: sha2::Sha256::digest(command.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
         }
     }
 
-    /// Whether an earlier run left the record (said at info level).
+    /// Whether an earlier run left the record of this command (said at info level). An empty
+    /// record (an older nodecert's, or one a crash left before its content reached the disk)
+    /// counts for any command.
     pub(crate) fn by_an_earlier_run(&self) -> bool {
-        if !self.path.exists() {
+        let Ok(Some(content)) = crate::error::read_regular_bounded(&self.path, 1024) else {
+            return false;
+        };
+        if !content.is_empty() && content.trim_ascii() != self.tag.as_bytes() {
+            log::debug!(
+                "{} records another --exec command, owed by another run's configuration: left \
+                 to it",
+                self.path.display()
+            );
             return false;
         }
         log::info!(
@@ -197,7 +218,9 @@ impl Owed {
             .create(true)
             .truncate(true)
             .mode(crate::output::KEY_MODE);
-        crate::error::open_regular(&mut options, &self.path)
+        let mut file = crate::error::open_regular(&mut options, &self.path)
+            .map_err(|e| Error::output(&self.path, e))?;
+        std::io::Write::write_all(&mut file, format!("{}\n", self.tag).as_bytes())
             .map_err(|e| Error::output(&self.path, e))?;
         Ok(if earlier {
             Recorded::Earlier

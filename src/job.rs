@@ -74,7 +74,8 @@ pub struct Outcome {
     pub not_after: i64,
     /// Set when the files changed but `--exec` failed.
     pub hook_error: Option<Error>,
-    /// A pair that stays was given the owner or modes the flags ask for.
+    /// A pair that stays was given the owner or modes the flags ask for, or its deleted CSR
+    /// back.
     pub converged: bool,
 }
 
@@ -160,34 +161,34 @@ impl Job {
         &self,
         transport: impl FnOnce() -> Result<T>,
     ) -> Result<Outcome> {
-        let (transport, _lock) = self.wait_and_lock(transport)?;
+        let (transport, lock) = self.wait_and_lock(transport)?;
+        // No lock where this user can make none (an unwritable directory): a pair may stay,
+        // but nothing is written.
+        let locked = lock.as_ref().is_none_or(PairLock::held);
         crate::output::remove_stale_temps(&self.destination);
         let (action, reason) = match self.decide()? {
             Decision::Keep {
                 reason,
                 serial,
                 not_after,
-            } => {
-                let restored = self.restore_csr();
-                let converged = crate::output::converge(&self.destination, &self.files)?;
-                let mut outcome = self.kept(reason, serial, not_after);
-                if let Some(csr) = &restored {
-                    outcome
-                        .reason
-                        .push_str(&format!("; {} restored", csr.display()));
-                }
-                if converged {
-                    outcome
-                        .reason
-                        .push_str("; owner or modes set as the flags ask");
-                }
-                outcome.converged = converged || restored.is_some();
-                return Ok(outcome);
-            }
+            } => return self.keep(locked, reason, serial, not_after),
             Decision::Replace { action, reason } => (action, reason),
         };
         log::debug!("{}: {reason}", action.as_str());
-        let mut reserved = Reserved::new(self.destination.clone(), &self.files)?;
+        let files = FileOptions {
+            owner: self.files.owner.or_else(|| self.inherited_owner()),
+            ..self.files
+        };
+        let mut reserved = Reserved::new(self.destination.clone(), &files)?;
+        // Reached when the directory looks writable but no lock file could be made (a security
+        // policy, a network file system's answer): a pair is not written unlocked.
+        if !locked && let Some((cert, _)) = self.paths() {
+            return Err(Error::output(
+                &crate::lock::lock_path(cert),
+                "no lock file can be made or opened beside the pair, and a pair is not written \
+                 without one: check the directory's permissions and security policy",
+            ));
+        }
         let transport = transport.force()?;
         let new = self.issue(&transport, &mut reserved)?;
         self.install(reserved, &new)?;
@@ -231,17 +232,10 @@ impl Job {
         let lock = match self.paths() {
             // Beside the file itself, when the name is a symlink: one lock whichever name a
             // run is given.
-            Some((cert, key)) => {
+            Some((cert, _)) => {
                 let cert = crate::output::write_target(cert)?;
-                let owners = crate::lock::Owners {
-                    given_to: self.files.owner.and_then(|owner| owner.uid),
-                    of_files: [cert.as_path(), key]
-                        .iter()
-                        .filter_map(|file| std::fs::metadata(file).ok())
-                        .map(|meta| std::os::unix::fs::MetadataExt::uid(&meta))
-                        .collect(),
-                };
-                Some(PairLock::acquire(&cert, self.renewal.lock_wait, &owners)?)
+                let given_to = self.files.owner.and_then(|owner| owner.uid);
+                Some(PairLock::acquire(&cert, self.renewal.lock_wait, given_to)?)
             }
             None => None,
         };
@@ -327,12 +321,9 @@ impl Job {
         }
         let written = (|| -> Result<()> {
             let key_file = crate::output::write_target(key)?;
-            let bytes =
-                crate::error::read_regular_bounded(&key_file, crate::error::MAX_INPUT_BYTES)
-                    .map_err(|e| Error::input_file(key, e))?
-                    .map(zeroize::Zeroizing::new)
-                    .ok_or_else(|| Error::input_file(key, "is too large to be a key"))?;
-            let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+            let text = crate::error::read_key_text(&key_file)
+                .map_err(|e| Error::input_file(key, e))?
+                .ok_or_else(|| Error::input_file(key, "is too large to be a key"))?;
             let private = PrivateKey::from_pem(&text).map_err(|e| Error::input_file(key, e))?;
             let pem = pem_encode("CERTIFICATE REQUEST", &self.request.to_csr_der(&private)?);
             // Root gives it to whoever has the key, as the file it replaces was.
@@ -377,30 +368,47 @@ impl Job {
         Some(wait)
     }
 
-    /// The outcome for a pair that stays, once the hook an earlier run still owes has run.
-    fn kept(&self, reason: String, serial: String, not_after: i64) -> Outcome {
-        let (cert, key) = self.owned_paths();
-        let (reason, hook_error) = if self
-            .owed_hook()
-            .is_some_and(|owed| owed.by_an_earlier_run())
-        {
-            (
-                format!("{reason}; ran the --exec hook an earlier run did not finish"),
-                self.run_hook(),
-            )
+    /// The outcome for a pair that stays: its files brought to the flags' owner and modes, a
+    /// deleted CSR written back, and the hook an earlier run still owes run. The last two only
+    /// under the pair's lock (`locked`): a run that can take none writes nothing, and an owed
+    /// hook whose record it cannot clear would run on every tick.
+    fn keep(
+        &self,
+        locked: bool,
+        reason: String,
+        serial: String,
+        not_after: i64,
+    ) -> Result<Outcome> {
+        let converged = crate::output::converge(&self.destination, &self.files)?;
+        let restored = if locked { self.restore_csr() } else { None };
+        let mut notes = String::new();
+        if converged {
+            notes.push_str("; owner or modes set as the flags ask");
+        }
+        if let Some(csr) = &restored {
+            notes.push_str(&format!("; {} restored", csr.display()));
+        }
+        let owed = locked
+            && self
+                .owed_hook()
+                .is_some_and(|owed| owed.by_an_earlier_run());
+        let hook_error = if owed {
+            notes.push_str("; ran the --exec hook an earlier run did not finish");
+            self.run_hook()
         } else {
-            (reason, None)
+            None
         };
-        Outcome {
+        let (cert, key) = self.owned_paths();
+        Ok(Outcome {
             action: Action::Unchanged,
-            reason,
+            reason: reason + &notes,
             cert,
             key,
             serial,
             not_after,
             hook_error,
-            converged: false,
-        }
+            converged: converged || restored.is_some(),
+        })
     }
 
     /// Runs the `--exec` hook for the pair, if there is one; the marker of an owed hook is
@@ -418,11 +426,41 @@ impl Job {
         result.err()
     }
 
+    /// The owner root gives a new pair without `--owner`: that of the old pair, when it was a
+    /// whole pair (the key its certificate is for) of the directory owner's, a service's pair
+    /// in its own directory renewed by root's timer, so the service can still read its key.
+    /// Anything less (a key alone, another user's files) is no instruction: a key planted by
+    /// whoever may write the directory would otherwise earn them root's new key.
+    fn inherited_owner(&self) -> Option<crate::output::Owner> {
+        use std::os::unix::fs::MetadataExt as _;
+        if !nix::unistd::geteuid().is_root() {
+            return None;
+        }
+        let (cert, key) = self.paths()?;
+        let cert = crate::output::write_target(cert).ok()?;
+        let key = crate::output::write_target(key).ok()?;
+        let (cert_meta, key_meta) = (
+            std::fs::metadata(&cert).ok()?,
+            std::fs::metadata(&key).ok()?,
+        );
+        let dir = crate::output::existing_parent_dir(&cert, "directory").ok()?;
+        let dir_owner = std::fs::metadata(dir).ok()?.uid();
+        let owner = key_meta.uid();
+        (owner != 0
+            && cert_meta.uid() == owner
+            && dir_owner == owner
+            && renew::is_pair(&cert, &key))
+        .then_some(crate::output::Owner {
+            uid: Some(owner),
+            gid: None,
+        })
+    }
+
     /// The record of an owed `--exec` hook, when the job has one.
     fn owed_hook(&self) -> Option<hook::Owed> {
-        self.renewal.exec.as_ref()?;
+        let command = self.renewal.exec.as_deref()?;
         let (cert, _) = self.paths()?;
-        Some(hook::Owed::beside(cert))
+        Some(hook::Owed::beside(cert, command))
     }
 
     /// A `--renew-before` not shorter than what the CA issues would renew on every run; the
@@ -527,9 +565,8 @@ impl Job {
         };
         // Through a symlink of this user's or root's, as the key is written ([`crate::output::write_target`]).
         let key_file = crate::output::write_target(key_path)?;
-        let read = crate::error::read_regular_bounded(&key_file, crate::error::MAX_INPUT_BYTES);
-        let bytes = match read.map(|bytes| bytes.map(zeroize::Zeroizing::new)) {
-            Ok(Some(bytes)) => bytes,
+        let text = match crate::error::read_key_text(&key_file) {
+            Ok(Some(text)) => text,
             Ok(None) => return Err(refused("it is too large to be a key".into())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 log::debug!("no key at {} to reuse; generating one", key_path.display());
@@ -537,7 +574,6 @@ impl Job {
             }
             Err(e) => return Err(refused(e.to_string())),
         };
-        let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
         let key = PrivateKey::from_pem(&text).map_err(|e| refused(e.to_string()))?;
         // --reuse-key wins over csr.json's key section, but not silently.
         if key.spec() != self.request.key {

@@ -9,9 +9,11 @@
 //! tightened if an older one is wider) and opened without following a symlink or blocking on a
 //! FIFO planted in its place. Its owner must be someone who could replace the pair anyway: the
 //! user running nodecert, root, the owner of the directory, or the user `--owner` gives the pair
-//! to. Root makes a new lock file that user's (or the directory owner's), so that root's runs
-//! and the owner's own (a first issuance by root with `--owner`, renewals by the service user)
-//! can take turns on one pair.
+//! to. Root gives a lock file it makes to that user (or to the directory's owner), so that
+//! root's runs and the owner's own (a first issuance by root with `--owner`, renewals by the
+//! service user) can take turns on one pair; it takes back one of another user, who then
+//! cannot open it anew. Root changes the owner or mode only of an empty file with one name: a
+//! hard link planted at the lock's name is refused, not chowned.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -23,31 +25,41 @@ use crate::error::{Error, Result};
 /// Held for as long as the value lives.
 #[derive(Debug)]
 pub(crate) struct PairLock {
-    /// None on a read-only file system without a lock file: no one can write there, so there
-    /// is no other writer to keep out.
-    _file: Option<File>,
+    /// None where no lock file can be made or opened (a read-only file system, a directory
+    /// this user may not write): no run of this user's can write the pair there, so there is
+    /// no writer to keep out, and nothing may be written ([`Self::held`]).
+    file: Option<File>,
 }
 
 impl PairLock {
-    /// Locks the pair whose certificate is `cert_path`, waiting at most `wait`. `owners` says
-    /// who else may own the lock file.
-    pub(crate) fn acquire(cert_path: &Path, wait: Duration, owners: &Owners) -> Result<Self> {
+    /// Locks the pair whose certificate is `cert_path`, waiting at most `wait`. `given_to` is
+    /// the uid `--owner` gives the pair to, who may own the lock file too.
+    pub(crate) fn acquire(cert_path: &Path, wait: Duration, given_to: Option<u32>) -> Result<Self> {
         let path = lock_path(cert_path);
         let dir = crate::output::existing_parent_dir(cert_path, "directory")?;
-        let Some(file) = open_private(&path, &dir, owners)? else {
-            return Ok(Self { _file: None });
+        let Some((file, holder)) = open_private(&path, &dir, given_to)? else {
+            return Ok(Self { file: None });
         };
         // A wait too long to represent is a wait without end.
         let deadline = Instant::now().checked_add(wait);
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(Self { _file: Some(file) }),
+                Ok(()) => return Ok(Self { file: Some(file) }),
                 Err(TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(TryLockError::WouldBlock) => {
+                    // A holder that is not this user's may be no nodecert run at all.
+                    let whose = if holder == nix::unistd::geteuid().as_raw() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; the lock file was uid {holder}'s: if no run of theirs is under \
+                             way, remove it (nodecert makes its own)"
+                        )
+                    };
                     return Err(Error::Busy(format!(
-                        "another nodecert run holds {} (waited {}): try again later",
+                        "another nodecert run holds {} (waited {}){whose}: try again later",
                         path.display(),
                         humantime::format_duration(wait)
                     )));
@@ -58,90 +70,111 @@ impl PairLock {
             }
         }
     }
+
+    /// Whether a lock is held: without one, a run may keep a pair but write nothing.
+    pub(crate) fn held(&self) -> bool {
+        self.file.is_some()
+    }
 }
 
-/// Who besides the running user, root and the directory's owner may own a pair's lock file:
-/// users who could spoil the pair anyway.
-#[derive(Debug, Default)]
-pub(crate) struct Owners {
-    /// The uid `--owner` gives the pair to: root makes the lock file theirs.
-    pub given_to: Option<u32>,
-    /// The owners of the pair's existing files, who may rewrite them.
-    pub of_files: Vec<u32>,
-}
-
-/// Opens the lock file at `path` in `dir`, creating it (0600) if there is none: a regular file,
-/// not a symlink or FIFO, of a trusted owner (see the module's comment), readable by no one
-/// else.
+/// Opens the lock file at `path` in `dir`, creating it (0600, `O_EXCL`) if there is none: a
+/// regular file, not a symlink or FIFO, of a trusted owner (see the module's comment), readable
+/// by no one else. Returns it with the uid it belonged to when opened.
 ///
-/// An existing lock file is opened for reading, which is all `flock` needs: one made under a
-/// umask that took its owner's write bit still opens. Where no lock file can be made (a
-/// read-only file system, a directory this user may not write) there is `None`: no run of this
-/// user's can write the pair there either, a valid pair is still kept with exit 0, and a due
-/// one is refused before the CA is asked ([`crate::output`]'s check of the directory).
-fn open_private(path: &Path, dir: &Path, owners: &Owners) -> Result<Option<File>> {
+/// It is opened for writing (an exclusive `flock` on NFS needs that), or else for reading: one
+/// made under a umask that took its owner's write bit still opens. Where none can be made or
+/// opened and this user may not write the directory (or the file system is read-only) there is
+/// `None`: no run of this user's can write the pair there either, a valid pair is still kept
+/// with exit 0, and a due one is refused before the CA is asked.
+fn open_private(path: &Path, dir: &Path, given_to: Option<u32>) -> Result<Option<(File, u32)>> {
     let refuse = |why: String| Error::output(path, why);
     let me = nix::unistd::geteuid().as_raw();
     let dir_owner = std::fs::metadata(dir).map_or(me, |meta| meta.uid());
+    let cannot_write_here = |e: &std::io::Error| {
+        e.raw_os_error() == Some(nix::libc::EROFS)
+            || (e.raw_os_error() == Some(nix::libc::EACCES) && !crate::output::dir_writable(dir))
+    };
+    let existing =
+        || match crate::error::open_regular(OpenOptions::new().read(true).write(true), path) {
+            Err(e) if matches!(e.raw_os_error(), Some(nix::libc::EACCES | nix::libc::EROFS)) => {
+                crate::error::open_regular(OpenOptions::new().read(true), path)
+            }
+            other => other,
+        };
     let mut created = false;
-    let opened = match crate::error::open_regular(OpenOptions::new().read(true), path) {
+    let opened = match existing() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut options = OpenOptions::new();
-            options.create(true).truncate(false).write(true).mode(0o600);
-            created = true;
+            options.create_new(true).write(true).mode(0o600);
             match crate::error::open_regular(&mut options, path) {
-                Err(e)
-                    if matches!(e.raw_os_error(), Some(nix::libc::EROFS | nix::libc::EACCES)) =>
-                {
-                    log::debug!(
-                        "no lock file can be made in {} ({e}): not locking",
-                        dir.display()
-                    );
-                    return Ok(None);
+                Ok(file) => {
+                    created = true;
+                    Ok(file)
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => existing(),
                 other => other,
             }
         }
         other => other,
     };
-    let file = opened.map_err(|e| match (e.raw_os_error(), e.kind()) {
-        (Some(nix::libc::ELOOP), _) => {
-            refuse("the lock file is a symlink: remove it (nodecert creates its own)".into())
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if cannot_write_here(&e) => {
+            log::debug!(
+                "no lock file can be made or opened in {} ({e}): not locking",
+                dir.display()
+            );
+            return Ok(None);
         }
-        (Some(nix::libc::ENXIO), _) | (_, std::io::ErrorKind::InvalidInput) => refuse(
-            "the lock file is not a regular file: remove it (nodecert creates its own)".into(),
-        ),
-        (Some(nix::libc::EACCES), _) => match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.uid() != me => refuse(format!(
-                "cannot open the lock file ({e}): it belongs to uid {}; if that user's runs \
-                 manage this pair, run as that user or root, else remove it (nodecert makes its \
-                 own)",
-                meta.uid()
-            )),
-            _ => refuse(format!("cannot open the lock file: {e}")),
-        },
-        _ => refuse(format!("cannot open the lock file: {e}")),
-    })?;
+        Err(e) => {
+            return Err(match (e.raw_os_error(), e.kind()) {
+                (Some(nix::libc::ELOOP), _) => {
+                    refuse("the lock file is a symlink: remove it (nodecert makes its own)".into())
+                }
+                (Some(nix::libc::ENXIO), _) | (_, std::io::ErrorKind::InvalidInput) => refuse(
+                    "the lock file is not a regular file: remove it (nodecert makes its own)"
+                        .into(),
+                ),
+                (Some(nix::libc::EACCES), _) => match std::fs::symlink_metadata(path) {
+                    Ok(meta) if meta.uid() != me => refuse(format!(
+                        "cannot open the lock file ({e}): it belongs to uid {}; if that user's \
+                         runs manage this pair, run as that user or root, else remove it \
+                         (nodecert makes its own)",
+                        meta.uid()
+                    )),
+                    _ => refuse(format!("cannot open the lock file: {e}")),
+                },
+                _ => refuse(format!("cannot open the lock file: {e}")),
+            });
+        }
+    };
     let meta = file
         .metadata()
         .map_err(|e| refuse(format!("cannot inspect the lock file: {e}")))?;
+    // nodecert's lock files are empty and have one name: anything else was put there.
+    if meta.nlink() != 1 || meta.len() != 0 {
+        return Err(refuse(format!(
+            "the lock file has {} names (hard links) or content ({} bytes), so nodecert did not \
+             make it: remove it (nodecert makes its own)",
+            meta.nlink(),
+            meta.len()
+        )));
+    }
     let holder = meta.uid();
-    let trusted = [me, 0, dir_owner].contains(&holder)
-        || owners.given_to == Some(holder)
-        || owners.of_files.contains(&holder);
-    // Neither change is possible, or needed, on a read-only file system: no one writes there.
-    let read_only = |e: &std::io::Error| e.raw_os_error() == Some(nix::libc::EROFS);
+    let trusted = [me, 0, dir_owner].contains(&holder) || given_to == Some(holder);
     if !trusted && me != 0 {
         return Err(refuse(format!(
             "the lock file belongs to uid {holder}, who neither runs nodecert (uid {me}) nor owns \
-             the directory, the pair's files or the pair (--owner), so could hold it and stall \
-             renewal: remove it (nodecert makes its own)"
+             the directory or the pair (--owner), so could hold it and stall renewal: remove it \
+             (nodecert makes its own)"
         )));
     }
+    // Neither change is possible, or needed, on a read-only file system: no one writes there.
+    let read_only = |e: &std::io::Error| e.raw_os_error() == Some(nix::libc::EROFS);
     // Root gives the lock file to whoever the pair is for, so that their own runs can open it;
-    // and takes one of a user it no longer trusts (one whose pair root took over, or one planted
+    // and takes one of a user it does not trust (one whose pair root took back, or one planted
     // there), who can then no longer open it anew.
-    let wanted = match owners.given_to {
+    let wanted = match given_to {
         Some(uid) => Some(uid),
         None if !trusted => Some(dir_owner),
         None => (created && dir_owner != me).then_some(dir_owner),
@@ -152,24 +185,29 @@ fn open_private(path: &Path, dir: &Path, owners: &Owners) -> Result<Option<File>
         match std::os::unix::fs::fchown(&file, Some(uid), None) {
             Err(e) if !read_only(&e) => {
                 return Err(refuse(format!(
-                    "cannot give the lock file to uid {uid}: {e}"
+                    "cannot give the lock file to uid {uid} ({e}): remove it (nodecert makes its \
+                     own)"
                 )));
             }
             _ if !trusted => log::warn!(
-                "{}: belonged to uid {holder}, who no longer owns the pair or its directory: \
-                 given to uid {uid}",
+                "{}: belonged to uid {holder}, who owns neither the directory nor the pair \
+                 (--owner): given to uid {uid}",
                 path.display()
             ),
             _ => {}
         }
     }
+    // Only the file's owner (or root) may narrow it; someone else's wider lock file is theirs.
     if meta.mode() & 0o077 != 0
+        && (me == 0 || holder == me)
         && let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(0o600))
         && !read_only(&e)
     {
-        return Err(refuse(format!("cannot make the lock file private: {e}")));
+        return Err(refuse(format!(
+            "cannot make the lock file private ({e}): remove it (nodecert makes its own)"
+        )));
     }
-    Ok(Some(file))
+    Ok(Some((file, holder)))
 }
 
 /// `dir/.NAME.lock` for the certificate `dir/NAME`.
@@ -185,22 +223,41 @@ mod tests {
     fn a_second_holder_waits_then_is_busy() {
         let dir = tempfile::tempdir().unwrap();
         let cert = dir.path().join("node.pem");
-        let first = PairLock::acquire(&cert, Duration::ZERO, &Owners::default()).unwrap();
-        let err =
-            PairLock::acquire(&cert, Duration::from_millis(120), &Owners::default()).unwrap_err();
+        let first = PairLock::acquire(&cert, Duration::ZERO, None).unwrap();
+        let err = PairLock::acquire(&cert, Duration::from_millis(120), None).unwrap_err();
         assert_eq!(err.exit_code(), crate::error::exit::BUSY);
         drop(first);
-        PairLock::acquire(&cert, Duration::ZERO, &Owners::default()).unwrap();
+        PairLock::acquire(&cert, Duration::ZERO, None).unwrap();
         let lock = dir.path().join(".node.pem.lock");
         assert_eq!(std::fs::metadata(&lock).unwrap().mode() & 0o777, 0o600);
         // A wait too long for Instant is a wait without end, not a panic.
-        let _held = PairLock::acquire(&cert, Duration::ZERO, &Owners::default()).unwrap();
-        let waiter =
-            std::thread::spawn(move || PairLock::acquire(&cert, Duration::MAX, &Owners::default()));
+        let _held = PairLock::acquire(&cert, Duration::ZERO, None).unwrap();
+        let waiter = std::thread::spawn(move || PairLock::acquire(&cert, Duration::MAX, None));
         std::thread::sleep(Duration::from_millis(120));
         assert!(!waiter.is_finished());
         drop(_held);
         assert!(waiter.join().unwrap().is_ok());
+    }
+
+    /// A lock file of another user that root does not trust is taken, and if it is held, the
+    /// busy message names whose it was: that may be no nodecert run at all.
+    #[test]
+    fn a_held_foreign_lock_file_is_named() {
+        // Run as root, as the suite is (chown).
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("node.pem");
+        let lock = dir.path().join(".node.pem.lock");
+        let held = PairLock::acquire(&cert, Duration::ZERO, None).unwrap();
+        std::os::unix::fs::chown(&lock, Some(12345), Some(12345)).unwrap();
+        let err = PairLock::acquire(&cert, Duration::from_millis(60), None).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::BUSY);
+        assert!(
+            err.to_string()
+                .contains("the lock file was uid 12345's: if no run of theirs is under way"),
+            "{err}"
+        );
+        assert_eq!(std::fs::metadata(&lock).unwrap().uid(), 0, "taken by root");
+        drop(held);
     }
 
     #[test]
@@ -211,20 +268,35 @@ mod tests {
         // A symlink (here dangling, pointing where root must not create files): refused.
         let target = dir.path().join("elsewhere");
         std::os::unix::fs::symlink(&target, &lock).unwrap();
-        let err = PairLock::acquire(&cert, Duration::ZERO, &Owners::default()).unwrap_err();
+        let err = PairLock::acquire(&cert, Duration::ZERO, None).unwrap_err();
         assert_eq!(err.exit_code(), crate::error::exit::OUTPUT);
         assert!(err.to_string().contains("is a symlink"), "{err}");
         assert!(!target.exists());
         std::fs::remove_file(&lock).unwrap();
         // A FIFO: refused at once instead of hanging in open().
         nix::unistd::mkfifo(&lock, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let err = PairLock::acquire(&cert, Duration::ZERO, &Owners::default()).unwrap_err();
+        let err = PairLock::acquire(&cert, Duration::ZERO, None).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
+        std::fs::remove_file(&lock).unwrap();
+        // A hard link to another file, or a file with content: not a lock file nodecert made,
+        // and not chowned or narrowed by root.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "x").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::hard_link(&victim, &lock).unwrap();
+        let err = PairLock::acquire(&cert, Duration::ZERO, Some(12345)).unwrap_err();
+        assert!(err.to_string().contains("has 2 names"), "{err}");
+        std::fs::remove_file(&lock).unwrap();
+        std::fs::copy(&victim, &lock).unwrap();
+        let err = PairLock::acquire(&cert, Duration::ZERO, Some(12345)).unwrap_err();
+        assert!(err.to_string().contains("content (1 bytes)"), "{err}");
+        let meta = std::fs::metadata(&victim).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o644), "left alone");
         std::fs::remove_file(&lock).unwrap();
         // An existing world-readable lock file (an older nodecert's): tightened to 0600.
         std::fs::write(&lock, "").unwrap();
         std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
-        PairLock::acquire(&cert, Duration::ZERO, &Owners::default()).unwrap();
+        PairLock::acquire(&cert, Duration::ZERO, None).unwrap();
         assert_eq!(std::fs::metadata(&lock).unwrap().mode() & 0o777, 0o600);
     }
 }

@@ -64,7 +64,7 @@ const MAX_BYTES: u64 = 16 << 20;
 /// that reach it through different names (a link) still take turns.
 pub(crate) fn update(path: &Path, samples: &[Sample]) -> Result<()> {
     let path = &crate::output::write_target(path)?;
-    let _turn = crate::lock::PairLock::acquire(path, LOCK_WAIT, &Default::default())?;
+    let _turn = crate::lock::PairLock::acquire(path, LOCK_WAIT, None)?;
     crate::output::remove_stale_temps_of(path);
     let mut series: BTreeMap<(String, String), i64> = BTreeMap::new();
     let old = match crate::error::read_bounded(path, MAX_BYTES) {

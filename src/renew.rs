@@ -95,8 +95,33 @@ fn read_existing(path: &Path) -> Result<Option<zeroize::Zeroizing<String>>> {
             }),
         ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(crate::output::unreadable(path, &e)),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EACCES) => {
+            Err(crate::output::unreadable(path, &e))
+        }
+        Err(e) => Err(crate::error::Error::output(
+            path,
+            format!(
+                "cannot read it ({e}), and what cannot be read is not replaced: fix or move it aside"
+            ),
+        )),
     }
+}
+
+/// Whether the key at `key_path` is the key of the certificate at `cert_path`, both there,
+/// readable and sound.
+pub(crate) fn is_pair(cert_path: &Path, key_path: &Path) -> bool {
+    let (Ok(Some(cert_pem)), Ok(Some(key_pem))) =
+        (read_existing(cert_path), read_existing(key_path))
+    else {
+        return false;
+    };
+    let Ok(block) = pem::parse(cert_pem.as_bytes()) else {
+        return false;
+    };
+    let Ok((_, cert)) = X509Certificate::from_der(block.contents()) else {
+        return false;
+    };
+    PrivateKey::from_pem(&key_pem).is_ok_and(|key| key.spki_der() == cert.public_key().raw)
 }
 
 /// [`decide`] once the files are read: the first check the pair fails, or why it stays.

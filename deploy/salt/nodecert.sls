@@ -19,7 +19,7 @@
 # `stateful: True`: Salt reads the command's stdout as the state's result, and nodecert's
 # --report json is exactly the JSON object Salt expects ({"changed": …, "action": …, …}). So the
 # state shows changes only when nodecert issued or renewed (or set a kept pair's owner or
-# modes), and a failure (non-zero exit) fails
+# modes, or wrote back its deleted CSR), and a failure (non-zero exit) fails
 # the state with nodecert's one-line error as the comment. Restart what uses the certificate with
 #   kubelet:
 #     service.running:

@@ -239,7 +239,20 @@ pub(crate) fn unreadable(path: &Path, e: &std::io::Error) -> Error {
     )
 }
 
-/// Why the file at `target` cannot be replaced by a rename, as nodecert replaces files: a mount
+/// Whether this user may create and rename files in `dir`, by the effective ids, as the kernel
+/// will check the rename. Anything but a refusal for lack of permission counts as writable (a
+/// read-only file system, for one, is told by the write itself).
+pub(crate) fn dir_writable(dir: &Path) -> bool {
+    rustix::fs::accessat(
+        rustix::fs::CWD,
+        dir,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+        rustix::fs::AtFlags::EACCESS,
+    ) != Err(rustix::io::Errno::ACCESS)
+}
+
+/// Why the file at `target` cannot be replaced by a rename, as nodecert replaces files: a
+/// directory this user may not write, a mount
 /// point (a bind-mounted file, as a container gets its certificate), a file marked immutable
 /// or append-only (`chattr +i`, `+a`), or a directory so marked (no name in it can change).
 /// Known before the CA is asked, so that no run spends a certificate it cannot write (and a
@@ -258,14 +271,7 @@ fn unreplaceable(target: &Path, dir: &Path) -> Option<String> {
     };
     let (file, dir_attributes) = (attributes(target), attributes(dir));
     let locked = Attribute::IMMUTABLE | Attribute::APPEND;
-    // Checked with the effective ids, as the kernel will check the rename.
-    let writable = rustix::fs::accessat(
-        rustix::fs::CWD,
-        dir,
-        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
-        rustix::fs::AtFlags::EACCESS,
-    );
-    if writable == Err(rustix::io::Errno::ACCESS) {
+    if !dir_writable(dir) {
         use std::os::unix::fs::MetadataExt as _;
         let owner = std::fs::metadata(dir)
             .map(|meta| format!("; the directory is uid {}'s", meta.uid()))

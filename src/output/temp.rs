@@ -280,17 +280,21 @@ pub(super) fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<
     })?;
     match owner {
         Some(owner) => {
-            // `--owner USER` leaves the group as chown does: the group of the file replaced.
+            // `--owner USER` leaves the group as chown does: the group of the file replaced,
+            // if that file was the user's or this run's user's (the group of a file someone
+            // else put there is no instruction to follow).
             let gid = owner.gid.or_else(|| {
                 use std::os::unix::fs::MetadataExt as _;
                 let old = std::fs::symlink_metadata(target).ok()?;
-                old.is_file().then(|| old.gid())
+                let me = nix::unistd::geteuid().as_raw();
+                (old.is_file() && (owner.uid == Some(old.uid()) || old.uid() == me))
+                    .then(|| old.gid())
             });
             std::os::unix::fs::fchown(temp.file(), owner.uid, gid).map_err(|e| {
                 Error::output(target, format!("cannot change the owner (--owner): {e}"))
             })?;
         }
-        None => keep_owner(target, &dir, temp.file()),
+        None => keep_owner(target, temp.file()),
     }
     temp.file()
         .set_permissions(Permissions::from_mode(mode))
@@ -298,17 +302,14 @@ pub(super) fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<
     Ok(temp)
 }
 
-/// Without `--owner`, a file that replaces another keeps what made it usable, as cfssljson's
-/// in-place write does:
-/// - one of this user's keeps its group: a key shared with a service group (`--key-mode 0640`,
-///   the group set once with chgrp) stays readable by that group after renewal;
-/// - when root replaces a file of the directory's owner (a service user's pair in its own
-///   directory, renewed by root's timer), the new file keeps that owner and group: the service
-///   can still read its key.
+/// Without `--owner`, a file that replaces one of this user's keeps its group, as cfssljson's
+/// in-place write does: a key shared with a service group (`--key-mode 0640`, the group set
+/// once with chgrp) stays readable by that group after renewal. (Root renewing a service's own
+/// pair gives the new files to that service: see `Job::inherited_owner`.)
 ///
 /// The owner of a file someone else put there is no instruction to follow: root takes such a
 /// file, and says so.
-fn keep_owner(target: &Path, dir: &Path, new: &std::fs::File) {
+fn keep_owner(target: &Path, new: &std::fs::File) {
     use std::os::unix::fs::MetadataExt as _;
     let (Ok(old), Ok(created)) = (std::fs::symlink_metadata(target), new.metadata()) else {
         return;
@@ -316,37 +317,30 @@ fn keep_owner(target: &Path, dir: &Path, new: &std::fs::File) {
     if !old.is_file() || (old.uid(), old.gid()) == (created.uid(), created.gid()) {
         return;
     }
-    let dir_owner = std::fs::metadata(dir).map(|meta| meta.uid());
-    let (uid, what) = if old.uid() == created.uid() {
-        (None, "its group")
-    } else if created.uid() == 0 && dir_owner.is_ok_and(|owner| owner == old.uid()) {
-        (Some(old.uid()), "its owner")
-    } else {
+    if old.uid() != created.uid() {
         if created.uid() == 0 {
             log::warn!(
-                "{}: belonged to uid {}, who does not own its directory; the new file is \
-                 root's: pass --owner to choose",
+                "{}: belonged to uid {}; the new file is root's (root keeps a pair's owner only \
+                 for a whole pair of the directory owner's): pass --owner to choose",
                 target.display(),
                 old.uid()
             );
         }
         return;
-    };
-    if let Err(e) = std::os::unix::fs::fchown(new, uid, Some(old.gid())) {
+    }
+    if let Err(e) = std::os::unix::fs::fchown(new, None, Some(old.gid())) {
         // A group given no more than everyone else (0600, 0644) is no loss: said only with
         // -loglevel 0, or a user outside it would be warned on every renewal.
-        let level = if uid.is_none() && (old.mode() >> 3) & 0o7 == old.mode() & 0o7 {
+        let level = if (old.mode() >> 3) & 0o7 == old.mode() & 0o7 {
             log::Level::Debug
         } else {
             log::Level::Warn
         };
         log::log!(
             level,
-            "{}: cannot keep {what} (uid {}, gid {}): {e}; the new file has uid {}, gid {}",
+            "{}: cannot keep its group (gid {}): {e}; the new file has gid {}",
             target.display(),
-            old.uid(),
             old.gid(),
-            created.uid(),
             created.gid()
         );
     }

@@ -4,6 +4,38 @@
 
 use crate::support::{Setup, s};
 
+/// A hook is owed by the command that failed: a run of the same pair with another `--exec`
+/// (the service user's own timer beside root's) neither runs its command for it nor clears the
+/// debt; the next run with the failed command pays it.
+#[test]
+fn an_owed_hook_is_paid_only_by_its_own_command() {
+    let t = Setup::new();
+    let dir = t.dir();
+    let marker = dir.join(".node.pem.exec-pending");
+    let owed = "echo owed >> hook.log; test -f healthy";
+    let other = "echo other >> hook.log";
+    let run = |hook: &str, code: i32| {
+        t.gencert(&["--renew-before", "1h", "--exec", hook])
+            .assert()
+            .code(code);
+    };
+    let log = || std::fs::read_to_string(dir.join("hook.log")).unwrap_or_default();
+    run(owed, 10);
+    assert!(marker.exists());
+    run(other, 0);
+    assert_eq!(
+        log(),
+        "owed\n",
+        "the other command is not run for a debt not its own"
+    );
+    assert!(marker.exists(), "nor does it clear it");
+    std::fs::write(dir.join("healthy"), "").unwrap();
+    run(owed, 0);
+    assert_eq!(log(), "owed\nowed\n");
+    assert!(!marker.exists(), "paid by its own command");
+    assert_eq!(t.server.signed_count(), 1);
+}
+
 #[test]
 fn a_hook_that_failed_is_run_again_until_it_succeeds() {
     let t = Setup::new();

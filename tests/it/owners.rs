@@ -145,7 +145,8 @@ fn a_pair_the_user_cannot_read_or_replace_is_left_as_it_is() {
     assert_eq!(pair_bytes(&sh.out, "node"), before);
     assert_eq!(sh.t.server.signed_count(), signed, "the CA was not asked");
 
-    // nobody's pair in root's directory, which nobody may not write (and no lock file there).
+    // nobody's pair in root's directory, which nobody may not write, first without a lock file
+    // there, then with root's (which nobody may not open: no lock is needed to keep a pair).
     let root_dir = sh.t.dir().join("root-dir");
     std::fs::create_dir(&root_dir).unwrap();
     let bare = root_dir.join("svc");
@@ -174,6 +175,18 @@ fn a_pair_the_user_cannot_read_or_replace_is_left_as_it_is() {
     )));
     assert_eq!(pair_bytes(&root_dir, "svc"), before);
     assert!(!root_dir.join(".svc.pem.lock").exists());
+    std::fs::write(root_dir.join(".svc.pem.lock"), "").unwrap();
+    std::fs::set_permissions(
+        root_dir.join(".svc.pem.lock"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    run(&["--renew-before", "720h"]).assert().code(0);
+    run(&["--force"])
+        .assert()
+        .code(8)
+        .stderr(contains("is not writable by this user"));
+    assert_eq!(pair_bytes(&root_dir, "svc"), before);
     assert_eq!(sh.t.server.signed_count(), signed, "the CA was not asked");
 }
 
@@ -231,17 +244,15 @@ fn root_takes_a_lock_file_it_no_longer_trusts() {
         .assert()
         .code(0);
     assert_eq!(std::fs::metadata(&lock).unwrap().uid(), NOBODY);
-    run(&["--force"]).assert().code(0).stderr(contains(
-        "belonged to uid 65534, who does not own its directory",
-    ));
-    run(&["--renew-before", "720h"])
+    run(&["--force"])
         .assert()
         .code(0)
         .stderr(contains(format!(
-            "{}: belonged to uid 65534, who no longer owns the pair or its directory: given to \
-             uid 0",
+            "{}: belonged to uid 65534, who owns neither the directory nor the pair (--owner): \
+             given to uid 0",
             lock.display()
-        )));
+        )))
+        .stderr(contains("belonged to uid 65534; the new file is root's"));
     assert_eq!(std::fs::metadata(&lock).unwrap().uid(), 0);
     run(&["--renew-before", "720h"])
         .assert()
@@ -266,4 +277,36 @@ fn root_takes_a_lock_file_it_no_longer_trusts() {
         .stderr(contains("belonged to uid 12345"));
     assert_eq!(std::fs::metadata(&planted).unwrap().uid(), NOBODY);
     sh.as_nobody(&["--renew-before", "720h"]).assert().code(0);
+}
+
+/// What whoever may write a service's directory plants there earns nothing from root: a key of
+/// theirs in place of root's (a pair root issued there without `--owner`) gets root's new pair
+/// root's own files, with a warning, not theirs; and a planted key's group is not followed by
+/// `--owner USER`.
+#[test]
+fn a_planted_key_earns_its_planter_nothing() {
+    let sh = Shared::new();
+    sh.as_root(&[]).assert().code(0);
+    let key = sh.out.join("node-key.pem");
+    std::fs::remove_file(&key).unwrap();
+    std::fs::write(&key, "garbage").unwrap();
+    std::os::unix::fs::chown(&key, Some(NOBODY), Some(NOBODY)).unwrap();
+    sh.as_root(&["--renew-before", "720h"])
+        .assert()
+        .code(0)
+        .stderr(contains(
+            "node-key.pem: belonged to uid 65534; the new file is root's",
+        ));
+    let meta = std::fs::metadata(&key).unwrap();
+    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (0, 0, 0o600));
+
+    // --owner 12345 (no group): the planted key's group (nobody's) is not followed.
+    std::fs::remove_file(&key).unwrap();
+    std::fs::write(&key, "garbage").unwrap();
+    std::os::unix::fs::chown(&key, Some(NOBODY), Some(NOBODY)).unwrap();
+    sh.as_root(&["--owner", "12345", "--key-mode", "0640", "--force"])
+        .assert()
+        .code(0);
+    let meta = std::fs::metadata(&key).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (12345, 0));
 }

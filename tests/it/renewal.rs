@@ -673,8 +673,8 @@ fn a_replaced_file_keeps_its_group() {
         .assert()
         .code(0)
         .stderr(contains(
-            "node-key.pem: belonged to uid 65534, who does not own its directory; the new file \
-             is root's: pass --owner to choose",
+            "node-key.pem: belonged to uid 65534; the new file is root's (root keeps a pair's \
+             owner only for a whole pair of the directory owner's): pass --owner to choose",
         ));
     let key = std::fs::metadata(dir.join("node-key.pem")).unwrap();
     assert_eq!((key.uid(), key.gid()), (0, 0));
@@ -747,6 +747,13 @@ fn a_kept_pair_converges_to_owner_and_modes() {
         .assert()
         .code(0)
         .stdout(contains(r#""changed":false"#));
+    // Without --owner, root takes back the lock file it had given to nobody (nobody may not
+    // write this directory: only the user --owner names, or the directory's owner, may hold
+    // it), and says so once; the pair stays nobody's.
+    keep(&["-loglevel", "2"]).assert().code(0).stderr(contains(
+        "belonged to uid 65534, who owns neither the directory nor the pair (--owner): given to \
+         uid 0",
+    ));
     keep(&["-loglevel", "2"]).assert().code(0).stderr("");
     assert_eq!(state()[0], (65534, 65534, 0o640));
     assert_eq!(contents(), before);
