@@ -110,18 +110,56 @@ fn read_existing(path: &Path) -> Result<Option<zeroize::Zeroizing<String>>> {
 /// Whether the key at `key_path` is the key of the certificate at `cert_path`, both there,
 /// readable and sound.
 pub(crate) fn is_pair(cert_path: &Path, key_path: &Path) -> bool {
+    pair_key(cert_path, key_path).is_some()
+}
+
+/// The public key (SubjectPublicKeyInfo) of the pair at `cert_path` and `key_path`, when the
+/// key is the certificate's: a working pair.
+fn pair_key(cert_path: &Path, key_path: &Path) -> Option<Vec<u8>> {
     let (Ok(Some(cert_pem)), Ok(Some(key_pem))) =
         (read_existing(cert_path), read_existing(key_path))
     else {
-        return false;
+        return None;
     };
-    let Ok(block) = pem::parse(cert_pem.as_bytes()) else {
-        return false;
+    let block = pem::parse(cert_pem.as_bytes()).ok()?;
+    let (_, cert) = X509Certificate::from_der(block.contents()).ok()?;
+    let key = PrivateKey::from_pem(&key_pem).ok()?;
+    (key.spki_der() == cert.public_key().raw).then(|| cert.public_key().raw.to_vec())
+}
+
+/// Refuses to break a working pair from the side: `genkey -bare NAME` replacing the key of
+/// NAME.pem (`new_key` None: a new key is never the old one), or `sign -bare NAME` writing
+/// NAME.pem for another key than NAME-key.pem's (`new_key`: the CSR's). cfssljson would write
+/// either and leave a certificate and key that no longer go together.
+pub(crate) fn check_pair_survives(
+    cert_path: &Path,
+    key_path: &Path,
+    new_key: Option<&[u8]>,
+) -> Result<()> {
+    let Some(old) = pair_key(cert_path, key_path) else {
+        return Ok(());
     };
-    let Ok((_, cert)) = X509Certificate::from_der(block.contents()) else {
-        return false;
-    };
-    PrivateKey::from_pem(&key_pem).is_ok_and(|key| key.spki_der() == cert.public_key().raw)
+    match new_key {
+        Some(new) if new == old => Ok(()),
+        Some(_) => Err(crate::error::Error::output(
+            cert_path,
+            format!(
+                "is the certificate of {}, a working pair, and the CSR is for another key: the \
+                 new certificate would break the pair; write it elsewhere (--cert), or move the \
+                 pair aside",
+                key_path.display()
+            ),
+        )),
+        None => Err(crate::error::Error::output(
+            key_path,
+            format!(
+                "is the key of {}, a working pair a new key would break: move {} aside first, \
+                 or write the new key elsewhere",
+                cert_path.display(),
+                cert_path.display()
+            ),
+        )),
+    }
 }
 
 /// [`decide`] once the files are read: the first check the pair fails, or why it stays.

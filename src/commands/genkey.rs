@@ -44,6 +44,13 @@ pub(crate) fn run(args: &GenkeyArgs) -> Result<()> {
         &destination.outputs(),
         &[(&args.request.csr_json, "the csr.json input")],
     )?;
+    if let Some(name) = &args.bare {
+        crate::renew::check_pair_survives(
+            &crate::output::bare_file(name, ".pem"),
+            &crate::output::bare_file(name, "-key.pem"),
+            None,
+        )?;
+    }
     let reserved = Reserved::new(destination, &FileOptions::default())?;
     let key = PrivateKey::generate(request.key)?;
     let csr_pem = pem_encode("CERTIFICATE REQUEST", &request.to_csr_der(&key)?);

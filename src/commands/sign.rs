@@ -35,6 +35,10 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
     }
     let (bytes, source) = super::read_arg(args.csr(), "CSR")?;
     let (csr_pem, spki, csr_sans) = read_csr(&bytes).map_err(|d| Error::input(&source, d))?;
+    if let (Some(name), Some(out)) = (&args.bare, &out_path) {
+        let key = crate::output::bare_file(name, "-key.pem");
+        crate::renew::check_pair_survives(out, &key, Some(&spki))?;
+    }
     let hostname_override = super::given(&args.hostname)
         .map(super::hostname_list)
         .transpose()?;

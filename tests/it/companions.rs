@@ -6,6 +6,43 @@ use crate::support::{
     Pki, assert_key_matches, assert_verifies, node_csr, nodecert, s, tool, write,
 };
 
+/// genkey -bare and sign -bare never break a working pair from the side: a new key beside
+/// NAME.pem, or NAME.pem for another key than NAME-key.pem's, is exit 8, nothing written, the
+/// CA not asked. Signing the pair's own key again is fine.
+#[test]
+fn genkey_and_sign_leave_a_working_pair_whole() {
+    let t = crate::support::Setup::new();
+    let dir = t.dir();
+    t.gencert(&[]).assert().code(0);
+    let before = crate::support::pair_bytes(dir, "node");
+    nodecert(dir)
+        .args(["genkey", "-bare", "node", s(&t.csr)])
+        .assert()
+        .code(8)
+        .stderr(contains(
+            "node-key.pem: is the key of node.pem, a working pair a new key would break",
+        ));
+    nodecert(dir)
+        .args(["genkey", "-bare", "other", s(&t.csr)])
+        .assert()
+        .code(0);
+    let sign = |csr: &str| {
+        let mut cmd = nodecert(dir);
+        cmd.args(["sign", "-config", s(&t.profile), "-tls-remote-ca"])
+            .arg(t.pki.primary_ca())
+            .args(["-bare", "node", csr]);
+        cmd
+    };
+    sign("other.csr").assert().code(8).stderr(contains(
+        "node.pem: is the certificate of node-key.pem, a working pair, and the CSR is for \
+         another key",
+    ));
+    assert_eq!(crate::support::pair_bytes(dir, "node"), before);
+    assert_eq!(t.server.signed_count(), 1, "the CA was not asked");
+    sign("node.csr").assert().code(0);
+    assert_key_matches(dir, &dir.join("node-key.pem"), &dir.join("node.pem"));
+}
+
 /// sign: an existing CSR (key kept elsewhere) through authsign; the certificate is for that key.
 #[test]
 fn sign_sends_an_existing_csr() {
