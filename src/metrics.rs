@@ -1,8 +1,9 @@
 //! `--metrics-file`: Prometheus text format for node_exporter's textfile collector.
 //!
 //! The file keeps one series set per certificate (label `name`, the certificate path), so one file
-//! can serve every pair a host manages; a run updates its own series and keeps the others, and the
-//! file is replaced atomically so the collector never reads half of it.
+//! can serve every pair a host manages; a run updates its own series and keeps the others (but
+//! those of certificates no longer there), and the file is replaced atomically so the collector
+//! never reads half of it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -86,6 +87,14 @@ pub(crate) fn update(path: &Path, samples: &[Sample]) -> Result<()> {
             series.insert((metric, name), value);
         }
     }
+    // A certificate that is gone (its spec removed, its pair deleted) leaves no series behind
+    // to raise expiry alerts for ever; one this run reports stays, there or not (a first
+    // issuance that failed).
+    series.retain(|(_, name), _| {
+        samples.iter().any(|sample| &sample.name == name)
+            || !std::fs::symlink_metadata(name)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    });
     for sample in samples {
         let mut set = |metric: &str, value: i64| {
             series.insert((metric.to_string(), sample.name.clone()), value)

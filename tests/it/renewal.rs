@@ -910,6 +910,16 @@ fn metrics_file_for_node_exporter() {
         "{text}"
     );
     assert!(!text.contains(&series("last_success_timestamp_seconds", "gone.pem")));
+
+    // A certificate that is not there and not in the run (its spec or pair removed) leaves no
+    // series behind; the others stay.
+    t.gencert_bare("other", &t.csr, &["--metrics-file", "nodecert.prom"])
+        .assert()
+        .code(0);
+    let text = std::fs::read_to_string(t.dir().join("nodecert.prom")).unwrap();
+    assert!(!text.contains("gone.pem"), "{text}");
+    assert!(text.contains(&series("last_success_timestamp_seconds", "node.pem")));
+    assert!(text.contains(&series("last_success_timestamp_seconds", "other.pem")));
 }
 
 /// Concurrent runs on one pair never interleave: all succeed one after another and the final
