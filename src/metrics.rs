@@ -187,6 +187,14 @@ mod tests {
         }
     }
 
+    /// A certificate at `dir/file`, for its series to be kept ([`update`] drops those of
+    /// certificates that are gone): its path, the series name.
+    fn certificate(dir: &Path, file: &str) -> String {
+        let path = dir.join(file);
+        std::fs::write(&path, "").unwrap();
+        path.display().to_string()
+    }
+
     #[test]
     fn a_link_to_the_file_shares_its_lock_and_series() {
         let dir = tempfile::tempdir().unwrap();
@@ -199,16 +207,20 @@ mod tests {
             success: true,
             at: 10,
         };
-        update(&link, &[sample("/a.pem")]).unwrap();
-        update(&real, &[sample("/b.pem")]).unwrap();
+        let (a, b) = (
+            certificate(dir.path(), "a.pem"),
+            certificate(dir.path(), "b.pem"),
+        );
+        update(&link, &[sample(&a)]).unwrap();
+        update(&real, &[sample(&b)]).unwrap();
         let text = std::fs::read_to_string(&link).unwrap();
-        assert!(text.contains("/a.pem") && text.contains("/b.pem"), "{text}");
+        assert!(text.contains(&a) && text.contains(&b), "{text}");
         assert!(link.is_symlink());
         assert!(dir.path().join(".m.prom.lock").exists());
         assert!(!dir.path().join(".l.prom.lock").exists());
         // A file far larger than any metrics file nodecert writes is not read in.
         std::fs::write(&real, vec![b'#'; (MAX_BYTES + 1) as usize]).unwrap();
-        let err = update(&link, &[sample("/a.pem")]).unwrap_err();
+        let err = update(&link, &[sample(&a)]).unwrap_err();
         assert_eq!(err.exit_code(), crate::error::exit::OUTPUT);
         assert!(err.to_string().contains("larger than 16 MiB"), "{err}");
     }
@@ -217,36 +229,24 @@ mod tests {
     fn runs_update_their_own_series_and_keep_the_others() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nodecert.prom");
-        update(
-            &path,
-            &[Sample {
-                name: "/a.pem".into(),
-                not_after: Some(100),
-                success: true,
-                at: 10,
-            }],
-        )
-        .unwrap();
-        update(
-            &path,
-            &[Sample {
-                name: "/b \"x\".pem".into(),
-                not_after: None,
-                success: false,
-                at: 20,
-            }],
-        )
-        .unwrap();
-        update(
-            &path,
-            &[Sample {
-                name: "/a.pem".into(),
-                not_after: Some(200),
-                success: true,
-                at: 30,
-            }],
-        )
-        .unwrap();
+        let a = certificate(dir.path(), "a.pem");
+        let b = certificate(dir.path(), "b \"x\".pem");
+        let gone = dir.path().join("gone.pem").display().to_string();
+        let sample = |name: &str, not_after, success, at| Sample {
+            name: name.into(),
+            not_after,
+            success,
+            at,
+        };
+        update(&path, &[sample(&a, Some(100), true, 10)]).unwrap();
+        update(&path, &[sample(&b, None, false, 20)]).unwrap();
+        update(&path, &[sample(&gone, None, false, 25)]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("gone.pem"),
+            "a run's own series stays: {text}"
+        );
+        update(&path, &[sample(&a, Some(200), true, 30)]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         // What a killed run leaves is cleaned by the next update.
         let stale = dir.path().join(".nodecert.prom.nodecert-x1y2z3.tmp");
@@ -254,18 +254,27 @@ mod tests {
         update(&path, &[]).unwrap();
         assert!(!stale.exists());
         assert!(
-            text.contains("nodecert_certificate_not_after_seconds{name=\"/a.pem\"} 200\n"),
+            text.contains(&format!(
+                "nodecert_certificate_not_after_seconds{{name=\"{a}\"}} 200\n"
+            )),
             "{text}"
         );
         assert!(
-            text.contains("nodecert_last_success_timestamp_seconds{name=\"/a.pem\"} 30\n"),
+            text.contains(&format!(
+                "nodecert_last_success_timestamp_seconds{{name=\"{a}\"}} 30\n"
+            )),
             "{text}"
         );
         assert!(
-            text.contains(
-                "nodecert_last_failure_timestamp_seconds{name=\"/b \\\"x\\\".pem\"} 20\n"
-            ),
+            text.contains(&format!(
+                "nodecert_last_failure_timestamp_seconds{{name=\"{}\"}} 20\n",
+                escape(&b)
+            )),
             "{text}"
+        );
+        assert!(
+            !text.contains("gone.pem"),
+            "a certificate not there is dropped: {text}"
         );
         assert_eq!(text.matches("# TYPE").count(), 3);
     }
