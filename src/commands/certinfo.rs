@@ -21,16 +21,23 @@ pub(crate) fn run(args: &CertinfoArgs) -> Result<u8> {
         } else {
             summary.sans.join(", ")
         };
+        let left = if summary.not_after_unix <= now {
+            format!(
+                "expired {} days ago",
+                (now - summary.not_after_unix).div_euclid(86_400)
+            )
+        } else {
+            format!("{} days left", summary.days_left)
+        };
         format!(
             "subject:    {}\nissuer:     {}\nSANs:       {sans}\nserial:     {}\nkey:        {}\n\
-             not before: {}\nnot after:  {} ({} days left)\n",
+             not before: {}\nnot after:  {} ({left})\n",
             summary.subject,
             summary.issuer,
             summary.serial,
             summary.key,
             summary.not_before,
             summary.not_after,
-            summary.days_left
         )
     };
     crate::output::print_report(&text)?;
@@ -64,10 +71,21 @@ pub(crate) fn run(args: &CertinfoArgs) -> Result<u8> {
         );
         not_after = earlier.not_after;
     }
+    // The exit code says it to a script; a line says it to whoever reads cron's mail.
     let left = not_after - now;
+    let at = inspect::rfc3339(not_after);
     Ok(match args.check {
-        _ if left <= 0 => exit::EXPIRED,
-        Some(window) if left <= window.as_secs() as i64 => exit::EXPIRING,
+        _ if left <= 0 => {
+            log::warn!("{source}: expired at {at}: renew it now");
+            exit::EXPIRED
+        }
+        Some(window) if left <= window.as_secs() as i64 => {
+            log::warn!(
+                "{source}: expires at {at}, within --check {}: renew it",
+                crate::renew::human(i64::try_from(window.as_secs()).unwrap_or(i64::MAX))
+            );
+            exit::EXPIRING
+        }
         _ => exit::OK,
     })
 }

@@ -382,7 +382,11 @@ fn certinfo_reports_and_checks_expiry() {
     nodecert(dir)
         .args(["certinfo", "--check", "400d", "n.pem"])
         .assert()
-        .code(12);
+        .code(12)
+        .stderr(
+            contains("nodecert: warning: n.pem: expires at ")
+                .and(contains(", within --check 400d: renew it")),
+        );
     nodecert(dir)
         .args(["certinfo", "csr.json"])
         .assert()
@@ -659,7 +663,8 @@ fn certinfo_reports_an_expired_certificate() {
         .args(["certinfo", "old.pem"])
         .assert()
         .code(13)
-        .stdout(contains("not after:  2000-01-01T00:00:00Z"));
+        .stdout(contains("not after:  2000-01-01T00:00:00Z (expired "))
+        .stderr("nodecert: warning: old.pem: expired at 2000-01-01T00:00:00Z: renew it now\n");
 
     // Times before 1970 (UTCTime reaches back to 1950) are shown as they are, not as the epoch.
     params.not_before = rcgen::date_time_ymd(1950, 1, 1);
@@ -707,7 +712,7 @@ fn certinfo_reports_an_expired_certificate() {
         .args(["certinfo", "--check", "30d", "chain-ok.pem"])
         .assert()
         .code(13)
-        .stderr("");
+        .stderr("nodecert: warning: chain-ok.pem: expired at 2000-01-01T00:00:00Z: renew it now\n");
     // A certificate of the chain that is not valid yet gets its line wherever it is.
     let later = std::fs::read_to_string(dir.join("later.pem")).unwrap();
     write(dir, "chain-later.pem", &format!("{leaf}{later}"));
