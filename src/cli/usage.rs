@@ -13,7 +13,7 @@ use super::{Cli, LogFormat};
 
 /// The one-line message for a clap error on `args` (without the `nodecert: error:` prefix).
 pub fn one_line(err: &clap::Error, args: &[OsString]) -> String {
-    if let Some(message) = local_ca_flag(err) {
+    if let Some(message) = cfssl_only_flag(err, args) {
         return message;
     }
     // A bare `nodecert`: clap would print the whole help, on stderr, for an exit code 2.
@@ -47,8 +47,13 @@ pub fn one_line(err: &clap::Error, args: &[OsString]) -> String {
 /// does not do; clap's own message would suggest passing them as values.
 const LOCAL_CA_FLAGS: [&str; 5] = ["ca", "ca-key", "initca", "renewca", "db-config"];
 
-/// The message for one of [`LOCAL_CA_FLAGS`] given as an unknown argument.
-fn local_ca_flag(err: &clap::Error) -> Option<String> {
+/// cfssl certinfo's sources other than a certificate file, which nodecert certinfo does not
+/// read; clap would suggest `--cert` for `-csr`, or passing the flag as a value.
+const CERTINFO_SOURCES: [&str; 4] = ["csr", "domain", "serial", "aki"];
+
+/// The message for a cfssl flag nodecert does not have ([`LOCAL_CA_FLAGS`], and
+/// [`CERTINFO_SOURCES`] on certinfo) given as an unknown argument.
+fn cfssl_only_flag(err: &clap::Error, args: &[OsString]) -> Option<String> {
     use clap::error::{ContextKind, ContextValue};
     if err.kind() != clap::error::ErrorKind::UnknownArgument {
         return None;
@@ -58,12 +63,21 @@ fn local_ca_flag(err: &clap::Error) -> Option<String> {
     };
     let name = arg.trim_start_matches('-');
     let name = name.split_once('=').map_or(name, |(name, _)| name);
-    LOCAL_CA_FLAGS.contains(&name).then(|| {
-        format!(
+    if LOCAL_CA_FLAGS.contains(&name) {
+        return Some(format!(
             "-{name} is cfssl's local CA work (-ca, -ca-key, -initca, -renewca, -db-config), which \
              nodecert, a client of a remote CA, does not do: use cfssl itself to run a CA"
-        )
-    })
+        ));
+    }
+    (CERTINFO_SOURCES.contains(&name) && command_line_name(args) == "nodecert certinfo").then(
+        || {
+            format!(
+                "-{name} is one of cfssl certinfo's other sources (-csr, -domain, -serial, -aki: a \
+             CSR, a live server, the CA's database), which nodecert certinfo does not read: give \
+             it a certificate file, or - for stdin"
+            )
+        },
+    )
 }
 
 /// "nodecert SUBCOMMAND" for the subcommand the arguments name, else "nodecert".
@@ -163,6 +177,16 @@ mod tests {
             );
         }
         assert!(error_for(&["gencert", "-initca", "x"]).starts_with("-initca "));
+        for flag in ["-csr", "-domain=example.com"] {
+            let message = error_for(&["certinfo", flag, "x"]);
+            assert!(
+                message.contains("one of cfssl certinfo's other sources")
+                    && message.ends_with("give it a certificate file, or - for stdin"),
+                "{message}"
+            );
+        }
+        // Elsewhere -csr is sign's own flag, or clap's message stands.
+        assert!(!error_for(&["gencert", "-csr", "x", "y"]).contains("certinfo"));
     }
 
     #[test]
