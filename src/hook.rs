@@ -161,72 +161,75 @@ const SIGNAL_GRACE: Duration = Duration::from_secs(2);
 /// fails, would otherwise leave the service on the old certificate for good, since the next run
 /// finds the new pair and has nothing to do.
 ///
-/// The record holds the SHA-256 of the command owed: runs of one pair by different users or
-/// config (root's timer with `systemctl reload nginx`, the service user's own with another
-/// command) each pay only their own debt, never clear another's by running something else.
+/// The record belongs to the user whose run made it, and only that user's runs pay it (with
+/// their `--exec` as it is now: a command fixed since still pays). Root's timer and a service
+/// user's own runs of one pair each keep their debt: neither clears the other's by running
+/// something else, nor runs its command for a debt it cannot clear. An existing record is
+/// never opened for writing (a hard link planted there would be truncated): it stays as it is.
 pub(crate) struct Owed {
     path: PathBuf,
-    /// Hex SHA-256 of the command.
-    tag: String,
 }
 
 impl Owed {
-    /// The record of `command` for the pair whose certificate is `cert`.
-    pub(crate) fn beside(cert: &Path, command: &str) -> Self {
-        use sha2::Digest as _;
+    /// The record for the pair whose certificate is `cert`.
+    pub(crate) fn beside(cert: &Path) -> Self {
         Self {
             path: cert.with_file_name(crate::output::hidden_name(cert, "exec-pending")),
-            tag: sha2::Sha256::digest(command.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
         }
     }
 
-    /// Whether an earlier run left the record of this command (said at info level). An empty
-    /// record (an older nodecert's, or one a crash left before its content reached the disk)
-    /// counts for any command.
+    /// The owner of the record, when there is one (not through a symlink).
+    fn recorded_by(&self) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::symlink_metadata(&self.path)
+            .ok()
+            .map(|meta| meta.uid())
+    }
+
+    /// Whether an earlier run of this user's left the record (said at info level; another
+    /// user's is left to them, said at debug level).
     pub(crate) fn by_an_earlier_run(&self) -> bool {
-        let Ok(Some(content)) = crate::error::read_regular_bounded(&self.path, 1024) else {
-            return false;
-        };
-        if !content.is_empty() && content.trim_ascii() != self.tag.as_bytes() {
-            log::debug!(
-                "{} records another --exec command, owed by another run's configuration: left \
-                 to it",
-                self.path.display()
-            );
-            return false;
+        let me = nix::unistd::geteuid().as_raw();
+        match self.recorded_by() {
+            None => false,
+            Some(uid) if uid != me => {
+                log::debug!(
+                    "{} is uid {uid}'s: an --exec hook owed by their runs, left to them",
+                    self.path.display()
+                );
+                false
+            }
+            Some(_) => {
+                log::info!(
+                    "{} is there: an earlier run changed the pair but its --exec hook did not \
+                     succeed; running it now",
+                    self.path.display()
+                );
+                true
+            }
         }
-        log::info!(
-            "{} is there: an earlier run changed the pair but its --exec hook did not succeed; running it now",
-            self.path.display()
-        );
-        true
     }
 
     /// Records the hook as owed, before the swap (the pair's directory fsync after the swap
     /// makes the record durable with it, unless the certificate's name is a link into another
-    /// directory: then a power loss may lose the record); not through a symlink. Returns
-    /// whether an earlier run's record was there already, for [`Self::withdraw`].
+    /// directory: then a power loss may lose the record); created with `O_EXCL`, not through a
+    /// symlink. A record already there (this user's or another's) stays as it is. Returns
+    /// which of the two it was, for [`Self::withdraw`].
     pub(crate) fn record(&self) -> Result<Recorded> {
         use std::os::unix::fs::OpenOptionsExt as _;
-        let earlier = self.path.exists();
+        if self.recorded_by().is_some() {
+            return Ok(Recorded::Earlier);
+        }
         let mut options = std::fs::OpenOptions::new();
         options
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(crate::output::KEY_MODE);
-        let mut file = crate::error::open_regular(&mut options, &self.path)
-            .map_err(|e| Error::output(&self.path, e))?;
-        std::io::Write::write_all(&mut file, format!("{}\n", self.tag).as_bytes())
-            .map_err(|e| Error::output(&self.path, e))?;
-        Ok(if earlier {
-            Recorded::Earlier
-        } else {
-            Recorded::Now
-        })
+        match crate::error::open_regular(&mut options, &self.path) {
+            Ok(_) => Ok(Recorded::Now),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Recorded::Earlier),
+            Err(e) => Err(Error::output(&self.path, e)),
+        }
     }
 
     /// Takes back the record when the swap failed: only if this run made it, since a hook an
@@ -237,8 +240,12 @@ impl Owed {
         }
     }
 
-    /// Removes the record: the hook has succeeded.
+    /// Removes the record, if it is this user's: the hook has succeeded. Another user's is
+    /// still owed by their runs.
     pub(crate) fn paid(self) {
+        if self.recorded_by() != Some(nix::unistd::geteuid().as_raw()) {
+            return;
+        }
         if let Err(e) = std::fs::remove_file(&self.path)
             && e.kind() != std::io::ErrorKind::NotFound
         {

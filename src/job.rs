@@ -162,33 +162,37 @@ impl Job {
         transport: impl FnOnce() -> Result<T>,
     ) -> Result<Outcome> {
         let (transport, lock) = self.wait_and_lock(transport)?;
-        // No lock where this user can make none (an unwritable directory): a pair may stay,
-        // but nothing is written.
-        let locked = lock.as_ref().is_none_or(PairLock::held);
-        crate::output::remove_stale_temps(&self.destination);
+        // No lock where this user can make or open none (an unwritable directory, another
+        // user's lock file): a pair may stay, but nothing is written or removed, not even the
+        // stale temporaries, which may be a locked run's own.
+        let unlocked = lock.as_ref().and_then(PairLock::unheld);
+        if unlocked.is_none() {
+            crate::output::remove_stale_temps(&self.destination);
+        }
         let (action, reason) = match self.decide()? {
             Decision::Keep {
                 reason,
                 serial,
                 not_after,
-            } => return self.keep(locked, reason, serial, not_after),
+            } => return self.keep(unlocked.is_none(), reason, serial, not_after),
             Decision::Replace { action, reason } => (action, reason),
         };
         log::debug!("{}: {reason}", action.as_str());
+        if let (Some(why), Some((cert, _))) = (unlocked, self.paths()) {
+            // An unwritable directory is said as such; whatever else it is, the lock's words.
+            for (path, _) in self.destination.outputs() {
+                crate::output::check_writable(path)?;
+            }
+            return Err(Error::output(
+                &crate::lock::lock_path(cert),
+                format!("{why}; a due pair is not written without its lock"),
+            ));
+        }
         let files = FileOptions {
             owner: self.files.owner.or_else(|| self.inherited_owner()),
             ..self.files
         };
         let mut reserved = Reserved::new(self.destination.clone(), &files)?;
-        // Reached when the directory looks writable but no lock file could be made (a security
-        // policy, a network file system's answer): a pair is not written unlocked.
-        if !locked && let Some((cert, _)) = self.paths() {
-            return Err(Error::output(
-                &crate::lock::lock_path(cert),
-                "no lock file can be made or opened beside the pair, and a pair is not written \
-                 without one: check the directory's permissions and security policy",
-            ));
-        }
         let transport = transport.force()?;
         let new = self.issue(&transport, &mut reserved)?;
         self.install(reserved, &new)?;
@@ -369,9 +373,9 @@ impl Job {
     }
 
     /// The outcome for a pair that stays: its files brought to the flags' owner and modes, a
-    /// deleted CSR written back, and the hook an earlier run still owes run. The last two only
-    /// under the pair's lock (`locked`): a run that can take none writes nothing, and an owed
-    /// hook whose record it cannot clear would run on every tick.
+    /// deleted CSR written back, and the hook an earlier run still owes run. All only under the
+    /// pair's lock (`locked`): a run that can take none changes nothing, and an owed hook whose
+    /// record it cannot clear would run on every tick.
     fn keep(
         &self,
         locked: bool,
@@ -379,7 +383,7 @@ impl Job {
         serial: String,
         not_after: i64,
     ) -> Result<Outcome> {
-        let converged = crate::output::converge(&self.destination, &self.files)?;
+        let converged = locked && crate::output::converge(&self.destination, &self.files)?;
         let restored = if locked { self.restore_csr() } else { None };
         let mut notes = String::new();
         if converged {
@@ -458,9 +462,9 @@ impl Job {
 
     /// The record of an owed `--exec` hook, when the job has one.
     fn owed_hook(&self) -> Option<hook::Owed> {
-        let command = self.renewal.exec.as_deref()?;
+        self.renewal.exec.as_ref()?;
         let (cert, _) = self.paths()?;
-        Some(hook::Owed::beside(cert, command))
+        Some(hook::Owed::beside(cert))
     }
 
     /// A `--renew-before` not shorter than what the CA issues would renew on every run; the

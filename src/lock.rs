@@ -25,10 +25,10 @@ use crate::error::{Error, Result};
 /// Held for as long as the value lives.
 #[derive(Debug)]
 pub(crate) struct PairLock {
-    /// None where no lock file can be made or opened (a read-only file system, a directory
-    /// this user may not write): no run of this user's can write the pair there, so there is
-    /// no writer to keep out, and nothing may be written ([`Self::held`]).
-    file: Option<File>,
+    /// The locked file, or why there is none: no lock file can be made (a read-only file
+    /// system, a directory this user may not write) or opened (another user's). A pair may
+    /// then still be kept, but nothing may be written ([`Self::unheld`]).
+    file: std::result::Result<File, String>,
 }
 
 impl PairLock {
@@ -37,31 +37,35 @@ impl PairLock {
     pub(crate) fn acquire(cert_path: &Path, wait: Duration, given_to: Option<u32>) -> Result<Self> {
         let path = lock_path(cert_path);
         let dir = crate::output::existing_parent_dir(cert_path, "directory")?;
-        let Some((file, holder)) = open_private(&path, &dir, given_to)? else {
-            return Ok(Self { file: None });
+        let (file, holder, trusted) = match open_private(&path, &dir, given_to)? {
+            Ok(opened) => opened,
+            Err(why) => {
+                log::debug!("{}: {why}: not locking", path.display());
+                return Ok(Self { file: Err(why) });
+            }
         };
         // A wait too long to represent is a wait without end.
         let deadline = Instant::now().checked_add(wait);
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(Self { file: Some(file) }),
+                Ok(()) => return Ok(Self { file: Ok(file) }),
                 Err(TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(TryLockError::WouldBlock) => {
-                    // A holder that is not this user's may be no nodecert run at all.
-                    let whose = if holder == nix::unistd::geteuid().as_raw() {
+                    // A lock file of someone root does not trust may be held by no nodecert
+                    // run at all; any holder can be found with fuser.
+                    let whose = if trusted {
                         String::new()
                     } else {
-                        format!(
-                            "; the lock file was uid {holder}'s: if no run of theirs is under \
-                             way, remove it (nodecert makes its own)"
-                        )
+                        format!(", a lock file that was uid {holder}'s")
                     };
                     return Err(Error::Busy(format!(
-                        "another nodecert run holds {} (waited {}){whose}: try again later",
+                        "another run holds {}{whose} (waited {}): try again later; `fuser -v {}` \
+                         shows who holds it",
                         path.display(),
-                        humantime::format_duration(wait)
+                        humantime::format_duration(wait),
+                        path.display()
                     )));
                 }
                 Err(TryLockError::Error(e)) => {
@@ -71,29 +75,31 @@ impl PairLock {
         }
     }
 
-    /// Whether a lock is held: without one, a run may keep a pair but write nothing.
-    pub(crate) fn held(&self) -> bool {
-        self.file.is_some()
+    /// Why no lock is held, if none is: a run may then keep a pair but write nothing.
+    pub(crate) fn unheld(&self) -> Option<&str> {
+        self.file.as_ref().err().map(String::as_str)
     }
 }
 
 /// Opens the lock file at `path` in `dir`, creating it (0600, `O_EXCL`) if there is none: a
 /// regular file, not a symlink or FIFO, of a trusted owner (see the module's comment), readable
-/// by no one else. Returns it with the uid it belonged to when opened.
+/// by no one else. Returns it with the uid it belonged to when opened and whether that was a
+/// trusted one.
 ///
 /// It is opened for writing (an exclusive `flock` on NFS needs that), or else for reading: one
-/// made under a umask that took its owner's write bit still opens. Where none can be made or
-/// opened and this user may not write the directory (or the file system is read-only) there is
-/// `None`: no run of this user's can write the pair there either, a valid pair is still kept
-/// with exit 0, and a due one is refused before the CA is asked.
-fn open_private(path: &Path, dir: &Path, given_to: Option<u32>) -> Result<Option<(File, u32)>> {
+/// made under a umask that took its owner's write bit still opens. Where none can be made (a
+/// read-only file system, a directory this user may not write) or opened (another user's,
+/// private to them) the inner `Err` says why: a valid pair is still kept with exit 0, and a due
+/// one is refused before the CA is asked.
+#[allow(clippy::type_complexity)]
+fn open_private(
+    path: &Path,
+    dir: &Path,
+    given_to: Option<u32>,
+) -> Result<std::result::Result<(File, u32, bool), String>> {
     let refuse = |why: String| Error::output(path, why);
     let me = nix::unistd::geteuid().as_raw();
     let dir_owner = std::fs::metadata(dir).map_or(me, |meta| meta.uid());
-    let cannot_write_here = |e: &std::io::Error| {
-        e.raw_os_error() == Some(nix::libc::EROFS)
-            || (e.raw_os_error() == Some(nix::libc::EACCES) && !crate::output::dir_writable(dir))
-    };
     let existing =
         || match crate::error::open_regular(OpenOptions::new().read(true).write(true), path) {
             Err(e) if matches!(e.raw_os_error(), Some(nix::libc::EACCES | nix::libc::EROFS)) => {
@@ -119,12 +125,23 @@ fn open_private(path: &Path, dir: &Path, given_to: Option<u32>) -> Result<Option
     };
     let file = match opened {
         Ok(file) => file,
-        Err(e) if cannot_write_here(&e) => {
-            log::debug!(
-                "no lock file can be made or opened in {} ({e}): not locking",
+        Err(e) if e.raw_os_error() == Some(nix::libc::EACCES) => {
+            return Ok(Err(match std::fs::symlink_metadata(path) {
+                Ok(meta) if meta.uid() != me => format!(
+                    "cannot open the lock file ({e}): it belongs to uid {}; if that user's runs \
+                     manage this pair, run as that user or root, else remove it (nodecert makes \
+                     its own)",
+                    meta.uid()
+                ),
+                Ok(_) => format!("cannot open the lock file ({e})"),
+                Err(_) => format!("no lock file can be made in {} ({e})", dir.display()),
+            }));
+        }
+        Err(e) if e.raw_os_error() == Some(nix::libc::EROFS) => {
+            return Ok(Err(format!(
+                "no lock file can be made in {} ({e})",
                 dir.display()
-            );
-            return Ok(None);
+            )));
         }
         Err(e) => {
             return Err(match (e.raw_os_error(), e.kind()) {
@@ -135,15 +152,6 @@ fn open_private(path: &Path, dir: &Path, given_to: Option<u32>) -> Result<Option
                     "the lock file is not a regular file: remove it (nodecert makes its own)"
                         .into(),
                 ),
-                (Some(nix::libc::EACCES), _) => match std::fs::symlink_metadata(path) {
-                    Ok(meta) if meta.uid() != me => refuse(format!(
-                        "cannot open the lock file ({e}): it belongs to uid {}; if that user's \
-                         runs manage this pair, run as that user or root, else remove it \
-                         (nodecert makes its own)",
-                        meta.uid()
-                    )),
-                    _ => refuse(format!("cannot open the lock file: {e}")),
-                },
                 _ => refuse(format!("cannot open the lock file: {e}")),
             });
         }
@@ -207,7 +215,7 @@ fn open_private(path: &Path, dir: &Path, given_to: Option<u32>) -> Result<Option
             "cannot make the lock file private ({e}): remove it (nodecert makes its own)"
         )));
     }
-    Ok(Some((file, holder)))
+    Ok(Ok((file, holder, trusted)))
 }
 
 /// `dir/.NAME.lock` for the certificate `dir/NAME`.
@@ -252,8 +260,12 @@ mod tests {
         let err = PairLock::acquire(&cert, Duration::from_millis(60), None).unwrap_err();
         assert_eq!(err.exit_code(), crate::error::exit::BUSY);
         assert!(
-            err.to_string()
-                .contains("the lock file was uid 12345's: if no run of theirs is under way"),
+            err.to_string().contains(&format!(
+                "another run holds {}, a lock file that was uid 12345's (waited 60ms): try again \
+                 later; `fuser -v {}` shows who holds it",
+                lock.display(),
+                lock.display()
+            )),
             "{err}"
         );
         assert_eq!(std::fs::metadata(&lock).unwrap().uid(), 0, "taken by root");

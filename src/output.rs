@@ -36,7 +36,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 pub(crate) use stdout::stdout_error;
 use target::parent_dir;
-pub(crate) use target::{dir_writable, unreadable};
+pub(crate) use target::unreadable;
 use temp::{Pending, Undo, registry, reserve, roll_back};
 
 /// Brings the files of a pair that stays to what `options` asks, contents untouched, so that

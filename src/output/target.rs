@@ -242,7 +242,7 @@ pub(crate) fn unreadable(path: &Path, e: &std::io::Error) -> Error {
 /// Whether this user may create and rename files in `dir`, by the effective ids, as the kernel
 /// will check the rename. Anything but a refusal for lack of permission counts as writable (a
 /// read-only file system, for one, is told by the write itself).
-pub(crate) fn dir_writable(dir: &Path) -> bool {
+fn dir_writable(dir: &Path) -> bool {
     rustix::fs::accessat(
         rustix::fs::CWD,
         dir,

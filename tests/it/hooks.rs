@@ -4,36 +4,50 @@
 
 use crate::support::{Setup, s};
 
-/// A hook is owed by the command that failed: a run of the same pair with another `--exec`
-/// (the service user's own timer beside root's) neither runs its command for it nor clears the
-/// debt; the next run with the failed command pays it.
+/// An owed hook belongs to the user whose run recorded it: another user's runs of the pair
+/// (root's timer beside the service user's own) neither run their command for it nor clear it,
+/// and a new swap leaves it as it is; the recording user's next run pays it, with its `--exec`
+/// as it is now (a command fixed since).
 #[test]
-fn an_owed_hook_is_paid_only_by_its_own_command() {
+fn an_owed_hook_is_paid_only_by_its_users_runs() {
+    use std::os::unix::fs::MetadataExt as _;
     let t = Setup::new();
     let dir = t.dir();
     let marker = dir.join(".node.pem.exec-pending");
-    let owed = "echo owed >> hook.log; test -f healthy";
-    let other = "echo other >> hook.log";
-    let run = |hook: &str, code: i32| {
-        t.gencert(&["--renew-before", "1h", "--exec", hook])
+    let run = |hook: &str, extra: &[&str], code: i32| {
+        t.gencert(&[&["--exec", hook][..], extra].concat())
             .assert()
             .code(code);
     };
     let log = || std::fs::read_to_string(dir.join("hook.log")).unwrap_or_default();
-    run(owed, 10);
+    run(
+        "echo failed >> hook.log; false",
+        &["--renew-before", "1h"],
+        10,
+    );
     assert!(marker.exists());
-    run(other, 0);
+    // Another user's debt (as if their run had recorded it).
+    std::os::unix::fs::chown(&marker, Some(65534), Some(65534)).unwrap();
+    run("echo root >> hook.log", &["--renew-before", "1h"], 0);
     assert_eq!(
         log(),
-        "owed\n",
-        "the other command is not run for a debt not its own"
+        "failed\n",
+        "root's command is not run for nobody's debt"
     );
-    assert!(marker.exists(), "nor does it clear it");
-    std::fs::write(dir.join("healthy"), "").unwrap();
-    run(owed, 0);
-    assert_eq!(log(), "owed\nowed\n");
-    assert!(!marker.exists(), "paid by its own command");
-    assert_eq!(t.server.signed_count(), 1);
+    run("echo root >> hook.log", &["--force"], 0);
+    assert_eq!(log(), "failed\nroot\n", "a new swap runs root's hook");
+    assert_eq!(
+        std::fs::metadata(&marker).unwrap().uid(),
+        65534,
+        "and leaves nobody's debt"
+    );
+    // Root's own debt is paid by root's command as it is now.
+    std::fs::remove_file(&marker).unwrap();
+    run("echo failed >> hook.log; false", &["--force"], 10);
+    run("echo fixed >> hook.log", &["--renew-before", "1h"], 0);
+    assert_eq!(log(), "failed\nroot\nfailed\nfixed\n");
+    assert!(!marker.exists(), "paid");
+    assert_eq!(t.server.signed_count(), 3);
 }
 
 #[test]
