@@ -430,11 +430,12 @@ impl Job {
         result.err()
     }
 
-    /// The owner root gives a new pair without `--owner`: that of the old pair, when it was a
-    /// whole pair (the key its certificate is for) of the directory owner's, a service's pair
-    /// in its own directory renewed by root's timer, so the service can still read its key.
-    /// Anything less (a key alone, another user's files) is no instruction: a key planted by
-    /// whoever may write the directory would otherwise earn them root's new key.
+    /// The owner root gives a new pair without `--owner`: that of the old pair, a service's
+    /// pair in its own directory renewed by root's timer, so the service can still read its
+    /// key. Only for a whole pair of the directory owner's that the pinned CA issued for this
+    /// CN (signature checked): anything less (a key alone, a self-made pair, another user's
+    /// files, no pinned CA to check against) is no instruction, since whoever may write the
+    /// directory could otherwise plant it and be given root's new key.
     fn inherited_owner(&self) -> Option<crate::output::Owner> {
         use std::os::unix::fs::MetadataExt as _;
         if !nix::unistd::geteuid().is_root() {
@@ -450,10 +451,11 @@ impl Job {
         let dir = crate::output::existing_parent_dir(&cert, "directory").ok()?;
         let dir_owner = std::fs::metadata(dir).ok()?.uid();
         let owner = key_meta.uid();
+        let pinned = crate::transport::pinned_certificates(self.tls.pinned_ca.as_deref()?).ok()?;
         (owner != 0
             && cert_meta.uid() == owner
             && dir_owner == owner
-            && renew::is_pair(&cert, &key))
+            && renew::vouched_pair(&cert, &key, &self.request, &pinned))
         .then_some(crate::output::Owner {
             uid: Some(owner),
             gid: None,

@@ -86,9 +86,12 @@ pub(crate) fn decide(
 }
 
 /// The text of one file of the pair; `None` when there is no such file. A file over
-/// [`crate::error::MAX_INPUT_BYTES`] reads as empty (and so fails to parse).
+/// [`crate::error::MAX_INPUT_BYTES`] reads as empty (and so fails to parse). Read as it is
+/// written: through a link of this user's or root's only ([`crate::output::write_target`]),
+/// and a regular file only, so that a FIFO put there fails the run instead of hanging it.
 fn read_existing(path: &Path) -> Result<Option<zeroize::Zeroizing<String>>> {
-    match crate::error::read_bounded(path, crate::error::MAX_INPUT_BYTES) {
+    let target = crate::output::write_target(path)?;
+    match crate::error::read_regular_bounded(&target, crate::error::MAX_INPUT_BYTES) {
         Ok(bytes) => Ok(Some(zeroize::Zeroizing::new(
             bytes.map_or_else(String::new, |bytes| {
                 String::from_utf8_lossy(&zeroize::Zeroizing::new(bytes)).into_owned()
@@ -107,10 +110,35 @@ fn read_existing(path: &Path) -> Result<Option<zeroize::Zeroizing<String>>> {
     }
 }
 
-/// Whether the key at `key_path` is the key of the certificate at `cert_path`, both there,
-/// readable and sound.
-pub(crate) fn is_pair(cert_path: &Path, key_path: &Path) -> bool {
-    pair_key(cert_path, key_path).is_some()
+/// Whether the certificate at `cert_path` and the key at `key_path` are a pair that one of
+/// `pinned_cas` issued (its signature checked) for the request's CN, at any time: one that no
+/// one without the CA's auth key could have put there, whoever owns the files.
+pub(crate) fn vouched_pair(
+    cert_path: &Path,
+    key_path: &Path,
+    request: &CertificateRequest,
+    pinned_cas: &[Vec<u8>],
+) -> bool {
+    let (Ok(Some(cert_pem)), Ok(Some(key_pem))) =
+        (read_existing(cert_path), read_existing(key_path))
+    else {
+        return false;
+    };
+    let Ok(block) = pem::parse(cert_pem.as_bytes()) else {
+        return false;
+    };
+    let Ok((_, cert)) = X509Certificate::from_der(block.contents()) else {
+        return false;
+    };
+    let common_names: Vec<&str> = (cert.subject().iter_common_name())
+        .filter_map(|cn| cn.as_str().ok())
+        .collect();
+    PrivateKey::from_pem(&key_pem).is_ok_and(|key| key.spki_der() == cert.public_key().raw)
+        && matches!(
+            crate::verify::issuer_of(&cert, pinned_cas),
+            Ok(IssuerCheck::Pinned)
+        )
+        && common_names == [request.common_name.as_str()]
 }
 
 /// The public key (SubjectPublicKeyInfo) of the pair at `cert_path` and `key_path`, when the

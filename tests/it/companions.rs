@@ -41,6 +41,18 @@ fn genkey_and_sign_leave_a_working_pair_whole() {
     assert_eq!(t.server.signed_count(), 1, "the CA was not asked");
     sign("node.csr").assert().code(0);
     assert_key_matches(dir, &dir.join("node-key.pem"), &dir.join("node.pem"));
+    // A FIFO where NAME.pem would be is looked at without a blocking open: genkey (which does
+    // not write NAME.pem) goes on at once instead of hanging.
+    nix::unistd::mkfifo(
+        &dir.join("fifo.pem"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    nodecert(dir)
+        .args(["genkey", "-bare", "fifo", s(&t.csr)])
+        .assert()
+        .code(0);
+    assert!(dir.join("fifo-key.pem").exists());
 }
 
 /// sign: an existing CSR (key kept elsewhere) through authsign; the certificate is for that key.

@@ -281,9 +281,9 @@ fn root_takes_a_lock_file_it_no_longer_trusts() {
 }
 
 /// What whoever may write a service's directory plants there earns nothing from root: a key of
-/// theirs in place of root's (a pair root issued there without `--owner`) gets root's new pair
-/// root's own files, with a warning, not theirs; and a planted key's group is not followed by
-/// `--owner USER`.
+/// theirs in place of root's (a pair root issued there without `--owner`), or a whole pair they
+/// made themselves, gets root's new pair root's own files, with a warning, not theirs; and a
+/// planted key's group is not followed by `--owner USER`.
 #[test]
 fn a_planted_key_earns_its_planter_nothing() {
     let sh = Shared::new();
@@ -300,6 +300,40 @@ fn a_planted_key_earns_its_planter_nothing() {
         ));
     let meta = std::fs::metadata(&key).unwrap();
     assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (0, 0, 0o600));
+
+    // A whole pair of theirs, self-made for the same CN (not the pinned CA's): the same.
+    crate::support::tool(
+        &sh.out,
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=node1.example.com",
+            "-days",
+            "30",
+            "-keyout",
+            "node-key.pem",
+            "-out",
+            "node.pem",
+        ],
+    );
+    for file in ["node.pem", "node-key.pem"] {
+        std::os::unix::fs::chown(sh.out.join(file), Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    sh.as_root(&["--renew-before", "720h"])
+        .assert()
+        .code(0)
+        .stderr(contains(
+            "node-key.pem: belonged to uid 65534; the new file is root's",
+        ));
+    let meta = std::fs::metadata(&key).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
 
     // --owner 12345 (no group): the planted key's group (nobody's) is not followed.
     std::fs::remove_file(&key).unwrap();
