@@ -87,13 +87,17 @@ pub(crate) fn update(path: &Path, samples: &[Sample]) -> Result<()> {
             series.insert((metric, name), value);
         }
     }
-    // A certificate that is gone (its spec removed, its pair deleted) leaves no series behind
+    // A certificate that is gone from its directory (its pair deleted) leaves no series behind
     // to raise expiry alerts for ever; one this run reports stays, there or not (a first
-    // issuance that failed).
+    // issuance that failed), and so does one whose directory this run cannot see (another
+    // mount, a sandbox's ProtectHome=).
     series.retain(|(_, name), _| {
-        samples.iter().any(|sample| &sample.name == name)
-            || !std::fs::symlink_metadata(name)
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        let path = Path::new(name);
+        let gone = path.is_absolute()
+            && path.parent().is_some_and(Path::is_dir)
+            && std::fs::symlink_metadata(path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        !gone || samples.iter().any(|sample| &sample.name == name)
     });
     for sample in samples {
         let mut set = |metric: &str, value: i64| {
@@ -240,6 +244,9 @@ mod tests {
         };
         update(&path, &[sample(&a, Some(100), true, 10)]).unwrap();
         update(&path, &[sample(&b, None, false, 20)]).unwrap();
+        // In a directory this run cannot see (another mount, a sandbox): kept.
+        let unseen = dir.path().join("unmounted/c.pem").display().to_string();
+        update(&path, &[sample(&unseen, Some(50), true, 24)]).unwrap();
         update(&path, &[sample(&gone, None, false, 25)]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
@@ -276,6 +283,7 @@ mod tests {
             !text.contains("gone.pem"),
             "a certificate not there is dropped: {text}"
         );
+        assert!(text.contains("unmounted/c.pem"), "{text}");
         assert_eq!(text.matches("# TYPE").count(), 3);
     }
 }

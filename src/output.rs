@@ -69,6 +69,17 @@ pub fn converge(destination: &Destination, options: &FileOptions) -> Result<bool
         };
         let path = path.as_path();
         let meta = file.metadata().map_err(|e| Error::output(path, e))?;
+        // A file with other names (a hard link planted in the directory) is another file too:
+        // its owner and mode are not nodecert's to change. The next issuance replaces the name.
+        if meta.nlink() != 1 {
+            log::warn!(
+                "{}: has {} names (hard links), so its owner and mode are left as they are: \
+                 remove the other names, or let the next renewal replace it",
+                path.display(),
+                meta.nlink()
+            );
+            continue;
+        }
         if let Some(owner) = options.owner
             && (owner.uid.is_some_and(|u| u != meta.uid())
                 || owner.gid.is_some_and(|g| g != meta.gid()))

@@ -142,7 +142,7 @@ pub(crate) fn vouched_pair(
 }
 
 /// The public key (SubjectPublicKeyInfo) of the pair at `cert_path` and `key_path`, when the
-/// key is the certificate's: a working pair.
+/// key is the certificate's and the certificate has not expired: a working pair.
 fn pair_key(cert_path: &Path, key_path: &Path) -> Option<Vec<u8>> {
     let (Ok(Some(cert_pem)), Ok(Some(key_pem))) =
         (read_existing(cert_path), read_existing(key_path))
@@ -152,7 +152,8 @@ fn pair_key(cert_path: &Path, key_path: &Path) -> Option<Vec<u8>> {
     let block = pem::parse(cert_pem.as_bytes()).ok()?;
     let (_, cert) = X509Certificate::from_der(block.contents()).ok()?;
     let key = PrivateKey::from_pem(&key_pem).ok()?;
-    (key.spki_der() == cert.public_key().raw).then(|| cert.public_key().raw.to_vec())
+    let valid = cert.validity().not_after.timestamp() > crate::job::unix_now();
+    (valid && key.spki_der() == cert.public_key().raw).then(|| cert.public_key().raw.to_vec())
 }
 
 /// Refuses to break a working pair from the side: `genkey -bare NAME` replacing the key of
@@ -181,8 +182,9 @@ pub(crate) fn check_pair_survives(
         None => Err(crate::error::Error::output(
             key_path,
             format!(
-                "is the key of {}, a working pair a new key would break: move {} aside first, \
-                 or write the new key elsewhere",
+                "is the key of {}, a working pair a new key would break: move {} aside first \
+                 (to re-key in place, as with cfssl genkey then sign), or write the new key \
+                 elsewhere",
                 cert_path.display(),
                 cert_path.display()
             ),

@@ -23,8 +23,8 @@ pub(crate) fn run(args: &CertinfoArgs) -> Result<u8> {
         };
         let left = if summary.not_after_unix <= now {
             format!(
-                "expired {} days ago",
-                (now - summary.not_after_unix).div_euclid(86_400)
+                "expired {} ago",
+                crate::renew::human(now - summary.not_after_unix)
             )
         } else {
             format!("{} days left", summary.days_left)

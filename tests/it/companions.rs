@@ -41,6 +41,25 @@ fn genkey_and_sign_leave_a_working_pair_whole() {
     assert_eq!(t.server.signed_count(), 1, "the CA was not asked");
     sign("node.csr").assert().code(0);
     assert_key_matches(dir, &dir.join("node-key.pem"), &dir.join("node.pem"));
+    // An expired pair is no working pair: genkey re-keys it.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["old.example".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(1999, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2000, 1, 1);
+    write(dir, "old.pem", &params.self_signed(&key).unwrap().pem());
+    write(dir, "old-key.pem", &key.serialize_pem());
+    nodecert(dir)
+        .args(["genkey", "-bare", "old", s(&t.csr)])
+        .assert()
+        .code(0);
+    // The same pair, still valid, is one.
+    params.not_after = rcgen::date_time_ymd(2090, 1, 1);
+    write(dir, "live.pem", &params.self_signed(&key).unwrap().pem());
+    write(dir, "live-key.pem", &key.serialize_pem());
+    nodecert(dir)
+        .args(["genkey", "-bare", "live", s(&t.csr)])
+        .assert()
+        .code(8);
     // A FIFO where NAME.pem would be is looked at without a blocking open: genkey (which does
     // not write NAME.pem) goes on at once instead of hanging.
     nix::unistd::mkfifo(

@@ -756,6 +756,13 @@ fn a_kept_pair_converges_to_owner_and_modes() {
     ));
     keep(&["-loglevel", "2"]).assert().code(0).stderr("");
     assert_eq!(state()[0], (65534, 65534, 0o640));
+    // A file with another name (a hard link planted beside it) is not chowned or chmodded.
+    std::fs::hard_link(t.dir().join("node.csr"), t.dir().join("linked")).unwrap();
+    keep(&["--owner", "0:0"]).assert().code(0).stderr(contains(
+        "node.csr: has 2 names (hard links), so its owner and mode are left as they are",
+    ));
+    assert_eq!(state().map(|(uid, _, _)| uid), [0, 65534, 0]);
+    std::fs::remove_file(t.dir().join("linked")).unwrap();
     assert_eq!(contents(), before);
     assert_eq!(t.server.signed_count(), 1);
 }
