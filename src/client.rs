@@ -49,13 +49,16 @@ impl CaClient<'_> {
                 .and_then(
                     |reply| match protocol::parse_sign_reply(reply.status, &reply.body) {
                         Reply::Certificate(pem) => Ok((pem, reply.body)),
-                        Reply::Failed { status, message } if status >= 500 => {
+                        // 429 is a rate limiter's "later" (a renewal storm behind a load
+                        // balancer), not a refusal of the request: retried and failed over.
+                        Reply::Failed { status, message } if status >= 500 || status == 429 => {
+                            let what = if status == 429 { "is busy" } else { "failed" };
                             Err(Error::Unavailable {
                                 server: server.clone(),
                                 detail: if message.starts_with("HTTP ") {
-                                    format!("the CA failed: {message}")
+                                    format!("the CA {what}: {message}")
                                 } else {
-                                    format!("the CA failed (HTTP {status}): {message}")
+                                    format!("the CA {what} (HTTP {status}): {message}")
                                 },
                             })
                         }

@@ -5,7 +5,7 @@ use std::error::Error as StdError;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use rustls::pki_types::pem::PemObject;
@@ -36,8 +36,9 @@ pub struct Transport {
     /// The environment's proxy settings (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, as curl and
     /// cfssl read them). reqwest applies the same rules from the same crate; nodecert consults
     /// them again only to say in an error that the request went through a proxy, which is the
-    /// first thing to know when a node's environment carries one meant for apt.
-    proxies: hyper_util::client::proxy::matcher::Matcher,
+    /// first thing to know when a node's environment carries one meant for apt. None with
+    /// `NO_PROXY=*`.
+    proxies: Option<hyper_util::client::proxy::matcher::Matcher>,
 }
 
 /// An HTTP reply, read up to [`MAX_REPLY_BYTES`].
@@ -102,7 +103,16 @@ impl Transport {
                 })?
             }
         };
-        let client = reqwest::blocking::Client::builder()
+        // NO_PROXY=* is "no proxy for any host" to curl and Go; the proxy matcher under reqwest
+        // reads it as a name pattern, which no IP address matches.
+        let no_proxy_at_all = ["NO_PROXY", "no_proxy"]
+            .iter()
+            .any(|name| std::env::var(name).is_ok_and(|value| value.trim() == "*"));
+        let mut client = reqwest::blocking::Client::builder();
+        if no_proxy_at_all {
+            client = client.no_proxy();
+        }
+        let client = client
             .tls_backend_preconfigured(config)
             .timeout(timeout)
             .connect_timeout(timeout.min(CONNECT_TIMEOUT))
@@ -116,7 +126,8 @@ impl Transport {
             timeout,
             pinned: tls.pinned_ca.is_some(),
             pinned_cas,
-            proxies: hyper_util::client::proxy::matcher::Matcher::from_env(),
+            proxies: (!no_proxy_at_all)
+                .then(hyper_util::client::proxy::matcher::Matcher::from_env),
         })
     }
 
@@ -129,7 +140,7 @@ impl Transport {
     /// credentials), or None for a direct connection.
     fn proxy_for(&self, url: &Url) -> Option<String> {
         let uri: http::Uri = url.as_str().parse().ok()?;
-        let intercept = self.proxies.intercept(&uri)?;
+        let intercept = self.proxies.as_ref()?.intercept(&uri)?;
         let proxy = intercept.uri();
         let host = proxy.host()?;
         Some(match (proxy.scheme_str(), proxy.port_u16()) {
@@ -155,6 +166,9 @@ impl Transport {
             None => context.classify(e),
             Some(proxy) => context.classify_proxied(e, proxy),
         };
+        // --timeout bounds the whole exchange: reqwest's own timeout ends a read that waits,
+        // not a reply that trickles in a byte at a time (a tarpit, a choked proxy).
+        let deadline = Instant::now() + self.timeout;
         let response = self
             .client
             .post(url.clone())
@@ -164,10 +178,25 @@ impl Transport {
             .map_err(|e| failed(&e))?;
         let status = response.status().as_u16();
         let mut body = Vec::new();
-        response
-            .take(MAX_REPLY_BYTES + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| failed(&e))?;
+        let read = Deadline {
+            inner: response,
+            at: deadline,
+        }
+        .take(MAX_REPLY_BYTES + 1)
+        .read_to_end(&mut body);
+        match read {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut && Instant::now() >= deadline => {
+                return Err(Error::Unavailable {
+                    server,
+                    detail: format!(
+                        "the reply did not arrive in full within {} (raise --timeout, or retry \
+                         later)",
+                        humantime::format_duration(self.timeout)
+                    ),
+                });
+            }
+            other => other.map_err(|e| failed(&e))?,
+        };
         if body.len() as u64 > MAX_REPLY_BYTES {
             return Err(Error::BadResponse {
                 server,
@@ -178,6 +207,21 @@ impl Transport {
             });
         }
         Ok(HttpReply { status, body })
+    }
+}
+
+/// A reader that fails once `at` has passed: the overall bound on reading a reply.
+struct Deadline<R> {
+    inner: R,
+    at: Instant,
+}
+
+impl<R: Read> Read for Deadline<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if Instant::now() >= self.at {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.inner.read(buf)
     }
 }
 

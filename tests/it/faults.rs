@@ -78,6 +78,20 @@ fn cases() -> Vec<Case> {
             retried: true,
         },
         Case {
+            name: "answers a byte at a time",
+            endpoint: E::Fault(F::DripBody),
+            code: 6,
+            message: "the reply did not arrive in full within 1s",
+            retried: true,
+        },
+        Case {
+            name: "HTTP 429",
+            endpoint: E::Fault(F::Status(429, "Too Many Requests".into())),
+            code: 6,
+            message: "the CA is busy: HTTP 429: Too Many Requests",
+            retried: true,
+        },
+        Case {
             name: "HTTP 400",
             endpoint: E::Fault(envelope(400, "bad request")),
             code: 5,
@@ -312,7 +326,7 @@ fn fault_matrix() {
         // attempt the server saw, and at most that plus one second per retry and 1.5 s of slack.
         let silent = matches!(
             case.endpoint,
-            Endpoint::Fault(Fault::HangHeaders | Fault::StallBody)
+            Endpoint::Fault(Fault::HangHeaders | Fault::StallBody | Fault::DripBody)
         );
         let bound = attempts as f64..(2 * attempts) as f64 + 0.5;
         if silent && (attempts == 0 || !bound.contains(&elapsed)) {

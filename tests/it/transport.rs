@@ -239,6 +239,13 @@ fn https_proxy_from_the_environment() {
         .assert()
         .code(0);
     assert_eq!(t.server.signed_count(), 2);
+    // NO_PROXY=* is every host, an IP address included, as curl and Go read it.
+    t.gencert(&[])
+        .env("HTTPS_PROXY", &dead)
+        .env("NO_PROXY", "*")
+        .assert()
+        .code(0);
+    assert_eq!(t.server.signed_count(), 3);
 
     let before = std::fs::read(dir.join("node.pem")).unwrap();
     // A proxy that does not allow the CA's port: it, not the CA, is named.
@@ -274,7 +281,7 @@ fn https_proxy_from_the_environment() {
             "the proxy {} (from the environment) wants credentials (407)",
             guarded.url()
         )));
-    assert_eq!(t.server.signed_count(), 2);
+    assert_eq!(t.server.signed_count(), 3);
     assert_eq!(std::fs::read(dir.join("node.pem")).unwrap(), before);
     assert!(listing(dir).iter().all(|f| !f.contains(".nodecert-")));
     let with_credentials = guarded
@@ -286,5 +293,5 @@ fn https_proxy_from_the_environment() {
         .code(0)
         .stderr(contains(format!("through the proxy {}", guarded.url())))
         .stderr(contains("hunter2-proxy").not());
-    assert_eq!(t.server.signed_count(), 3);
+    assert_eq!(t.server.signed_count(), 4);
 }

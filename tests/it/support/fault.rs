@@ -22,6 +22,9 @@ pub enum Fault {
     HangHeaders,
     /// Sends headers promising 4096 bytes, 10 of them, then stalls.
     StallBody,
+    /// Sends headers promising 4096 bytes, then one byte every 200 ms (a tarpit): no read
+    /// waits long, the reply never ends.
+    DripBody,
     /// Answers with this status and body.
     Status(u16, String),
     /// Answers 200 with a body of this many bytes, streamed.
@@ -124,6 +127,12 @@ fn serve(mut stream: TcpStream, fault: &Fault, count: &AtomicUsize, stop: &Atomi
             let _ =
                 stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n{\"success\":");
             hold(stop);
+        }
+        Fault::DripBody => {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n");
+            while !stop.load(Ordering::Relaxed) && stream.write_all(b" ").is_ok() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
         Fault::Status(status, text) => respond(&mut stream, *status, text.as_bytes()),
         Fault::Huge(size) => {
