@@ -193,7 +193,9 @@ impl Spec {
         ];
         inputs.extend(pinned_ca.as_deref().map(|p| (p, "the CA certificate")));
         inputs.extend(target.auth_key_inputs());
-        if let Some((cert, key)) = &client_identity {
+        if let Some((cert, key)) = &client_identity
+            && !crate::output::is_own_identity(&destination, cert, key)
+        {
             inputs.extend([
                 (cert.as_path(), "the client certificate"),
                 (key.as_path(), "the client key"),

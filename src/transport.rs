@@ -126,8 +126,7 @@ impl Transport {
             timeout,
             pinned: tls.pinned_ca.is_some(),
             pinned_cas,
-            proxies: (!no_proxy_at_all)
-                .then(hyper_util::client::proxy::matcher::Matcher::from_env),
+            proxies: (!no_proxy_at_all).then(hyper_util::client::proxy::matcher::Matcher::from_env),
         })
     }
 

@@ -81,7 +81,15 @@ fn check_distinct(args: &GencertArgs, job: Option<&Job>) -> Result<()> {
     outputs.extend(
         (args.renewal.metrics_file.as_deref()).map(|p| (p, "the metrics file (--metrics-file)")),
     );
-    crate::output::check_distinct(&outputs, &inputs(args, job.map(|job| &job.target)))
+    let mut inputs = inputs(args, job.map(|job| &job.target));
+    if let (Some(cert), Some(key)) = (
+        &args.ca.mutual_tls_client_cert,
+        &args.ca.mutual_tls_client_key,
+    ) && crate::output::is_own_identity(&destination, cert, key)
+    {
+        inputs.retain(|(path, _)| *path != cert.as_path() && *path != key.as_path());
+    }
+    crate::output::check_distinct(&outputs, &inputs)
 }
 
 /// The files a run reads: those named by flags, and the auth key file of the profile's

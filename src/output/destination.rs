@@ -119,6 +119,18 @@ pub fn check_distinct(outputs: &[(&Path, &str)], inputs: &[(&Path, &str)]) -> Re
     Ok(())
 }
 
+/// Whether the mutual-TLS identity `cert` and `key` is the pair `destination` writes: a pair
+/// that renews with itself as its client identity, as kubelet-style rotation does. Its files are
+/// read when the transport is built, before anything is written, so a write cannot spoil them
+/// as inputs: they are not refused as such ([`check_distinct`]).
+pub fn is_own_identity(destination: &Destination, cert: &Path, key: &Path) -> bool {
+    matches!(
+        destination,
+        Destination::Files { cert: Some(out_cert), key: out_key, .. }
+            if FileId::of(out_cert) == FileId::of(cert) && FileId::of(out_key) == FileId::of(key)
+    )
+}
+
 /// What makes two paths one file: the file itself when it exists (a symlink, a hard link or
 /// `..` lead to the same inode), else the path with its directory canonicalised.
 #[derive(PartialEq, Eq, Hash)]

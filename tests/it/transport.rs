@@ -208,6 +208,36 @@ fn mutual_tls_flags() {
     mtls(Some(&t.pki.path().join("server-key.pem")))
         .assert()
         .code(0);
+    // The pair being renewed may be its own client identity (kubelet-style rotation): read
+    // before anything is written, so no input a write could spoil; the new pair replaces it.
+    let before = crate::support::pair_bytes(t.dir(), "n");
+    t.gencert_bare(
+        "n",
+        &t.csr,
+        &[
+            "-mutual-tls-client-cert",
+            "n.pem",
+            "-mutual-tls-client-key",
+            "n-key.pem",
+        ],
+    )
+    .assert()
+    .code(0);
+    assert_ne!(crate::support::pair_bytes(t.dir(), "n"), before);
+    crate::support::assert_key_matches(t.dir(), &t.dir().join("n-key.pem"), &t.dir().join("n.pem"));
+    // Crossed (the key output as the client certificate) is still refused.
+    t.gencert_bare(
+        "n",
+        &t.csr,
+        &[
+            "-mutual-tls-client-cert",
+            "n-key.pem",
+            "-mutual-tls-client-key",
+            "n.pem",
+        ],
+    )
+    .assert()
+    .code(2);
 }
 
 /// The environment's HTTPS_PROXY is honoured as curl and cfssl honour it, with TLS end to end
