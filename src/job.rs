@@ -488,6 +488,14 @@ impl Job {
                 pinned.display()
             );
         }
+        // A CA that adds a SAN or changes the subject (its profile's policy) issues a pair the
+        // next run finds changed: it would renew on every run.
+        if let Some(change) = renew::request_change(&issued.pem, &self.request) {
+            log::warn!(
+                "the CA issued other names than asked ({change}): --renew-before will renew it \
+                 on every run; make csr.json ask for what the CA's profile issues"
+            );
+        }
         let threshold = renew::Threshold::new(renew_before, issued.not_after - issued.not_before);
         if let Some(lifetime) = threshold.replaced_for_lifetime {
             let name = self.paths().map_or_else(

@@ -110,6 +110,14 @@ fn read_existing(path: &Path) -> Result<Option<zeroize::Zeroizing<String>>> {
     }
 }
 
+/// How the certificate `pem` differs from `request` in what renewal compares (subject names,
+/// SANs), if it does: the reason the next `--renew-before` run would give.
+pub(crate) fn request_change(pem: &str, request: &CertificateRequest) -> Option<String> {
+    let block = pem::parse(pem).ok()?;
+    let (_, cert) = X509Certificate::from_der(block.contents()).ok()?;
+    subject_change(&cert, request).or_else(|| san_change(&cert, request))
+}
+
 /// Whether the certificate at `cert_path` and the key at `key_path` are a pair that one of
 /// `pinned_cas` issued (its signature checked) for the request's CN, at any time: one that no
 /// one without the CA's auth key could have put there, whoever owns the files.

@@ -619,3 +619,33 @@ fn a_signal_ignored_at_start_stays_ignored() {
     assert!(dir.join("node.pem").is_file());
     assert_eq!(t.server.signed_count(), 1);
 }
+
+/// A CA whose profile adds a SAN issues a valid certificate that the next `--renew-before` run
+/// finds changed: said at issuance, since every run would renew it.
+#[test]
+fn a_ca_that_adds_names_is_warned_about_at_issuance() {
+    let t = crate::support::Setup::new();
+    let server = FaultServer::start(Fault::Issue(Twist::ExtraSan));
+    let run = || {
+        let mut cmd = nodecert(t.dir());
+        cmd.args(["gencert", "-config", s(&t.profile), "--allow-plaintext"])
+            .args([
+                "-remote",
+                &server.url(),
+                "-bare",
+                "node",
+                "--renew-before",
+                "720h",
+            ])
+            .arg(s(&t.csr));
+        cmd
+    };
+    run().assert().code(0).stderr(predicates::str::contains(
+        "the CA issued other names than asked (SANs changed: DNS:added.example.com in the \
+         certificate, no longer requested): --renew-before will renew it on every run",
+    ));
+    run()
+        .assert()
+        .code(0)
+        .stderr(predicates::str::contains("renewed node.pem (SANs changed"));
+}

@@ -48,6 +48,8 @@ pub enum Twist {
     NotYetValid,
     /// Correct, followed by text after the PEM.
     TrailingGarbage,
+    /// With a SAN the request did not ask for (a CA profile's policy): a valid certificate.
+    ExtraSan,
 }
 
 /// A running fault server; stopped on drop.
@@ -235,6 +237,9 @@ fn issue(body: &[u8], twist: Twist) -> Result<String, String> {
             params.not_after = rcgen::date_time_ymd(2091, 1, 1);
         }
         Twist::DropSans => params.subject_alt_names.clear(),
+        Twist::ExtraSan => params.subject_alt_names.push(rcgen::SanType::DnsName(
+            "added.example.com".try_into().map_err(|e| format!("{e}"))?,
+        )),
         Twist::OtherKey | Twist::TrailingGarbage | Twist::Impostor(_) => {}
     }
     let cert = match twist {
