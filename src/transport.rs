@@ -60,7 +60,21 @@ impl Transport {
         let builder = match &tls.pinned_ca {
             Some(path) => {
                 pinned_cas = pinned_certificates(path)?;
-                builder.with_root_certificates(trust_anchors(path, &pinned_cas)?)
+                let roots = Arc::new(trust_anchors(path, &pinned_cas)?);
+                let chain =
+                    rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+                        .build()
+                        .map_err(|e| Error::Internal(format!("TLS setup: {e}")))?;
+                let verifier = PinnedVerifier {
+                    chain,
+                    pinned: pinned_cas
+                        .iter()
+                        .map(|der| CertificateDer::from(der.clone()))
+                        .collect(),
+                };
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(verifier))
             }
             None => {
                 let verifier = rustls_platform_verifier::Verifier::new(provider).map_err(|e| {
@@ -283,6 +297,75 @@ fn trust_anchors(path: &Path, certs: &[Vec<u8>]) -> Result<RootCertStore> {
     Ok(roots)
 }
 
+/// The pinned CA file's trust, as Go's (so cfssl's): a chain to one of its certificates, or
+/// the server presenting one of them itself. A self-signed TLS certificate pinned as it is
+/// (`openssl req -x509` makes it CA:TRUE, which webpki refuses as a server's certificate) is
+/// trusted as Go trusts a certificate in its root pool: still only for the remote's name and
+/// while it is valid, and the handshake still proves the server holds its key.
+#[derive(Debug)]
+struct PinnedVerifier {
+    chain: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let chained = (self.chain).verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        if chained.is_ok() || !self.pinned.iter().any(|pinned| pinned == end_entity) {
+            return chained;
+        }
+        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_name(&parsed, server_name)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        if now < cert.validity().not_before.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidYet,
+            ));
+        }
+        if now > cert.validity().not_after.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+        }
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.chain.supported_verify_schemes()
+    }
+}
+
 /// What is known about a request when it fails: enough to say what went wrong and what to do.
 struct Failure<'a> {
     server: &'a str,
@@ -420,7 +503,21 @@ fn explain_tls(err: &rustls::Error, pinned: bool) -> String {
         | E::InvalidCertificate(CertificateError::NotValidYetContext { .. }) => {
             "the server's certificate is not valid yet: check the clocks".into()
         }
+        E::InvalidCertificate(CertificateError::Other(other))
+            if format!("{other:?}").contains("CaUsedAsEndEntity") =>
+        {
+            "the server presents a CA certificate (CA:TRUE) as its own, which is trusted only when \
+             -tls-remote-ca holds that very certificate: pin it, or give the server a certificate \
+             the CA issued"
+                .into()
+        }
         E::InvalidCertificate(other) => format!("the server's certificate was rejected: {other:?}"),
+        E::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            "the server does not speak TLS (plain HTTP?): start the CA with TLS (multirootca \
+             -tls-cert/-tls-key), or, knowing what it exposes, use an http:// remote with \
+             --allow-plaintext"
+                .into()
+        }
         E::PeerIncompatible(why) => format!("the server offers no TLS version or cipher nodecert accepts (TLS 1.2 or 1.3 required): {why:?}"),
         E::AlertReceived(AlertDescription::ProtocolVersion) => {
             "the server refused TLS 1.2 and 1.3 (it offers only older versions, which nodecert does not accept): upgrade the CA's TLS".into()

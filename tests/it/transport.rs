@@ -122,6 +122,72 @@ fn plaintext_needs_explicit_consent() {
         .code(0)
         .stderr(contains("warning").and(contains("replaced on the way")));
     assert_eq!(server.signed_count(), 1);
+    // The same plain-HTTP CA under a remote nodecert reads as https (host:port): said as such.
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-remote"])
+        .arg(format!("127.0.0.1:{}", server.port))
+        .args(["-bare", "n", s(&csr)])
+        .assert()
+        .code(4)
+        .stderr(contains("the server does not speak TLS (plain HTTP?)"));
+}
+
+/// A self-signed TLS certificate (`openssl req -x509`: CA:TRUE) is trusted when it is pinned
+/// itself, as Go (so cfssl) trusts a certificate in its root pool: for the remote's name only.
+/// Pinned to another CA, it is refused with words saying what to pin.
+#[test]
+fn a_pinned_self_signed_server_certificate_is_trusted() {
+    let pki = Pki::new();
+    crate::support::tool(
+        pki.path(),
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=self-signed CA",
+            "-days",
+            "30",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "selfsigned-key.pem",
+            "-out",
+            "selfsigned.pem",
+        ],
+    );
+    let server = pki.start_with_tls("selfsigned");
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    let pinned = pki.path().join("selfsigned.pem");
+    gencert_in(dir, &profile, &pinned)
+        .args(["-bare", "n", s(&csr)])
+        .assert()
+        .code(0);
+    assert_eq!(server.signed_count(), 1);
+    // Under a name the certificate does not carry: refused.
+    gencert_in(dir, &profile, &pinned)
+        .args(["-remote", &format!("https://localhost:{}", server.port)])
+        .args(["-bare", "m", s(&csr)])
+        .assert()
+        .code(4)
+        .stderr(contains("does not name this host"));
+    gencert_in(dir, &profile, &pki.primary_ca())
+        .args(["-bare", "m", s(&csr)])
+        .assert()
+        .code(4)
+        .stderr(contains(
+            "the server presents a CA certificate (CA:TRUE) as its own, which is trusted only \
+             when -tls-remote-ca holds that very certificate",
+        ));
+    assert_eq!(server.signed_count(), 1);
 }
 
 /// Nothing listening: exit 6 (worth retrying), nothing written.
