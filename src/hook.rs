@@ -217,7 +217,15 @@ impl Owed {
     /// which of the two it was, for [`Self::withdraw`].
     pub(crate) fn record(&self) -> Result<Recorded> {
         use std::os::unix::fs::OpenOptionsExt as _;
-        if self.recorded_by().is_some() {
+        if let Some(uid) = self.recorded_by() {
+            if uid != nix::unistd::geteuid().as_raw() {
+                log::warn!(
+                    "{} is uid {uid}'s (a hook their runs owe): if this run's hook fails, it \
+                     cannot be recorded as owed, and is not retried; let their runs pay it, or \
+                     remove the file",
+                    self.path.display()
+                );
+            }
             return Ok(Recorded::Earlier);
         }
         let mut options = std::fs::OpenOptions::new();

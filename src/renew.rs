@@ -140,13 +140,18 @@ pub(crate) fn vouched_pair(
     };
     let common_names: Vec<&str> = (cert.subject().iter_common_name())
         .filter_map(|cn| cn.as_str().ok())
+        .filter(|cn| !cn.is_empty())
+        .collect();
+    let wanted: Vec<&str> = Some(request.common_name.as_str())
+        .filter(|cn| !cn.is_empty())
+        .into_iter()
         .collect();
     PrivateKey::from_pem(&key_pem).is_ok_and(|key| key.spki_der() == cert.public_key().raw)
         && matches!(
             crate::verify::issuer_of(&cert, pinned_cas),
             Ok(IssuerCheck::Pinned)
         )
-        && common_names == [request.common_name.as_str()]
+        && common_names == wanted
 }
 
 /// The public key (SubjectPublicKeyInfo) of the pair at `cert_path` and `key_path`, when the

@@ -179,13 +179,16 @@ impl Transport {
             None => context.classify(e),
             Some(proxy) => context.classify_proxied(e, proxy),
         };
-        // --timeout bounds the whole exchange: reqwest's own timeout ends a read that waits,
-        // not a reply that trickles in a byte at a time (a tarpit, a choked proxy).
-        let deadline = Instant::now() + self.timeout;
+        // --timeout bounds the whole exchange: the request's timeout covers the body too (a
+        // reply that trickles in a byte at a time: a tarpit, a choked proxy); the deadline on
+        // the reads is a backstop, a moment later, so that it never cuts a reply reqwest let
+        // through whole.
+        let deadline = Instant::now() + self.timeout + DEADLINE_GRACE;
         let response = self
             .client
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .timeout(self.timeout)
             .body(body)
             .send()
             .map_err(|e| failed(&e))?;
@@ -198,7 +201,10 @@ impl Transport {
         .take(MAX_REPLY_BYTES + 1)
         .read_to_end(&mut body);
         match read {
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut && Instant::now() >= deadline => {
+            Err(e)
+                if (e.kind() == std::io::ErrorKind::TimedOut && Instant::now() >= deadline)
+                    || chain_text(&e).to_ascii_lowercase().contains("timed out") =>
+            {
                 return Err(Error::Unavailable {
                     server,
                     detail: format!(
@@ -222,6 +228,9 @@ impl Transport {
         Ok(HttpReply { status, body })
     }
 }
+
+/// How long after `--timeout` the backstop deadline on reading a reply falls.
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
 /// A reader that fails once `at` has passed: the overall bound on reading a reply.
 struct Deadline<R> {
@@ -339,6 +348,15 @@ impl rustls::client::danger::ServerCertVerifier for PinnedVerifier {
         }
         if now > cert.validity().not_after.timestamp() {
             return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+        }
+        // As Go: a certificate that names its uses must name a server's.
+        if let Ok(Some(usage)) = cert.extended_key_usage()
+            && !usage.value.server_auth
+            && !usage.value.any
+        {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::InvalidPurpose,
+            ));
         }
         Ok(rustls::client::danger::ServerCertVerified::assertion())
     }
@@ -507,7 +525,8 @@ fn explain_tls(err: &rustls::Error, pinned: bool) -> String {
             if format!("{other:?}").contains("CaUsedAsEndEntity") =>
         {
             "the server presents a CA certificate (CA:TRUE) as its own, which is trusted only when \
-             -tls-remote-ca holds that very certificate: pin it, or give the server a certificate \
+             -tls-remote-ca holds that very certificate: pin it once its fingerprint is checked \
+             out of band (openssl x509 -fingerprint -sha256), or give the server a certificate \
              the CA issued"
                 .into()
         }

@@ -320,9 +320,11 @@ fn keep_owner(target: &Path, new: &std::fs::File) {
     if old.uid() != created.uid() {
         if created.uid() == 0 {
             log::warn!(
-                "{}: belonged to uid {}; the new file is root's (root keeps a pair's owner only \
-                 for a whole pair of the directory owner's): pass --owner to choose",
+                "{}: belonged to uid {}; the new file is root's (root keeps the owner only of a \
+                 pair of the directory owner's that the pinned CA issued for this CN, checked \
+                 with -tls-remote-ca): pass --owner {} to keep it theirs",
                 target.display(),
+                old.uid(),
                 old.uid()
             );
         }

@@ -74,7 +74,7 @@ fn cases() -> Vec<Case> {
             name: "answers then stalls",
             endpoint: E::Fault(F::StallBody),
             code: 6,
-            message: "no answer within 1s",
+            message: "the reply did not arrive in full within 1s",
             retried: true,
         },
         Case {

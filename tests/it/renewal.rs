@@ -673,8 +673,9 @@ fn a_replaced_file_keeps_its_group() {
         .assert()
         .code(0)
         .stderr(contains(
-            "node-key.pem: belonged to uid 65534; the new file is root's (root keeps a pair's \
-             owner only for a whole pair of the directory owner's): pass --owner to choose",
+            "node-key.pem: belonged to uid 65534; the new file is root's (root keeps the owner \
+             only of a pair of the directory owner's that the pinned CA issued for this CN, \
+             checked with -tls-remote-ca): pass --owner 65534 to keep it theirs",
         ));
     let key = std::fs::metadata(dir.join("node-key.pem")).unwrap();
     assert_eq!((key.uid(), key.gid()), (0, 0));
