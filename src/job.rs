@@ -230,7 +230,14 @@ impl Job {
         }
         let mut transport = Lazy::Pending(transport);
         if let Some(wait) = self.jitter_wait() {
-            transport = Lazy::Ready(transport.force()?);
+            // Not when the pair is its own client identity: its files are read under the
+            // lock, not while another run may be swapping them.
+            let own_identity = (self.tls.client_identity.as_ref()).is_some_and(|(cert, key)| {
+                crate::output::is_own_identity(&self.destination, cert, key)
+            });
+            if !own_identity {
+                transport = Lazy::Ready(transport.force()?);
+            }
             std::thread::sleep(wait);
         }
         let lock = match self.paths() {

@@ -194,11 +194,15 @@ impl Transport {
             .map_err(|e| failed(&e))?;
         let status = response.status().as_u16();
         let mut body = Vec::new();
+        // Up to the length the server announced, when it did: the reply is then known to be
+        // whole without one more read, which the deadline could refuse.
+        let limit = (response.content_length()).map_or(MAX_REPLY_BYTES + 1, |announced| {
+            announced.min(MAX_REPLY_BYTES + 1)
+        });
         let read = Deadline {
-            inner: response,
+            inner: response.take(limit),
             at: deadline,
         }
-        .take(MAX_REPLY_BYTES + 1)
         .read_to_end(&mut body);
         match read {
             Err(e)
@@ -232,15 +236,16 @@ impl Transport {
 /// How long after `--timeout` the backstop deadline on reading a reply falls.
 const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
-/// A reader that fails once `at` has passed: the overall bound on reading a reply.
+/// A reader that fails once `at` has passed, while there is still something to read: the
+/// overall bound on reading a reply.
 struct Deadline<R> {
-    inner: R,
+    inner: std::io::Take<R>,
     at: Instant,
 }
 
 impl<R: Read> Read for Deadline<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if Instant::now() >= self.at {
+        if self.inner.limit() > 0 && Instant::now() >= self.at {
             return Err(std::io::ErrorKind::TimedOut.into());
         }
         self.inner.read(buf)
