@@ -156,78 +156,63 @@ pub(crate) fn signal_running(signal: Signal) {
 /// whoever sent the signal (`timeout`, systemd) is waiting for nodecert to end.
 const SIGNAL_GRACE: Duration = Duration::from_secs(2);
 
-/// `.CERT.exec-pending` beside the certificate: the hook is owed from just before the pair is
-/// swapped until it has succeeded. A run killed between the swap and the hook, or a hook that
-/// fails, would otherwise leave the service on the old certificate for good, since the next run
-/// finds the new pair and has nothing to do.
+/// `.CERT.exec-pending.UID` beside the certificate: the hook is owed from just before the pair
+/// is swapped until it has succeeded. A run killed between the swap and the hook, or a hook
+/// that fails, would otherwise leave the service on the old certificate for good, since the
+/// next run finds the new pair and has nothing to do.
 ///
-/// The record belongs to the user whose run made it, and only that user's runs pay it (with
-/// their `--exec` as it is now: a command fixed since still pays). Root's timer and a service
-/// user's own runs of one pair each keep their debt: neither clears the other's by running
-/// something else, nor runs its command for a debt it cannot clear. An existing record is
-/// never opened for writing (a hard link planted there would be truncated): it stays as it is.
+/// One record per user (UID: the effective uid of the run that made it), paid only by that
+/// user's runs, with their `--exec` as it is now (a command fixed since still pays). Root's
+/// timer and a service user's own runs of one pair each keep their own debt: neither clears
+/// the other's by running something else, nor blocks the other's from being recorded. A
+/// record is created with `O_EXCL`, never through a symlink, and never opened for writing once
+/// there. An older nodecert's `.CERT.exec-pending` counts as its owner's record.
 pub(crate) struct Owed {
+    /// This user's record.
     path: PathBuf,
+    /// An older nodecert's record, shared by all users.
+    legacy: PathBuf,
 }
 
 impl Owed {
-    /// The record for the pair whose certificate is `cert`.
+    /// The records for the pair whose certificate is `cert`.
     pub(crate) fn beside(cert: &Path) -> Self {
+        let uid = nix::unistd::geteuid().as_raw();
         Self {
-            path: cert.with_file_name(crate::output::hidden_name(cert, "exec-pending")),
+            path: cert.with_file_name(crate::output::hidden_name(
+                cert,
+                &format!("exec-pending.{uid}"),
+            )),
+            legacy: cert.with_file_name(crate::output::hidden_name(cert, "exec-pending")),
         }
     }
 
-    /// The owner of the record, when there is one (not through a symlink).
-    fn recorded_by(&self) -> Option<u32> {
+    /// The older nodecert's record, when it is there and this user's.
+    fn legacy_mine(&self) -> bool {
         use std::os::unix::fs::MetadataExt as _;
-        std::fs::symlink_metadata(&self.path)
-            .ok()
-            .map(|meta| meta.uid())
+        std::fs::symlink_metadata(&self.legacy)
+            .is_ok_and(|meta| meta.uid() == nix::unistd::geteuid().as_raw())
     }
 
-    /// Whether an earlier run of this user's left the record (said at info level; another
-    /// user's is left to them, said at debug level).
+    /// Whether an earlier run of this user's left a record (said at info level).
     pub(crate) fn by_an_earlier_run(&self) -> bool {
-        let me = nix::unistd::geteuid().as_raw();
-        match self.recorded_by() {
-            None => false,
-            Some(uid) if uid != me => {
-                log::debug!(
-                    "{} is uid {uid}'s: an --exec hook owed by their runs, left to them",
-                    self.path.display()
-                );
-                false
-            }
-            Some(_) => {
-                log::info!(
-                    "{} is there: an earlier run changed the pair but its --exec hook did not \
-                     succeed; running it now",
-                    self.path.display()
-                );
-                true
-            }
+        let owed = std::fs::symlink_metadata(&self.path).is_ok() || self.legacy_mine();
+        if owed {
+            log::info!(
+                "{} is there: an earlier run changed the pair but its --exec hook did not \
+                 succeed; running it now",
+                self.path.display()
+            );
         }
+        owed
     }
 
     /// Records the hook as owed, before the swap (the pair's directory fsync after the swap
     /// makes the record durable with it, unless the certificate's name is a link into another
-    /// directory: then a power loss may lose the record); created with `O_EXCL`, not through a
-    /// symlink. A record already there (this user's or another's) stays as it is. Returns
-    /// which of the two it was, for [`Self::withdraw`].
+    /// directory: then a power loss may lose the record). Returns whether an earlier run's
+    /// record was there already, for [`Self::withdraw`].
     pub(crate) fn record(&self) -> Result<Recorded> {
         use std::os::unix::fs::OpenOptionsExt as _;
-        if let Some(uid) = self.recorded_by() {
-            if uid != nix::unistd::geteuid().as_raw() {
-                log::warn!(
-                    "{} is uid {uid}'s (a hook their runs owe): if this run's hook fails, it \
-                     cannot be recorded as owed, and is not retried; let their runs pay it, or \
-                     remove the file",
-                    self.path.display()
-                );
-            }
-            return Ok(Recorded::Earlier);
-        }
         let mut options = std::fs::OpenOptions::new();
         options
             .write(true)
@@ -236,7 +221,10 @@ impl Owed {
         match crate::error::open_regular(&mut options, &self.path) {
             Ok(_) => Ok(Recorded::Now),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Recorded::Earlier),
-            Err(e) => Err(Error::output(&self.path, e)),
+            Err(e) => Err(Error::output(
+                &self.path,
+                format!("cannot record the --exec hook as owed ({e}): remove what is there"),
+            )),
         }
     }
 
@@ -248,16 +236,15 @@ impl Owed {
         }
     }
 
-    /// Removes the record, if it is this user's: the hook has succeeded. Another user's is
-    /// still owed by their runs.
+    /// Removes this user's records: the hook has succeeded.
     pub(crate) fn paid(self) {
-        if self.recorded_by() != Some(nix::unistd::geteuid().as_raw()) {
-            return;
-        }
-        if let Err(e) = std::fs::remove_file(&self.path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            log::warn!("cannot remove {}: {e}", self.path.display());
+        let legacy = self.legacy_mine().then_some(&self.legacy);
+        for path in std::iter::once(&self.path).chain(legacy) {
+            if let Err(e) = std::fs::remove_file(path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                log::warn!("cannot remove {}: {e}", path.display());
+            }
         }
     }
 }
