@@ -39,6 +39,9 @@ pub enum KeySourceError {
 impl fmt::Display for KeySourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::EmptyEnv(var) if var.is_empty() => f.write_str(
+                "env: names no variable: write env:NAME, with the hex key exported in NAME",
+            ),
             Self::EmptyEnv(var) => write!(
                 f,
                 "environment variable {var} is unset or empty: export the hex key in it"
@@ -304,6 +307,12 @@ mod tests {
         assert_eq!(
             AuthKey::from_source("env:NODECERT_TEST_SURELY_UNSET", dir.path()).unwrap_err(),
             KeySourceError::EmptyEnv("NODECERT_TEST_SURELY_UNSET".into())
+        );
+        assert_eq!(
+            AuthKey::from_source("env:", dir.path())
+                .unwrap_err()
+                .to_string(),
+            "env: names no variable: write env:NAME, with the hex key exported in NAME"
         );
         assert!(matches!(
             AuthKey::from_source("vault:x", dir.path()),

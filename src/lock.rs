@@ -127,6 +127,12 @@ fn open_private(
         Ok(file) => file,
         Err(e) if e.raw_os_error() == Some(nix::libc::EACCES) => {
             return Ok(Err(match std::fs::symlink_metadata(path) {
+                Ok(meta) if me == 0 => format!(
+                    "cannot open the lock file ({e}), though this is root: a network file system \
+                     that maps root to nobody? The file is uid {}'s: run as that user, or remove \
+                     it (nodecert makes its own)",
+                    meta.uid()
+                ),
                 Ok(meta) if meta.uid() != me => format!(
                     "cannot open the lock file ({e}): it belongs to uid {}; if that user's runs \
                      manage this pair, run as that user or root, else remove it (nodecert makes \

@@ -81,8 +81,15 @@ impl Remote {
         } else {
             format!("https://{text}")
         };
-        let mut url = Url::parse(&with_scheme)
-            .map_err(|e| format!("{text:?} is not a valid remote ({e}): use https://HOST:PORT"))?;
+        // A bare IPv6 address needs its brackets in a URL, as in Go's host:port.
+        let brackets = if text.parse::<std::net::Ipv6Addr>().is_ok() {
+            format!(" (an IPv6 address goes in brackets: https://[{text}]:PORT)")
+        } else {
+            String::new()
+        };
+        let mut url = Url::parse(&with_scheme).map_err(|e| {
+            format!("{text:?} is not a valid remote ({e}): use https://HOST:PORT{brackets}")
+        })?;
         if !matches!(url.scheme(), "https" | "http") {
             return Err(format!(
                 "{text:?} has scheme {}: use https://HOST:PORT",
@@ -527,6 +534,15 @@ mod tests {
             "https://127.0.0.1:1/api/v1/cfssl/authsign"
         );
         assert_eq!(Remote::parse_list("a:1, b:2").unwrap().len(), 2);
+        // A bare IPv6 address is told to take its brackets.
+        let err = Remote::parse("::1").unwrap_err();
+        assert!(
+            err.ends_with(
+                "use https://HOST:PORT (an IPv6 address goes in brackets: https://[::1]:PORT)"
+            ),
+            "{err}"
+        );
+        assert_eq!(base("[::1]"), "https://[::1]:8888/");
         // Credentials are refused, a password alone too, and never quoted back.
         for remote in [
             "https://:s3cret@ca:8888",

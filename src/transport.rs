@@ -95,10 +95,14 @@ impl Transport {
                 let key_pem =
                     zeroize::Zeroizing::new(read_input(key_path, "mutual-TLS client key")?);
                 let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
-                    Error::input_file(
-                        key_path,
-                        "no private key in PEM form found (-mutual-tls-client-key)",
-                    )
+                    let why = if key_pem.windows(9).any(|w| w == b"ENCRYPTED") {
+                        "the key is encrypted, and nodecert reads no passphrase \
+                         (-mutual-tls-client-key): give it the key decrypted (openssl pkey), \
+                         kept 0600"
+                    } else {
+                        "no private key in PEM form found (-mutual-tls-client-key)"
+                    };
+                    Error::input_file(key_path, why)
                 })?;
                 builder.with_client_auth_cert(certs, key).map_err(|e| {
                     let why = match e {

@@ -270,6 +270,26 @@ fn mutual_tls_flags() {
                 contains("does not fit").and(contains("it is not the key of that certificate")),
             ),
         );
+    // An encrypted key is said to be encrypted (nodecert reads no passphrase).
+    let encrypted = t.dir().join("encrypted-key.pem");
+    crate::support::tool(
+        t.dir(),
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            s(&t.pki.path().join("server-key.pem")),
+            "-aes256",
+            "-passout",
+            "pass:secret",
+            "-out",
+            s(&encrypted),
+        ],
+    );
+    mtls(Some(&encrypted))
+        .assert()
+        .code(3)
+        .stderr(contains("encrypted-key.pem").and(contains("the key is encrypted")));
     // A matching pair is presented; multirootca does not ask for it, so the request succeeds.
     mtls(Some(&t.pki.path().join("server-key.pem")))
         .assert()
