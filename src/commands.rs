@@ -47,16 +47,17 @@ pub(crate) fn given(flag: &Option<String>) -> Option<&str> {
 /// is renewed with the address once there is one), and refuses space-padded ones, a SAN
 /// nobody meant.
 pub(crate) fn hostname_list(list: &str) -> Result<Vec<String>> {
-    let hosts: Vec<String> = (list.split(','))
+    let entries: Vec<&str> = list.split(',').collect();
+    let hosts: Vec<String> = (entries.iter())
         .filter(|host| !host.is_empty())
-        .map(str::to_string)
+        .map(|host| host.to_string())
         .collect();
     if hosts.is_empty() {
         return Err(Error::Usage(
             "flag -hostname: lists no host, only commas: give host names or addresses".into(),
         ));
     }
-    if list.split(',').any(str::is_empty) {
+    if hosts.len() < entries.len() {
         log::warn!("flag -hostname: {list:?} has an empty entry: left out");
     }
     for host in &hosts {

@@ -396,18 +396,29 @@ fn escapes_valid(text: &str) -> bool {
     })
 }
 
+/// The items of an optional list field (absent or null: none); `shape` says what the list
+/// must be, in the error for anything else.
+fn list_field<'a>(
+    root: &'a Map<String, Value>,
+    source: &str,
+    name: &str,
+    shape: &str,
+) -> Result<&'a [Value]> {
+    match field(root, name) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(_) => Err(Error::field(source, name, shape)),
+    }
+}
+
 /// csr.json's `names`: subject attributes, one entry per RDN group.
 fn parse_names(root: &Map<String, Value>, source: &str) -> Result<Vec<Name>> {
-    let Some(names) = field(root, "names").filter(|v| !v.is_null()) else {
-        return Ok(Vec::new());
-    };
-    let Value::Array(items) = names else {
-        return Err(Error::field(
-            source,
-            "names",
-            "must be a list of objects like [{\"C\":\"US\",\"O\":\"Example\"}]",
-        ));
-    };
+    let items = list_field(
+        root,
+        source,
+        "names",
+        "must be a list of objects like [{\"C\":\"US\",\"O\":\"Example\"}]",
+    )?;
     let mut parsed = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let at = |key: &str, detail: &str| Error::field(source, format!("names[{i}]{key}"), detail);
@@ -458,16 +469,12 @@ fn parse_names(root: &Map<String, Value>, source: &str) -> Result<Vec<Name>> {
 
 /// csr.json's `hosts`, each checked to be a name, address, e-mail or URI cfssl would accept.
 fn parse_hosts(root: &Map<String, Value>, source: &str) -> Result<Vec<String>> {
-    let Some(hosts) = field(root, "hosts").filter(|v| !v.is_null()) else {
-        return Ok(Vec::new());
-    };
-    let Value::Array(items) = hosts else {
-        return Err(Error::field(
-            source,
-            "hosts",
-            "must be a list of strings like [\"node1.example.com\",\"10.0.0.1\"]",
-        ));
-    };
+    let items = list_field(
+        root,
+        source,
+        "hosts",
+        "must be a list of strings like [\"node1.example.com\",\"10.0.0.1\"]",
+    )?;
     (items.iter().enumerate())
         .map(|(i, item)| {
             let at = |detail: &str| Error::field(source, format!("hosts[{i}]"), detail);

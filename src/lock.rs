@@ -37,7 +37,11 @@ impl PairLock {
     pub(crate) fn acquire(cert_path: &Path, wait: Duration, given_to: Option<u32>) -> Result<Self> {
         let path = lock_path(cert_path);
         let dir = crate::output::existing_parent_dir(cert_path, "directory")?;
-        let (file, holder, trusted) = match open_private(&path, &dir, given_to)? {
+        let Opened {
+            file,
+            holder,
+            trusted,
+        } = match open_private(&path, &dir, given_to)? {
             Ok(opened) => opened,
             Err(why) => {
                 log::debug!("{}: {why}: not locking", path.display());
@@ -91,12 +95,11 @@ impl PairLock {
 /// read-only file system, a directory this user may not write) or opened (another user's,
 /// private to them) the inner `Err` says why: a valid pair is still kept with exit 0, and a due
 /// one is refused before the CA is asked.
-#[allow(clippy::type_complexity)]
 fn open_private(
     path: &Path,
     dir: &Path,
     given_to: Option<u32>,
-) -> Result<std::result::Result<(File, u32, bool), String>> {
+) -> Result<std::result::Result<Opened, String>> {
     let refuse = |why: String| Error::output(path, why);
     let me = nix::unistd::geteuid().as_raw();
     let dir_owner = std::fs::metadata(dir).map_or(me, |meta| meta.uid());
@@ -221,7 +224,20 @@ fn open_private(
             "cannot make the lock file private ({e}): remove it (nodecert makes its own)"
         )));
     }
-    Ok(Ok((file, holder, trusted)))
+    Ok(Ok(Opened {
+        file,
+        holder,
+        trusted,
+    }))
+}
+
+/// A lock file [`open_private`] opened.
+struct Opened {
+    file: File,
+    /// Its owner when it was opened (before root gave or took it).
+    holder: u32,
+    /// Whether that owner was one the lock may belong to.
+    trusted: bool,
 }
 
 /// `dir/.NAME.lock` for the certificate `dir/NAME`.
@@ -303,10 +319,12 @@ mod tests {
         std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::hard_link(&victim, &lock).unwrap();
         let err = PairLock::acquire(&cert, Duration::ZERO, Some(12345)).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::OUTPUT);
         assert!(err.to_string().contains("has 2 names"), "{err}");
         std::fs::remove_file(&lock).unwrap();
         std::fs::copy(&victim, &lock).unwrap();
         let err = PairLock::acquire(&cert, Duration::ZERO, Some(12345)).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::OUTPUT);
         assert!(err.to_string().contains("content (1 bytes)"), "{err}");
         let meta = std::fs::metadata(&victim).unwrap();
         assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o644), "left alone");

@@ -118,6 +118,26 @@ pub(crate) fn request_change(pem: &str, request: &CertificateRequest) -> Option<
     subject_change(&cert, request).or_else(|| san_change(&cert, request))
 }
 
+/// `check` on the certificate at `cert_path`, when the key at `key_path` is its key (both
+/// there, readable and sound); `None` otherwise.
+fn with_pair<T>(
+    cert_path: &Path,
+    key_path: &Path,
+    check: impl FnOnce(&X509Certificate<'_>) -> Option<T>,
+) -> Option<T> {
+    let (Ok(Some(cert_pem)), Ok(Some(key_pem))) =
+        (read_existing(cert_path), read_existing(key_path))
+    else {
+        return None;
+    };
+    let block = pem::parse(cert_pem.as_bytes()).ok()?;
+    let (_, cert) = X509Certificate::from_der(block.contents()).ok()?;
+    let key = PrivateKey::from_pem(&key_pem).ok()?;
+    (key.spki_der() == cert.public_key().raw)
+        .then(|| check(&cert))
+        .flatten()
+}
+
 /// Whether the certificate at `cert_path` and the key at `key_path` are a pair that one of
 /// `pinned_cas` issued (its signature checked) for the request's CN, at any time: one that no
 /// one without the CA's auth key could have put there, whoever owns the files.
@@ -127,46 +147,31 @@ pub(crate) fn vouched_pair(
     request: &CertificateRequest,
     pinned_cas: &[Vec<u8>],
 ) -> bool {
-    let (Ok(Some(cert_pem)), Ok(Some(key_pem))) =
-        (read_existing(cert_path), read_existing(key_path))
-    else {
-        return false;
-    };
-    let Ok(block) = pem::parse(cert_pem.as_bytes()) else {
-        return false;
-    };
-    let Ok((_, cert)) = X509Certificate::from_der(block.contents()) else {
-        return false;
-    };
-    let common_names: Vec<&str> = (cert.subject().iter_common_name())
-        .filter_map(|cn| cn.as_str().ok())
-        .filter(|cn| !cn.is_empty())
-        .collect();
     let wanted: Vec<&str> = Some(request.common_name.as_str())
         .filter(|cn| !cn.is_empty())
         .into_iter()
         .collect();
-    PrivateKey::from_pem(&key_pem).is_ok_and(|key| key.spki_der() == cert.public_key().raw)
-        && matches!(
-            crate::verify::issuer_of(&cert, pinned_cas),
+    with_pair(cert_path, key_path, |cert| {
+        let common_names: Vec<&str> = (cert.subject().iter_common_name())
+            .filter_map(|cn| cn.as_str().ok())
+            .filter(|cn| !cn.is_empty())
+            .collect();
+        let pinned = matches!(
+            crate::verify::issuer_of(cert, pinned_cas),
             Ok(IssuerCheck::Pinned)
-        )
-        && common_names == wanted
+        );
+        (pinned && common_names == wanted).then_some(())
+    })
+    .is_some()
 }
 
 /// The public key (SubjectPublicKeyInfo) of the pair at `cert_path` and `key_path`, when the
 /// key is the certificate's and the certificate has not expired: a working pair.
 fn pair_key(cert_path: &Path, key_path: &Path) -> Option<Vec<u8>> {
-    let (Ok(Some(cert_pem)), Ok(Some(key_pem))) =
-        (read_existing(cert_path), read_existing(key_path))
-    else {
-        return None;
-    };
-    let block = pem::parse(cert_pem.as_bytes()).ok()?;
-    let (_, cert) = X509Certificate::from_der(block.contents()).ok()?;
-    let key = PrivateKey::from_pem(&key_pem).ok()?;
-    let valid = cert.validity().not_after.timestamp() > crate::job::unix_now();
-    (valid && key.spki_der() == cert.public_key().raw).then(|| cert.public_key().raw.to_vec())
+    with_pair(cert_path, key_path, |cert| {
+        (cert.validity().not_after.timestamp() > crate::job::unix_now())
+            .then(|| cert.public_key().raw.to_vec())
+    })
 }
 
 /// Refuses to break a working pair from the side: `genkey -bare NAME` replacing the key of

@@ -757,27 +757,7 @@ fn certinfo_reports_an_expired_certificate() {
         ));
 
     // A secp256k1 key is named by its curve, not by its point's size (P-256's).
-    tool(
-        dir,
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:secp256k1",
-            "-nodes",
-            "-keyout",
-            "k1-key.pem",
-            "-subj",
-            "/CN=k1",
-            "-days",
-            "30",
-            "-out",
-            "k1.pem",
-        ],
-    );
+    crate::support::self_signed(dir, "k1", "secp256k1", "/CN=k1", &[]);
     nodecert(dir)
         .args(["certinfo", "k1.pem"])
         .assert()

@@ -289,56 +289,34 @@ fn a_planted_key_earns_its_planter_nothing() {
     let sh = Shared::new();
     sh.as_root(&[]).assert().code(0);
     let key = sh.out.join("node-key.pem");
-    std::fs::remove_file(&key).unwrap();
-    std::fs::write(&key, "garbage").unwrap();
-    std::os::unix::fs::chown(&key, Some(NOBODY), Some(NOBODY)).unwrap();
-    sh.as_root(&["--renew-before", "720h"])
-        .assert()
-        .code(0)
-        .stderr(contains(
-            "node-key.pem: belonged to uid 65534; the new file is root's",
-        ));
-    let meta = std::fs::metadata(&key).unwrap();
-    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (0, 0, 0o600));
+    let plant_key = || {
+        std::fs::remove_file(&key).unwrap();
+        std::fs::write(&key, "garbage").unwrap();
+        std::os::unix::fs::chown(&key, Some(NOBODY), Some(NOBODY)).unwrap();
+    };
+    // root's renewal takes the planted files, says so, and keeps the new key to itself.
+    let renewal_takes_them = || {
+        sh.as_root(&["--renew-before", "720h"])
+            .assert()
+            .code(0)
+            .stderr(contains(
+                "node-key.pem: belonged to uid 65534; the new file is root's",
+            ));
+        let meta = std::fs::metadata(&key).unwrap();
+        assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (0, 0, 0o600));
+    };
+    plant_key();
+    renewal_takes_them();
 
     // A whole pair of theirs, self-made for the same CN (not the pinned CA's): the same.
-    crate::support::tool(
-        &sh.out,
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=node1.example.com",
-            "-days",
-            "30",
-            "-keyout",
-            "node-key.pem",
-            "-out",
-            "node.pem",
-        ],
-    );
+    crate::support::self_signed(&sh.out, "node", "P-256", "/CN=node1.example.com", &[]);
     for file in ["node.pem", "node-key.pem"] {
         std::os::unix::fs::chown(sh.out.join(file), Some(NOBODY), Some(NOBODY)).unwrap();
     }
-    sh.as_root(&["--renew-before", "720h"])
-        .assert()
-        .code(0)
-        .stderr(contains(
-            "node-key.pem: belonged to uid 65534; the new file is root's",
-        ));
-    let meta = std::fs::metadata(&key).unwrap();
-    assert_eq!((meta.uid(), meta.gid()), (0, 0));
+    renewal_takes_them();
 
     // --owner 12345 (no group): the planted key's group (nobody's) is not followed.
-    std::fs::remove_file(&key).unwrap();
-    std::fs::write(&key, "garbage").unwrap();
-    std::os::unix::fs::chown(&key, Some(NOBODY), Some(NOBODY)).unwrap();
+    plant_key();
     sh.as_root(&["--owner", "12345", "--key-mode", "0640", "--force"])
         .assert()
         .code(0);

@@ -729,36 +729,26 @@ fn a_spec_whose_exec_cannot_run_is_refused() {
 /// anything is written, so it is not refused as an input its own output would overwrite.
 #[test]
 fn a_spec_renews_with_its_own_pair_as_client_identity() {
-    let pki = Pki::new();
-    let server = pki.start();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let specs = dir.join("specs");
-    let conf = dir.join("conf");
-    std::fs::create_dir_all(specs.join("out")).unwrap();
-    std::fs::create_dir_all(&conf).unwrap();
-    pki.request_profile(&conf, &server.url(), &pki.auth_key);
-    std::fs::copy(pki.primary_ca(), conf.join("ca.pem")).unwrap();
-    write(&conf, "csr.json", &node_csr("ecdsa", 256));
-    let config = "../conf/request-profile.json";
-    write_spec(
-        &specs,
-        "self",
-        config,
-        serde_json::json!({"csr_out": "out/self.csr"}),
-    );
-    sync(dir, &[], &specs, 0);
+    let fleet = Fleet::new();
+    let (dir, specs, config) = (fleet.work.path(), &fleet.specs, fleet.good.as_str());
+    let spec = |extra: serde_json::Value| {
+        let mut fields = serde_json::json!({"csr_out": "out/self.csr"});
+        for (field, value) in extra.as_object().unwrap() {
+            fields[field] = value.clone();
+        }
+        write_spec(specs, "self", config, fields);
+    };
+    spec(serde_json::json!({}));
+    sync(dir, &[], specs, 0);
     let before = crate::support::pair_bytes(&specs.join("out"), "self");
-    let identity = serde_json::json!({
-        "csr_out": "out/self.csr",
+    spec(serde_json::json!({
         "mutual_tls_client_cert": "out/self.pem",
         "mutual_tls_client_key": "out/self-key.pem",
-    });
-    write_spec(&specs, "self", config, identity);
-    sync(dir, &["--force"], &specs, 0);
+    }));
+    sync(dir, &["--force"], specs, 0);
     assert_ne!(
         crate::support::pair_bytes(&specs.join("out"), "self"),
         before
     );
-    assert_eq!(server.signed_count(), 2);
+    assert_eq!(fleet.server.signed_count(), 2);
 }

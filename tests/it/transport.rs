@@ -138,28 +138,12 @@ fn plaintext_needs_explicit_consent() {
 #[test]
 fn a_pinned_self_signed_server_certificate_is_trusted() {
     let pki = Pki::new();
-    crate::support::tool(
+    crate::support::self_signed(
         pki.path(),
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=self-signed CA",
-            "-days",
-            "30",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            "selfsigned-key.pem",
-            "-out",
-            "selfsigned.pem",
-        ],
+        "selfsigned",
+        "P-256",
+        "/CN=self-signed CA",
+        &["subjectAltName=IP:127.0.0.1"],
     );
     let server = pki.start_with_tls("selfsigned");
     let work = tempfile::tempdir().unwrap();

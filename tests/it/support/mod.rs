@@ -173,6 +173,25 @@ pub fn gencert_in(dir: &Path, profile: &Path, ca: &Path) -> Nodecert {
     cmd
 }
 
+/// `openssl req -x509` in `dir`: a self-signed certificate `NAME.pem` for `subject` (and the
+/// `-addext` values in `extensions`), with its key `NAME-key.pem` on the EC `curve`, valid 30
+/// days; CA:TRUE, as openssl makes it.
+pub fn self_signed(dir: &Path, name: &str, curve: &str, subject: &str, extensions: &[&str]) {
+    let (curve, key, cert) = (
+        format!("ec_paramgen_curve:{curve}"),
+        format!("{name}-key.pem"),
+        format!("{name}.pem"),
+    );
+    let mut args = vec![
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", &curve, "-nodes", "-subj", subject, "-days",
+        "30", "-keyout", &key, "-out", &cert,
+    ];
+    for extension in extensions {
+        args.extend(["-addext", extension]);
+    }
+    tool(dir, "openssl", &args);
+}
+
 /// Runs an external tool and returns its stdout; panics with its stderr when it fails.
 pub fn tool(dir: &Path, program: &str, args: &[&str]) -> String {
     let out = StdCommand::new(program)
