@@ -1,9 +1,10 @@
 //! Talking to the CA: endpoints in failover order, and what each reply means for the caller.
 //!
-//! The transport moves bytes; this module decides that a 5xx or an unreachable remote moves on to
-//! the next one, that a refusal stops at once (another remote would refuse the same request, and
-//! a bad token must not be sprayed across a fleet's CAs), and what to tell the user about a
-//! refusal whose cause is known.
+//! The transport moves bytes; this module decides that a remote that is down, failing (5xx,
+//! 429), fails TLS or answers with something that is not cfssl's reply moves on to the next one
+//! (one broken replica must not stop a fleet's renewals while another is fine), that a refusal
+//! stops at once (another remote would refuse the same request, and a bad token must not be
+//! sprayed across a fleet's CAs), and what to tell the user about a refusal whose cause is known.
 
 use crate::error::{Error, Result};
 use crate::keygen::KeySpec;
@@ -39,7 +40,8 @@ impl CaClient<'_> {
         key: Option<KeySpec>,
     ) -> Result<(String, String, Vec<u8>)> {
         let mut last_error = None;
-        for remote in &self.target.remotes {
+        let remotes = &self.target.remotes;
+        for (index, remote) in remotes.iter().enumerate() {
             let server = remote.display_name();
             let url = remote.endpoint(path);
             log::debug!("POST {url}");
@@ -74,8 +76,9 @@ impl CaClient<'_> {
                 );
             match outcome {
                 Ok((pem, reply)) => return Ok((server, pem, reply)),
-                Err(err @ Error::Unavailable { .. }) => {
-                    if self.target.remotes.len() > 1 {
+                Err(err) if is_this_remotes(&err) => {
+                    // The last remote's error is the run's, printed once as the error.
+                    if index + 1 < remotes.len() {
                         log::warn!("{err}; trying the next remote");
                     }
                     last_error = Some(err);
@@ -85,6 +88,18 @@ impl CaClient<'_> {
         }
         Err(last_error.unwrap_or_else(|| Error::Internal("no remote to try".into())))
     }
+}
+
+/// Whether `err` is a fault of the remote that answered, not of the request, so that the next
+/// remote may succeed: unreachable or failing, a TLS failure (a certificate the pin does not
+/// vouch for: nothing was sent), or a reply that is not cfssl's (a middlebox, a wrong service).
+/// When every remote fails, the last one's error is the run's, as in cfssl; the others are
+/// logged as they happen.
+fn is_this_remotes(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Unavailable { .. } | Error::Tls { .. } | Error::BadResponse { .. }
+    )
 }
 
 /// Adds what to do to the refusals whose cause is known.

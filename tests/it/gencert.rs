@@ -407,6 +407,53 @@ fn fails_over_on_a_5xx_answer() {
     }
 }
 
+/// A remote whose TLS certificate the pin does not vouch for (a replica of another CA: its
+/// multirootca serves a certificate of a second test PKI) is passed over for the next one, as is
+/// a remote answering 200 with something that is not cfssl's reply (a wrong service behind the
+/// address); each is logged, and nothing was sent to the first before its TLS failed.
+#[test]
+fn fails_over_past_a_tls_failure_and_a_reply_that_is_not_cfssls() {
+    use crate::support::fault::{Fault, FaultServer};
+    let t = Setup::new();
+    let stranger = Pki::new();
+    let other = stranger.start();
+    let garbage = FaultServer::start(Fault::Status(200, "<html>it works</html>".into()));
+    for (first, logged) in [
+        (other.url(), "TLS with"),
+        (garbage.url(), "not cfssl's JSON envelope"),
+    ] {
+        let signed_before = t.server.signed_count();
+        let remotes = format!("{first},{}", t.server.url());
+        let _ = std::fs::remove_file(t.dir().join("node.pem"));
+        t.gencert(&["-remote", &remotes, "--allow-plaintext"])
+            .assert()
+            .code(0)
+            .stderr(contains(logged).and(contains("trying the next remote")));
+        assert_eq!(t.server.signed_count(), signed_before + 1);
+        assert_verifies(t.dir(), &t.pki.primary_ca(), &t.dir().join("node.pem"));
+    }
+    assert_eq!(other.signed_count(), 0, "TLS failed before any request");
+    assert_eq!(garbage.requests(), 1);
+}
+
+/// When every remote fails, the last one's error is the run's, printed once as the error, not
+/// also as a warning that promises a next remote.
+#[test]
+fn the_last_remotes_failure_is_the_error_alone() {
+    let t = Setup::new();
+    let dead = |_| format!("127.0.0.1:{}", support::ca::free_port());
+    let remotes = [dead(1), dead(2)].join(",");
+    let out = t.gencert(&["-remote", &remotes]).assert().code(6);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(
+        stderr.matches("trying the next remote").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("connection refused").count(), 2, "{stderr}");
+    assert!(stderr.contains("error: "), "{stderr}");
+}
+
 /// A request profile without an auth key (`remote` alone) sends the unauthenticated request to
 /// `/api/v1/cfssl/sign`: a real `cfssl serve` with an open policy issues on it (its log names
 /// the path); multirootca, which serves only authsign, answers 404, and nodecert says what to do.
