@@ -92,11 +92,7 @@ pub fn converge(destination: &Destination, options: &FileOptions) -> Result<bool
         let mode = meta.mode() & 0o7777;
         let wanted = match role {
             Role::Key if mode & !options.key_mode != 0 => {
-                log::warn!(
-                    "{} had mode {mode:04o}, wider than --key-mode {:04o}: narrowed",
-                    path.display(),
-                    options.key_mode
-                );
+                warn_wider_key(path, mode, options.key_mode, "narrowed");
                 mode & options.key_mode
             }
             Role::Cert | Role::Csr if options.mode_given && mode != options.mode => {
@@ -114,6 +110,24 @@ pub fn converge(destination: &Destination, options: &FileOptions) -> Result<bool
         changed = true;
     }
     Ok(changed)
+}
+
+/// Warns that the key at `path`, of `mode`, is readable beyond `key_mode` and has been (or is
+/// about to be, by the new key) `done` to it: a service group that read the old key cannot read
+/// the new one, and the flag that keeps it is named, since cfssljson kept a key's mode.
+fn warn_wider_key(path: &Path, mode: u32, key_mode: u32, done: &str) {
+    let keep = if mode & 0o040 != 0 && key_mode & 0o040 == 0 {
+        format!(
+            " (pass --key-mode {:04o} if its group must read it)",
+            key_mode | 0o040
+        )
+    } else {
+        String::new()
+    };
+    log::warn!(
+        "{} had mode {mode:04o}, wider than --key-mode {key_mode:04o}: {done}{keep}",
+        path.display()
+    );
 }
 
 /// Output files reserved before the request is sent.
@@ -177,6 +191,19 @@ impl Reserved {
                     options.mode
                 };
                 let target = write_target(target)?;
+                if role == Role::Key
+                    && let Ok(meta) = std::fs::metadata(&target)
+                    && meta.is_file()
+                    && meta.permissions().mode() & 0o777 & !mode != 0
+                {
+                    let old = meta.permissions().mode() & 0o7777;
+                    warn_wider_key(
+                        &target,
+                        old,
+                        mode,
+                        &format!("the new key will be {mode:04o}"),
+                    );
+                }
                 let temp = reserve(&target, mode, options.owner)?;
                 files.push(Slot {
                     temp,

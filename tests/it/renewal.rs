@@ -690,6 +690,32 @@ fn a_replaced_file_keeps_its_group() {
     }
 }
 
+/// A renewal that replaces a key its group could read (0640, for a service) says so, and names
+/// the flag that keeps that access: the new key is --key-mode's (0600 by default), where
+/// cfssljson kept the old file's mode. With --key-mode 0640 the new key is 0640, quietly.
+#[test]
+fn replacing_a_group_readable_key_says_how_to_keep_it() {
+    let t = Setup::new();
+    t.gencert(&[]).assert().code(0);
+    let key = t.dir().join("node-key.pem");
+    let set = |mode| {
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap()
+    };
+    let mode = || std::fs::metadata(&key).unwrap().mode() & 0o777;
+    set(0o640);
+    t.gencert(&["--force"]).assert().code(0).stderr(contains(
+        "had mode 0640, wider than --key-mode 0600: the new key will be 0600 \
+         (pass --key-mode 0640 if its group must read it)",
+    ));
+    assert_eq!(mode(), 0o600);
+    set(0o640);
+    t.gencert(&["--force", "--key-mode", "0640"])
+        .assert()
+        .code(0)
+        .stderr("");
+    assert_eq!(mode(), 0o640);
+}
+
 /// A pair that stays is brought to what --owner, --mode and --key-mode ask, its contents and
 /// the CA untouched: config management converges on the next run, not at the next renewal. A
 /// key someone widened is narrowed with a warning; --mode applies only when given.
