@@ -91,6 +91,7 @@ fn sign(profile: &Path, ca: &Path, csr: &Path, runs: usize) -> Result<serde_json
     let sign_request = SignRequest {
         hosts: None,
         certificate_request: &csr_pem,
+        subject: None,
         profile: "",
         crl_override: "",
         label: "",

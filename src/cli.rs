@@ -248,13 +248,14 @@ pub struct SignArgs {
     #[arg(value_name = "CSRPEM", required_unless_present = "csr_flag")]
     pub csr: Option<PathBuf>,
 
+    /// A subject for the certificate instead of the CSR's, as cfssl sign's SUBJECT: JSON with
+    /// CN, names and SerialNumber (a csr.json will do); what it leaves empty stays the CSR's.
+    /// With -csr FILE, it is the one file argument.
+    #[arg(value_name = "SUBJECT")]
+    pub subject: Option<PathBuf>,
+
     /// The CSR, as cfssl sign spells it (-csr FILE), instead of CSRPEM.
-    #[arg(
-        long = "csr",
-        id = "csr_flag",
-        value_name = "FILE",
-        conflicts_with = "csr"
-    )]
+    #[arg(long = "csr", id = "csr_flag", value_name = "FILE")]
     pub csr_flag: Option<PathBuf>,
 
     /// Comma-separated SANs sent to the CA, replacing the CSR's.
@@ -291,8 +292,27 @@ pub struct InfoArgs {
 
 impl SignArgs {
     /// The CSR file, given as CSRPEM or -csr.
-    pub fn csr(&self) -> &Path {
-        either(&self.csr, &self.csr_flag)
+    /// The CSR file and the SUBJECT file, if any. cfssl sign takes its file arguments in
+    /// turn: the CSR unless -csr gave it, then SUBJECT, so with -csr the first is SUBJECT.
+    pub fn files(&self) -> Result<(&Path, Option<&Path>), String> {
+        let (csr, subject) = match (&self.csr_flag, &self.csr, &self.subject) {
+            (Some(csr), subject, None) => (csr.as_path(), subject.as_deref()),
+            (Some(_), _, Some(extra)) => {
+                return Err(format!(
+                    "unexpected argument {}: with -csr FILE, sign takes at most one file \
+                     argument (SUBJECT)",
+                    extra.display()
+                ));
+            }
+            (None, csr, subject) => (csr.as_deref().unwrap_or(Path::new("-")), subject.as_deref()),
+        };
+        let stdin = Path::new("-");
+        if csr == stdin && subject == Some(stdin) {
+            return Err(
+                "the CSR and SUBJECT cannot both be read from stdin: give one as a file".into(),
+            );
+        }
+        Ok((csr, subject))
     }
 }
 

@@ -120,14 +120,7 @@ impl CertificateRequest {
 
     /// Parses csr.json bytes. `source` names the file in errors (a path, or `<stdin>`).
     pub fn parse(bytes: &[u8], source: &str) -> Result<Self> {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::input(source, format!("not valid JSON: {e}")))?;
-        let Value::Object(root) = value else {
-            return Err(Error::input(
-                source,
-                "expected a JSON object like {\"CN\":…,\"hosts\":[…]}",
-            ));
-        };
+        let root = json_object(bytes, source, "{\"CN\":…,\"hosts\":[…]}")?;
         unambiguous(
             &root,
             &["CN", "names", "hosts", "key", "ca", "serialnumber"],
@@ -232,6 +225,58 @@ impl CertificateRequest {
 
     fn values(&self, pick: impl Fn(&Name) -> &String) -> Vec<&str> {
         self.names.iter().map(|n| pick(n).as_str()).collect()
+    }
+}
+
+/// The subject a `cfssl sign` SUBJECT file puts in place of the CSR's (cfssl's
+/// `signer.Subject`): each field that is set replaces the CSR's, the others stay as the CSR has
+/// them (the CA merges them, `PopulateSubjectFromCSR`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subject {
+    /// `CN`.
+    pub common_name: String,
+    /// `names`, as in csr.json.
+    pub names: Vec<Name>,
+    /// `SerialNumber`.
+    pub serial_number: String,
+}
+
+impl Subject {
+    /// Parses a SUBJECT file (`source` names it in errors). It has csr.json's shape, and a
+    /// csr.json is often what is given: its fields that are not a subject's (`hosts`, `key`)
+    /// are ignored, as cfssl ignores them; `hosts` and unknown fields with a warning, since
+    /// they may have been meant to count.
+    pub fn parse(bytes: &[u8], source: &str) -> Result<Self> {
+        let root = json_object(bytes, source, "{\"CN\":…,\"names\":[…]}")?;
+        unambiguous(&root, &["CN", "names", "SerialNumber"])
+            .map_err(|d| Error::input(source, d))?;
+        for key in root.keys() {
+            let why = match key.to_ascii_lowercase().as_str() {
+                "cn" | "names" | "serialnumber" | "key" | "ca" => continue,
+                "hosts" => "the SANs come from the CSR, or from -hostname",
+                _ => "a subject has CN, names and SerialNumber",
+            };
+            log::warn!("{source}: field {key} is ignored, as cfssl ignores it ({why})");
+        }
+        let string = |name| string_field(&root, name).map_err(|d| Error::field(source, name, d));
+        Ok(Self {
+            common_name: string("CN")?,
+            names: parse_names(&root, source)?,
+            serial_number: string("SerialNumber")?,
+        })
+    }
+}
+
+/// `bytes` as a JSON object; anything else is an input error about `source` showing `shape`.
+fn json_object(bytes: &[u8], source: &str, shape: &str) -> Result<Map<String, Value>> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::input(source, format!("not valid JSON: {e}")))?;
+    match value {
+        Value::Object(root) => Ok(root),
+        _ => Err(Error::input(
+            source,
+            format!("expected a JSON object like {shape}"),
+        )),
     }
 }
 

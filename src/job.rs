@@ -263,6 +263,7 @@ impl Job {
         let sign_request = SignRequest {
             hosts: self.hostname_override.as_deref(),
             certificate_request: &csr_pem,
+            subject: None,
             profile: &self.profile,
             crl_override: &self.crl_override,
             label: &self.label,

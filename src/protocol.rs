@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::AuthKey;
+use crate::csr::Subject;
 
 /// The path of the authenticated signing endpoint, relative to the remote's base URL.
 pub const AUTHSIGN_PATH: &str = "api/v1/cfssl/authsign";
@@ -28,6 +29,12 @@ pub struct SignRequest<'a> {
     /// nodecert never sends one).
     pub hosts: Option<&'a [String]>,
     pub certificate_request: &'a str,
+    /// `cfssl sign`'s SUBJECT file, sent only when given (`omitempty` in cfssl).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "subject_wire"
+    )]
+    pub subject: Option<&'a Subject>,
     pub profile: &'a str,
     pub crl_override: &'a str,
     pub label: &'a str,
@@ -57,6 +64,52 @@ impl SignRequest<'_> {
             }
         }
     }
+}
+
+/// `signer.Subject` as cfssl marshals it: `CN`, `names` (each entry's empty fields left out,
+/// as current cfssl's `omitempty` leaves them; a CA reads the names case-insensitively and
+/// skips what it does not know, so CFSSL 1.2 takes C/ST/L/O/OU and ignores E and OID), and
+/// `SerialNumber`.
+fn subject_wire<S: serde::Serializer>(
+    subject: &Option<&Subject>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let Some(subject) = subject else {
+        return serializer.serialize_none();
+    };
+    let names: Vec<Value> = (subject.names.iter())
+        .map(|name| {
+            let mut entry = serde_json::Map::new();
+            for (key, value) in [
+                ("C", &name.country),
+                ("ST", &name.province),
+                ("L", &name.locality),
+                ("O", &name.organization),
+                ("OU", &name.organizational_unit),
+                ("E", &name.email),
+            ] {
+                if !value.is_empty() {
+                    entry.insert(key.into(), Value::String(value.clone()));
+                }
+            }
+            if !name.oids.is_empty() {
+                let oids = (name.oids.iter())
+                    .map(|(arcs, value)| {
+                        let dotted: Vec<String> = arcs.iter().map(u64::to_string).collect();
+                        (dotted.join("."), Value::String(value.clone()))
+                    })
+                    .collect();
+                entry.insert("OID".into(), Value::Object(oids));
+            }
+            Value::Object(entry)
+        })
+        .collect();
+    serde_json::json!({
+        "CN": subject.common_name,
+        "names": if names.is_empty() { Value::Null } else { Value::Array(names) },
+        "SerialNumber": subject.serial_number,
+    })
+    .serialize(serializer)
 }
 
 /// `auth.AuthenticatedRequest`, with `remote_address` omitted as gencert omits it.
@@ -209,6 +262,7 @@ mod tests {
         let request = SignRequest {
             hosts: Some(&hosts),
             certificate_request: &csr,
+            subject: None,
             profile: "",
             crl_override: "",
             label: "default",
@@ -224,6 +278,7 @@ mod tests {
         let request = SignRequest {
             hosts: None,
             certificate_request: "x",
+            subject: None,
             profile: "",
             crl_override: "",
             label: "",
@@ -231,6 +286,29 @@ mod tests {
         assert_eq!(
             String::from_utf8(request.to_bytes()).unwrap(),
             r#"{"hosts":null,"certificate_request":"x","profile":"","crl_override":"","label":""}"#
+        );
+    }
+
+    /// A SUBJECT file goes between the CSR and the profile, where Go's struct order puts it,
+    /// in `signer.Subject`'s shape: empty name fields left out, OIDs dotted.
+    #[test]
+    fn a_subject_is_sent_in_cfssls_shape() {
+        let subject = crate::csr::Subject::parse(
+            br#"{"cn":"a","names":[{"O":"Org","C":""},{"OID":{"2.5.4.97":"V"}}],"SerialNumber":"7"}"#,
+            "subject.json",
+        )
+        .unwrap();
+        let request = SignRequest {
+            hosts: None,
+            certificate_request: "x",
+            subject: Some(&subject),
+            profile: "p",
+            crl_override: "",
+            label: "",
+        };
+        assert_eq!(
+            String::from_utf8(request.to_bytes()).unwrap(),
+            r#"{"hosts":null,"certificate_request":"x","subject":{"CN":"a","SerialNumber":"7","names":[{"O":"Org"},{"OID":{"2.5.4.97":"V"}}]},"profile":"p","crl_override":"","label":""}"#
         );
     }
 
@@ -243,6 +321,7 @@ mod tests {
         let request = SignRequest {
             hosts: Some(&hosts),
             certificate_request: &csr,
+            subject: None,
             profile: "",
             crl_override: "",
             label: "default",

@@ -8,7 +8,7 @@ use x509_parser::prelude::FromDer;
 
 use crate::cli::SignArgs;
 use crate::client::CaClient;
-use crate::csr::San;
+use crate::csr::{San, Subject};
 use crate::error::{Error, Result};
 use crate::job::unix_now;
 use crate::output::{PUBLIC_MODE, write_file_atomically};
@@ -22,18 +22,20 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
         (None, Some(path)) => Some(path.clone()),
         _ => None,
     };
+    let (csr_path, subject_path) = args.files().map_err(Error::Usage)?;
     // Reading the profile writes nothing, and its `file:` auth key is an input too.
     let (target, tls) = super::resolve_ca(&args.ca)?;
     match &out_path {
         Some(out) => {
             let mut inputs = super::ca_inputs(&args.ca, Some(&target));
-            inputs.push((args.csr(), "the CSR"));
+            inputs.push((csr_path, "the CSR"));
+            inputs.extend(subject_path.map(|path| (path, "the SUBJECT file")));
             crate::output::check_distinct(&[(out, "the certificate output")], &inputs)?;
             crate::output::check_writable(out)?;
         }
         None => crate::output::stdout_keeps_output()?,
     }
-    let (bytes, source) = super::read_arg(args.csr(), "CSR")?;
+    let (bytes, source) = super::read_arg(csr_path, "CSR")?;
     let (csr_pem, spki, csr_sans) = read_csr(&bytes).map_err(|d| Error::input(&source, d))?;
     if let (Some(name), Some(out)) = (&args.bare, &out_path) {
         let key = crate::output::bare_file(name, "-key.pem");
@@ -46,10 +48,18 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
         Some(hosts) => hosts.iter().map(|h| San::classify(h)).collect(),
         None => csr_sans,
     };
+    let subject = match subject_path {
+        Some(path) => {
+            let (bytes, source) = super::read_arg(path, "SUBJECT file")?;
+            Some(Subject::parse(&bytes, &source)?)
+        }
+        None => None,
+    };
     let transport = Transport::new(&tls, args.ca.timeout)?;
     let request = SignRequest {
         hosts: hostname_override.as_deref(),
         certificate_request: &csr_pem,
+        subject: subject.as_ref(),
         profile: &args.ca.profile,
         crl_override: "",
         label: &args.ca.label,

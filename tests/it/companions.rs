@@ -232,6 +232,116 @@ fn sign_sends_an_existing_csr() {
     assert_eq!(server.signed_count(), 6);
 }
 
+/// sign's SUBJECT file, as cfssl sign takes it: its CN and names replace the CSR's (what it
+/// leaves empty stays the CSR's), so the certificate's subject is the one real cfssl sign gets
+/// from the same CA for the same files; a csr.json's hosts are ignored (with a warning), the
+/// SANs stay the CSR's. With -csr, the one file argument is SUBJECT; a second is refused.
+#[test]
+fn sign_takes_cfssls_subject_file() {
+    let pki = Pki::new();
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    nodecert(dir)
+        .args(["genkey", "-bare", "held", s(&csr)])
+        .assert()
+        .code(0);
+    let subject = write(
+        dir,
+        "subject.json",
+        r#"{"CN":"renamed.example.com","names":[{"O":"Other Org","OU":""}],
+            "hosts":["ignored.example.com"],"key":{"algo":"rsa","size":2048}}"#,
+    );
+    let ca = pki.primary_ca();
+    let sign = |extra: &[&str]| {
+        let mut cmd = nodecert(dir);
+        cmd.args(["sign", "-config", s(&profile), "-tls-remote-ca", s(&ca)])
+            .args(extra);
+        cmd
+    };
+    sign(&["-bare", "ours", "held.csr", s(&subject)])
+        .assert()
+        .code(0)
+        .stderr(contains("subject.json: field hosts is ignored").and(contains("key").not()));
+    let subject_of = |name: &str| {
+        tool(
+            dir,
+            "openssl",
+            &[
+                "x509", "-in", name, "-noout", "-subject", "-nameopt", "RFC2253",
+            ],
+        )
+    };
+    let theirs = tool(
+        dir,
+        "cfssl",
+        &[
+            "sign",
+            "-config",
+            s(&profile),
+            "-tls-remote-ca",
+            s(&ca),
+            "held.csr",
+            s(&subject),
+        ],
+    );
+    crate::support::ca::cfssljson(dir, &theirs, "theirs");
+    assert_eq!(
+        subject_of("ours.pem").trim(),
+        "subject=CN=renamed.example.com,OU=Nodes,O=Other Org,L=San Francisco,ST=CA,C=US"
+    );
+    assert_eq!(subject_of("ours.pem"), subject_of("theirs.pem"));
+    let sans = |name: &str| {
+        tool(
+            dir,
+            "openssl",
+            &["x509", "-in", name, "-noout", "-ext", "subjectAltName"],
+        )
+    };
+    assert!(
+        sans("ours.pem").contains("DNS:node1.example.com"),
+        "{}",
+        sans("ours.pem")
+    );
+    assert!(!sans("ours.pem").contains("ignored"));
+    // -csr FILE: the one file argument is SUBJECT; two are one too many.
+    sign(&["-bare", "flag", "-csr", "held.csr", s(&subject)])
+        .assert()
+        .code(0);
+    assert_eq!(subject_of("flag.pem"), subject_of("ours.pem"));
+    let signed = server.signed_count();
+    sign(&[
+        "-bare",
+        "extra",
+        "-csr",
+        "held.csr",
+        s(&subject),
+        "more.json",
+    ])
+    .assert()
+    .code(2)
+    .stderr(contains(
+        "with -csr FILE, sign takes at most one file argument",
+    ));
+    sign(&["-", "-"])
+        .assert()
+        .code(2)
+        .stderr(contains("cannot both be read from stdin"));
+    let bad = write(dir, "bad-subject.json", r#"{"CN":["a"]}"#);
+    sign(&["-bare", "bad", "held.csr", s(&bad)])
+        .assert()
+        .code(3)
+        .stderr(contains("bad-subject.json: field CN: must be a string"));
+    assert_eq!(
+        server.signed_count(),
+        signed,
+        "nothing sent for a refused command line"
+    );
+    assert!(!dir.join("extra.pem").exists() && !dir.join("bad.pem").exists());
+}
+
 /// info: the CA certificate of a label, over the pinned TLS.
 #[test]
 fn info_fetches_the_ca_certificate_of_a_label() {
