@@ -105,7 +105,7 @@ pub struct GenkeyArgs {
     pub request: RequestArgs,
 
     /// Write NAME-key.pem and NAME.csr, instead of JSON {"csr","key"} on stdout.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["key", "csr"])]
+    #[arg(long, value_name = "NAME", value_parser = bare_name(), conflicts_with_all = ["key", "csr"])]
     pub bare: Option<PathBuf>,
 
     /// Write the private key (mode 0600) to this path; needs --csr.
@@ -214,7 +214,7 @@ pub struct GencertArgs {
     pub ca: CaArgs,
 
     /// Write NAME.pem, NAME-key.pem and NAME.csr (as cfssljson -bare NAME), instead of JSON on stdout.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["cert", "key", "csr"])]
+    #[arg(long, value_name = "NAME", value_parser = bare_name(), conflicts_with_all = ["cert", "key", "csr"])]
     pub bare: Option<PathBuf>,
 
     /// Write the certificate to this path; needs --key.
@@ -266,7 +266,7 @@ pub struct SignArgs {
     pub ca: CaArgs,
 
     /// Write NAME.pem instead of cfssl's JSON {"cert","csr"} on stdout.
-    #[arg(long, value_name = "NAME", conflicts_with = "cert")]
+    #[arg(long, value_name = "NAME", value_parser = bare_name(), conflicts_with = "cert")]
     pub bare: Option<PathBuf>,
 
     /// Write the certificate to this path.
@@ -478,6 +478,24 @@ pub struct SyncArgs {
 pub enum ReportFormat {
     Json,
     Text,
+}
+
+/// A `-bare` NAME: the prefix of the files' names (any bytes, as a path; clap refuses an empty
+/// one). One ending in `/` (a directory) would write the hidden `DIR/.pem`, `DIR/-key.pem`, as
+/// cfssljson does: almost surely a slip.
+fn bare_name() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PathBufValueParser::new().try_map(|name: PathBuf| {
+        use std::os::unix::ffi::OsStrExt as _;
+        if name.as_os_str().as_bytes().ends_with(b"/") {
+            let text = name.display();
+            return Err(format!(
+                "ends in '/', so the files would be {text}.pem and {text}-key.pem: give a name, \
+                 as in -bare {text}node"
+            ));
+        }
+        Ok(name)
+    })
 }
 
 /// Parses `30s`, `2m`, `720h`, `30d` (Go-style and humantime units).

@@ -66,7 +66,13 @@ impl CaClient<'_> {
                         }
                         Reply::Failed { status, message } => Err(Error::Refused {
                             server: server.clone(),
-                            message: refusal_hint(status, message, path, key),
+                            message: refusal_hint(
+                                status,
+                                message,
+                                path,
+                                key,
+                                self.target.auth_key_origin.as_deref(),
+                            ),
                         }),
                         Reply::Malformed(detail) => Err(Error::BadResponse {
                             server: server.clone(),
@@ -102,10 +108,18 @@ fn is_this_remotes(err: &Error) -> bool {
     )
 }
 
-/// Adds what to do to the refusals whose cause is known.
-fn refusal_hint(status: u16, message: String, path: &str, key: Option<KeySpec>) -> String {
+/// Adds what to do to the refusals whose cause is known; a bad token names the key that made
+/// it (`auth_key_origin`), since a profile can hold several.
+fn refusal_hint(
+    status: u16,
+    message: String,
+    path: &str,
+    key: Option<KeySpec>,
+    auth_key_origin: Option<&str>,
+) -> String {
     let hint = if message.contains("invalid token") {
-        " (the auth key does not match the CA's: check auth_keys in the request profile)"
+        let origin = auth_key_origin.unwrap_or("auth_keys in the request profile");
+        &format!(" (the auth key does not match the CA's: check {origin})")
     } else if message.contains("invalid profile") {
         " (the CA has no such profile: check -profile, or leave it out for the CA's default)"
     } else if status == 404 && path == SIGN_PATH {

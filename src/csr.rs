@@ -269,7 +269,7 @@ impl Subject {
 
 /// `bytes` as a JSON object; anything else is an input error about `source` showing `shape`.
 fn json_object(bytes: &[u8], source: &str, shape: &str) -> Result<Map<String, Value>> {
-    let value: Value = serde_json::from_slice(bytes)
+    let value: Value = serde_json::from_slice(without_bom(bytes))
         .map_err(|e| Error::input(source, format!("not valid JSON: {e}")))?;
     match value {
         Value::Object(root) => Ok(root),
@@ -278,6 +278,12 @@ fn json_object(bytes: &[u8], source: &str, shape: &str) -> Result<Map<String, Va
             format!("expected a JSON object like {shape}"),
         )),
     }
+}
+
+/// A JSON input without the UTF-8 byte-order mark some Windows editors write first: it says
+/// nothing, and Go (so cfssl) refuses such a file with `invalid character 'ï'`.
+pub(crate) fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
 /// A dotted OID (`1.2.840.113549.1.9.1`) as cfssl's `OIDFromString` and Go's DER encoder

@@ -22,6 +22,8 @@ pub struct Target {
     pub remotes: Vec<Remote>,
     /// The HMAC key; `None` means the unauthenticated `/sign` endpoint.
     pub auth_key: Option<AuthKey>,
+    /// Where that key is configured (`auth_keys.NAME in FILE`), for a refusal of its token.
+    pub auth_key_origin: Option<String>,
     /// Every file a `file:PATH` key of the profile names, the one used and the others: inputs
     /// no output may overwrite.
     pub auth_key_files: Vec<PathBuf>,
@@ -123,9 +125,23 @@ impl Remote {
         Ok(Self { base: url })
     }
 
-    /// Parses a comma-separated failover list.
+    /// Parses a comma-separated failover list. In a list, an error names the entry.
     pub fn parse_list(text: &str) -> Result<Vec<Self>, String> {
-        text.split(',').map(Self::parse).collect()
+        let entries: Vec<&str> = text.split(',').collect();
+        if let [one] = entries.as_slice() {
+            return Self::parse(one).map(|remote| vec![remote]);
+        }
+        (entries.iter().enumerate())
+            .map(|(i, entry)| {
+                Self::parse(entry).map_err(|e| match e.strip_prefix("is empty") {
+                    Some(_) => format!(
+                        "entry {} of the list is empty: remove the stray comma",
+                        i + 1
+                    ),
+                    None => format!("entry {}: {e}", i + 1),
+                })
+            })
+            .collect()
     }
 
     /// Whether this remote would carry the token and CSR in clear.
@@ -175,6 +191,7 @@ pub fn resolve(
             Some(remotes) => Ok(Target {
                 remotes,
                 auth_key: None,
+                auth_key_origin: None,
                 auth_key_files: Vec::new(),
             }),
             None => Err(Error::Usage(
@@ -228,7 +245,7 @@ fn parse_unconcealed(
     flag_remotes: Option<Vec<Remote>>,
 ) -> Result<Target> {
     let root = WipedOnDrop(
-        serde_json::from_slice(bytes)
+        serde_json::from_slice(crate::csr::without_bom(bytes))
             .map_err(|e| Error::input(source, format!("not valid JSON: {e}")))?,
     );
     crate::auth::remember_env_sources(&root);
@@ -243,14 +260,18 @@ fn parse_unconcealed(
         Some(remotes) => remotes,
         None => named_remotes(root, &names, source)?,
     };
-    let auth_key = if names.key.is_empty() {
-        None
+    let (auth_key, auth_key_origin) = if names.key.is_empty() {
+        (None, None)
     } else {
-        Some(named_auth_key(root, &names, base_dir, source)?)
+        (
+            Some(named_auth_key(root, &names, base_dir, source)?),
+            Some(format!("auth_keys.{} in {source}", names.key)),
+        )
     };
     Ok(Target {
         remotes,
         auth_key,
+        auth_key_origin,
         auth_key_files,
     })
 }
@@ -400,10 +421,15 @@ fn named_remotes(
             ));
         }
         None => {
+            // Go matches struct fields in any case, but map keys exactly.
+            let hint = (table.into_iter().flat_map(|t| t.keys()))
+                .find(|key| key.eq_ignore_ascii_case(name))
+                .map(|key| format!(" (remote names are case-sensitive: {key:?} is there)"))
+                .unwrap_or_default();
             return Err(Error::field(
                 source,
                 &names.remote_field,
-                format!("names {name:?}, which is not in the remotes section"),
+                format!("names {name:?}, which is not in the remotes section{hint}"),
             ));
         }
     };
@@ -689,6 +715,18 @@ mod tests {
             (
                 r#"{"signing":{"default":{"auth_remote":{"remote":"a"}}}}"#,
                 "auth_remote.auth_key",
+            ),
+            (
+                r#"{"signing":{"default":{"auth_remote":{"remote":"CA","auth_key":"k"}}},"remotes":{"ca":"a:1"}}"#,
+                r#"names "CA", which is not in the remotes section (remote names are case-sensitive: "ca" is there)"#,
+            ),
+            (
+                r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}}},"remotes":{"a":"https://a:1,"}}"#,
+                "remotes.a: entry 2 of the list is empty: remove the stray comma",
+            ),
+            (
+                r#"{"signing":{"default":{"auth_remote":{"remote":"a","auth_key":"k"}}},"remotes":{"a":"a:1,ftp://b"}}"#,
+                r#"remotes.a: entry 2: "ftp://b" has scheme ftp"#,
             ),
         ];
         for (json, expected) in cases {

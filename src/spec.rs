@@ -111,7 +111,7 @@ impl Spec {
 
     /// Parses the spec `bytes` read from `path`.
     pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes)
+        serde_json::from_slice(crate::csr::without_bom(bytes))
             .map_err(|e| Error::input_file(path, format!("invalid spec: {e}")))
     }
 
@@ -120,7 +120,8 @@ impl Spec {
     /// missing field elsewhere) still gets its failure into that certificate's metrics. None
     /// when the bytes are not JSON or hold no `cert` string.
     pub(crate) fn cert_named(path: &Path, bytes: &[u8]) -> Option<PathBuf> {
-        let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        let value: serde_json::Value =
+            serde_json::from_slice(crate::csr::without_bom(bytes)).ok()?;
         let cert = value.get("cert")?.as_str().filter(|c| !c.is_empty())?;
         Some(relative_to(path, Path::new(cert)))
     }

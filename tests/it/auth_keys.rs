@@ -122,7 +122,10 @@ fn wrong_key_is_refused_and_never_printed() {
         ])
         .assert()
         .code(5)
-        .stderr(contains("invalid token").and(contains("check auth_keys")))
+        .stderr(contains("invalid token").and(contains(format!(
+            "does not match the CA's: check auth_keys.k in {}",
+            profile.display()
+        ))))
         .get_output()
         .clone();
     let printed = format!(

@@ -436,6 +436,34 @@ fn fails_over_past_a_tls_failure_and_a_reply_that_is_not_cfssls() {
     assert_eq!(garbage.requests(), 1);
 }
 
+/// csr.json and the request profile saved by an editor that puts a UTF-8 byte-order mark first
+/// (Windows Notepad) are read as the JSON they are; cfssl refuses them (`invalid character`).
+#[test]
+fn json_inputs_may_start_with_a_byte_order_mark() {
+    let t = Setup::new();
+    for path in [&t.csr, &t.profile] {
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend(std::fs::read(path).unwrap());
+        std::fs::write(path, bytes).unwrap();
+    }
+    t.gencert(&[]).assert().code(0);
+    assert_verifies(t.dir(), &t.pki.primary_ca(), &t.dir().join("node.pem"));
+}
+
+/// A -bare NAME ending in '/' would write the hidden DIR/.pem and DIR/-key.pem (as cfssljson
+/// does): a usage error that shows the name meant, with nothing written and the CA not asked.
+#[test]
+fn a_bare_name_ending_in_a_slash_is_refused() {
+    let t = Setup::new();
+    std::fs::create_dir(t.dir().join("out")).unwrap();
+    t.gencert_bare("out/", &t.csr, &[])
+        .assert()
+        .code(2)
+        .stderr(contains("ends in '/'").and(contains("as in -bare out/node")));
+    assert!(support::listing(&t.dir().join("out")).is_empty());
+    assert_eq!(t.server.signed_count(), 0);
+}
+
 /// When every remote fails, the last one's error is the run's, printed once as the error, not
 /// also as a warning that promises a next remote.
 #[test]
