@@ -177,7 +177,7 @@ impl Job {
             } => return self.keep(unlocked.is_none(), reason, serial, not_after),
             Decision::Replace { action, reason } => (action, reason),
         };
-        log::debug!("{}: {reason}", action.as_str());
+        log::debug!("to be {}: {reason}", action.as_str());
         if let (Some(why), Some((cert, _))) = (unlocked, self.paths()) {
             // An unwritable directory is said as such; whatever else it is, the lock's words.
             for (path, _) in self.destination.outputs() {

@@ -79,7 +79,7 @@ pub fn check(
         // DNS names. Said as such, since no policy change on the CA would help.
         let hint = if missing.iter().any(|san| matches!(san, San::Uri(_))) {
             "URI SANs need a CFSSL newer than 1.2, which drops them or writes them as DNS names: \
-             remove them from hosts, or upgrade the CA"
+             remove them from the request (hosts, -hostname or the CSR), or upgrade the CA"
         } else {
             "does the CA's policy allow them?"
         };
