@@ -52,7 +52,33 @@ const METRICS: [(&str, &str); 3] = [
 /// must not renew a certificate and then fail on its metrics.
 pub(crate) fn check_target(path: &Path) -> Result<()> {
     crate::output::existing_parent_dir(path, "metrics directory")?;
-    crate::output::check_writable(path)
+    crate::output::check_writable(path)?;
+    if let Ok(Some(bytes)) = crate::error::read_bounded(path, MAX_BYTES) {
+        only_metrics(path, &String::from_utf8_lossy(&bytes))?;
+    }
+    Ok(())
+}
+
+/// Refuses to replace a file that holds anything but nodecert's series: the whole file is
+/// rewritten, and a mistyped `--metrics-file` (another pair's key, a config file) would
+/// otherwise be lost without a word. The offending line is not quoted: it may be a secret.
+fn only_metrics(path: &Path, text: &str) -> Result<()> {
+    let foreign = (text.lines().enumerate())
+        .find(|(_, line)| {
+            !(line.is_empty() || line.starts_with('#') || line.starts_with("nodecert_"))
+        })
+        .map(|(index, _)| index + 1);
+    match foreign {
+        None => Ok(()),
+        Some(line) => Err(Error::output(
+            path,
+            format!(
+                "line {line} is not one of nodecert's metrics, and the metrics file is rewritten \
+                 whole: give --metrics-file a file of its own (NAME.prom in the textfile \
+                 collector's directory)"
+            ),
+        )),
+    }
 }
 
 /// The largest metrics file read back: three series of about 150 bytes per certificate, so
@@ -82,6 +108,7 @@ pub(crate) fn update(path: &Path, samples: &[Sample]) -> Result<()> {
         }
         Err(_) => String::new(),
     };
+    only_metrics(path, &old)?;
     for line in old.lines().filter(|l| !l.starts_with('#')) {
         if let Some((metric, name, value)) = parse_line(line) {
             series.insert((metric, name), value);

@@ -60,6 +60,16 @@ pub fn write_target(path: &Path) -> Result<PathBuf> {
                 ),
             ));
         }
+        // /dev/stdout and /proc/self/fd/N lead through /proc to whatever a descriptor is open
+        // on (the file a cron job's output is appended to): not a file to replace.
+        if (parent_dir(&current).canonicalize()).is_ok_and(|dir| dir.starts_with("/proc")) {
+            return Err(Error::output(
+                path,
+                "leads through /proc to an open file descriptor (as /dev/stdout does), not to a \
+                 file nodecert may replace: give a file's own path (gencert, sign and genkey \
+                 print cfssl's JSON on stdout when no output is given)",
+            ));
+        }
         let link = std::fs::read_link(&current).map_err(|e| Error::output(path, e))?;
         current = parent_dir(&current).join(link);
     }

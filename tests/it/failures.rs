@@ -1457,3 +1457,73 @@ fn an_output_that_is_an_input_or_another_output_is_refused() {
     assert_eq!(snapshot(dir), before, "no .adir.lock");
     assert_eq!(t.server.signed_count(), 0);
 }
+
+/// --metrics-file rewrites its file whole, so one that holds anything but nodecert's series (a
+/// mistyped path: here another pair's private key) is refused before anything is done: exit 8,
+/// the key as it was, no lock file beside it, the CA not asked.
+#[test]
+fn a_metrics_file_that_is_not_nodecerts_is_not_replaced() {
+    let t = Setup::new();
+    t.gencert_bare("other", &t.csr, &[]).assert().code(0);
+    let key = t.dir().join("other-key.pem");
+    let before = std::fs::read(&key).unwrap();
+    let signed = t.server.signed_count();
+    t.gencert(&["--metrics-file", s(&key)])
+        .assert()
+        .code(8)
+        .stderr(contains("line 1 is not one of nodecert's metrics"));
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+    assert!(!t.dir().join(".other-key.pem.lock").exists());
+    assert!(!t.dir().join("node.pem").exists());
+    assert_eq!(t.server.signed_count(), signed);
+    // nodecert's own metrics file is merged into as before.
+    let metrics = t.dir().join("nodecert.prom");
+    t.gencert(&["--metrics-file", s(&metrics)]).assert().code(0);
+    t.gencert(&["--metrics-file", s(&metrics), "--force"])
+        .assert()
+        .code(0);
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        text.contains("nodecert_certificate_not_after_seconds{name="),
+        "{text}"
+    );
+}
+
+/// An output path that leads through /proc to an open descriptor (/dev/stdout, /dev/fd/1) is
+/// not a file to replace: a cron job's `--cert /dev/stdout >> cron.log` would otherwise swap its
+/// log for the certificate. Exit 8, the log as it was, no key or lock file written.
+#[test]
+fn an_output_through_dev_stdout_is_refused() {
+    let t = Setup::new();
+    let log = t.dir().join("cron.log");
+    for cert in ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"] {
+        std::fs::write(&log, "old line\n").unwrap();
+        let status = std::process::Command::new(assert_cmd::cargo::cargo_bin!("nodecert"))
+            .current_dir(t.dir())
+            .args(["gencert", "-config", s(&t.profile), "-tls-remote-ca"])
+            .args([
+                s(&t.pki.primary_ca()),
+                "--cert",
+                cert,
+                "--key",
+                "k.pem",
+                s(&t.csr),
+            ])
+            .stdout(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(status.status.code(), Some(8), "{cert}");
+        let stderr = String::from_utf8_lossy(&status.stderr);
+        assert!(
+            stderr.contains("leads through /proc to an open file descriptor"),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "old line\n",
+            "{cert}"
+        );
+        assert!(!t.dir().join("k.pem").exists() && !t.dir().join(".cron.log.lock").exists());
+    }
+}
