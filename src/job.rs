@@ -229,7 +229,7 @@ impl Job {
             crate::output::check_output_path(path)?;
         }
         let mut transport = Lazy::Pending(transport);
-        if let Some(wait) = self.jitter_wait() {
+        if let Some(wait) = self.jitter_wait()? {
             // Not when the pair is its own client identity: its files are read under the
             // lock, not while another run may be swapping them.
             let own_identity = (self.tls.client_identity.as_ref()).is_some_and(|(cert, key)| {
@@ -366,18 +366,31 @@ impl Job {
 
     /// How long `--jitter` waits on this run: a random part of it when the pair is due (as seen
     /// without the lock), else nothing.
-    fn jitter_wait(&self) -> Option<Duration> {
-        let jitter = self.renewal.jitter?;
+    fn jitter_wait(&self) -> Result<Option<Duration>> {
+        let Some(jitter) = self.renewal.jitter else {
+            return Ok(None);
+        };
         // A pair that cannot be inspected fails under the lock, without a wait.
         if !matches!(self.decide(), Ok(Decision::Replace { .. })) {
-            return None;
+            return Ok(None);
+        }
+        // Nor does a run whose outputs could not be written wait (up to --jitter, 10m in the
+        // shipped cron line) to say so: an unwritable directory, another user's key, JSON for
+        // a stdout that keeps nothing.
+        match &self.destination {
+            Destination::Stdout => crate::output::stdout_keeps_output()?,
+            Destination::Files { .. } => {
+                for (path, _) in self.destination.outputs() {
+                    crate::output::check_writable(path)?;
+                }
+            }
         }
         let wait = jitter.mul_f64(random_fraction());
         log::debug!(
             "waiting {} (--jitter) before contacting the CA",
             humantime::format_duration(round_ms(wait))
         );
-        Some(wait)
+        Ok(Some(wait))
     }
 
     /// The outcome for a pair that stays: its files brought to the flags' owner and modes, a

@@ -323,3 +323,39 @@ fn a_planted_key_earns_its_planter_nothing() {
     let meta = std::fs::metadata(&key).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (12345, 0));
 }
+
+/// A due run whose outputs could not be written says so at once, not after a --jitter wait
+/// (10 minutes in the shipped cron line): here `nobody` in root's directory, and root printing
+/// JSON to a stdout that keeps nothing (/dev/null). Exit 8 each, nothing asked of the CA.
+#[test]
+fn an_unwritable_output_fails_before_the_jitter_wait() {
+    let sh = Shared::new();
+    let started = std::time::Instant::now();
+    let mut cmd = nodecert_as(sh.t.dir(), NOBODY, NOBODY);
+    cmd.gencert(&sh.t.profile, &sh.ca)
+        .args(["-bare", s(&sh.t.dir().join("root-owned")), "--jitter", "1h"])
+        .arg(s(&sh.t.csr))
+        .assert()
+        .code(8)
+        .stderr(contains("not writable"));
+    let status = std::process::Command::new(assert_cmd::cargo::cargo_bin!("nodecert"))
+        .current_dir(sh.t.dir())
+        .args([
+            "gencert",
+            "-config",
+            s(&sh.t.profile),
+            "-tls-remote-ca",
+            s(&sh.ca),
+        ])
+        .args(["--jitter", "1h", s(&sh.t.csr)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(8));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "waited for --jitter before failing"
+    );
+    assert_eq!(sh.t.server.signed_count(), 0);
+}
