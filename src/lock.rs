@@ -182,7 +182,7 @@ fn open_private(
     if !trusted && me != 0 {
         return Err(refuse(format!(
             "the lock file belongs to uid {holder}, who neither runs nodecert (uid {me}) nor owns \
-             the directory or the pair (--owner), so could hold it and stall renewal: remove it \
+             the directory nor is --owner, so could hold it and stall renewal: remove it \
              (nodecert makes its own)"
         )));
     }
@@ -207,8 +207,8 @@ fn open_private(
                 )));
             }
             _ if !trusted => log::warn!(
-                "{}: belonged to uid {holder}, who owns neither the directory nor the pair \
-                 (--owner): given to uid {uid}",
+                "{}: belonged to uid {holder}, who neither owns the directory nor is --owner: \
+                 given to uid {uid}",
                 path.display()
             ),
             _ => {}

@@ -91,22 +91,19 @@ pub fn converge(destination: &Destination, options: &FileOptions) -> Result<bool
         }
         let mode = meta.mode() & 0o7777;
         let wanted = match role {
-            Role::Key if mode & !options.key_mode != 0 => {
-                warn_wider_key(path, mode, options.key_mode, "narrowed");
-                mode & options.key_mode
-            }
-            Role::Cert | Role::Csr if options.mode_given && mode != options.mode => {
-                log::info!(
-                    "{}: mode set to {:04o} (--mode)",
-                    path.display(),
-                    options.mode
-                );
-                options.mode
-            }
+            Role::Key if mode & !options.key_mode != 0 => mode & options.key_mode,
+            Role::Cert | Role::Csr if options.mode_given && mode != options.mode => options.mode,
             _ => continue,
         };
         file.set_permissions(Permissions::from_mode(wanted))
             .map_err(|e| Error::output(path, format!("cannot set the mode: {e}")))?;
+        // Said once done: a read-only file system refuses the change, and that error is the
+        // run's.
+        if role == Role::Key {
+            warn_wider_key(path, mode, options.key_mode, "narrowed");
+        } else {
+            log::info!("{}: mode set to {wanted:04o} (--mode)", path.display());
+        }
         changed = true;
     }
     Ok(changed)

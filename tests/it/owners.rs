@@ -248,8 +248,8 @@ fn root_takes_a_lock_file_it_no_longer_trusts() {
         .assert()
         .code(0)
         .stderr(contains(format!(
-            "{}: belonged to uid 65534, who owns neither the directory nor the pair (--owner): \
-             given to uid 0",
+            "{}: belonged to uid 65534, who neither owns the directory nor is --owner: given to \
+             uid 0",
             lock.display()
         )))
         .stderr(contains("belonged to uid 65534; the new file is root's"));

@@ -778,8 +778,7 @@ fn a_kept_pair_converges_to_owner_and_modes() {
     // write this directory: only the user --owner names, or the directory's owner, may hold
     // it), and says so once; the pair stays nobody's.
     keep(&["-loglevel", "2"]).assert().code(0).stderr(contains(
-        "belonged to uid 65534, who owns neither the directory nor the pair (--owner): given to \
-         uid 0",
+        "belonged to uid 65534, who neither owns the directory nor is --owner: given to uid 0",
     ));
     keep(&["-loglevel", "2"]).assert().code(0).stderr("");
     assert_eq!(state()[0], (65534, 65534, 0o640));
