@@ -324,14 +324,15 @@ impl Threshold {
 
 impl std::fmt::Display for Threshold {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Exact, unlike a time left: `--renew-before 90m` is not to be read back as `1h`.
         match self.replaced_for_lifetime {
-            None => f.write_str(&human(self.seconds)),
+            None => f.write_str(&exact(self.seconds)),
             Some(lifetime) => write!(
                 f,
                 "{}, a third of its {} lifetime (--renew-before {} is not shorter than the lifetime)",
-                human(self.seconds),
-                human(lifetime),
-                human(self.renew_before)
+                exact(self.seconds),
+                exact(lifetime),
+                exact(self.renew_before)
             ),
         }
     }
@@ -525,6 +526,15 @@ mod tests {
         assert_eq!(
             Threshold::new(thirty_days, 30 * day).to_string(),
             "10d, a third of its 30d lifetime (--renew-before 30d is not shorter than the lifetime)"
+        );
+        // Said exactly: 90m is not 1h, nor a third of 20m 6m.
+        assert_eq!(
+            Threshold::new(Duration::from_secs(5400), 365 * day).to_string(),
+            "1h30m"
+        );
+        assert_eq!(
+            Threshold::new(thirty_days, 1200).to_string(),
+            "6m40s, a third of its 20m lifetime (--renew-before 30d is not shorter than the lifetime)"
         );
         // A zero threshold stays zero; a nonsensical lifetime changes nothing.
         assert_eq!(Threshold::new(Duration::ZERO, 30 * day).seconds, 0);

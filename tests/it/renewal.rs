@@ -1232,7 +1232,7 @@ fn a_threshold_beyond_the_lifetime_does_not_renew_every_run() {
             r["reason"]
                 .as_str()
                 .unwrap()
-                .ends_with("over 121d, a third of its 365d lifetime (--renew-before 375d is not shorter than the lifetime)"),
+                .ends_with("over 121d16h, a third of its 365d lifetime (--renew-before 375d is not shorter than the lifetime)"),
             "{r}"
         );
     }
