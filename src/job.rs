@@ -526,10 +526,10 @@ impl Job {
             log::warn!(
                 "{name}: the CA issues for {}, not longer than --renew-before {}: it will be \
                  renewed when {} is left; set --renew-before under {} (or lengthen the CA profile's expiry)",
-                renew::human(lifetime),
-                renew::human(renew_before.as_secs() as i64),
-                renew::human(threshold.seconds),
-                renew::human(lifetime),
+                renew::exact(lifetime),
+                renew::exact(renew_before.as_secs() as i64),
+                renew::exact(threshold.seconds),
+                renew::exact(lifetime),
             );
         }
     }

@@ -352,7 +352,7 @@ fn expiry(left: i64, threshold: &Threshold, word: &str) -> String {
 }
 
 /// `364d23h55m2s`: every non-zero unit.
-fn exact(seconds: i64) -> String {
+pub(crate) fn exact(seconds: i64) -> String {
     let parts = [
         (seconds / 86_400, "d"),
         (seconds % 86_400 / 3_600, "h"),

@@ -1216,7 +1216,7 @@ fn a_threshold_beyond_the_lifetime_does_not_renew_every_run() {
         .code(0)
         .stderr(contains(
             "node.pem: the CA issues for 365d, not longer than --renew-before 375d: it will be \
-             renewed when 121d is left; set --renew-before under 365d",
+             renewed when 121d16h is left; set --renew-before under 365d",
         ));
     for _ in 0..2 {
         let out = t
