@@ -63,7 +63,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l mode -d 'M
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l key-mode -d 'Mode of the private key (octal): 0600, or 0640 for a service group; never wider. A key of a pair that stays that is readable beyond it is narrowed to it, with a warning' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l jitter -d 'Wait a random time up to this long before contacting the CA, only when a certificate is due, so a fleet\'s cron minute does not hit the CA at once' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l retries -d 'Retry this many times when the CA is unreachable, times out or fails with 5xx (exponential backoff with jitter); the CA\'s refusals are never retried' -r
-complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l lock-timeout -d 'How long to wait for another run on the same pair to finish before reporting busy' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l lock-timeout -d 'How long to wait for another run on the same pair to finish before reporting busy (0: not at all)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l metrics-file -d 'Write Prometheus metrics (not-after, last success, last failure per certificate) to this file for node_exporter\'s textfile collector' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
@@ -121,7 +121,7 @@ text\t''"
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l timeout -d 'Per-request bound (e.g. 30s)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l retries -d 'Retries for retryable failures, per spec' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l jitter -d 'Random wait before contacting the CA, per spec that is due' -r
-complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l lock-timeout -d 'How long a spec waits for another run on its pair' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l lock-timeout -d 'How long a spec waits for another run on its pair (0: not at all)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l exec-timeout -d 'Stop a spec\'s exec command (its whole process group) if it runs longer than this' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l parallel -d 'Specs run at once (default: the number of CPUs)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l metrics-file -d 'Write Prometheus metrics for every spec\'s certificate to this file' -r -F

@@ -408,8 +408,9 @@ pub struct RenewalArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retries: u32,
 
-    /// How long to wait for another run on the same pair to finish before reporting busy.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    /// How long to wait for another run on the same pair to finish before reporting busy
+    /// (0: not at all).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_wait)]
     pub lock_timeout: Duration,
 
     /// Write Prometheus metrics (not-after, last success, last failure per certificate) to this
@@ -451,8 +452,8 @@ pub struct SyncArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub jitter: Option<Duration>,
 
-    /// How long a spec waits for another run on its pair.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    /// How long a spec waits for another run on its pair (0: not at all).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_wait)]
     pub lock_timeout: Duration,
 
     /// Stop a spec's exec command (its whole process group) if it runs longer than this.
@@ -496,6 +497,14 @@ fn bare_name() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
         }
         Ok(name)
     })
+}
+
+/// [`parse_duration`], and `0` too: a wait that may be none (`--lock-timeout 0`, busy at once).
+fn parse_wait(text: &str) -> Result<Duration, String> {
+    if humantime::parse_duration(text.trim()).is_ok_and(|d| d.is_zero()) {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
 }
 
 /// Parses `30s`, `2m`, `720h`, `30d` (Go-style and humantime units).

@@ -30,7 +30,8 @@ fn completions_and_man_pages_are_current() {
     expected.insert("man/nodecert.1".into(), page);
     for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
         let name = format!("nodecert-{}", sub.get_name());
-        let sub = sub.clone().name(name.clone());
+        // Named nodecert-sync (the page), used as `nodecert sync` (the synopsis).
+        let sub = (sub.clone().name(name.clone())).bin_name(format!("nodecert {}", sub.get_name()));
         let mut page = Vec::new();
         clap_mangen::Man::new(sub).render(&mut page).unwrap();
         expected.insert(format!("man/{name}.1"), page);

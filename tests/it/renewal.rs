@@ -1001,6 +1001,14 @@ fn concurrent_runs_on_one_pair() {
         );
     }
     assert!(String::from_utf8_lossy(&impatient.stderr).contains("another run holds"));
+    // --lock-timeout 0: busy at once, without a wait.
+    let at_once = spawn(&["--lock-timeout", "0"]).wait_with_output().unwrap();
+    assert_eq!(
+        at_once.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&at_once.stderr)
+    );
     assert!(holder.wait_with_output().unwrap().status.success());
 }
 
