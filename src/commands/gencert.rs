@@ -43,10 +43,15 @@ pub(crate) fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
         }
     };
     reported?;
-    recorded?;
-    match outcome.hook_error {
-        Some(err) => Err(err),
-        None => Ok(()),
+    // A hook that failed (exit 10: the service still runs the old pair) outweighs a metrics
+    // file that could not be written, which is still said.
+    match (outcome.hook_error, recorded) {
+        (Some(hook), Err(metrics)) => {
+            log::warn!("{metrics}");
+            Err(hook)
+        }
+        (Some(hook), Ok(())) => Err(hook),
+        (None, recorded) => recorded,
     }
 }
 

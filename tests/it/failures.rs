@@ -940,6 +940,19 @@ fn a_metrics_failure_after_a_renewal_keeps_its_report() {
     let stderr = crate::support::one_line_stderr(&out);
     assert!(stderr.contains("m.prom"), "{stderr}");
     assert!(t.dir().join("node.pem").is_file());
+    // A hook that failed as well is the run's error (exit 10); the metrics failure is said too.
+    std::fs::remove_dir(t.dir().join("m.prom")).unwrap();
+    let flags = ["--metrics-file", "m.prom", "--exec", "mkdir m.prom; exit 5"];
+    let out = t.gencert_bare("node", &t.csr, &flags).assert().code(10);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(
+        stderr.contains("warning: cannot write") && stderr.contains("m.prom"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: ") && stderr.contains("exit"),
+        "{stderr}"
+    );
 }
 
 /// A file of the pair that cannot be replaced (a bind-mounted certificate, as a container gets
