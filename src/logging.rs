@@ -52,8 +52,25 @@ pub(crate) fn print_outcome(summary: &str) {
     if JSON.load(Ordering::Relaxed) {
         line("info", summary, None);
     } else {
+        let summary = one_line(summary);
         let _ = writeln!(std::io::stderr().lock(), "nodecert: {summary}");
     }
+}
+
+/// `message` with its control characters escaped (`\n`, `\u{1b}`), for text lines: a path or
+/// name with a newline in it must not split a run's one line in two, nor a terminal escape in
+/// it reach the terminal. (JSON escapes them itself.)
+fn one_line(message: &str) -> std::borrow::Cow<'_, str> {
+    if !message.chars().any(char::is_control) {
+        return message.into();
+    }
+    (message.chars())
+        .map(|c| match c {
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
 }
 
 fn line(level: &str, message: &str, exit_code: Option<u8>) {
@@ -64,7 +81,7 @@ fn line(level: &str, message: &str, exit_code: Option<u8>) {
         }
         object.to_string()
     } else {
-        format!("nodecert: {level}: {message}")
+        format!("nodecert: {level}: {}", one_line(message))
     };
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }

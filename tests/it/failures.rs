@@ -1540,3 +1540,21 @@ fn an_output_through_dev_stdout_is_refused() {
         assert!(!t.dir().join("k.pem").exists() && !t.dir().join(".cron.log.lock").exists());
     }
 }
+
+/// A path with a newline or a terminal escape in it is printed escaped: the error stays one
+/// line (what cron mails and log collectors split on), and no escape reaches the terminal.
+#[test]
+fn control_characters_in_a_path_keep_the_error_one_line() {
+    let t = Setup::new();
+    let profile = "odd\nname\u{1b}[31m.json";
+    let out = nodecert(t.dir())
+        .args(["gencert", "-config", profile, s(&t.csr)])
+        .assert()
+        .code(3);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(r"odd\nname\u{1b}[31m.json: cannot read"),
+        "{stderr}"
+    );
+}
