@@ -52,11 +52,16 @@ const METRICS: [(&str, &str); 3] = [
 /// must not renew a certificate and then fail on its metrics.
 pub(crate) fn check_target(path: &Path) -> Result<()> {
     crate::output::existing_parent_dir(path, "metrics directory")?;
-    crate::output::check_writable(path)?;
-    if let Ok(Some(bytes)) = crate::error::read_bounded(path, MAX_BYTES) {
-        only_metrics(path, &String::from_utf8_lossy(&bytes))?;
+    crate::output::check_writable(path)
+}
+
+/// Checks, before any work but after the file is known to be none of the run's inputs and
+/// outputs (which says more), that the metrics file holds only nodecert's series.
+pub(crate) fn check_contents(path: &Path) -> Result<()> {
+    match crate::error::read_bounded(path, MAX_BYTES) {
+        Ok(Some(bytes)) => only_metrics(path, &String::from_utf8_lossy(&bytes)),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Refuses to replace a file that holds anything but nodecert's series: the whole file is

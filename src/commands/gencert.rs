@@ -20,6 +20,9 @@ pub(crate) fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     // may be the file in conflict.
     let job = job_from_args(args);
     check_distinct(args, job.as_ref().ok())?;
+    if let Some(path) = &args.renewal.metrics_file {
+        metrics::check_contents(path)?;
+    }
     // Bad input is a failed run too: monitoring must see a csr.json or profile that went bad.
     let result =
         job.and_then(|job| job.run(|| Transport::new(&job.tls, args.ca.timeout).map(Box::new)));

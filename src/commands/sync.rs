@@ -194,7 +194,8 @@ fn check_metrics_file(metrics: &Path, jobs: &[SpecJob]) -> Result<()> {
     let files: Vec<(&Path, &str)> = (files.iter())
         .map(|(path, role)| (path.as_path(), role.as_str()))
         .collect();
-    crate::output::check_distinct(&[(metrics, "the metrics file (--metrics-file)")], &files)
+    crate::output::check_distinct(&[(metrics, "the metrics file (--metrics-file)")], &files)?;
+    metrics::check_contents(metrics)
 }
 
 /// Fails every spec that writes a file another spec also writes. Two specs on one pair would
