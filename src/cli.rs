@@ -249,8 +249,9 @@ pub struct SignArgs {
     pub csr: Option<PathBuf>,
 
     /// A subject for the certificate instead of the CSR's, as cfssl sign's SUBJECT: JSON with
-    /// CN, names and SerialNumber (a csr.json will do); what it leaves empty stays the CSR's.
-    /// With -csr FILE, it is the one file argument.
+    /// CN, names (C, ST, L, O, OU) and SerialNumber (a csr.json will do); what it leaves empty
+    /// stays the CSR's, other CSR attributes (E, OIDs) are dropped by the CA. With -csr FILE,
+    /// it is the one file argument; `-` reads stdin.
     #[arg(value_name = "SUBJECT")]
     pub subject: Option<PathBuf>,
 
@@ -291,7 +292,6 @@ pub struct InfoArgs {
 }
 
 impl SignArgs {
-    /// The CSR file, given as CSRPEM or -csr.
     /// The CSR file and the SUBJECT file, if any. cfssl sign takes its file arguments in
     /// turn: the CSR unless -csr gave it, then SUBJECT, so with -csr the first is SUBJECT.
     pub fn files(&self) -> Result<(&Path, Option<&Path>), String> {

@@ -229,8 +229,10 @@ impl CertificateRequest {
 }
 
 /// The subject a `cfssl sign` SUBJECT file puts in place of the CSR's (cfssl's
-/// `signer.Subject`): each field that is set replaces the CSR's, the others stay as the CSR has
-/// them (the CA merges them, `PopulateSubjectFromCSR`).
+/// `signer.Subject`): each of CN, C, ST, L, O, OU and SerialNumber that is set replaces the
+/// CSR's, the others stay as the CSR has them (the CA merges them, `PopulateSubjectFromCSR`).
+/// Other attributes of the CSR (E, OIDs) do not survive the merge on a CFSSL that keeps them
+/// at all (1.2 drops them anyway).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Subject {
     /// `CN`.
@@ -259,11 +261,32 @@ impl Subject {
             log::warn!("{source}: field {key} is ignored, as cfssl ignores it ({why})");
         }
         let string = |name| string_field(&root, name).map_err(|d| Error::field(source, name, d));
-        Ok(Self {
+        let subject = Self {
             common_name: string("CN")?,
             names: parse_names(&root, source)?,
             serial_number: string("SerialNumber")?,
-        })
+        };
+        // The CA builds the subject from CN, SerialNumber and the names' C, ST, L, O and OU
+        // alone (cfssl's `Subject.Name`), in every version.
+        let set = |value: &Value| match value {
+            Value::Null => false,
+            Value::String(text) => !text.is_empty(),
+            Value::Object(map) => !map.is_empty(),
+            _ => true,
+        };
+        let items = list_field(&root, source, "names", "")?;
+        for (i, item) in items.iter().enumerate() {
+            let Value::Object(entry) = item else { continue };
+            for key in ["E", "OID", "SerialNumber"] {
+                if field(entry, key).is_some_and(set) {
+                    log::warn!(
+                        "{source}: field names[{i}].{key} is ignored: in a subject the CA uses \
+                         only CN, SerialNumber and the names' C, ST, L, O and OU"
+                    );
+                }
+            }
+        }
+        Ok(subject)
     }
 }
 

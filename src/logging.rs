@@ -52,21 +52,27 @@ pub(crate) fn print_outcome(summary: &str) {
     if JSON.load(Ordering::Relaxed) {
         line("info", summary, None);
     } else {
-        let summary = one_line(summary);
+        let summary = escape_controls(summary);
         let _ = writeln!(std::io::stderr().lock(), "nodecert: {summary}");
     }
 }
 
-/// `message` with its control characters escaped (`\n`, `\u{1b}`), for text lines: a path or
-/// name with a newline in it must not split a run's one line in two, nor a terminal escape in
-/// it reach the terminal. (JSON escapes them itself.)
-fn one_line(message: &str) -> std::borrow::Cow<'_, str> {
-    if !message.chars().any(char::is_control) {
-        return message.into();
+/// `text` with its control characters escaped (`\n`, `\u{1b}`) and bidi overrides too, for a
+/// line of text: a path, name or server message with a newline in it must not split a run's
+/// one line in two, nor an escape reach the terminal, nor U+202E show a line reordered. (JSON
+/// escapes control characters itself.)
+pub(crate) fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    if !text.chars().any(unsafe_char) {
+        return text.into();
     }
-    (message.chars())
+    (text.chars())
         .map(|c| match c {
-            c if c.is_control() => c.escape_default().to_string(),
+            c if unsafe_char(c) => c.escape_default().to_string(),
             c => c.to_string(),
         })
         .collect::<String>()
@@ -81,7 +87,7 @@ fn line(level: &str, message: &str, exit_code: Option<u8>) {
         }
         object.to_string()
     } else {
-        format!("nodecert: {level}: {}", one_line(message))
+        format!("nodecert: {level}: {}", escape_controls(message))
     };
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
@@ -109,4 +115,18 @@ impl Log for StderrLogger {
     }
 
     fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn controls_and_bidi_overrides_are_escaped() {
+        assert_eq!(escape_controls("plain/path.pem"), "plain/path.pem");
+        assert_eq!(
+            escape_controls("a\nb\u{1b}[31m\u{202e}c"),
+            r"a\nb\u{1b}[31m\u{202e}c"
+        );
+    }
 }

@@ -66,10 +66,10 @@ impl SignRequest<'_> {
     }
 }
 
-/// `signer.Subject` as cfssl marshals it: `CN`, `names` (each entry's empty fields left out,
-/// as current cfssl's `omitempty` leaves them; a CA reads the names case-insensitively and
-/// skips what it does not know, so CFSSL 1.2 takes C/ST/L/O/OU and ignores E and OID), and
-/// `SerialNumber`.
+/// `signer.Subject`'s fields as cfssl sends them (in serde_json's key order, which a CA does
+/// not care about): `CN`, `names` with the C, ST, L, O and OU of each entry (empty ones left
+/// out, as current cfssl's `omitempty` leaves them; the CA's `Subject.Name` reads nothing
+/// else, and [`Subject::parse`] warns about what it drops), and `SerialNumber`.
 fn subject_wire<S: serde::Serializer>(
     subject: &Option<&Subject>,
     serializer: S,
@@ -86,20 +86,10 @@ fn subject_wire<S: serde::Serializer>(
                 ("L", &name.locality),
                 ("O", &name.organization),
                 ("OU", &name.organizational_unit),
-                ("E", &name.email),
             ] {
                 if !value.is_empty() {
                     entry.insert(key.into(), Value::String(value.clone()));
                 }
-            }
-            if !name.oids.is_empty() {
-                let oids = (name.oids.iter())
-                    .map(|(arcs, value)| {
-                        let dotted: Vec<String> = arcs.iter().map(u64::to_string).collect();
-                        (dotted.join("."), Value::String(value.clone()))
-                    })
-                    .collect();
-                entry.insert("OID".into(), Value::Object(oids));
             }
             Value::Object(entry)
         })
@@ -215,26 +205,15 @@ pub fn info_response(body: &[u8], certificate: &str) -> String {
     .unwrap_or_default()
 }
 
-/// Makes server text safe for a one-line terminal message: control characters (including
-/// newlines and escape sequences) and bidi overrides are escaped, length is capped.
+/// Makes server text safe for a one-line terminal message: control characters and bidi
+/// overrides escaped ([`crate::logging::escape_controls`]), length capped.
 pub fn one_line(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.trim().chars() {
-        if out.len() > 300 {
-            out.push('…');
-            break;
-        }
-        match c {
-            c if c.is_control()
-                || ('\u{202a}'..='\u{202e}').contains(&c)
-                || ('\u{2066}'..='\u{2069}').contains(&c) =>
-            {
-                out.extend(c.escape_default())
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    let text = text.trim();
+    let capped = match text.char_indices().nth(300) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    };
+    crate::logging::escape_controls(&capped).into_owned()
 }
 
 fn preview(body: &[u8]) -> String {
@@ -290,7 +269,8 @@ mod tests {
     }
 
     /// A SUBJECT file goes between the CSR and the profile, where Go's struct order puts it,
-    /// in `signer.Subject`'s shape: empty name fields left out, OIDs dotted.
+    /// in `signer.Subject`'s shape: empty name fields left out, and what the CA would not read
+    /// (an OID attribute) not sent.
     #[test]
     fn a_subject_is_sent_in_cfssls_shape() {
         let subject = crate::csr::Subject::parse(
@@ -308,7 +288,7 @@ mod tests {
         };
         assert_eq!(
             String::from_utf8(request.to_bytes()).unwrap(),
-            r#"{"hosts":null,"certificate_request":"x","subject":{"CN":"a","SerialNumber":"7","names":[{"O":"Org"},{"OID":{"2.5.4.97":"V"}}]},"profile":"p","crl_override":"","label":""}"#
+            r#"{"hosts":null,"certificate_request":"x","subject":{"CN":"a","SerialNumber":"7","names":[{"O":"Org"},{}]},"profile":"p","crl_override":"","label":""}"#
         );
     }
 

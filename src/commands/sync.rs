@@ -166,7 +166,7 @@ fn run_jobs(jobs: &[SpecJob], args: &SyncArgs) -> Vec<Result<Outcome>> {
 /// A spec's line in the text report, or `None` when `loglevel` hides it; a failed spec or
 /// hook is always shown.
 fn text_line(name: &str, result: &Result<Outcome>, loglevel: u8) -> Option<String> {
-    match result {
+    let line = match result {
         Ok(outcome) => match &outcome.hook_error {
             Some(err) => Some(format!("{name}: {}; error: {err}", outcome.summary())),
             None => outcome
@@ -174,7 +174,9 @@ fn text_line(name: &str, result: &Result<Outcome>, loglevel: u8) -> Option<Strin
                 .then(|| format!("{name}: {}", outcome.summary())),
         },
         Err(err) => Some(format!("{name}: error: {err}")),
-    }
+    };
+    // One line per spec, whatever a spec's name or paths hold.
+    line.map(|line| crate::logging::escape_controls(&line).into_owned())
 }
 
 /// Refuses a `--metrics-file` that is a spec or a file a spec writes: the metrics would

@@ -251,7 +251,7 @@ fn sign_takes_cfssls_subject_file() {
     let subject = write(
         dir,
         "subject.json",
-        r#"{"CN":"renamed.example.com","names":[{"O":"Other Org","OU":""}],
+        r#"{"CN":"renamed.example.com","names":[{"O":"Other Org","OU":"","E":"a@b.c"}],
             "hosts":["ignored.example.com"],"key":{"algo":"rsa","size":2048}}"#,
     );
     let ca = pki.primary_ca();
@@ -264,7 +264,8 @@ fn sign_takes_cfssls_subject_file() {
     sign(&["-bare", "ours", "held.csr", s(&subject)])
         .assert()
         .code(0)
-        .stderr(contains("subject.json: field hosts is ignored").and(contains("key").not()));
+        .stderr(contains("subject.json: field hosts is ignored").and(contains("key").not()))
+        .stderr(contains("subject.json: field names[0].E is ignored"));
     let subject_of = |name: &str| {
         tool(
             dir,
