@@ -1,7 +1,8 @@
 //! Talking to the CA: endpoints in failover order, and what each reply means for the caller.
 //!
 //! The transport moves bytes; this module decides that a remote that is down, failing (5xx,
-//! 429), fails TLS or answers with something that is not cfssl's reply moves on to the next one
+//! 429), fails TLS (a certificate the pin does not vouch for, say) or answers with something
+//! that is not cfssl's reply moves on to the next one
 //! (one broken replica must not stop a fleet's renewals while another is fine), that a refusal
 //! stops at once (another remote would refuse the same request, and a bad token must not be
 //! sprayed across a fleet's CAs), and what to tell the user about a refusal whose cause is known.
@@ -96,9 +97,11 @@ impl CaClient<'_> {
     }
 }
 
-/// Whether `err` is a fault of the remote that answered, not of the request, so that the next
-/// remote may succeed: unreachable or failing, a TLS failure (a certificate the pin does not
-/// vouch for: nothing was sent), or a reply that is not cfssl's (a middlebox, a wrong service).
+/// Whether `err` may be a fault of the remote that answered, not of the request, so that the
+/// next remote may succeed: unreachable or failing, a TLS failure (mostly in the handshake: a
+/// certificate the pin does not vouch for, before anything is sent; one every remote gives,
+/// such as a refused client certificate, ends with the last remote's), or a reply that is not
+/// cfssl's (a middlebox, a wrong service).
 /// When every remote fails, the last one's error is the run's, as in cfssl; the others are
 /// logged as they happen.
 fn is_this_remotes(err: &Error) -> bool {

@@ -180,9 +180,7 @@ impl Job {
         log::debug!("to be {}: {reason}", action.as_str());
         if let (Some(why), Some((cert, _))) = (unlocked, self.paths()) {
             // An unwritable directory is said as such; whatever else it is, the lock's words.
-            for (path, _) in self.destination.outputs() {
-                crate::output::check_writable(path)?;
-            }
+            self.check_due_outputs()?;
             return Err(Error::output(
                 &crate::lock::lock_path(cert),
                 format!("{why}; a due pair is not written without its lock"),
@@ -217,8 +215,9 @@ impl Job {
     /// pair's lock, in that order.
     ///
     /// A path that can never be written fails at once: before the wait, and before the lock
-    /// file is made beside it (one that cannot be replaced fails only if the pair is due, in
-    /// [`Reserved::new`]). The wait comes before the lock: a run asleep for minutes must not
+    /// file is made beside it. One that cannot be replaced fails only if the pair is due: before
+    /// the wait when there is one ([`Self::check_due_outputs`]), else in [`Reserved::new`].
+    /// The wait comes before the lock: a run asleep for minutes must not
     /// hold it (a config-management run in that window would give up as busy). The transport
     /// is built before the wait, so a bad CA or client-identity file is reported at once.
     fn wait_and_lock<T, F: FnOnce() -> Result<T>>(
@@ -375,22 +374,27 @@ impl Job {
             return Ok(None);
         }
         // Nor does a run whose outputs could not be written wait (up to --jitter, 10m in the
-        // shipped cron line) to say so: an unwritable directory, another user's key, JSON for
-        // a stdout that keeps nothing.
-        match &self.destination {
-            Destination::Stdout => crate::output::stdout_keeps_output()?,
-            Destination::Files { .. } => {
-                for (path, _) in self.destination.outputs() {
-                    crate::output::check_writable(path)?;
-                }
-            }
-        }
+        // shipped cron line) to say so.
+        self.check_due_outputs()?;
         let wait = jitter.mul_f64(random_fraction());
         log::debug!(
             "waiting {} (--jitter) before contacting the CA",
             humantime::format_duration(round_ms(wait))
         );
         Ok(Some(wait))
+    }
+
+    /// Checks that a due pair's outputs can be written now: each file replaceable (an
+    /// unwritable directory, another user's key are not), or stdout one that keeps what is
+    /// printed (not /dev/null).
+    fn check_due_outputs(&self) -> Result<()> {
+        if self.destination == Destination::Stdout {
+            return crate::output::stdout_keeps_output();
+        }
+        for (path, _) in self.destination.outputs() {
+            crate::output::check_writable(path)?;
+        }
+        Ok(())
     }
 
     /// The outcome for a pair that stays: its files brought to the flags' owner and modes, a
@@ -527,7 +531,7 @@ impl Job {
                 "{name}: the CA issues for {}, not longer than --renew-before {}: it will be \
                  renewed when {} is left; set --renew-before under {} (or lengthen the CA profile's expiry)",
                 renew::exact(lifetime),
-                renew::exact(renew_before.as_secs() as i64),
+                renew::exact(threshold.renew_before()),
                 renew::exact(threshold.seconds),
                 renew::exact(lifetime),
             );

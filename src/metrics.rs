@@ -59,7 +59,8 @@ pub(crate) fn check_target(path: &Path) -> Result<()> {
 /// outputs (which says more), that the metrics file holds only nodecert's series.
 pub(crate) fn check_contents(path: &Path) -> Result<()> {
     match crate::error::read_bounded(path, MAX_BYTES) {
-        Ok(Some(bytes)) => only_metrics(path, &String::from_utf8_lossy(&bytes)),
+        // Wiped after: what a mistyped path names may be a private key.
+        Ok(Some(bytes)) => only_metrics(path, &zeroize::Zeroizing::new(bytes)),
         _ => Ok(()),
     }
 }
@@ -67,10 +68,10 @@ pub(crate) fn check_contents(path: &Path) -> Result<()> {
 /// Refuses to replace a file that holds anything but nodecert's series: the whole file is
 /// rewritten, and a mistyped `--metrics-file` (another pair's key, a config file) would
 /// otherwise be lost without a word. The offending line is not quoted: it may be a secret.
-fn only_metrics(path: &Path, text: &str) -> Result<()> {
-    let foreign = (text.lines().enumerate())
+fn only_metrics(path: &Path, text: &[u8]) -> Result<()> {
+    let foreign = (text.split(|&b| b == b'\n').enumerate())
         .find(|(_, line)| {
-            !(line.is_empty() || line.starts_with('#') || line.starts_with("nodecert_"))
+            !(line.is_empty() || line.starts_with(b"#") || line.starts_with(b"nodecert_"))
         })
         .map(|(index, _)| index + 1);
     match foreign {
@@ -113,7 +114,7 @@ pub(crate) fn update(path: &Path, samples: &[Sample]) -> Result<()> {
         }
         Err(_) => String::new(),
     };
-    only_metrics(path, &old)?;
+    only_metrics(path, old.as_bytes())?;
     for line in old.lines().filter(|l| !l.starts_with('#')) {
         if let Some((metric, name, value)) = parse_line(line) {
             series.insert((metric, name), value);

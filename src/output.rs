@@ -91,7 +91,7 @@ pub fn converge(destination: &Destination, options: &FileOptions) -> Result<bool
         }
         let mode = meta.mode() & 0o7777;
         let wanted = match role {
-            Role::Key if mode & !options.key_mode != 0 => mode & options.key_mode,
+            Role::Key if wider_than(mode, options.key_mode) => mode & options.key_mode,
             Role::Cert | Role::Csr if options.mode_given && mode != options.mode => options.mode,
             _ => continue,
         };
@@ -107,6 +107,11 @@ pub fn converge(destination: &Destination, options: &FileOptions) -> Result<bool
         changed = true;
     }
     Ok(changed)
+}
+
+/// Whether a file of `mode` grants what `allowed` (a `--key-mode`) does not.
+fn wider_than(mode: u32, allowed: u32) -> bool {
+    mode & 0o7777 & !allowed != 0
 }
 
 /// Warns that the key at `path`, of `mode`, is readable beyond `key_mode` and has been (or is
@@ -188,20 +193,16 @@ impl Reserved {
                     options.mode
                 };
                 let target = write_target(target)?;
-                if role == Role::Key
-                    && let Ok(meta) = std::fs::metadata(&target)
-                    && meta.is_file()
-                    && meta.permissions().mode() & 0o777 & !mode != 0
-                {
-                    let old = meta.permissions().mode() & 0o7777;
-                    warn_wider_key(
-                        &target,
-                        old,
-                        mode,
-                        &format!("the new key will be {mode:04o}"),
-                    );
-                }
+                let old_mode = (std::fs::metadata(&target).ok())
+                    .filter(std::fs::Metadata::is_file)
+                    .map(|meta| meta.permissions().mode());
                 let temp = reserve(&target, mode, options.owner)?;
+                if role == Role::Key
+                    && let Some(old) = old_mode.filter(|&old| wider_than(old, mode))
+                {
+                    let new = format!("the new key will be {mode:04o}");
+                    warn_wider_key(&target, old & 0o7777, mode, &new);
+                }
                 files.push(Slot {
                     temp,
                     target,

@@ -133,13 +133,13 @@ impl Remote {
         }
         (entries.iter().enumerate())
             .map(|(i, entry)| {
-                Self::parse(entry).map_err(|e| match e.strip_prefix("is empty") {
-                    Some(_) => format!(
+                if entry.trim().is_empty() {
+                    return Err(format!(
                         "entry {} of the list is empty: remove the stray comma",
                         i + 1
-                    ),
-                    None => format!("entry {}: {e}", i + 1),
-                })
+                    ));
+                }
+                Self::parse(entry).map_err(|e| format!("entry {}: {e}", i + 1))
             })
             .collect()
     }
@@ -265,7 +265,11 @@ fn parse_unconcealed(
     } else {
         (
             Some(named_auth_key(root, &names, base_dir, source)?),
-            Some(format!("auth_keys.{} in {source}", names.key)),
+            // Named as every profile error names it: a key pasted as a name is not shown.
+            Some(crate::auth::conceal_key_like(&format!(
+                "auth_keys.{} in {source}",
+                names.key
+            ))),
         )
     };
     Ok(Target {

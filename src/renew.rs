@@ -320,6 +320,11 @@ impl Threshold {
             }
         }
     }
+
+    /// `--renew-before` as given, in seconds (saturated).
+    pub(crate) fn renew_before(&self) -> i64 {
+        self.renew_before
+    }
 }
 
 impl std::fmt::Display for Threshold {

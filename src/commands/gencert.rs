@@ -45,16 +45,20 @@ pub(crate) fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
             return Err(err);
         }
     };
-    reported?;
-    // A hook that failed (exit 10: the service still runs the old pair) outweighs a metrics
-    // file that could not be written, which is still said.
-    match (outcome.hook_error, recorded) {
-        (Some(hook), Err(metrics)) => {
-            log::warn!("{metrics}");
-            Err(hook)
+    // A hook that failed (exit 10: the service still runs the old pair) outweighs a report or
+    // metrics file that could not be written; each of those is still said, and the first of
+    // them is the run's error when the hook is fine.
+    let mut errors = outcome
+        .hook_error
+        .into_iter()
+        .chain(reported.err())
+        .chain(recorded.err());
+    match errors.next() {
+        None => Ok(()),
+        Some(first) => {
+            errors.for_each(|other| log::warn!("{other}"));
+            Err(first)
         }
-        (Some(hook), Ok(())) => Err(hook),
-        (None, recorded) => recorded,
     }
 }
 
