@@ -40,7 +40,7 @@ impl CaClient<'_> {
         body: &[u8],
         key: Option<KeySpec>,
     ) -> Result<(String, String, Vec<u8>)> {
-        let mut last_error = None;
+        let (mut last_retryable, mut last_other) = (None, None);
         let remotes = &self.target.remotes;
         for (index, remote) in remotes.iter().enumerate() {
             let server = remote.display_name();
@@ -84,16 +84,31 @@ impl CaClient<'_> {
             match outcome {
                 Ok((pem, reply)) => return Ok((server, pem, reply)),
                 Err(err) if is_this_remotes(&err) => {
-                    // The last remote's error is the run's, printed once as the error.
-                    if index + 1 < remotes.len() {
+                    let last = index + 1 == remotes.len();
+                    if !last {
                         log::warn!("{err}; trying the next remote");
                     }
-                    last_error = Some(err);
+                    if err.is_retryable() {
+                        last_retryable = Some(err);
+                    } else {
+                        last_other = Some((err, last));
+                    }
                 }
                 Err(err) => return Err(err),
             }
         }
-        Err(last_error.unwrap_or_else(|| Error::Internal("no remote to try".into())))
+        // The run's error, printed once as the error: the last remote's that a retry may mend
+        // (so that --retries does not depend on the order of the list), else the last one's.
+        match (last_retryable, last_other) {
+            (Some(err), Some((other, unsaid))) => {
+                if unsaid {
+                    log::warn!("{other}");
+                }
+                Err(err)
+            }
+            (Some(err), None) | (None, Some((err, _))) => Err(err),
+            (None, None) => Err(Error::Internal("no remote to try".into())),
+        }
     }
 }
 
@@ -102,8 +117,8 @@ impl CaClient<'_> {
 /// certificate the pin does not vouch for, before anything is sent; one every remote gives,
 /// such as a refused client certificate, ends with the last remote's), or a reply that is not
 /// cfssl's (a middlebox, a wrong service).
-/// When every remote fails, the last one's error is the run's, as in cfssl; the others are
-/// logged as they happen.
+/// When every remote fails, the others are logged as they happen, and the run's error is
+/// chosen in [`CaClient::certificate_and_reply`].
 fn is_this_remotes(err: &Error) -> bool {
     matches!(
         err,

@@ -142,8 +142,17 @@ struct ApiMessage {
 
 /// Interprets an HTTP status and body from a sign endpoint.
 pub fn parse_sign_reply(status: u16, body: &[u8]) -> Reply {
-    let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
+    // cfssl's envelope is an object that always says whether it succeeded: `{"foo":1}` or
+    // `[]` (which serde would fill with defaults) is some other service's reply.
+    let envelope: Option<Envelope> = serde_json::from_slice::<Value>(body)
+        .ok()
+        .filter(|value| value.get("success").is_some_and(Value::is_boolean))
+        .and_then(|value| serde_json::from_value(value).ok());
     match (status, envelope) {
+        // A refusal comes with an error status; a 200 that failed for no reason is not cfssl.
+        (200, Some(env)) if !env.success && env.errors.is_empty() => Reply::Malformed(
+            "the reply says it failed, with HTTP 200 and no reason: not cfssl's reply".into(),
+        ),
         (200, Some(env)) if env.success => match env.result.get("certificate") {
             Some(Value::String(pem)) if !pem.trim().is_empty() => Reply::Certificate(pem.clone()),
             _ => Reply::Malformed("reported success but sent no certificate".into()),
@@ -159,6 +168,9 @@ pub fn parse_sign_reply(status: u16, body: &[u8]) -> Reply {
                     .join("; ")
             };
             Reply::Failed { status, message }
+        }
+        (200, _) if body.trim_ascii().is_empty() => {
+            Reply::Malformed("the reply is not cfssl's JSON envelope (an empty body)".into())
         }
         (200, _) => Reply::Malformed(format!(
             "the reply is not cfssl's JSON envelope (starts {:?})",
@@ -216,6 +228,7 @@ pub fn one_line(text: &str) -> String {
     crate::logging::escape_controls(&capped).into_owned()
 }
 
+/// What a reply `body` starts with, for a message, or `an empty body`.
 fn preview(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
     if text.trim().is_empty() {
@@ -355,10 +368,23 @@ mod tests {
             parse_sign_reply(502, b"Bad Gateway"),
             Reply::Failed { status: 502, .. }
         ));
-        assert!(matches!(
-            parse_sign_reply(200, br#"{"success":false}"#),
-            Reply::Failed { status: 200, .. }
-        ));
+        // JSON, but not cfssl's envelope: some other service answered.
+        for body in [
+            &br#"{"success":false}"#[..],
+            br#"{"foo":1}"#,
+            b"[]",
+            br#"{"success":"yes"}"#,
+        ] {
+            assert!(
+                matches!(parse_sign_reply(200, body), Reply::Malformed(_)),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            parse_sign_reply(200, b""),
+            Reply::Malformed("the reply is not cfssl's JSON envelope (an empty body)".into())
+        );
     }
 
     #[test]

@@ -410,7 +410,8 @@ fn fails_over_on_a_5xx_answer() {
 /// A remote whose TLS certificate the pin does not vouch for (a replica of another CA: its
 /// multirootca serves a certificate of a second test PKI) is passed over for the next one, as is
 /// a remote answering 200 with something that is not cfssl's reply (a wrong service behind the
-/// address); each is logged, and nothing was sent to the first before its TLS failed.
+/// address: HTML, or JSON that is not cfssl's envelope); each is logged, and nothing was sent
+/// to the first before its TLS failed.
 #[test]
 fn fails_over_past_a_tls_failure_and_a_reply_that_is_not_cfssls() {
     use crate::support::fault::{Fault, FaultServer};
@@ -418,9 +419,11 @@ fn fails_over_past_a_tls_failure_and_a_reply_that_is_not_cfssls() {
     let stranger = Pki::new();
     let other = stranger.start();
     let garbage = FaultServer::start(Fault::Status(200, "<html>it works</html>".into()));
+    let other_json = FaultServer::start(Fault::Status(200, r#"{"status":"ok"}"#.into()));
     for (first, logged) in [
         (other.url(), "TLS with"),
         (garbage.url(), "not cfssl's JSON envelope"),
+        (other_json.url(), "not cfssl's JSON envelope"),
     ] {
         let signed_before = t.server.signed_count();
         let remotes = format!("{first},{}", t.server.url());
@@ -434,6 +437,7 @@ fn fails_over_past_a_tls_failure_and_a_reply_that_is_not_cfssls() {
     }
     assert_eq!(other.signed_count(), 0, "TLS failed before any request");
     assert_eq!(garbage.requests(), 1);
+    assert_eq!(other_json.requests(), 1);
 }
 
 /// csr.json and the request profile saved by an editor that puts a UTF-8 byte-order mark first
@@ -448,6 +452,35 @@ fn json_inputs_may_start_with_a_byte_order_mark() {
     }
     t.gencert(&[]).assert().code(0);
     assert_verifies(t.dir(), &t.pki.primary_ca(), &t.dir().join("node.pem"));
+}
+
+/// When every remote fails and one of them only for now (unreachable), that failure is the
+/// run's, whatever the order of the list: exit 6, retried with --retries, the other remote's
+/// TLS failure said as a warning.
+#[test]
+fn a_failure_a_retry_may_mend_is_the_runs_in_any_order() {
+    let t = Setup::new();
+    let stranger = Pki::new();
+    let other = stranger.start();
+    let dead = format!("127.0.0.1:{}", support::ca::free_port());
+    for remotes in [
+        format!("{},{dead}", other.url()),
+        format!("{dead},{}", other.url()),
+    ] {
+        let out = t
+            .gencert(&["-remote", &remotes, "--retries", "1"])
+            .assert()
+            .code(6);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        let error = stderr
+            .lines()
+            .find(|l| l.starts_with("nodecert: error:"))
+            .unwrap_or("");
+        assert!(error.contains("connection refused"), "{remotes}: {stderr}");
+        assert!(stderr.contains("warning: TLS with"), "{remotes}: {stderr}");
+        assert!(stderr.contains("retry"), "retried: {stderr}");
+    }
+    assert_eq!(other.signed_count(), 0);
 }
 
 /// A -bare NAME ending in '/' would write the hidden DIR/.pem and DIR/-key.pem (as cfssljson
