@@ -37,6 +37,16 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
     }
     let (bytes, source) = super::read_arg(csr_path, "CSR")?;
     let (csr_pem, spki, csr_sans) = read_csr(&bytes).map_err(|d| Error::input(&source, d))?;
+    // The pair's lock, as gencert takes it, from the check that a working pair survives until
+    // the certificate is written: a renewal of the pair meanwhile would otherwise be broken.
+    let _lock = match &out_path {
+        Some(out) => Some(crate::lock::PairLock::acquire(
+            &crate::output::write_target(out)?,
+            LOCK_WAIT,
+            None,
+        )?),
+        None => None,
+    };
     if let (Some(name), Some(out)) = (&args.bare, &out_path) {
         let key = crate::output::bare_file(name, "-key.pem");
         crate::renew::check_pair_survives(out, &key, Some(&spki))?;
@@ -92,6 +102,9 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
         }
     }
 }
+
+/// How long sign waits for a run on the same pair, as gencert's `--lock-timeout` default.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The CSR as PEM (normalised), its SubjectPublicKeyInfo, and its SANs. The self-signature is
 /// checked here so a corrupted CSR is reported as the input error it is.

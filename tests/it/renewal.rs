@@ -1012,6 +1012,46 @@ fn concurrent_runs_on_one_pair() {
     assert!(holder.wait_with_output().unwrap().status.success());
 }
 
+/// sign -bare takes the pair's lock too, as gencert does: while a renewal holds it (its hook
+/// runs under the lock), sign waits, so it cannot check the pair, have the renewal replace the
+/// key, and then write a certificate for the old one.
+#[test]
+fn sign_waits_for_a_renewal_of_its_pair() {
+    let t = Setup::new();
+    t.gencert(&[]).assert().code(0);
+    std::fs::copy(t.dir().join("node.csr"), t.dir().join("old.csr")).unwrap();
+    let holder = spawn_gencert(
+        &t,
+        &[
+            "--force",
+            "--exec",
+            "touch holding; sleep 2; touch released",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !t.dir().join("holding").exists() {
+        assert!(Instant::now() < deadline, "the holder never ran its hook");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The CSR is for the key the renewal is replacing: once the lock is free, sign finds a
+    // working pair with another key and refuses (exit 8), instead of breaking it.
+    crate::support::nodecert(t.dir())
+        .args(["sign", "-config", s(&t.profile), "-tls-remote-ca"])
+        .args([s(&t.pki.primary_ca()), "-bare", "node", "old.csr"])
+        .assert()
+        .code(8);
+    assert!(
+        t.dir().join("released").exists(),
+        "sign did not wait for the lock"
+    );
+    assert!(holder.wait_with_output().unwrap().status.success());
+    assert_key_matches(
+        t.dir(),
+        &t.dir().join("node-key.pem"),
+        &t.dir().join("node.pem"),
+    );
+}
+
 /// Concurrent --renew-before runs (no --force) on a pair that does not exist yet: each waits for
 /// the pair's lock and then decides again, so exactly one issues, the others keep its pair, and
 /// the CA signs once.
