@@ -174,7 +174,7 @@ impl Job {
                 reason,
                 serial,
                 not_after,
-            } => return self.keep(unlocked.is_none(), reason, serial, not_after),
+            } => return self.keep(unlocked, reason, serial, not_after),
             Decision::Replace { action, reason } => (action, reason),
         };
         log::debug!("to be {}: {reason}", action.as_str());
@@ -399,16 +399,17 @@ impl Job {
 
     /// The outcome for a pair that stays: its files brought to the flags' owner and modes, a
     /// deleted CSR written back, and the hook an earlier run still owes run. All only under the
-    /// pair's lock (`locked`): a run that can take none changes nothing, and an owed hook whose
-    /// record it cannot clear would run on every tick.
+    /// pair's lock: a run that can take none (`unlocked` says why) changes nothing, saying what
+    /// it leaves, and an owed hook whose record it cannot clear would run on every tick.
     fn keep(
         &self,
-        locked: bool,
+        unlocked: Option<&str>,
         reason: String,
         serial: String,
         not_after: i64,
     ) -> Result<Outcome> {
-        let converged = locked && crate::output::converge(&self.destination, &self.files)?;
+        let locked = unlocked.is_none();
+        let converged = crate::output::converge(&self.destination, &self.files, unlocked)?;
         let restored = if locked { self.restore_csr() } else { None };
         let mut notes = String::new();
         if converged {

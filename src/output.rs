@@ -45,7 +45,14 @@ use temp::{Pending, Undo, registry, reserve, roll_back};
 /// `--key-mode` is narrowed to it (with a warning: someone widened it). A file that is missing,
 /// or not a regular file, is left to the next issuance. Files are changed through a descriptor
 /// opened without following a symlink. Returns whether anything changed.
-pub fn converge(destination: &Destination, options: &FileOptions) -> Result<bool> {
+///
+/// A run that holds no lock on the pair (`unlocked` says why) changes nothing, but warns about
+/// what it would have changed: a key left readable beyond `--key-mode` must not go unsaid.
+pub fn converge(
+    destination: &Destination,
+    options: &FileOptions,
+    unlocked: Option<&str>,
+) -> Result<bool> {
     use std::os::unix::fs::MetadataExt;
     let Destination::Files { cert, key, csr } = destination else {
         return Ok(false);
@@ -80,14 +87,27 @@ pub fn converge(destination: &Destination, options: &FileOptions) -> Result<bool
             );
             continue;
         }
+        let left = |what: &str| {
+            log::warn!(
+                "{}: {what}, left as it is: this run holds no lock on the pair ({}); run as \
+                 the pair's owner or root",
+                path.display(),
+                unlocked.unwrap_or_default()
+            );
+        };
         if let Some(owner) = options.owner
             && (owner.uid.is_some_and(|u| u != meta.uid())
                 || owner.gid.is_some_and(|g| g != meta.gid()))
         {
-            std::os::unix::fs::fchown(&file, owner.uid, owner.gid)
-                .map_err(|e| Error::output(path, format!("cannot set the owner (--owner): {e}")))?;
-            log::info!("{}: owner set as --owner asks", path.display());
-            changed = true;
+            if unlocked.is_some() {
+                left("not owned as --owner asks");
+            } else {
+                std::os::unix::fs::fchown(&file, owner.uid, owner.gid).map_err(|e| {
+                    Error::output(path, format!("cannot set the owner (--owner): {e}"))
+                })?;
+                log::info!("{}: owner set as --owner asks", path.display());
+                changed = true;
+            }
         }
         let mode = meta.mode() & 0o7777;
         let wanted = match role {
@@ -95,6 +115,16 @@ pub fn converge(destination: &Destination, options: &FileOptions) -> Result<bool
             Role::Cert | Role::Csr if options.mode_given && mode != options.mode => options.mode,
             _ => continue,
         };
+        if unlocked.is_some() {
+            left(&match role {
+                Role::Key => format!(
+                    "mode {mode:04o} is wider than --key-mode {:04o}",
+                    options.key_mode
+                ),
+                _ => format!("mode {mode:04o} is not --mode {wanted:04o}"),
+            });
+            continue;
+        }
         file.set_permissions(Permissions::from_mode(wanted))
             .map_err(|e| Error::output(path, format!("cannot set the mode: {e}")))?;
         // Said once done: a read-only file system refuses the change, and that error is the

@@ -182,6 +182,18 @@ fn a_pair_the_user_cannot_read_or_replace_is_left_as_it_is() {
     )
     .unwrap();
     run(&["--renew-before", "720h"]).assert().code(0);
+    // Without the lock, nothing is changed, but a key left readable beyond --key-mode is said.
+    let key = root_dir.join("svc-key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    run(&["--renew-before", "720h"])
+        .assert()
+        .code(0)
+        .stderr(contains(
+            "svc-key.pem: mode 0644 is wider than --key-mode 0600, left as it is: this run holds \
+         no lock on the pair",
+        ));
+    assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o644);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     run(&["--force"])
         .assert()
         .code(8)
