@@ -482,17 +482,26 @@ pub enum ReportFormat {
 }
 
 /// A `-bare` NAME: the prefix of the files' names (any bytes, as a path; clap refuses an empty
-/// one). One ending in `/` (a directory) would write the hidden `DIR/.pem`, `DIR/-key.pem`, as
-/// cfssljson does: almost surely a slip.
+/// one). One ending in `/`, `.` or `..` (a directory) would write the hidden `DIR/.pem`,
+/// `DIR/-key.pem` or `DIR/..pem`, as cfssljson does: almost surely a slip.
 fn bare_name() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
     use clap::builder::TypedValueParser as _;
     clap::builder::PathBufValueParser::new().try_map(|name: PathBuf| {
         use std::os::unix::ffi::OsStrExt as _;
-        if name.as_os_str().as_bytes().ends_with(b"/") {
-            let text = name.display();
+        let text = name.display();
+        let bytes = name.as_os_str().as_bytes();
+        if bytes.ends_with(b"/") {
             return Err(format!(
                 "ends in '/', so the files would be {text}.pem and {text}-key.pem: give a name, \
                  as in -bare {text}node"
+            ));
+        }
+        // `.` and `..` name directories too: `out/.` would write the hidden `out/..pem`.
+        let last = bytes.rsplit(|&b| b == b'/').next().unwrap_or_default();
+        if last == b"." || last == b".." {
+            return Err(format!(
+                "names a directory, so the files would be {text}.pem and {text}-key.pem: give a \
+                 name, as in -bare {text}/node"
             ));
         }
         Ok(name)

@@ -22,7 +22,9 @@ mod temp;
 pub use destination::{Destination, FileId, bare_file, check_distinct, is_own_identity, resolved};
 pub use options::{FileOptions, KEY_MODE, Owner, PUBLIC_MODE, parse_mode};
 pub use stdout::{print_product, print_report, stdout_keeps_output};
-pub use target::{check_output_path, check_writable, existing_parent_dir, write_target};
+pub use target::{
+    check_not_a_key, check_output_path, check_writable, existing_parent_dir, write_target,
+};
 pub use temp::{remove_pending, remove_pending_within, remove_stale_temps, remove_stale_temps_of};
 
 use std::fs::Permissions;
@@ -223,6 +225,9 @@ impl Reserved {
                     options.mode
                 };
                 let target = write_target(target)?;
+                if role != Role::Key {
+                    check_not_a_key(&target)?;
+                }
                 let old_mode = (std::fs::metadata(&target).ok())
                     .filter(std::fs::Metadata::is_file)
                     .map(|meta| meta.permissions().mode());

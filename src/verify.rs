@@ -46,7 +46,7 @@ pub fn check(
         return Err("the certificate PEM has text before or after it".into());
     }
     let (rest, cert) = X509Certificate::from_der(block.contents())
-        .map_err(|e| format!("the certificate does not parse: {e}"))?;
+        .map_err(|_| "the certificate is not valid X.509 (its DER does not parse)".to_string())?;
     if !rest.is_empty() {
         return Err("the certificate has trailing bytes after its DER".into());
     }

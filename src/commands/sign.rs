@@ -32,6 +32,7 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
             inputs.extend(subject_path.map(|path| (path, "the SUBJECT file")));
             crate::output::check_distinct(&[(out, "the certificate output")], &inputs)?;
             crate::output::check_writable(out)?;
+            crate::output::check_not_a_key(out)?;
         }
         None => crate::output::stdout_keeps_output()?,
     }
@@ -60,7 +61,7 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
     };
     let subject = match subject_path {
         Some(path) => {
-            let (bytes, source) = super::read_arg(path, "SUBJECT file")?;
+            let (bytes, source) = super::read_arg(path, "SUBJECT")?;
             Some(Subject::parse(&bytes, &source)?)
         }
         None => None,

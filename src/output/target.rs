@@ -167,6 +167,30 @@ pub fn check_writable(path: &Path) -> Result<()> {
     check_replaceable(&target, &dir)
 }
 
+/// Refuses to put a certificate or CSR in place of a file that holds a private key: a mistyped
+/// output path (another pair's key, the key's own name given to `--cert`) would lose the key,
+/// and a combined certificate-and-key file is not one nodecert writes. What was read is wiped.
+pub fn check_not_a_key(path: &Path) -> Result<()> {
+    let Ok(target) = write_target(path) else {
+        return Ok(());
+    };
+    let Ok(Some(bytes)) =
+        crate::error::read_regular_bounded(&target, crate::error::MAX_INPUT_BYTES)
+    else {
+        return Ok(());
+    };
+    let bytes = zeroize::Zeroizing::new(bytes);
+    let marker = b"PRIVATE KEY-----";
+    if bytes.windows(marker.len()).any(|window| window == marker) {
+        return Err(Error::output(
+            path,
+            "holds a private key, and this output is a certificate or CSR: check the path (a \
+             combined certificate-and-key file is not one nodecert writes)",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks, before any work, that the file `path` names could be written (its directory exists,
 /// it is a regular file or absent, not another user's in a sticky directory: a run refused
 /// there only after taking the pair's lock would leave its lock file, which the owner's runs

@@ -1557,3 +1557,52 @@ fn control_characters_in_a_path_keep_the_error_one_line() {
         "{stderr}"
     );
 }
+
+/// A certificate or CSR output that names a file holding a private key (a mistyped path:
+/// another pair's key) is refused before the CA is asked, the key as it was: gencert --cert,
+/// gencert --csr, sign --cert and info --out alike.
+#[test]
+fn a_certificate_output_never_replaces_a_private_key() {
+    let t = Setup::new();
+    t.gencert_bare("other", &t.csr, &[]).assert().code(0);
+    let key = t.dir().join("other-key.pem");
+    let before = std::fs::read(&key).unwrap();
+    let signed = t.server.signed_count();
+    let ca = t.pki.primary_ca();
+    let runs: [Vec<&str>; 4] = [
+        vec![
+            "gencert",
+            "--cert",
+            s(&key),
+            "--key",
+            "n-key.pem",
+            s(&t.csr),
+        ],
+        vec![
+            "gencert",
+            "--cert",
+            "n.pem",
+            "--key",
+            "n-key.pem",
+            "--csr",
+            s(&key),
+            s(&t.csr),
+        ],
+        vec!["sign", "--cert", s(&key), "other.csr"],
+        vec!["info", "--out", s(&key)],
+    ];
+    for run in runs {
+        let (command, rest) = run.split_first().unwrap();
+        nodecert(t.dir())
+            .args([command, "-config", s(&t.profile), "-tls-remote-ca", s(&ca)])
+            .args(rest)
+            .assert()
+            .code(8)
+            .stderr(contains(
+                "holds a private key, and this output is a certificate or CSR",
+            ));
+        assert_eq!(std::fs::read(&key).unwrap(), before, "{run:?}");
+    }
+    assert_eq!(t.server.signed_count(), signed);
+    assert!(!t.dir().join("n-key.pem").exists());
+}

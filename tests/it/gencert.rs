@@ -483,8 +483,9 @@ fn a_failure_a_retry_may_mend_is_the_runs_in_any_order() {
     assert_eq!(other.signed_count(), 0);
 }
 
-/// A -bare NAME ending in '/' would write the hidden DIR/.pem and DIR/-key.pem (as cfssljson
-/// does): a usage error that shows the name meant, with nothing written and the CA not asked.
+/// A -bare NAME ending in '/', '.' or '..' would write the hidden DIR/.pem and DIR/-key.pem
+/// (as cfssljson does): a usage error that shows the name meant, with nothing written and the
+/// CA not asked.
 #[test]
 fn a_bare_name_ending_in_a_slash_is_refused() {
     let t = Setup::new();
@@ -493,6 +494,12 @@ fn a_bare_name_ending_in_a_slash_is_refused() {
         .assert()
         .code(2)
         .stderr(contains("ends in '/'").and(contains("as in -bare out/node")));
+    for name in ["out/.", "out/..", "."] {
+        t.gencert_bare(name, &t.csr, &[])
+            .assert()
+            .code(2)
+            .stderr(contains("names a directory"));
+    }
     assert!(support::listing(&t.dir().join("out")).is_empty());
     assert_eq!(t.server.signed_count(), 0);
 }
