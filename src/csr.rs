@@ -249,6 +249,10 @@ impl Subject {
     /// are ignored, as cfssl ignores them; `hosts` and unknown fields with a warning, since
     /// they may have been meant to count.
     pub fn parse(bytes: &[u8], source: &str) -> Result<Self> {
+        // `null` is a subject that overrides nothing, as Go reads it into cfssl's.
+        if serde_json::from_slice::<Value>(without_bom(bytes)).is_ok_and(|v| v.is_null()) {
+            return Ok(Self::default());
+        }
         let root = json_object(bytes, source, "{\"CN\":…,\"names\":[…]}")?;
         unambiguous(&root, &["CN", "names", "SerialNumber"])
             .map_err(|d| Error::input(source, d))?;

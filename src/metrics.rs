@@ -71,7 +71,11 @@ pub(crate) fn check_contents(path: &Path) -> Result<()> {
 fn only_metrics(path: &Path, text: &[u8]) -> Result<()> {
     let foreign = (text.split(|&b| b == b'\n').enumerate())
         .find(|(_, line)| {
-            !(line.is_empty() || line.starts_with(b"#") || line.starts_with(b"nodecert_"))
+            let line = line.trim_ascii();
+            !(line.is_empty()
+                || line.starts_with(b"# HELP nodecert_")
+                || line.starts_with(b"# TYPE nodecert_")
+                || line.starts_with(b"nodecert_"))
         })
         .map(|(index, _)| index + 1);
     match foreign {
@@ -260,6 +264,25 @@ mod tests {
         let err = update(&link, &[sample(&a)]).unwrap_err();
         assert_eq!(err.exit_code(), crate::error::exit::OUTPUT);
         assert!(err.to_string().contains("larger than 16 MiB"), "{err}");
+    }
+
+    #[test]
+    fn only_nodecerts_series_may_be_replaced() {
+        let path = Path::new("m.prom");
+        let own = "# HELP nodecert_x y\n# TYPE nodecert_x gauge\nnodecert_x{name=\"a\"} 1\n  \n\n";
+        assert!(only_metrics(path, own.as_bytes()).is_ok());
+        for (text, line) in [
+            ("nodecert_x 1\n# my notes\n", 2),
+            ("-----BEGIN EC PRIVATE KEY-----\n", 1),
+            ("node_load1 0.5\n", 1),
+        ] {
+            let err = only_metrics(path, text.as_bytes()).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("line {line} is not one of nodecert's")),
+                "{err}"
+            );
+            assert!(!err.contains("PRIVATE"), "the line is not quoted: {err}");
+        }
     }
 
     #[test]

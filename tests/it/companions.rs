@@ -307,6 +307,12 @@ fn sign_takes_cfssls_subject_file() {
         sans("ours.pem")
     );
     assert!(!sans("ours.pem").contains("ignored"));
+    // `null`, as Go reads it, overrides nothing: the CSR's subject.
+    let null = write(dir, "null.json", "null");
+    sign(&["-bare", "null", "held.csr", s(&null)])
+        .assert()
+        .code(0);
+    assert!(subject_of("null.pem").contains("CN=node1.example.com,OU=Nodes,O=Example"));
     // -csr FILE: the one file argument is SUBJECT; two are one too many.
     sign(&["-bare", "flag", "-csr", "held.csr", s(&subject)])
         .assert()
