@@ -20,6 +20,8 @@ use crate::error::{Error, Result};
 pub struct Target {
     /// Remotes in failover order (never empty).
     pub remotes: Vec<Remote>,
+    /// Where they were given (`-remote`, or `remotes.NAME in FILE`), for messages about them.
+    pub remotes_origin: String,
     /// The HMAC key; `None` means the unauthenticated `/sign` endpoint.
     pub auth_key: Option<AuthKey>,
     /// Where that key is configured (`auth_keys.NAME in FILE`), for a refusal of its token.
@@ -49,9 +51,10 @@ impl Target {
         if let Some(remote) = self.remotes.iter().find(|r| r.is_plaintext()) {
             if !allowed {
                 return Err(Error::Usage(format!(
-                    "remote {remote} is plain http: what is sent (an auth token, a CSR) could be read \
+                    "remote {remote} ({}) is plain http: what is sent (an auth token, a CSR) could be read \
                      and what comes back (certificates) replaced on the way. Use https://, or pass \
-                     --allow-plaintext to accept that"
+                     --allow-plaintext to accept that",
+                    self.remotes_origin
                 )));
             }
             log::warn!(
@@ -190,6 +193,7 @@ pub fn resolve(
         return match flag_remotes {
             Some(remotes) => Ok(Target {
                 remotes,
+                remotes_origin: "-remote".into(),
                 auth_key: None,
                 auth_key_origin: None,
                 auth_key_files: Vec::new(),
@@ -256,9 +260,12 @@ fn parse_unconcealed(
     unambiguous(root, &["signing", "auth_keys", "remotes"]).map_err(|d| Error::input(source, d))?;
     let (profile_path, profile) = chosen_profile(root, profile_name, source)?;
     let names = AuthRemote::of(profile, &profile_path, source)?;
-    let remotes = match flag_remotes {
-        Some(remotes) => remotes,
-        None => named_remotes(root, &names, source)?,
+    let (remotes, remotes_origin) = match flag_remotes {
+        Some(remotes) => (remotes, "-remote".to_string()),
+        None => (
+            named_remotes(root, &names, source)?,
+            crate::auth::conceal_key_like(&format!("remotes.{} in {source}", names.remote)),
+        ),
     };
     let (auth_key, auth_key_origin) = if names.key.is_empty() {
         (None, None)
@@ -274,6 +281,7 @@ fn parse_unconcealed(
     };
     Ok(Target {
         remotes,
+        remotes_origin,
         auth_key,
         auth_key_origin,
         auth_key_files,

@@ -106,7 +106,11 @@ fn plaintext_needs_explicit_consent() {
         .args(["gencert", "-config", s(&profile), "-bare", "n", s(&csr)])
         .assert()
         .code(2)
-        .stderr(contains("plain http").and(contains("--allow-plaintext")));
+        .stderr(contains("plain http").and(contains("--allow-plaintext")))
+        .stderr(contains(format!(
+            "remote {remote} (remotes.ca in {}) is plain http",
+            profile.display()
+        )));
     assert_eq!(server.signed_count(), 0);
     nodecert(dir)
         .args([
