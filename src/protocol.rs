@@ -218,7 +218,7 @@ pub fn info_response(body: &[u8], certificate: &str) -> String {
 }
 
 /// Makes server text safe for a one-line terminal message: control characters and bidi
-/// overrides escaped ([`crate::logging::escape_controls`]), length capped.
+/// overrides escaped (as every text line is, by `logging::escape_controls`), length capped.
 pub fn one_line(text: &str) -> String {
     let text = text.trim();
     let capped = match text.char_indices().nth(300) {
