@@ -482,8 +482,8 @@ pub enum ReportFormat {
 }
 
 /// A `-bare` NAME: the prefix of the files' names (any bytes, as a path; clap refuses an empty
-/// one). One ending in `/`, `.` or `..` (a directory) would write the hidden `DIR/.pem`,
-/// `DIR/-key.pem` or `DIR/..pem`, as cfssljson does: almost surely a slip.
+/// one). One ending in `/`, or whose last part is `.` or `..` (a directory), would write the
+/// hidden `DIR/.pem`, `DIR/-key.pem` or `DIR/..pem`, as cfssljson does: almost surely a slip.
 fn bare_name() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
     use clap::builder::TypedValueParser as _;
     clap::builder::PathBufValueParser::new().try_map(|name: PathBuf| {

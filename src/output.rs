@@ -72,12 +72,23 @@ pub fn converge(
         let Ok(path) = write_target(name) else {
             continue;
         };
-        let Ok(file) = crate::error::open_regular(std::fs::OpenOptions::new().read(true), &path)
-        else {
-            continue;
+        // Without the lock nothing is changed, so nothing is opened: a file this user may not
+        // read is looked at too.
+        let (file, meta) = if unlocked.is_some() {
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_file() => (None, meta),
+                _ => continue,
+            }
+        } else {
+            let Ok(file) =
+                crate::error::open_regular(std::fs::OpenOptions::new().read(true), &path)
+            else {
+                continue;
+            };
+            let meta = file.metadata().map_err(|e| Error::output(&path, e))?;
+            (Some(file), meta)
         };
         let path = path.as_path();
-        let meta = file.metadata().map_err(|e| Error::output(path, e))?;
         // A file with other names (a hard link planted in the directory) is another file too:
         // its owner and mode are not nodecert's to change. The next issuance replaces the name.
         if meta.nlink() != 1 {
@@ -91,8 +102,7 @@ pub fn converge(
         }
         let left = |what: &str| {
             log::warn!(
-                "{}: {what}, left as it is: this run holds no lock on the pair ({}); run as \
-                 the pair's owner or root",
+                "{}: {what}, left as it is: this run holds no lock on the pair ({})",
                 path.display(),
                 unlocked.unwrap_or_default()
             );
@@ -101,14 +111,15 @@ pub fn converge(
             && (owner.uid.is_some_and(|u| u != meta.uid())
                 || owner.gid.is_some_and(|g| g != meta.gid()))
         {
-            if unlocked.is_some() {
-                left("not owned as --owner asks");
-            } else {
-                std::os::unix::fs::fchown(&file, owner.uid, owner.gid).map_err(|e| {
-                    Error::output(path, format!("cannot set the owner (--owner): {e}"))
-                })?;
-                log::info!("{}: owner set as --owner asks", path.display());
-                changed = true;
+            match &file {
+                None => left("not owned as --owner asks"),
+                Some(file) => {
+                    std::os::unix::fs::fchown(file, owner.uid, owner.gid).map_err(|e| {
+                        Error::output(path, format!("cannot set the owner (--owner): {e}"))
+                    })?;
+                    log::info!("{}: owner set as --owner asks", path.display());
+                    changed = true;
+                }
             }
         }
         let mode = meta.mode() & 0o7777;
@@ -117,7 +128,7 @@ pub fn converge(
             Role::Cert | Role::Csr if options.mode_given && mode != options.mode => options.mode,
             _ => continue,
         };
-        if unlocked.is_some() {
+        let Some(file) = file else {
             left(&match role {
                 Role::Key => format!(
                     "mode {mode:04o} is wider than --key-mode {:04o}",
@@ -126,7 +137,7 @@ pub fn converge(
                 _ => format!("mode {mode:04o} is not --mode {wanted:04o}"),
             });
             continue;
-        }
+        };
         file.set_permissions(Permissions::from_mode(wanted))
             .map_err(|e| Error::output(path, format!("cannot set the mode: {e}")))?;
         // Said once done: a read-only file system refuses the change, and that error is the
@@ -226,7 +237,7 @@ impl Reserved {
                 };
                 let target = write_target(target)?;
                 if role != Role::Key {
-                    check_not_a_key(&target)?;
+                    check_not_a_key(&target, Some(key))?;
                 }
                 let old_mode = (std::fs::metadata(&target).ok())
                     .filter(std::fs::Metadata::is_file)

@@ -115,7 +115,8 @@ struct AuthenticatedRequest {
 pub enum Reply {
     /// HTTP 200, `success:true`, and a certificate PEM.
     Certificate(String),
-    /// The CA said no (any status with `success:false` or a non-200 status). `message` is the
+    /// The CA said no (an error status, with cfssl's envelope or not; or a 200 whose envelope
+    /// says `success:false` with errors). `message` is the
     /// CA's own text, made safe to print on one line.
     Failed { status: u16, message: String },
     /// Neither: not cfssl's envelope, or success without a certificate.

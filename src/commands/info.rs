@@ -18,7 +18,7 @@ pub(crate) fn run(args: &InfoArgs) -> Result<()> {
         let inputs = super::ca_inputs(&args.ca, Some(&target));
         crate::output::check_distinct(&[(out, "the output (--out)")], &inputs)?;
         crate::output::check_writable(out)?;
-        crate::output::check_not_a_key(out)?;
+        crate::output::check_not_a_key(out, None)?;
     }
     let transport = Transport::new(&tls, args.ca.timeout)?;
     let body = serde_json::json!({"label": args.ca.label, "profile": args.ca.profile}).to_string();

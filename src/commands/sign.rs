@@ -32,7 +32,13 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
             inputs.extend(subject_path.map(|path| (path, "the SUBJECT file")));
             crate::output::check_distinct(&[(out, "the certificate output")], &inputs)?;
             crate::output::check_writable(out)?;
-            crate::output::check_not_a_key(out)?;
+            crate::output::check_not_a_key(
+                out,
+                args.bare
+                    .as_ref()
+                    .map(|name| crate::output::bare_file(name, "-key.pem"))
+                    .as_deref(),
+            )?;
         }
         None => crate::output::stdout_keeps_output()?,
     }
@@ -40,12 +46,22 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
     let (csr_pem, spki, csr_sans) = read_csr(&bytes).map_err(|d| Error::input(&source, d))?;
     // The pair's lock, as gencert takes it, from the check that a working pair survives until
     // the certificate is written: a renewal of the pair meanwhile would otherwise be broken.
+    // The certificate's owner may hold it (root signing for a pair it gave a service with
+    // --owner leaves the service's lock file to the service), and without it nothing is written.
     let _lock = match &out_path {
-        Some(out) => Some(crate::lock::PairLock::acquire(
-            &crate::output::write_target(out)?,
-            LOCK_WAIT,
-            None,
-        )?),
+        Some(out) => {
+            use std::os::unix::fs::MetadataExt as _;
+            let cert = crate::output::write_target(out)?;
+            let owner = std::fs::symlink_metadata(&cert).ok().map(|meta| meta.uid());
+            let lock = crate::lock::PairLock::acquire(&cert, LOCK_WAIT, owner)?;
+            if let Some(why) = lock.unheld() {
+                return Err(Error::output(
+                    &crate::lock::lock_path(&cert),
+                    format!("{why}; a certificate is not written without the pair's lock"),
+                ));
+            }
+            Some(lock)
+        }
         None => None,
     };
     if let (Some(name), Some(out)) = (&args.bare, &out_path) {

@@ -168,27 +168,39 @@ pub fn check_writable(path: &Path) -> Result<()> {
 }
 
 /// Refuses to put a certificate or CSR in place of a file that holds a private key: a mistyped
-/// output path (another pair's key, the key's own name given to `--cert`) would lose the key,
-/// and a combined certificate-and-key file is not one nodecert writes. What was read is wiped.
-pub fn check_not_a_key(path: &Path) -> Result<()> {
-    let Ok(target) = write_target(path) else {
-        return Ok(());
-    };
-    let Ok(Some(bytes)) =
+/// output path (another pair's key, the key's own name given to `--cert`) would lose the key.
+/// A key that is the pair's own (`own_key`'s file, whose text a hook appended to the
+/// certificate for a server that wants both in one file) is no loss. What was read is wiped.
+pub fn check_not_a_key(path: &Path, own_key: Option<&Path>) -> Result<()> {
+    let read = |path: &Path| {
+        let target = write_target(path).ok()?;
         crate::error::read_regular_bounded(&target, crate::error::MAX_INPUT_BYTES)
-    else {
+            .ok()
+            .flatten()
+            .map(zeroize::Zeroizing::new)
+    };
+    let contains = |haystack: &[u8], needle: &[u8]| {
+        !needle.is_empty()
+            && haystack
+                .windows(needle.len())
+                .any(|window| window == needle)
+    };
+    let Some(bytes) = read(path) else {
         return Ok(());
     };
-    let bytes = zeroize::Zeroizing::new(bytes);
-    let marker = b"PRIVATE KEY-----";
-    if bytes.windows(marker.len()).any(|window| window == marker) {
-        return Err(Error::output(
-            path,
-            "holds a private key, and this output is a certificate or CSR: check the path (a \
-             combined certificate-and-key file is not one nodecert writes)",
-        ));
+    if !contains(&bytes, b"PRIVATE KEY-----") {
+        return Ok(());
     }
-    Ok(())
+    if let Some(own) = own_key.and_then(read)
+        && contains(&bytes, own.trim_ascii())
+    {
+        return Ok(());
+    }
+    Err(Error::output(
+        path,
+        "holds a private key (not this pair's), and this output is a certificate or CSR: check \
+         the path",
+    ))
 }
 
 /// Checks, before any work, that the file `path` names could be written (its directory exists,

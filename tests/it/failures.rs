@@ -1559,8 +1559,10 @@ fn control_characters_in_a_path_keep_the_error_one_line() {
 }
 
 /// A certificate or CSR output that names a file holding a private key (a mistyped path:
-/// another pair's key) is refused before the CA is asked, the key as it was: gencert --cert,
-/// gencert --csr, sign --cert and info --out alike.
+/// another pair's key) is refused before the CA is asked, the key as it was, nothing left
+/// behind: gencert --cert, gencert --csr, sign --cert and info --out alike (the CA's signing
+/// count shows the first three were not sent; info asks for no signature). A certificate file
+/// that holds the pair's own key too is renewed.
 #[test]
 fn a_certificate_output_never_replaces_a_private_key() {
     let t = Setup::new();
@@ -1599,10 +1601,23 @@ fn a_certificate_output_never_replaces_a_private_key() {
             .assert()
             .code(8)
             .stderr(contains(
-                "holds a private key, and this output is a certificate or CSR",
+                "holds a private key (not this pair's), and this output is a",
             ));
         assert_eq!(std::fs::read(&key).unwrap(), before, "{run:?}");
     }
     assert_eq!(t.server.signed_count(), signed);
-    assert!(!t.dir().join("n-key.pem").exists());
+    let left: Vec<String> = crate::support::listing(t.dir())
+        .into_iter()
+        .filter(|name| name.contains("n-key") || name.starts_with(".n."))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "nothing of the refused runs is left: {left:?}"
+    );
+    // A certificate file that also holds the pair's own key (a hook appends it, for a server
+    // that wants both in one file) is renewed as before.
+    let combined = ["--exec", "cat other-key.pem >> other.pem"];
+    t.gencert_bare("other", &t.csr, &combined).assert().code(0);
+    t.gencert_bare("other", &t.csr, &combined).assert().code(0);
+    assert_eq!(t.server.signed_count(), signed + 2);
 }

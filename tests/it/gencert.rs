@@ -478,7 +478,7 @@ fn a_failure_a_retry_may_mend_is_the_runs_in_any_order() {
             .unwrap_or("");
         assert!(error.contains("connection refused"), "{remotes}: {stderr}");
         assert!(stderr.contains("warning: TLS with"), "{remotes}: {stderr}");
-        assert!(stderr.contains("retry"), "retried: {stderr}");
+        assert!(stderr.contains("retry 1 of 1"), "retried: {stderr}");
     }
     assert_eq!(other.signed_count(), 0);
 }

@@ -1039,7 +1039,8 @@ fn sign_waits_for_a_renewal_of_its_pair() {
         .args(["sign", "-config", s(&t.profile), "-tls-remote-ca"])
         .args([s(&t.pki.primary_ca()), "-bare", "node", "old.csr"])
         .assert()
-        .code(8);
+        .code(8)
+        .stderr(contains("the new certificate would break the pair"));
     assert!(
         t.dir().join("released").exists(),
         "sign did not wait for the lock"
