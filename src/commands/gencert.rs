@@ -13,6 +13,13 @@ use crate::transport::Transport;
 /// Runs gencert.
 pub(crate) fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     if let Some(path) = &args.renewal.metrics_file {
+        // Series are per certificate file: JSON on stdout has none to name.
+        if matches!(destination(args), Ok(Destination::Stdout)) {
+            return Err(Error::Usage(
+                "--metrics-file needs a certificate file to report on: add -bare NAME or --cert"
+                    .into(),
+            ));
+        }
         metrics::check_target(path)?;
     }
     // Reading the inputs writes nothing; the outputs are checked against them (the profile's

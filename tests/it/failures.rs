@@ -1499,6 +1499,14 @@ fn a_metrics_file_that_is_not_nodecerts_is_not_replaced() {
         text.contains("nodecert_certificate_not_after_seconds{name="),
         "{text}"
     );
+    // JSON on stdout has no certificate file to name a series after: a usage error, no file.
+    let stdout_metrics = t.dir().join("stdout.prom");
+    gencert_in(t.dir(), &t.profile, &t.pki.primary_ca())
+        .args(["--metrics-file", s(&stdout_metrics), s(&t.csr)])
+        .assert()
+        .code(2)
+        .stderr(contains("--metrics-file needs a certificate file"));
+    assert!(!stdout_metrics.exists());
 }
 
 /// An output path that leads through /proc to an open descriptor (/dev/stdout, /dev/fd/1) is
