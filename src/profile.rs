@@ -216,6 +216,20 @@ pub fn resolve(
     )
 }
 
+/// Remembers the `env:` variables the request profile at `path` names, whatever else is wrong
+/// with it or with the spec that names it, so that no hook is given them: a sync spec that did
+/// not become a job (a typo, a mode it is refused for) must not leave its CA's key in the
+/// environment of the other specs' hooks. Nothing is reported: the spec's own error is.
+pub fn remember_env_leniently(path: &Path) {
+    let Ok(Some(bytes)) = crate::error::read_bounded(path, crate::error::MAX_INPUT_BYTES) else {
+        return;
+    };
+    let bytes = zeroize::Zeroizing::new(bytes);
+    if let Ok(value) = serde_json::from_slice(crate::csr::without_bom(&bytes)) {
+        crate::auth::remember_env_sources(&WipedOnDrop(value));
+    }
+}
+
 /// Resolves request-profile `bytes` (named `source` in errors; `file:` keys are relative to
 /// `base_dir`). `flag_remotes` replaces the profile's remotes, keeping its auth key.
 ///

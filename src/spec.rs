@@ -126,6 +126,16 @@ impl Spec {
         Some(relative_to(path, Path::new(cert)))
     }
 
+    /// The request profile a spec names (`config`), read leniently from the spec's `bytes`
+    /// as [`Self::cert_named`] reads `cert`: for a spec that did not become a job.
+    pub(crate) fn config_named(path: &Path, bytes: &[u8]) -> Option<PathBuf> {
+        let value: serde_json::Value =
+            serde_json::from_slice(crate::csr::without_bom(bytes)).ok()?;
+        let object = value.as_object()?;
+        let config = crate::csr::field(object, "config")?.as_str()?;
+        Some(relative_to(path, Path::new(config)))
+    }
+
     /// Turns the spec at `path` into a job.
     pub(crate) fn into_job(self, path: &Path, shared: &Shared) -> Result<Job> {
         let at = |p: &Path| relative_to(path, p);

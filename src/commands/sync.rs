@@ -49,9 +49,16 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
     };
     let (mut jobs, cert_names) = read_specs(specs, &shared);
     refuse_shared_files(&mut jobs);
-    refuse_overwritten_inputs(&mut jobs);
+    refuse_overwritten_inputs(&mut jobs, &args.dir);
     if let Some(path) = &args.metrics_file {
         check_metrics_file(path, &jobs)?;
+        if is_spec_name(path, &args.dir) {
+            return Err(Error::Usage(format!(
+                "--metrics-file {} would be read as a spec by the next sync: write it outside {}",
+                path.display(),
+                args.dir.display()
+            )));
+        }
     }
     let results = run_jobs(&jobs, args);
 
@@ -109,6 +116,15 @@ fn read_specs(specs: Vec<PathBuf>, shared: &Shared) -> (Vec<SpecJob>, Vec<Option
             let job = bytes
                 .and_then(|bytes| Spec::parse(&path, &bytes))
                 .and_then(|spec| spec.into_job(&path, shared));
+            if job.is_err() {
+                // Read whatever the trust check said: only to keep its CA's key from hooks.
+                let raw = crate::error::read_bounded(&path, crate::error::MAX_INPUT_BYTES);
+                if let Some(config) =
+                    (raw.ok().flatten()).and_then(|raw| Spec::config_named(&path, &raw))
+                {
+                    crate::profile::remember_env_leniently(&config);
+                }
+            }
             ((path, job), cert_name)
         })
         .unzip()
@@ -246,13 +262,24 @@ fn refuse_shared_files(jobs: &mut [SpecJob]) {
 /// profile, auth key, CA or client files): the reader would find it replaced by a certificate
 /// or a key, mid-run or on the next one. A spec writing its own inputs is refused when it
 /// becomes a job ([`Spec::into_job`]).
-fn refuse_overwritten_inputs(jobs: &mut [SpecJob]) {
+fn refuse_overwritten_inputs(jobs: &mut [SpecJob], dir: &Path) {
     let mut readers: HashMap<FileId, Vec<(usize, &str)>> = HashMap::new();
     for (i, (spec, job)) in jobs.iter().enumerate() {
         readers
             .entry(FileId::of(spec))
             .or_default()
             .push((i, "the spec file"));
+        // A spec's lock is what its run holds: another spec's key written there would take it.
+        if let Some(lock) = job
+            .as_ref()
+            .ok()
+            .and_then(|job| job.destination.lock_file())
+        {
+            readers
+                .entry(FileId::of(&lock))
+                .or_default()
+                .push((i, "the pair's lock file"));
+        }
         for (input, what) in job.iter().flat_map(Job::input_files) {
             readers
                 .entry(FileId::of(input))
@@ -264,6 +291,21 @@ fn refuse_overwritten_inputs(jobs: &mut [SpecJob]) {
     for (i, (spec, job)) in jobs.iter().enumerate() {
         let Ok(job) = job else { continue };
         for (output, _) in job.destination.outputs() {
+            if is_spec_name(output, dir) {
+                refused.push((
+                    i,
+                    Error::input_file(
+                        spec,
+                        format!(
+                            "writes {}, which the next sync would read as a spec: write it \
+                             outside {}",
+                            output.display(),
+                            dir.display()
+                        ),
+                    ),
+                ));
+                break;
+            }
             let mut readers = readers.get(&FileId::of(output)).into_iter().flatten();
             if let Some((j, what)) = readers.find(|(j, _)| *j != i) {
                 refused.push((
@@ -303,6 +345,18 @@ fn spec_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     specs.sort();
     Ok(specs)
+}
+
+/// Whether writing `path` would put a file that [`spec_files`] reads as a spec into `dir`.
+fn is_spec_name(path: &Path, dir: &Path) -> bool {
+    let target = crate::output::write_target(path).unwrap_or_else(|_| path.to_path_buf());
+    let target = crate::output::resolved(&target);
+    let spec_like = target.extension().is_some_and(|x| x == "json")
+        && !(target.file_name()).is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
+    spec_like
+        && target
+            .parent()
+            .is_some_and(|parent| dir.canonicalize().is_ok_and(|d| d == parent))
 }
 
 fn spec_name(path: &Path) -> String {

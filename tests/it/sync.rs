@@ -644,8 +644,9 @@ fn sync_refuses_outputs_that_overwrite_inputs() {
 }
 
 /// No hook inherits a variable any spec's profile reads a key from (`env:VAR`), even when that
-/// spec fails before its key is read (here on its csr.json), and even for a key of the profile
-/// that this run does not use: each can mint certificates.
+/// spec fails before its key is read (here on its csr.json), or never becomes a job at all (an
+/// unknown field, a spec file others may write), and even for a key of the profile that this
+/// run does not use: each can mint certificates.
 #[test]
 fn no_hook_inherits_a_key_variable_of_any_profile() {
     let fleet = Fleet::new();
@@ -669,7 +670,36 @@ fn no_hook_inherits_a_key_variable_of_any_profile() {
         serde_json::json!({"csr": "../conf/missing-csr.json"}),
     );
     assert!(env_profile.is_file());
+    // Specs that never become jobs: one with a typo, one whose mode gets it refused.
+    for (name, var, extra, mode) in [
+        (
+            "c",
+            "NODECERT_TEST_C_KEY",
+            serde_json::json!({"bogus": 1}),
+            0o644,
+        ),
+        ("d", "NODECERT_TEST_D_KEY", serde_json::json!({}), 0o664),
+    ] {
+        std::fs::create_dir(dir.join("conf").join(name)).unwrap();
+        let key = format!("env:{var}");
+        fleet.pki.request_profile_with_keys(
+            &dir.join("conf").join(name),
+            &fleet.server.url(),
+            &[&key],
+        );
+        write_spec(
+            specs,
+            name,
+            &format!("../conf/{name}/request-profile.json"),
+            extra,
+        );
+        let spec = specs.join(format!("{name}.json"));
+        std::fs::set_permissions(&spec, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap();
+    }
     let out = nodecert(dir)
+        .env("NODECERT_TEST_C_KEY", "00ee")
+        .env("NODECERT_TEST_D_KEY", "00dd")
         .env("NODECERT_TEST_B_KEY", &fleet.pki.auth_key)
         .env("NODECERT_TEST_SPARE_KEY", "00ff")
         .env("NODECERT_TEST_OTHER", "kept")
@@ -683,6 +713,12 @@ fn no_hook_inherits_a_key_variable_of_any_profile() {
     assert!(seen.contains("NODECERT_TEST_OTHER=kept"), "{seen}");
     assert!(!seen.contains("NODECERT_TEST_B_KEY"), "{seen}");
     assert!(!seen.contains("NODECERT_TEST_SPARE_KEY"), "{seen}");
+    assert!(
+        stdout.contains("c: error: ") && stdout.contains("d: error: "),
+        "{stdout}"
+    );
+    assert!(!seen.contains("NODECERT_TEST_C_KEY"), "{seen}");
+    assert!(!seen.contains("NODECERT_TEST_D_KEY"), "{seen}");
 }
 
 /// A spec's `exec` that no shell can be given (empty, a NUL byte, longer than the kernel takes
@@ -751,4 +787,59 @@ fn a_spec_renews_with_its_own_pair_as_client_identity() {
         before
     );
     assert_eq!(fleet.server.signed_count(), 2);
+}
+
+/// A spec may not write another spec's lock file (the other's run would hold a lock on a file
+/// then replaced by a key), nor a `*.json` file in the spec directory (the next sync would read
+/// a certificate as a broken spec, and fail on it for ever): each is refused on its own line on
+/// the first run, nothing written for it; so is a --metrics-file there.
+#[test]
+fn sync_refuses_outputs_that_would_take_a_lock_or_become_a_spec() {
+    let fleet = Fleet::new();
+    let (dir, specs) = (fleet.work.path(), &fleet.specs);
+    write_spec(specs, "a", &fleet.good, serde_json::json!({}));
+    write_spec(
+        specs,
+        "b",
+        &fleet.good,
+        serde_json::json!({"key": "out/.a.pem.lock"}),
+    );
+    write_spec(
+        specs,
+        "c",
+        &fleet.good,
+        serde_json::json!({"cert": "zz.json"}),
+    );
+    let stdout = sync(dir, &[], specs, 11);
+    let line = |name: &str| {
+        (stdout.lines())
+            .find(|l| l.starts_with(&format!("{name}: ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("a").starts_with("a: issued"), "{stdout}");
+    assert!(
+        line("b").contains("which is the pair's lock file of spec a"),
+        "{stdout}"
+    );
+    assert!(
+        line("c").contains("which the next sync would read as a spec"),
+        "{stdout}"
+    );
+    assert!(!specs.join("zz.json").exists());
+    assert!(!specs.join("out/b.pem").exists());
+    assert_eq!(
+        std::fs::metadata(specs.join("out/.a.pem.lock"))
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(fleet.server.signed_count(), 1);
+    let metrics = specs.join("metrics.json");
+    nodecert(dir)
+        .args(["sync", "--metrics-file", s(&metrics), s(specs)])
+        .assert()
+        .code(2)
+        .stderr(contains("would be read as a spec by the next sync"));
+    assert!(!metrics.exists());
 }
