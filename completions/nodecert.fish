@@ -57,7 +57,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l renew-befo
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l report -d 'Print the outcome: `json` is one object on stdout (changed, action, reason, cert, key, serial, not_after; error and exit_code when the --exec hook failed); `text` is one line on stderr' -r -f -a "json\t''
 text\t''"
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l exec -d 'Run this command with `/bin/sh -c` after the files changed (never when unchanged), with NODECERT_CERT and NODECERT_KEY set (absolute paths)' -r
-complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l exec-timeout -d 'Stop the --exec command (its whole process group) if it runs longer than this' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l exec-timeout -d 'Stop the --exec command (its whole process group: SIGTERM, SIGKILL 5 s later) if it runs longer than this' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l owner -d 'Owner of the written files: USER, USER:GROUP or :GROUP' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l mode -d 'Mode of the certificate and CSR files (octal; 0644 when not given). A pair that stays is set to it too, as to --owner' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l key-mode -d 'Mode of the private key (octal): 0600, or 0640 for a service group; never wider. A key of a pair that stays that is readable beyond it is narrowed to it, with a warning' -r
@@ -122,7 +122,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l timeout -d 'P
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l retries -d 'Retries for retryable failures, per spec' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l jitter -d 'Random wait before contacting the CA, per spec that is due' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l lock-timeout -d 'How long a spec waits for another run on its pair (0: not at all)' -r
-complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l exec-timeout -d 'Stop a spec\'s exec command (its whole process group) if it runs longer than this' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l exec-timeout -d 'Stop a spec\'s exec command (its whole process group: SIGTERM, SIGKILL 5 s later) if it runs longer than this' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l parallel -d 'Specs run at once (default: the number of CPUs)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l metrics-file -d 'Write Prometheus metrics for every spec\'s certificate to this file' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r

@@ -380,7 +380,8 @@ pub struct RenewalArgs {
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
 
-    /// Stop the --exec command (its whole process group) if it runs longer than this.
+    /// Stop the --exec command (its whole process group: SIGTERM, SIGKILL 5 s later) if it runs
+    /// longer than this.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub exec_timeout: Duration,
 
@@ -456,7 +457,8 @@ pub struct SyncArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_wait)]
     pub lock_timeout: Duration,
 
-    /// Stop a spec's exec command (its whole process group) if it runs longer than this.
+    /// Stop a spec's exec command (its whole process group: SIGTERM, SIGKILL 5 s later) if it
+    /// runs longer than this.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub exec_timeout: Duration,
 

@@ -436,8 +436,9 @@ impl Job {
             key,
             serial,
             not_after,
+            // A hook that now ran (a service reloaded at last) is news to config management.
+            converged: converged || restored.is_some() || (owed && hook_error.is_none()),
             hook_error,
-            converged: converged || restored.is_some(),
         })
     }
 

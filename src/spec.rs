@@ -111,8 +111,17 @@ impl Spec {
 
     /// Parses the spec `bytes` read from `path`.
     pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(crate::csr::without_bom(bytes))
-            .map_err(|e| Error::input_file(path, format!("invalid spec: {e}")))
+        let invalid = |e: serde_json::Error| Error::input_file(path, format!("invalid spec: {e}"));
+        let value: serde_json::Value =
+            serde_json::from_slice(crate::csr::without_bom(bytes)).map_err(invalid)?;
+        // serde would also fill a spec from a JSON array, field by field in declaration order.
+        if !value.is_object() {
+            return Err(Error::input_file(
+                path,
+                "invalid spec: expected a JSON object like {\"csr\":…,\"config\":…,\"cert\":…}",
+            ));
+        }
+        serde_json::from_value(value).map_err(invalid)
     }
 
     /// The certificate the spec `bytes` (read from `path`) name: the `cert` field, read
@@ -257,5 +266,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `hostnames`"), "{err}");
+    }
+
+    /// A spec is an object: serde would read an array into it too, value by value.
+    #[test]
+    fn an_array_is_no_spec() {
+        let path = Path::new("x.json");
+        let err = Spec::parse(path, br#"["c","r","",null,"a","b"]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected a JSON object"), "{err}");
+        assert!(Spec::parse(path, br#"{"csr":"c","config":"r","cert":"a","key":"b"}"#).is_ok());
     }
 }

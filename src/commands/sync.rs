@@ -331,8 +331,14 @@ fn refuse_overwritten_inputs(jobs: &mut [SpecJob], dir: &Path) {
 /// The `*.json` files in `dir`, sorted. Hidden files are not specs: an editor's backup or lock
 /// file (`.#node.json`) or a spec moved aside as `.node.json` must not run.
 fn spec_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::input_file(dir, format!("cannot read the spec directory: {e}")))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such directory".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        };
+        Error::input_file(dir, format!("cannot read the spec directory: {why}"))
+    })?;
     let mut specs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {

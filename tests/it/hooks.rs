@@ -91,9 +91,12 @@ fn a_hook_that_failed_is_run_again_until_it_succeeds() {
     );
     assert_eq!(hook_runs(), 3);
     assert!(!marker.exists(), "paid once the hook succeeded");
+    // The service reloaded at last: news to config management.
+    assert_eq!(third["changed"], true, "{third}");
 
     let fourth = run(0);
     assert_eq!(fourth["action"], "unchanged");
+    assert_eq!(fourth["changed"], false, "{fourth}");
     assert_eq!(hook_runs(), 3, "nothing owed, nothing run");
     assert_eq!(server.signed_count(), 1, "the CA signed once in four runs");
     assert_eq!(first["serial"], fourth["serial"]);

@@ -487,7 +487,7 @@ fn sync_needs_specs() {
         .args(["sync", "nowhere"])
         .assert()
         .code(3)
-        .stderr(contains("cannot read the spec directory"));
+        .stderr(contains("nowhere: cannot read the spec directory: no such directory"));
 }
 
 /// A spec whose output is one of its own inputs (here its CA file) fails on its own line, the
