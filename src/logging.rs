@@ -92,6 +92,20 @@ fn line(level: &str, message: &str, exit_code: Option<u8>) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
+thread_local! {
+    /// The sync spec this thread works on: its log records name it, since a sync run's lines
+    /// interleave many specs' (which of thirty warned about its auth key file?).
+    static SPEC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` with this thread's log records naming the sync spec `spec`.
+pub(crate) fn for_spec<T>(spec: &str, work: impl FnOnce() -> T) -> T {
+    SPEC.with(|current| *current.borrow_mut() = Some(spec.to_string()));
+    let out = work();
+    SPEC.with(|current| *current.borrow_mut() = None);
+    out
+}
+
 struct StderrLogger;
 
 static LOGGER: StderrLogger = StderrLogger;
@@ -111,7 +125,11 @@ impl Log for StderrLogger {
             Level::Info => "info",
             Level::Debug | Level::Trace => "debug",
         };
-        line(level, &record.args().to_string(), None);
+        let message = record.args().to_string();
+        match SPEC.with(|current| current.borrow().clone()) {
+            Some(spec) => line(level, &format!("spec {spec}: {message}"), None),
+            None => line(level, &message, None),
+        }
     }
 
     fn flush(&self) {}

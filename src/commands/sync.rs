@@ -113,9 +113,11 @@ fn read_specs(specs: Vec<PathBuf>, shared: &Shared) -> (Vec<SpecJob>, Vec<Option
             let cert_name = (bytes.as_ref().ok())
                 .and_then(|bytes| Spec::cert_named(&path, bytes))
                 .map(|cert| metrics::series_name(&cert));
-            let job = bytes
-                .and_then(|bytes| Spec::parse(&path, &bytes))
-                .and_then(|spec| spec.into_job(&path, shared));
+            let job = crate::logging::for_spec(&spec_name(&path), || {
+                bytes
+                    .and_then(|bytes| Spec::parse(&path, &bytes))
+                    .and_then(|spec| spec.into_job(&path, shared))
+            });
             if job.is_err() {
                 // Read whatever the trust check said: only to keep its CA's key from hooks.
                 let raw = crate::error::read_bounded(&path, crate::error::MAX_INPUT_BYTES);
@@ -153,14 +155,18 @@ fn run_jobs(jobs: &[SpecJob], args: &SyncArgs) -> Vec<Result<Outcome>> {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((_, job)) = jobs.get(i) else { break };
+                    let Some((spec, job)) = jobs.get(i) else {
+                        break;
+                    };
                     let result = match job {
                         Err(err) => Err(err.clone()),
-                        Ok(job) => job.run(|| {
-                            transports[&job.tls]
-                                .get_or_init(|| Transport::new(&job.tls, args.timeout))
-                                .as_ref()
-                                .map_err(Clone::clone)
+                        Ok(job) => crate::logging::for_spec(&spec_name(spec), || {
+                            job.run(|| {
+                                transports[&job.tls]
+                                    .get_or_init(|| Transport::new(&job.tls, args.timeout))
+                                    .as_ref()
+                                    .map_err(Clone::clone)
+                            })
                         }),
                     };
                     if let Ok(mut slot) = results[i].lock() {

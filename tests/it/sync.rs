@@ -487,7 +487,9 @@ fn sync_needs_specs() {
         .args(["sync", "nowhere"])
         .assert()
         .code(3)
-        .stderr(contains("nowhere: cannot read the spec directory: no such directory"));
+        .stderr(contains(
+            "nowhere: cannot read the spec directory: no such directory",
+        ));
 }
 
 /// A spec whose output is one of its own inputs (here its CA file) fails on its own line, the
@@ -842,4 +844,37 @@ fn sync_refuses_outputs_that_would_take_a_lock_or_become_a_spec() {
         .code(2)
         .stderr(contains("would be read as a spec by the next sync"));
     assert!(!metrics.exists());
+}
+
+/// A sync run's log lines interleave many specs': each names its spec (here the warning about
+/// an auth key file others may read, made while the spec's profile is read, and the one of its
+/// run), so that the operator knows which of them to fix.
+#[test]
+fn sync_log_lines_name_their_spec() {
+    let fleet = Fleet::new();
+    let (dir, specs) = (fleet.work.path(), &fleet.specs);
+    let conf = dir.join("conf/filekey");
+    std::fs::create_dir(&conf).unwrap();
+    let key = write(&conf, "key.hex", &fleet.pki.auth_key);
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    fleet
+        .pki
+        .request_profile_with_keys(&conf, &fleet.server.url(), &["file:key.hex"]);
+    write_spec(specs, "quiet", &fleet.good, serde_json::json!({}));
+    write_spec(
+        specs,
+        "loose",
+        "../conf/filekey/request-profile.json",
+        serde_json::json!({}),
+    );
+    let out = nodecert(dir).args(["sync", s(specs)]).assert().code(0);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let warning = (stderr.lines())
+        .find(|l| l.contains("the auth key file is open to group or others"))
+        .unwrap_or_default();
+    assert!(
+        warning.starts_with("nodecert: warning: spec loose: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("spec quiet"), "{stderr}");
 }
