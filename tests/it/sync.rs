@@ -847,8 +847,8 @@ fn sync_refuses_outputs_that_would_take_a_lock_or_become_a_spec() {
 }
 
 /// A sync run's log lines interleave many specs': each names its spec (here the warning about
-/// an auth key file others may read, made while the spec's profile is read, and the one of its
-/// run), so that the operator knows which of them to fix.
+/// an auth key file others may read, made while the spec's profile is read), so that the
+/// operator knows which of them to fix, and no other spec's name is attached to it.
 #[test]
 fn sync_log_lines_name_their_spec() {
     let fleet = Fleet::new();
