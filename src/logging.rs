@@ -37,6 +37,12 @@ pub(crate) fn print_error(err: &crate::Error) {
     line("error", &err.to_string(), Some(err.exit_code()));
 }
 
+/// Prints a run's final error that is no [`crate::Error`] (sync's: some specs failed, each
+/// said on its own line) with the exit code it ends with, in the chosen format.
+pub(crate) fn print_failure(message: &str, exit_code: u8) {
+    line("error", message, Some(exit_code));
+}
+
 /// Prints a command-line usage error (exit code 2) as one line in the chosen format: clap's own
 /// rendering is several lines (usage, tips), which breaks the one-line contract scripts and log
 /// collectors rely on.

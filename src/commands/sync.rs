@@ -62,13 +62,15 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
     }
     let results = run_jobs(&jobs, args);
 
-    let mut failed = false;
+    let mut failed_specs = Vec::new();
     let mut samples = Vec::new();
     let mut json = Vec::new();
     for (((path, _), result), cert_name) in jobs.iter().zip(results).zip(cert_names) {
         let name = spec_name(path);
         let ok = matches!(&result, Ok(outcome) if outcome.hook_error.is_none());
-        failed |= !ok;
+        if !ok {
+            failed_specs.push(name.clone());
+        }
         if args.report == Some(ReportFormat::Json) {
             let mut value = match &result {
                 Ok(outcome) => outcome.to_json(),
@@ -95,7 +97,27 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
     if let Some(path) = &args.metrics_file {
         metrics::update(path, &samples)?;
     }
-    Ok(if failed { exit::SYNC_FAILED } else { exit::OK })
+    if failed_specs.is_empty() {
+        return Ok(exit::OK);
+    }
+    // The run's one error on stderr, as every failed run has (a JSON log collector gets it as
+    // JSON); each spec's own error is on its line.
+    let shown: Vec<&str> = failed_specs.iter().take(10).map(String::as_str).collect();
+    let more = if failed_specs.len() > shown.len() {
+        ", …"
+    } else {
+        ""
+    };
+    crate::logging::print_failure(
+        &format!(
+            "{} of {} specs failed: {}{more}",
+            failed_specs.len(),
+            jobs.len(),
+            shown.join(", ")
+        ),
+        exit::SYNC_FAILED,
+    );
+    Ok(exit::SYNC_FAILED)
 }
 
 /// A spec file and the job made from it, or why none could be.

@@ -87,8 +87,8 @@ fn write_spec(specs: &Path, name: &str, config: &str, extra: serde_json::Value) 
 }
 
 /// Several specs, one broken: the good ones are issued, the broken one is reported on its own
-/// line, the exit code says a spec failed; a second run leaves everything unchanged without
-/// contacting the CA.
+/// line, the exit code says a spec failed and stderr's one error line which; a second run
+/// leaves everything unchanged without contacting the CA.
 #[test]
 fn sync_handles_every_spec_and_isolates_a_broken_one() {
     let pki = Pki::new();
@@ -148,6 +148,21 @@ fn sync_handles_every_spec_and_isolates_a_broken_one() {
         assert!(text.contains(&format!("DNS:{name}.example.com")), "{text}");
     }
     assert_eq!(server.signed_count(), 3);
+    // The run's one error on stderr names the failed spec, as text or as JSON with the exit code.
+    for (format, says) in [
+        ("text", "nodecert: error: 1 of 4 specs failed: broken"),
+        (
+            "json",
+            r#"{"exit_code":11,"level":"error","message":"1 of 4 specs failed: broken"}"#,
+        ),
+    ] {
+        let out = nodecert(dir)
+            .args(["--log-format", format, "sync", s(&specs)])
+            .assert()
+            .code(11);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert_eq!(stderr.lines().last(), Some(says), "{stderr}");
+    }
 
     std::fs::remove_file(specs.join("broken.json")).unwrap();
     let out = sync(dir, &["--report", "json"], &specs, 0);
