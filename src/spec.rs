@@ -124,25 +124,16 @@ impl Spec {
         serde_json::from_value(value).map_err(invalid)
     }
 
-    /// The certificate the spec `bytes` (read from `path`) name: the `cert` field, read
-    /// leniently, so that a spec that does not parse (an unknown field, a wrong type or a
-    /// missing field elsewhere) still gets its failure into that certificate's metrics. None
-    /// when the bytes are not JSON or hold no `cert` string.
-    pub(crate) fn cert_named(path: &Path, bytes: &[u8]) -> Option<PathBuf> {
+    /// The path a spec's `field` (`cert`, `config`) names, read leniently from its `bytes`
+    /// (read from `path`), so that a spec that does not parse (an unknown field, a wrong type
+    /// or a missing field elsewhere) still gets its failure into its certificate's metrics, and
+    /// its profile's `env:` variables kept from hooks. None when the bytes are not JSON or hold
+    /// no such string.
+    pub(crate) fn path_named(path: &Path, bytes: &[u8], field: &str) -> Option<PathBuf> {
         let value: serde_json::Value =
             serde_json::from_slice(crate::csr::without_bom(bytes)).ok()?;
-        let cert = value.get("cert")?.as_str().filter(|c| !c.is_empty())?;
-        Some(relative_to(path, Path::new(cert)))
-    }
-
-    /// The request profile a spec names (`config`), read leniently from the spec's `bytes`
-    /// as [`Self::cert_named`] reads `cert`: for a spec that did not become a job.
-    pub(crate) fn config_named(path: &Path, bytes: &[u8]) -> Option<PathBuf> {
-        let value: serde_json::Value =
-            serde_json::from_slice(crate::csr::without_bom(bytes)).ok()?;
-        let object = value.as_object()?;
-        let config = crate::csr::field(object, "config")?.as_str()?;
-        Some(relative_to(path, Path::new(config)))
+        let named = value.get(field)?.as_str().filter(|p| !p.is_empty())?;
+        Some(relative_to(path, Path::new(named)))
     }
 
     /// Turns the spec at `path` into a job.

@@ -49,10 +49,12 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
     };
     let (mut jobs, cert_names) = read_specs(specs, &shared);
     refuse_shared_files(&mut jobs);
-    refuse_overwritten_inputs(&mut jobs, &args.dir);
+    // Resolved once: every output and the metrics file are compared with it.
+    let spec_dir = args.dir.canonicalize().unwrap_or_else(|_| args.dir.clone());
+    refuse_overwritten_inputs(&mut jobs, &spec_dir);
     if let Some(path) = &args.metrics_file {
         check_metrics_file(path, &jobs)?;
-        if is_spec_name(path, &args.dir) {
+        if is_spec_name(path, &spec_dir) {
             return Err(Error::Usage(format!(
                 "--metrics-file {} would be read as a spec by the next sync: write it outside {}",
                 path.display(),
@@ -133,19 +135,22 @@ fn read_specs(specs: Vec<PathBuf>, shared: &Shared) -> (Vec<SpecJob>, Vec<Option
         .map(|path| {
             let bytes = Spec::read(&path);
             let cert_name = (bytes.as_ref().ok())
-                .and_then(|bytes| Spec::cert_named(&path, bytes))
+                .and_then(|bytes| Spec::path_named(&path, bytes, "cert"))
                 .map(|cert| metrics::series_name(&cert));
             let job = crate::logging::for_spec(&spec_name(&path), || {
-                bytes
-                    .and_then(|bytes| Spec::parse(&path, &bytes))
+                (bytes.as_deref().map_err(Clone::clone))
+                    .and_then(|bytes| Spec::parse(&path, bytes))
                     .and_then(|spec| spec.into_job(&path, shared))
             });
             if job.is_err() {
-                // Read whatever the trust check said: only to keep its CA's key from hooks.
-                let raw = crate::error::read_bounded(&path, crate::error::MAX_INPUT_BYTES);
-                if let Some(config) =
-                    (raw.ok().flatten()).and_then(|raw| Spec::config_named(&path, &raw))
-                {
+                // Read whatever the trust check said (a spec it refused was not read): only to
+                // keep its CA's key from hooks.
+                let raw = bytes.ok().or_else(|| {
+                    crate::error::read_bounded(&path, crate::error::MAX_INPUT_BYTES)
+                        .ok()
+                        .flatten()
+                });
+                if let Some(config) = raw.and_then(|raw| Spec::path_named(&path, &raw, "config")) {
                     crate::profile::remember_env_leniently(&config);
                 }
             }
@@ -369,28 +374,25 @@ fn spec_files(dir: &Path) -> Result<Vec<PathBuf>> {
     })?;
     let mut specs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json")
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
-                && p.is_file()
-        })
+        .filter(|p| named_as_spec(p) && p.is_file())
         .collect();
     specs.sort();
     Ok(specs)
 }
 
-/// Whether writing `path` would put a file that [`spec_files`] reads as a spec into `dir`.
+/// Whether writing `path` would put a file that [`spec_files`] reads as a spec into `dir`
+/// (canonical).
 fn is_spec_name(path: &Path, dir: &Path) -> bool {
     let target = crate::output::write_target(path).unwrap_or_else(|_| path.to_path_buf());
     let target = crate::output::resolved(&target);
-    let spec_like = target.extension().is_some_and(|x| x == "json")
-        && !(target.file_name()).is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
-    spec_like
-        && target
-            .parent()
-            .is_some_and(|parent| dir.canonicalize().is_ok_and(|d| d == parent))
+    named_as_spec(&target) && target.parent() == Some(dir)
+}
+
+/// Whether a file of this name is a spec: `*.json`, not hidden (an editor's backup or lock
+/// file).
+fn named_as_spec(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "json")
+        && !(path.file_name()).is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
 }
 
 fn spec_name(path: &Path) -> String {
