@@ -510,21 +510,19 @@ fn bare_name() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
     })
 }
 
-/// [`parse_duration`], and `0` too: a wait that may be none (`--lock-timeout 0`, busy at once).
-fn parse_wait(text: &str) -> Result<Duration, String> {
-    if humantime::parse_duration(text.trim()).is_ok_and(|d| d.is_zero()) {
-        return Ok(Duration::ZERO);
+/// Parses `30s`, `2m`, `720h`, `30d` (Go-style and humantime units); zero is refused.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    match parse_wait(text)? {
+        duration if duration.is_zero() => Err("must be more than zero".into()),
+        duration => Ok(duration),
     }
-    parse_duration(text)
 }
 
-/// Parses `30s`, `2m`, `720h`, `30d` (Go-style and humantime units).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// A duration of up to [`MAX_DURATION`], zero included: a wait that may be none
+/// (`--lock-timeout 0`, busy at once).
+fn parse_wait(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text.trim())
         .map_err(|e| format!("{e}: use a duration such as 30s, 2m or 720h"))?;
-    if duration.is_zero() {
-        return Err("must be more than zero".into());
-    }
     // Every duration here is added to a clock reading somewhere; ten years is beyond any
     // sensible timeout, wait or threshold and far from overflow.
     if duration > MAX_DURATION {

@@ -40,74 +40,80 @@ impl CaClient<'_> {
         body: &[u8],
         key: Option<KeySpec>,
     ) -> Result<(String, String, Vec<u8>)> {
-        let (mut last_retryable, mut last_other) = (None, None);
         let remotes = &self.target.remotes;
+        let mut failures = Vec::new();
         for (index, remote) in remotes.iter().enumerate() {
             let server = remote.display_name();
             let url = remote.endpoint(path);
             log::debug!("POST {url}");
-            let outcome = self
-                .transport
-                .post(remote, &url, body.to_vec())
-                .and_then(
-                    |reply| match protocol::parse_sign_reply(reply.status, &reply.body) {
-                        Reply::Certificate(pem) => Ok((pem, reply.body)),
-                        // 429 is a rate limiter's "later" (a renewal storm behind a load
-                        // balancer), not a refusal of the request: retried and failed over.
-                        Reply::Failed { status, message } if status >= 500 || status == 429 => {
-                            let what = if status == 429 { "is busy" } else { "failed" };
-                            Err(Error::Unavailable {
-                                server: server.clone(),
-                                detail: if message.starts_with("HTTP ") {
-                                    format!("the CA {what}: {message}")
-                                } else {
-                                    format!("the CA {what} (HTTP {status}): {message}")
-                                },
-                            })
-                        }
-                        Reply::Failed { status, message } => Err(Error::Refused {
-                            server: server.clone(),
-                            message: refusal_hint(
-                                status,
-                                message,
-                                path,
-                                key,
-                                self.target.auth_key_origin.as_deref(),
-                            ),
-                        }),
-                        Reply::Malformed(detail) => Err(Error::BadResponse {
-                            server: server.clone(),
-                            detail,
-                        }),
-                    },
-                );
+            let outcome = (self.transport.post(remote, &url, body.to_vec()))
+                .and_then(|reply| self.certificate_in(&server, reply, path, key));
             match outcome {
                 Ok((pem, reply)) => return Ok((server, pem, reply)),
                 Err(err) if is_this_remotes(&err) => {
-                    let last = index + 1 == remotes.len();
-                    if !last {
+                    if index + 1 < remotes.len() {
                         log::warn!("{err}; trying the next remote");
                     }
-                    if err.is_retryable() {
-                        last_retryable = Some(err);
-                    } else {
-                        last_other = Some((err, last));
-                    }
+                    failures.push(err);
                 }
                 Err(err) => return Err(err),
             }
         }
-        // The run's error, printed once as the error: the last remote's that a retry may mend
-        // (so that --retries does not depend on the order of the list), else the last one's.
-        match (last_retryable, last_other) {
-            (Some(err), Some((other, unsaid))) => {
-                if unsaid {
-                    log::warn!("{other}");
-                }
-                Err(err)
+        // The run's error, printed once as the error: the last failure a retry may mend (so
+        // that --retries does not depend on the order of the list), else the last one. The
+        // last remote's, when it is not that one, is said as a warning, as the others were.
+        let chosen = (failures.iter().rposition(Error::is_retryable))
+            .unwrap_or(failures.len().saturating_sub(1));
+        if chosen + 1 < failures.len()
+            && let Some(last) = failures.last()
+        {
+            log::warn!("{last}");
+        }
+        match failures.into_iter().nth(chosen) {
+            Some(err) => Err(err),
+            None => Err(Error::Internal("no remote to try".into())),
+        }
+    }
+
+    /// What the CA at `server` answered to a request to `path`: the certificate and the whole
+    /// reply, or the error it means (a 5xx or 429 is the CA's trouble, retried and failed over;
+    /// another failure a refusal; anything else not cfssl's reply).
+    fn certificate_in(
+        &self,
+        server: &str,
+        reply: crate::transport::HttpReply,
+        path: &str,
+        key: Option<KeySpec>,
+    ) -> Result<(String, Vec<u8>)> {
+        match protocol::parse_sign_reply(reply.status, &reply.body) {
+            Reply::Certificate(pem) => Ok((pem, reply.body)),
+            // 429 is a rate limiter's "later" (a renewal storm behind a load balancer), not a
+            // refusal of the request.
+            Reply::Failed { status, message } if status >= 500 || status == 429 => {
+                let what = if status == 429 { "is busy" } else { "failed" };
+                Err(Error::Unavailable {
+                    server: server.to_string(),
+                    detail: if message.starts_with("HTTP ") {
+                        format!("the CA {what}: {message}")
+                    } else {
+                        format!("the CA {what} (HTTP {status}): {message}")
+                    },
+                })
             }
-            (Some(err), None) | (None, Some((err, _))) => Err(err),
-            (None, None) => Err(Error::Internal("no remote to try".into())),
+            Reply::Failed { status, message } => Err(Error::Refused {
+                server: server.to_string(),
+                message: refusal_hint(
+                    status,
+                    message,
+                    path,
+                    key,
+                    self.target.auth_key_origin.as_deref(),
+                ),
+            }),
+            Reply::Malformed(detail) => Err(Error::BadResponse {
+                server: server.to_string(),
+                detail,
+            }),
         }
     }
 }

@@ -209,8 +209,9 @@ impl Owed {
 
     /// Records the hook as owed, before the swap (the pair's directory fsync after the swap
     /// makes the record durable with it, unless the certificate's name is a link into another
-    /// directory: then a power loss may lose the record). Returns whether an earlier run's
-    /// record was there already, for [`Self::withdraw`].
+    /// directory: then a power loss may lose the record). Returns whether an earlier run of
+    /// this user had recorded it already (its per-user file; an older nodecert's shared
+    /// record is not looked at), for [`Self::withdraw`].
     pub(crate) fn record(&self) -> Result<Recorded> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let mut options = std::fs::OpenOptions::new();

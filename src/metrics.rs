@@ -55,8 +55,8 @@ pub(crate) fn check_target(path: &Path) -> Result<()> {
     crate::output::check_writable(path)
 }
 
-/// Checks, before any work but after the file is known to be none of the run's inputs and
-/// outputs (which says more), that the metrics file holds only nodecert's series.
+/// Checks, before any pair is issued and after the file is known to be none of the run's
+/// inputs and outputs (which says more), that the metrics file holds only nodecert's series.
 pub(crate) fn check_contents(path: &Path) -> Result<()> {
     match crate::error::read_bounded(path, MAX_BYTES) {
         // Wiped after: what a mistyped path names may be a private key.

@@ -12,22 +12,32 @@ use crate::transport::Transport;
 
 /// Runs gencert.
 pub(crate) fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
-    if let Some(path) = &args.renewal.metrics_file {
-        // Series are per certificate file: JSON on stdout has none to name.
-        if matches!(destination(args), Ok(Destination::Stdout)) {
+    // The metrics file and the series in it: the certificate's path, since series are per
+    // certificate file (JSON on stdout has none to name).
+    let metrics = match (&args.renewal.metrics_file, destination(args)) {
+        (None, _) => None,
+        (
+            Some(path),
+            Destination::Files {
+                cert: Some(cert), ..
+            },
+        ) => {
+            metrics::check_target(path)?;
+            Some((path, metrics::series_name(&cert)))
+        }
+        (Some(_), _) => {
             return Err(Error::Usage(
                 "--metrics-file needs a certificate file to report on: add -bare NAME or --cert"
                     .into(),
             ));
         }
-        metrics::check_target(path)?;
-    }
+    };
     // Reading the inputs writes nothing; the outputs are checked against them (the profile's
     // `file:` auth key among them) before anything is written, the metrics file included: it
     // may be the file in conflict.
     let job = job_from_args(args);
     check_distinct(args, job.as_ref().ok())?;
-    if let Some(path) = &args.renewal.metrics_file {
+    if let Some((path, _)) = &metrics {
         metrics::check_contents(path)?;
     }
     // Bad input is a failed run too: monitoring must see a csr.json or profile that went bad.
@@ -39,8 +49,8 @@ pub(crate) fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     // Salt's `stateful` cmd takes a failure's comment from there (deploy/salt).
     let reported =
         (result.as_ref()).map_or(Ok(()), |outcome| report(&args.renewal, outcome, loglevel));
-    let recorded = match &args.renewal.metrics_file {
-        Some(path) => record(args, path, &result),
+    let recorded = match metrics {
+        Some((path, name)) => record(path, name, &result),
         None => Ok(()),
     };
     let outcome = match result {
@@ -69,14 +79,8 @@ pub(crate) fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     }
 }
 
-/// Writes the run's sample into the metrics file at `path`.
-fn record(args: &GencertArgs, path: &Path, result: &Result<Outcome>) -> Result<()> {
-    let name = match destination(args) {
-        Ok(Destination::Files {
-            cert: Some(cert), ..
-        }) => metrics::series_name(&cert),
-        _ => "<stdout>".into(),
-    };
+/// Writes the run's sample into the metrics file at `path`, as the series `name`.
+fn record(path: &Path, name: String, result: &Result<Outcome>) -> Result<()> {
     let sample = Sample {
         name,
         not_after: result.as_ref().ok().map(|o| o.not_after),
@@ -90,10 +94,7 @@ fn record(args: &GencertArgs, path: &Path, result: &Result<Outcome>) -> Result<(
 /// Refuses outputs that are one file, or one of the inputs ([`crate::output::check_distinct`]):
 /// those named by flags, and the auth key file of the resolved `job`, when there is one.
 fn check_distinct(args: &GencertArgs, job: Option<&Job>) -> Result<()> {
-    // A bad -bare is reported by the job, with the rest of the arguments.
-    let Ok(destination) = destination(args) else {
-        return Ok(());
-    };
+    let destination = destination(args);
     let lock = destination.lock_file();
     let mut outputs = destination.outputs();
     outputs.extend(lock.as_deref().map(|p| (p, "the pair's lock file")));
@@ -120,13 +121,8 @@ fn inputs<'a>(args: &'a GencertArgs, target: Option<&'a Target>) -> Vec<(&'a Pat
 }
 
 /// Where the pair goes: `-bare NAME`, `--cert/--key [--csr]`, or stdout.
-fn destination(args: &GencertArgs) -> Result<Destination> {
-    Ok(match (&args.bare, &args.cert, &args.key) {
-        (Some(name), _, _) if name.as_os_str().is_empty() => {
-            return Err(Error::Usage(
-                "flag -bare: give a NAME for NAME.pem, NAME-key.pem, NAME.csr".into(),
-            ));
-        }
+fn destination(args: &GencertArgs) -> Destination {
+    match (&args.bare, &args.cert, &args.key) {
         (Some(name), _, _) => Destination::bare(name),
         (None, Some(cert), Some(key)) => Destination::Files {
             cert: Some(cert.clone()),
@@ -134,7 +130,7 @@ fn destination(args: &GencertArgs) -> Result<Destination> {
             csr: args.csr.clone(),
         },
         _ => Destination::Stdout,
-    })
+    }
 }
 
 /// Resolves the arguments: reads csr.json and the request profile, applies the overrides.
@@ -148,7 +144,7 @@ pub(crate) fn job_from_args(args: &GencertArgs) -> Result<Job> {
         )?;
     }
     let (target, tls) = super::resolve_ca(&args.ca)?;
-    let destination = destination(args)?;
+    let destination = destination(args);
     let renewal = &args.renewal;
     if destination == Destination::Stdout {
         let needs_files = [

@@ -21,11 +21,6 @@ pub(crate) fn run(args: &GenkeyArgs) -> Result<()> {
         signer::lint_request(name, &request, &source)?;
     }
     let destination = match (&args.bare, &args.key, &args.csr) {
-        (Some(name), _, _) if name.as_os_str().is_empty() => {
-            return Err(Error::Usage(
-                "flag -bare: give a NAME for NAME-key.pem and NAME.csr".into(),
-            ));
-        }
         (Some(name), _, _) => Destination::bare_without_cert(name),
         (None, Some(key), Some(csr)) => Destination::Files {
             cert: None,
