@@ -250,10 +250,9 @@ impl Subject {
     /// they may have been meant to count.
     pub fn parse(bytes: &[u8], source: &str) -> Result<Self> {
         // `null` is a subject that overrides nothing, as Go reads it into cfssl's.
-        if serde_json::from_slice::<Value>(without_bom(bytes)).is_ok_and(|v| v.is_null()) {
+        let Some(root) = json_object_or_null(bytes, source, "{\"CN\":…,\"names\":[…]}")? else {
             return Ok(Self::default());
-        }
-        let root = json_object(bytes, source, "{\"CN\":…,\"names\":[…]}")?;
+        };
         unambiguous(&root, &["CN", "names", "SerialNumber"])
             .map_err(|d| Error::input(source, d))?;
         for key in root.keys() {
@@ -296,10 +295,21 @@ impl Subject {
 
 /// `bytes` as a JSON object; anything else is an input error about `source` showing `shape`.
 fn json_object(bytes: &[u8], source: &str, shape: &str) -> Result<Map<String, Value>> {
+    json_object_or_null(bytes, source, shape)?
+        .ok_or_else(|| Error::input(source, format!("expected a JSON object like {shape}")))
+}
+
+/// [`json_object`], with `null` as `None`.
+fn json_object_or_null(
+    bytes: &[u8],
+    source: &str,
+    shape: &str,
+) -> Result<Option<Map<String, Value>>> {
     let value: Value = serde_json::from_slice(without_bom(bytes))
         .map_err(|e| Error::input(source, format!("not valid JSON: {e}")))?;
     match value {
-        Value::Object(root) => Ok(root),
+        Value::Object(root) => Ok(Some(root)),
+        Value::Null => Ok(None),
         _ => Err(Error::input(
             source,
             format!("expected a JSON object like {shape}"),
