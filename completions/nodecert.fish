@@ -120,7 +120,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l report -d '`j
 text\t''"
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l timeout -d 'Per-request bound (e.g. 30s)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l retries -d 'Retries for retryable failures, per spec' -r
-complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l jitter -d 'Random wait before contacting the CA, per spec that is due' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l jitter -d 'Random wait before contacting the CA, for each spec that is due: a point within one window of this length from the start of the run, however many specs wait' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l lock-timeout -d 'How long a spec waits for another run on its pair (0: not at all)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l exec-timeout -d 'Stop a spec\'s exec command (its whole process group: SIGTERM, SIGKILL 5 s later) if it runs longer than this' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l parallel -d 'Specs run at once (default: the number of CPUs)' -r

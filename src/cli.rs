@@ -449,7 +449,8 @@ pub struct SyncArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retries: u32,
 
-    /// Random wait before contacting the CA, per spec that is due.
+    /// Random wait before contacting the CA, for each spec that is due: a point within one
+    /// window of this length from the start of the run, however many specs wait.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub jitter: Option<Duration>,
 

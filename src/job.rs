@@ -6,7 +6,7 @@
 //! leaves the disk as it was.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::client::CaClient;
 use crate::csr::CertificateRequest;
@@ -55,12 +55,43 @@ pub struct Renewal {
     pub exec: Option<String>,
     /// How long the hook may run before it is stopped.
     pub exec_timeout: Duration,
-    /// Random wait, up to this long, before contacting the CA.
-    pub jitter: Option<Duration>,
+    /// Random wait before contacting the CA.
+    pub jitter: Option<Jitter>,
     /// Extra attempts for retryable failures.
     pub retries: u32,
     /// How long to wait for the pair's lock.
     pub lock_wait: Duration,
+}
+
+/// `--jitter`: contact the CA at a random point of a window that opens when the run starts.
+///
+/// The point is counted from the start of the run, not from the moment a job gets to it: sync
+/// runs its specs a few at a time, and waits that each began when a worker reached them would
+/// add up (8 due specs on 2 cores, `--jitter 5m`: up to 20 minutes). A spec whose point has
+/// passed by then does not wait at all.
+#[derive(Clone, Copy, Debug)]
+pub struct Jitter {
+    /// How long the window is (the flag's value).
+    pub window: Duration,
+    /// When the window opened.
+    pub from: Instant,
+}
+
+impl Jitter {
+    /// A window of `window` opening now.
+    pub fn starting_now(window: Duration) -> Self {
+        Self {
+            window,
+            from: Instant::now(),
+        }
+    }
+
+    /// How long to wait from now: to a random point of the window, nothing once it is past.
+    fn wait(&self) -> Duration {
+        self.window
+            .mul_f64(random_fraction())
+            .saturating_sub(self.from.elapsed())
+    }
 }
 
 /// What a job did.
@@ -376,7 +407,7 @@ impl Job {
         // Nor does a run whose outputs could not be written wait (up to --jitter, 10m in the
         // shipped cron line) to say so.
         self.check_due_outputs()?;
-        let wait = jitter.mul_f64(random_fraction());
+        let wait = jitter.wait();
         log::debug!(
             "waiting {} (--jitter) before contacting the CA",
             humantime::format_duration(round_ms(wait))
@@ -742,4 +773,32 @@ fn random_fraction() -> f64 {
 
 fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_waits_within_its_window_counted_from_the_start_of_the_run() {
+        let window = Duration::from_secs(60);
+        let fresh = Jitter::starting_now(window);
+        let waits: Vec<Duration> = (0..50).map(|_| fresh.wait()).collect();
+        assert!(waits.iter().all(|w| *w <= window), "{waits:?}");
+        // Random, not a constant: 50 draws from a minute are not all the same.
+        assert!(waits.iter().any(|w| *w != waits[0]), "{waits:?}");
+
+        // A job reached 40 s into the run waits at most the 20 s left of the window.
+        let late = Jitter {
+            window,
+            from: Instant::now() - Duration::from_secs(40),
+        };
+        assert!((0..50).all(|_| late.wait() <= Duration::from_secs(20)));
+        // Once the window has passed, not at all.
+        let past = Jitter {
+            window,
+            from: Instant::now() - Duration::from_secs(61),
+        };
+        assert!((0..50).all(|_| past.wait() == Duration::ZERO));
+    }
 }

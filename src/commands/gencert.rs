@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::cli::{GencertArgs, RenewalArgs, ReportFormat};
 use crate::error::{Error, Result};
-use crate::job::{Job, Outcome, Renewal, unix_now};
+use crate::job::{Jitter, Job, Outcome, Renewal, unix_now};
 use crate::metrics::{self, Sample};
 use crate::output::{Destination, FileOptions};
 use crate::profile::Target;
@@ -188,7 +188,7 @@ pub(crate) fn job_from_args(args: &GencertArgs) -> Result<Job> {
             reuse_key: renewal.reuse_key,
             exec: renewal.exec.clone(),
             exec_timeout: renewal.exec_timeout,
-            jitter: renewal.jitter,
+            jitter: renewal.jitter.map(Jitter::starting_now),
             retries: renewal.retries,
             lock_wait: renewal.lock_timeout,
         },

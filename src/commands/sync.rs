@@ -11,7 +11,7 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::cli::{ReportFormat, SyncArgs};
 use crate::error::{Error, Result, exit};
-use crate::job::{Job, Outcome, Renewal, unix_now};
+use crate::job::{Jitter, Job, Outcome, Renewal, unix_now};
 use crate::metrics::{self, Sample};
 use crate::output::FileId;
 use crate::spec::{Shared, Spec};
@@ -41,7 +41,8 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
             reuse_key: false,
             exec: None,
             exec_timeout: args.exec_timeout,
-            jitter: args.jitter,
+            // One window for the whole run: see Jitter.
+            jitter: args.jitter.map(Jitter::starting_now),
             retries: args.retries,
             lock_wait: args.lock_timeout,
         },

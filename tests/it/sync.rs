@@ -893,3 +893,49 @@ fn sync_log_lines_name_their_spec() {
     );
     assert!(!stderr.contains("spec quiet"), "{stderr}");
 }
+
+/// `--jitter` is one window for the whole run: specs that wait one after another (here on one
+/// worker) each contact the CA at a point of the same window from the start of the run, so
+/// their waits add up to no more than the window (they used to add up to specs × window).
+#[test]
+fn sync_jitter_is_one_window_for_the_run() {
+    let fleet = Fleet::new();
+    let (dir, specs) = (fleet.work.path(), &fleet.specs);
+    let names = ["a", "b", "c", "d", "e", "f"];
+    for name in names {
+        write_spec(specs, name, &fleet.good, serde_json::json!({}));
+    }
+    let window = std::time::Duration::from_millis(1500);
+    let out = nodecert(dir)
+        .args([
+            "sync",
+            "--parallel",
+            "1",
+            "--jitter",
+            "1500ms",
+            "-loglevel",
+            "0",
+        ])
+        .arg(s(specs))
+        .assert()
+        .code(0);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let waits: Vec<std::time::Duration> = (stderr.lines())
+        .filter_map(|l| {
+            let (_, wait) = l.split_once("waiting ")?;
+            let wait = wait.strip_suffix(" (--jitter) before contacting the CA")?;
+            Some(humantime::parse_duration(wait).unwrap())
+        })
+        .collect();
+    assert_eq!(waits.len(), names.len(), "{stderr}");
+    let total: std::time::Duration = waits.iter().sum();
+    assert!(total <= window, "waits {waits:?} add up to {total:?}");
+    for name in names {
+        let out = specs.join("out");
+        assert_key_matches(
+            dir,
+            &out.join(format!("{name}-key.pem")),
+            &out.join(format!("{name}.pem")),
+        );
+    }
+}
