@@ -284,6 +284,28 @@ fn root_takes_a_lock_file_it_no_longer_trusts() {
              root, else remove it (nodecert makes its own); a due pair is not written without \
              its lock",
     ));
+    // Nor does sign write the pair's certificate without it.
+    let cert = sh.out.join("node.pem");
+    let before = std::fs::read(&cert).unwrap();
+    nodecert_as(sh.t.dir(), NOBODY, NOBODY)
+        .args([
+            "sign",
+            "-config",
+            s(&sh.t.profile),
+            "-tls-remote-ca",
+            s(&sh.ca),
+        ])
+        .args([
+            "-bare",
+            s(&sh.out.join("node")),
+            s(&sh.out.join("node.csr")),
+        ])
+        .assert()
+        .code(8)
+        .stderr(contains(
+            "a certificate is not written without the pair's lock",
+        ));
+    assert_eq!(std::fs::read(&cert).unwrap(), before);
     sh.as_root(&["--renew-before", "720h"])
         .assert()
         .code(0)

@@ -939,3 +939,48 @@ fn sync_jitter_is_one_window_for_the_run() {
         );
     }
 }
+
+/// sync's `--metrics-file` is refused as gencert's is when it holds anything but nodecert's
+/// series (here a pair's private key): exit 8 before any spec runs, the file as it was.
+#[test]
+fn sync_refuses_a_metrics_file_that_is_not_nodecerts() {
+    let fleet = Fleet::new();
+    let (dir, specs) = (fleet.work.path(), &fleet.specs);
+    write_spec(specs, "node", &fleet.good, serde_json::json!({}));
+    let key = write(
+        dir,
+        "other-key.pem",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    );
+    let before = std::fs::read(&key).unwrap();
+    nodecert(dir)
+        .args(["sync", "--metrics-file", s(&key), s(specs)])
+        .assert()
+        .code(8)
+        .stderr(contains("is not one of nodecert's metrics"));
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+    assert!(!specs.join("out/node.pem").exists());
+    assert_eq!(fleet.server.signed_count(), 0);
+}
+
+/// A spec that is a JSON array (serde would fill the fields from it in order) fails on its own
+/// line with exit 11, and the other specs are issued.
+#[test]
+fn sync_fails_a_spec_that_is_an_array() {
+    let fleet = Fleet::new();
+    let (dir, specs) = (fleet.work.path(), &fleet.specs);
+    write_spec(specs, "good", &fleet.good, serde_json::json!({}));
+    write(
+        specs,
+        "listed.json",
+        &serde_json::json!(["../conf/csr.json", fleet.good, "out/listed.pem"]).to_string(),
+    );
+    let out = nodecert(dir).args(["sync", s(specs)]).assert().code(11);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let line = (stdout.lines().find(|l| l.starts_with("listed"))).unwrap_or_default();
+    assert!(line.contains("expected a JSON object"), "{stdout}");
+    assert!(stderr.contains("1 of 2 specs failed: listed"), "{stderr}");
+    assert!(specs.join("out/good.pem").exists());
+    assert!(!specs.join("out/listed.pem").exists());
+}
