@@ -270,7 +270,8 @@ pub struct SignArgs {
     #[arg(long, value_name = "NAME", value_parser = bare_name(), conflicts_with = "cert")]
     pub bare: Option<PathBuf>,
 
-    /// Write the certificate to this path.
+    /// Write the certificate to this path; not over the certificate of a working pair (its
+    /// key beside it as X-key.pem for X.pem, X.key for X.crt) for another key.
     #[arg(long, value_name = "PATH")]
     pub cert: Option<PathBuf>,
 }

@@ -19,7 +19,9 @@ mod stdout;
 mod target;
 mod temp;
 
-pub use destination::{Destination, FileId, bare_file, check_distinct, is_own_identity, resolved};
+pub use destination::{
+    Destination, FileId, bare_file, check_distinct, is_own_identity, key_beside, resolved,
+};
 pub use options::{FileOptions, KEY_MODE, Owner, PUBLIC_MODE, parse_mode};
 pub use stdout::{print_product, print_report, stdout_keeps_output};
 pub use target::{

@@ -175,8 +175,8 @@ fn pair_key(cert_path: &Path, key_path: &Path) -> Option<Vec<u8>> {
 }
 
 /// Refuses to break a working pair from the side: `genkey -bare NAME` replacing the key of
-/// NAME.pem (`new_key` None: a new key is never the old one), or `sign -bare NAME` writing
-/// NAME.pem for another key than NAME-key.pem's (`new_key`: the CSR's). cfssljson would write
+/// NAME.pem (`new_key` None: a new key is never the old one), or `sign` writing NAME.pem for
+/// another key than NAME-key.pem's (`new_key`: the CSR's). cfssljson would write
 /// either and leave a certificate and key that no longer go together.
 pub(crate) fn check_pair_survives(
     cert_path: &Path,
@@ -192,7 +192,7 @@ pub(crate) fn check_pair_survives(
             cert_path,
             format!(
                 "is the certificate of {}, a working pair, and the CSR is for another key: the \
-                 new certificate would break the pair; write it elsewhere (--cert), or move the \
+                 new certificate would break the pair; write it to another path, or move the \
                  pair aside",
                 key_path.display()
             ),

@@ -22,6 +22,13 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
         (None, Some(path)) => Some(path.clone()),
         _ => None,
     };
+    // The key of the pair the certificate would join: -bare names it; beside --cert PATH, it
+    // is the one the usual naming finds (`--cert node.pem` beside node-key.pem).
+    let pair_key = match (&args.bare, &out_path) {
+        (Some(name), _) => Some(crate::output::bare_file(name, "-key.pem")),
+        (None, Some(out)) => crate::output::key_beside(out),
+        (None, None) => None,
+    };
     let (csr_path, subject_path) = args.files().map_err(Error::Usage)?;
     // Reading the profile writes nothing, and its `file:` auth key is an input too.
     let (target, tls) = super::resolve_ca(&args.ca)?;
@@ -32,13 +39,7 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
             inputs.extend(subject_path.map(|path| (path, "the SUBJECT file")));
             crate::output::check_distinct(&[(out, "the certificate output")], &inputs)?;
             crate::output::check_writable(out)?;
-            crate::output::check_not_a_key(
-                out,
-                args.bare
-                    .as_ref()
-                    .map(|name| crate::output::bare_file(name, "-key.pem"))
-                    .as_deref(),
-            )?;
+            crate::output::check_not_a_key(out, pair_key.as_deref())?;
         }
         None => crate::output::stdout_keeps_output()?,
     }
@@ -64,9 +65,8 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
         }
         None => None,
     };
-    if let (Some(name), Some(out)) = (&args.bare, &out_path) {
-        let key = crate::output::bare_file(name, "-key.pem");
-        crate::renew::check_pair_survives(out, &key, Some(&spki))?;
+    if let (Some(out), Some(key)) = (&out_path, &pair_key) {
+        crate::renew::check_pair_survives(out, key, Some(&spki))?;
     }
     let hostname_override = super::given(&args.hostname)
         .map(super::hostname_list)

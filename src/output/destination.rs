@@ -88,6 +88,20 @@ pub fn bare_file(name: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(file)
 }
 
+/// The key that goes with a certificate at `cert` by the usual naming, when such a file exists:
+/// `X-key.pem` beside `X.pem` (cfssljson) or `X.key` beside `X.crt` (kubelet, openssl). sign
+/// writes only a certificate and is not told of a key; this is the one it would break.
+pub fn key_beside(cert: &Path) -> Option<PathBuf> {
+    let name = cert.file_name()?.to_str()?;
+    let key = if let Some(stem) = name.strip_suffix(".pem") {
+        format!("{stem}-key.pem")
+    } else {
+        format!("{}.key", name.strip_suffix(".crt")?)
+    };
+    let key = cert.with_file_name(key);
+    std::fs::symlink_metadata(&key).is_ok().then_some(key)
+}
+
 /// Refuses a run whose outputs would overwrite each other or a file it reads: `-bare ca` beside
 /// `-tls-remote-ca ca.pem`, `--key rp.json` beside `-config rp.json`, `--metrics-file node.pem`.
 /// The run would succeed and leave a CA file, profile, csr.json or private key destroyed.

@@ -26,21 +26,44 @@ fn genkey_and_sign_leave_a_working_pair_whole() {
         .args(["genkey", "-bare", "other", s(&t.csr)])
         .assert()
         .code(0);
-    let sign = |csr: &str| {
+    let sign_to = |out: &[&str], csr: &str| {
         let mut cmd = nodecert(dir);
         cmd.args(["sign", "-config", s(&t.profile), "-tls-remote-ca"])
             .arg(t.pki.primary_ca())
-            .args(["-bare", "node", csr]);
+            .args(out)
+            .arg(csr);
         cmd
     };
-    sign("other.csr").assert().code(8).stderr(contains(
-        "node.pem: is the certificate of node-key.pem, a working pair, and the CSR is for \
-         another key",
-    ));
+    let sign = |csr: &str| sign_to(&["-bare", "node"], csr);
+    let refusal = "node.pem: is the certificate of node-key.pem, a working pair, and the CSR is \
+                   for another key";
+    sign("other.csr").assert().code(8).stderr(contains(refusal));
+    // --cert NAME.pem knows the key beside it by cfssljson's naming, as -bare does.
+    sign_to(&["--cert", "node.pem"], "other.csr")
+        .assert()
+        .code(8)
+        .stderr(contains(refusal));
     assert_eq!(crate::support::pair_bytes(dir, "node"), before);
     assert_eq!(t.server.signed_count(), 1, "the CA was not asked");
     sign("node.csr").assert().code(0);
     assert_key_matches(dir, &dir.join("node-key.pem"), &dir.join("node.pem"));
+    // So does --cert X.crt with X.key beside it (kubelet's naming).
+    std::fs::copy(dir.join("node.pem"), dir.join("kubelet.crt")).unwrap();
+    std::fs::copy(dir.join("node-key.pem"), dir.join("kubelet.key")).unwrap();
+    let kubelet = std::fs::read(dir.join("kubelet.crt")).unwrap();
+    sign_to(&["--cert", "kubelet.crt"], "other.csr")
+        .assert()
+        .code(8)
+        .stderr(contains(
+            "kubelet.crt: is the certificate of kubelet.key, a working pair",
+        ));
+    assert_eq!(std::fs::read(dir.join("kubelet.crt")).unwrap(), kubelet);
+    // Once the key beside it is the CSR's (re-keyed in place), the certificate follows it.
+    std::fs::copy(dir.join("other-key.pem"), dir.join("kubelet.key")).unwrap();
+    sign_to(&["--cert", "kubelet.crt"], "other.csr")
+        .assert()
+        .code(0);
+    assert_key_matches(dir, &dir.join("kubelet.key"), &dir.join("kubelet.crt"));
     // An expired pair is no working pair: genkey re-keys it.
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["old.example".to_string()]).unwrap();
