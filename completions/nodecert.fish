@@ -85,6 +85,7 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l mutual-tls-cl
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l timeout -d 'Give up on a CA that has not answered within this time (e.g. 30s, 2m); connecting is capped at 10s' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l bare -d 'Write NAME.pem instead of cfssl\'s JSON {"cert","csr"} on stdout' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l cert -d 'Write the certificate to this path; not over the certificate of a working pair (its key beside it as X-key.pem for X.pem, X.key for X.crt) for another key' -r -F
+complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l lock-timeout -d 'How long to wait for a run renewing the same pair to finish before reporting busy (0: not at all)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l loglevel -d 'Log level as in cfssl: 0 debug, 1 info, 2 warning, 3 error, 4 critical, 5 fatal' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sign" -l log-format -d 'Log line format on stderr: `text` (`nodecert: LEVEL: message`) or `json` (one object per line)' -r -f -a "text\t''
 json\t''"

@@ -274,6 +274,10 @@ pub struct SignArgs {
     /// key beside it as X-key.pem for X.pem, X.key for X.crt) for another key.
     #[arg(long, value_name = "PATH")]
     pub cert: Option<PathBuf>,
+    /// How long to wait for a run renewing the same pair to finish before reporting busy
+    /// (0: not at all).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_wait)]
+    pub lock_timeout: Duration,
 }
 
 /// `nodecert info`.

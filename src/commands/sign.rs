@@ -54,7 +54,7 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
             use std::os::unix::fs::MetadataExt as _;
             let cert = crate::output::write_target(out)?;
             let owner = std::fs::symlink_metadata(&cert).ok().map(|meta| meta.uid());
-            let lock = crate::lock::PairLock::acquire(&cert, LOCK_WAIT, owner)?;
+            let lock = crate::lock::PairLock::acquire(&cert, args.lock_timeout, owner)?;
             if let Some(why) = lock.unheld() {
                 return Err(Error::output(
                     &crate::lock::lock_path(&cert),
@@ -119,9 +119,6 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
         }
     }
 }
-
-/// How long sign waits for a run on the same pair, as gencert's `--lock-timeout` default.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The CSR as PEM (normalised), its SubjectPublicKeyInfo, and its SANs. The self-signature is
 /// checked here so a corrupted CSR is reported as the input error it is.

@@ -1014,7 +1014,7 @@ fn concurrent_runs_on_one_pair() {
 
 /// sign -bare takes the pair's lock too, as gencert does: while a renewal holds it (its hook
 /// runs under the lock), sign waits, so it cannot check the pair, have the renewal replace the
-/// key, and then write a certificate for the old one.
+/// key, and then write a certificate for the old one; `--lock-timeout 0` is busy at once.
 #[test]
 fn sign_waits_for_a_renewal_of_its_pair() {
     let t = Setup::new();
@@ -1033,6 +1033,20 @@ fn sign_waits_for_a_renewal_of_its_pair() {
         assert!(Instant::now() < deadline, "the holder never ran its hook");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // With --lock-timeout 0 it does not wait: busy (exit 9), at once.
+    crate::support::nodecert(t.dir())
+        .args(["sign", "-config", s(&t.profile), "-tls-remote-ca"])
+        .args([
+            s(&t.pki.primary_ca()),
+            "--lock-timeout",
+            "0",
+            "-bare",
+            "node",
+            "node.csr",
+        ])
+        .assert()
+        .code(9);
+    assert!(!t.dir().join("released").exists(), "sign waited");
     // The CSR is for the key the renewal is replacing: once the lock is free, sign finds a
     // working pair with another key and refuses (exit 8), instead of breaking it.
     crate::support::nodecert(t.dir())
