@@ -33,14 +33,18 @@ pub(crate) fn run(args: &InfoArgs) -> Result<()> {
             detail: format!("the CA certificate {detail}"),
         }
     })?;
-    let pem = if pem.ends_with('\n') {
-        pem
-    } else {
-        format!("{pem}\n")
+    // A file ends in a newline; cfssl's JSON carries the certificate as the CA sent it (without
+    // one), so that `| cfssljson -bare ca` writes the same ca.pem as it does after cfssl info.
+    let file_text = || {
+        if pem.ends_with('\n') {
+            pem.clone()
+        } else {
+            format!("{pem}\n")
+        }
     };
     match &args.out {
-        Some(path) => write_file_atomically(path, pem.as_bytes(), PUBLIC_MODE),
-        None if args.pem => crate::output::print_product(&pem),
+        Some(path) => write_file_atomically(path, file_text().as_bytes(), PUBLIC_MODE),
+        None if args.pem => crate::output::print_product(&file_text()),
         None => crate::output::print_product(&format!(
             "{}\n",
             crate::protocol::info_response(&reply, &pem)

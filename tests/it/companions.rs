@@ -424,6 +424,24 @@ fn info_fetches_the_ca_certificate_of_a_label() {
         value["usages"].as_array().is_some_and(|u| !u.is_empty()),
         "{json}"
     );
+    // The same JSON as real cfssl info prints from the same CA, byte for byte once parsed (the
+    // certificate as the CA sent it, without a final newline).
+    let cfssl = tool(
+        dir,
+        "cfssl",
+        &[
+            "info",
+            "-remote",
+            &server.url(),
+            "-tls-remote-ca",
+            s(&pki.primary_ca()),
+        ],
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&cfssl).unwrap(),
+        value,
+        "cfssl: {cfssl}\nnodecert: {json}"
+    );
     crate::support::ca::cfssljson(dir, &json, "piped-ca");
     assert_eq!(der(&dir.join("piped-ca.pem")), der(&pki.primary_ca()));
     // -profile asks for one profile of the CA's policy (profiles/ca-config.json): its expiry
