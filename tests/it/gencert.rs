@@ -20,7 +20,11 @@ fn issues_every_key_type_the_server_signs() {
         ("ecdsa", 384, "EC PRIVATE KEY", "ecdsa-with-SHA384"),
         ("ecdsa", 521, "EC PRIVATE KEY", "ecdsa-with-SHA512"),
         ("rsa", 2048, "RSA PRIVATE KEY", "sha256WithRSAEncryption"),
+        // Sizes cfssl allows whose primes are not a multiple of 512 bits (ring will not sign
+        // with them).
+        ("rsa", 2560, "RSA PRIVATE KEY", "sha256WithRSAEncryption"),
         ("rsa", 3072, "RSA PRIVATE KEY", "sha384WithRSAEncryption"),
+        ("rsa", 3584, "RSA PRIVATE KEY", "sha384WithRSAEncryption"),
         ("rsa", 4096, "RSA PRIVATE KEY", "sha512WithRSAEncryption"),
     ] {
         let name = format!("{algo}{size}");
@@ -69,7 +73,7 @@ fn issues_every_key_type_the_server_signs() {
         assert_eq!(mode(&cert), 0o644);
         assert_eq!(mode(&dir.join(format!("{name}.csr"))), 0o644);
     }
-    assert_eq!(server.signed_count(), 6);
+    assert_eq!(server.signed_count(), 8);
 }
 
 /// No output flag: cfssl's JSON on stdout, which the real cfssljson turns into the usual files.
