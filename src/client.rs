@@ -77,7 +77,8 @@ impl CaClient<'_> {
 
     /// What the CA at `server` answered to a request to `path`: the certificate and the whole
     /// reply, or the error it means (a 5xx or 429 is the CA's trouble, retried and failed over;
-    /// another failure a refusal; anything else not cfssl's reply).
+    /// another error status a refusal, the CA's own when it came in cfssl's envelope; anything
+    /// else not cfssl's reply).
     fn certificate_in(
         &self,
         server: &str,
@@ -85,11 +86,24 @@ impl CaClient<'_> {
         path: &str,
         key: Option<KeySpec>,
     ) -> Result<(String, Vec<u8>)> {
+        let refused = |status, message, by_the_ca| Error::Refused {
+            server: server.to_string(),
+            message: refusal_hint(
+                status,
+                message,
+                path,
+                key,
+                self.target.auth_key_origin.as_deref(),
+            ),
+            by_the_ca,
+        };
         match protocol::parse_sign_reply(reply.status, &reply.body) {
             Reply::Certificate(pem) => Ok((pem, reply.body)),
             // 429 is a rate limiter's "later" (a renewal storm behind a load balancer), not a
             // refusal of the request.
-            Reply::Failed { status, message } if status >= 500 || status == 429 => {
+            Reply::Failed { status, message } | Reply::Status { status, message }
+                if status >= 500 || status == 429 =>
+            {
                 let what = if status == 429 { "is busy" } else { "failed" };
                 Err(Error::Unavailable {
                     server: server.to_string(),
@@ -100,16 +114,8 @@ impl CaClient<'_> {
                     },
                 })
             }
-            Reply::Failed { status, message } => Err(Error::Refused {
-                server: server.to_string(),
-                message: refusal_hint(
-                    status,
-                    message,
-                    path,
-                    key,
-                    self.target.auth_key_origin.as_deref(),
-                ),
-            }),
+            Reply::Failed { status, message } => Err(refused(status, message, true)),
+            Reply::Status { status, message } => Err(refused(status, message, false)),
             Reply::Malformed(detail) => Err(Error::BadResponse {
                 server: server.to_string(),
                 detail,
@@ -122,13 +128,20 @@ impl CaClient<'_> {
 /// next remote may succeed: unreachable or failing, a TLS failure (mostly in the handshake: a
 /// certificate the pin does not vouch for, before anything is sent; one every remote gives,
 /// such as a refused client certificate, ends with the last remote's), or a reply that is not
-/// cfssl's (a middlebox, a wrong service).
+/// cfssl's (a middlebox, a wrong service, a web server's `404 page not found`: cfssl itself
+/// tries the next remote on any failure; nodecert stops only at what a CA said in its envelope).
 /// When every remote fails, the others are logged as they happen, and the run's error is
 /// chosen in [`CaClient::certificate_and_reply`].
 fn is_this_remotes(err: &Error) -> bool {
     matches!(
         err,
-        Error::Unavailable { .. } | Error::Tls { .. } | Error::BadResponse { .. }
+        Error::Unavailable { .. }
+            | Error::Tls { .. }
+            | Error::BadResponse { .. }
+            | Error::Refused {
+                by_the_ca: false,
+                ..
+            }
     )
 }
 

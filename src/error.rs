@@ -114,9 +114,15 @@ pub enum Error {
     #[error("cannot write {}: {detail}", path.display())]
     Output { path: PathBuf, detail: String },
 
-    /// The CA answered with an error. `message` is the CA's own text, verbatim.
+    /// The CA answered with an error. `message` is the CA's own text, verbatim. `by_the_ca`
+    /// is false for an error status without cfssl's envelope (a web server's 404 at the
+    /// address): another remote may answer, so it is passed over like a down one.
     #[error("{server} refused the request: {message}")]
-    Refused { server: String, message: String },
+    Refused {
+        server: String,
+        message: String,
+        by_the_ca: bool,
+    },
 
     /// TLS to the CA failed.
     #[error("TLS with {server} failed: {detail}")]

@@ -115,10 +115,13 @@ struct AuthenticatedRequest {
 pub enum Reply {
     /// HTTP 200, `success:true`, and a certificate PEM.
     Certificate(String),
-    /// The CA said no (an error status, with cfssl's envelope or not; or a 200 whose envelope
-    /// says `success:false` with errors). `message` is the
-    /// CA's own text, made safe to print on one line.
+    /// The CA said no (an error status, or a 200 whose envelope says `success:false` with
+    /// errors). `message` is the CA's own text, made safe to print on one line.
     Failed { status: u16, message: String },
+    /// An error status without cfssl's envelope: what a web server or proxy at the address
+    /// says (`404 page not found`, `Bad Gateway`), not the CA's judgement of the request.
+    /// `message` is the status and the start of the body.
+    Status { status: u16, message: String },
     /// Neither: not cfssl's envelope, or success without a certificate.
     Malformed(String),
 }
@@ -177,7 +180,7 @@ pub fn parse_sign_reply(status: u16, body: &[u8]) -> Reply {
             "the reply is not cfssl's JSON envelope (starts {:?})",
             preview(body)
         )),
-        (_, _) => Reply::Failed {
+        (_, _) => Reply::Status {
             status,
             message: format!("HTTP {status}: {}", preview(body)),
         },
@@ -367,7 +370,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_sign_reply(502, b"Bad Gateway"),
-            Reply::Failed { status: 502, .. }
+            Reply::Status { status: 502, .. }
         ));
         // JSON, but not cfssl's envelope: some other service answered.
         for body in [

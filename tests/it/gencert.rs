@@ -413,9 +413,9 @@ fn fails_over_on_a_5xx_answer() {
 
 /// A remote whose TLS certificate the pin does not vouch for (a replica of another CA: its
 /// multirootca serves a certificate of a second test PKI) is passed over for the next one, as is
-/// a remote answering 200 with something that is not cfssl's reply (a wrong service behind the
-/// address: HTML, or JSON that is not cfssl's envelope); each is logged, and nothing was sent
-/// to the first before its TLS failed.
+/// a remote answering with something that is not cfssl's reply (a wrong service behind the
+/// address: HTML, JSON that is not cfssl's envelope, a web server's plain 404); each is logged,
+/// and nothing was sent to the first before its TLS failed.
 #[test]
 fn fails_over_past_a_tls_failure_and_a_reply_that_is_not_cfssls() {
     use crate::support::fault::{Fault, FaultServer};
@@ -424,10 +424,12 @@ fn fails_over_past_a_tls_failure_and_a_reply_that_is_not_cfssls() {
     let other = stranger.start();
     let garbage = FaultServer::start(Fault::Status(200, "<html>it works</html>".into()));
     let other_json = FaultServer::start(Fault::Status(200, r#"{"status":"ok"}"#.into()));
+    let not_found = FaultServer::start(Fault::Status(404, "404 page not found\n".into()));
     for (first, logged) in [
         (other.url(), "TLS with"),
         (garbage.url(), "not cfssl's JSON envelope"),
         (other_json.url(), "not cfssl's JSON envelope"),
+        (not_found.url(), "HTTP 404: 404 page not found"),
     ] {
         let signed_before = t.server.signed_count();
         let remotes = format!("{first},{}", t.server.url());
@@ -442,6 +444,7 @@ fn fails_over_past_a_tls_failure_and_a_reply_that_is_not_cfssls() {
     assert_eq!(other.signed_count(), 0, "TLS failed before any request");
     assert_eq!(garbage.requests(), 1);
     assert_eq!(other_json.requests(), 1);
+    assert_eq!(not_found.requests(), 1);
 }
 
 /// csr.json and the request profile saved by an editor that puts a UTF-8 byte-order mark first
