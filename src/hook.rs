@@ -74,7 +74,8 @@ pub(crate) fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> 
         }
     };
     Err(Error::Hook(format!(
-        "--exec {quoted} {how}; the new certificate is in place at {}",
+        "{} {quoted} {how}; the new certificate is in place at {}",
+        crate::logging::setting("--exec"),
         cert.display()
     )))
 }

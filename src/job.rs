@@ -454,7 +454,10 @@ impl Job {
                 .owed_hook()
                 .is_some_and(|owed| owed.by_an_earlier_run());
         let hook_error = if owed {
-            notes.push_str("; ran the --exec hook an earlier run did not finish");
+            notes.push_str(&format!(
+                "; ran the {} hook an earlier run did not finish",
+                crate::logging::setting("--exec")
+            ));
             self.run_hook()
         } else {
             None
@@ -592,7 +595,10 @@ impl Job {
         let Some(renew_before) = self.renewal.renew_before else {
             return Ok(Decision::Replace {
                 action: default_action,
-                reason: "no --renew-before: always issue".into(),
+                reason: format!(
+                    "no {}: always issue",
+                    crate::logging::setting("--renew-before")
+                ),
             });
         };
         // A pinned CA file that cannot be read or holds no certificate vouches for nothing: the
@@ -650,10 +656,11 @@ impl Job {
         // --reuse-key wins over csr.json's key section, but not silently.
         if key.spec() != self.request.key {
             log::warn!(
-                "{} is {}, not the {} csr.json asks for: --reuse-key keeps it",
+                "{} is {}, not the {} csr.json asks for: {} keeps it",
                 key_path.display(),
                 key.spec(),
-                self.request.key
+                self.request.key,
+                crate::logging::setting("--reuse-key")
             );
         }
         *reused_text = Some(text);

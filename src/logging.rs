@@ -104,6 +104,29 @@ thread_local! {
     static SPEC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
+/// How the setting that `flag` gives (`--key-mode`) is named in a message made now: the flag,
+/// or, while a sync spec is handled, the spec's field (`key_mode`) when a spec holds that setting:
+/// a warning that told a sync user to pass `--key-mode` sent them to a flag sync refuses.
+pub(crate) fn setting(flag: &str) -> String {
+    /// The flags a spec holds as fields, the dashes made underscores.
+    const SPEC_FIELDS: [&str; 6] = [
+        "--owner",
+        "--mode",
+        "--key-mode",
+        "--exec",
+        "--renew-before",
+        "--reuse-key",
+    ];
+    if SPEC_FIELDS.contains(&flag) && SPEC.with(|current| current.borrow().is_some()) {
+        format!(
+            "spec field {}",
+            flag.trim_start_matches('-').replace('-', "_")
+        )
+    } else {
+        flag.to_string()
+    }
+}
+
 /// Runs `work` with this thread's log records naming the sync spec `spec`.
 pub(crate) fn for_spec<T>(spec: &str, work: impl FnOnce() -> T) -> T {
     SPEC.with(|current| *current.borrow_mut() = Some(spec.to_string()));
@@ -143,7 +166,18 @@ impl Log for StderrLogger {
 
 #[cfg(test)]
 mod tests {
-    use super::escape_controls;
+    use super::{escape_controls, for_spec, setting};
+
+    #[test]
+    fn settings_are_named_as_the_run_was_given_them() {
+        assert_eq!(setting("--key-mode"), "--key-mode");
+        let in_spec = for_spec("kubelet", || (setting("--key-mode"), setting("--jitter")));
+        assert_eq!(
+            in_spec,
+            ("spec field key_mode".to_string(), "--jitter".to_string())
+        );
+        assert_eq!(setting("--renew-before"), "--renew-before");
+    }
 
     #[test]
     fn controls_and_bidi_overrides_are_escaped() {

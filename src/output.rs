@@ -67,6 +67,7 @@ pub fn converge(
         (cert.as_ref(), Role::Cert),
         (csr.as_ref(), Role::Csr),
     ];
+    let owner_flag = crate::logging::setting("--owner");
     for (path, role) in files {
         let Some(name) = path else { continue };
         // Through the links a run writes through ([`write_target`]); one it refuses was
@@ -114,12 +115,12 @@ pub fn converge(
                 || owner.gid.is_some_and(|g| g != meta.gid()))
         {
             match &file {
-                None => left("not owned as --owner asks"),
+                None => left(&format!("not owned as {owner_flag} asks")),
                 Some(file) => {
                     std::os::unix::fs::fchown(file, owner.uid, owner.gid).map_err(|e| {
-                        Error::output(path, format!("cannot set the owner (--owner): {e}"))
+                        Error::output(path, format!("cannot set the owner ({owner_flag}): {e}"))
                     })?;
-                    log::info!("{}: owner set as --owner asks", path.display());
+                    log::info!("{}: owner set as {owner_flag} asks", path.display());
                     changed = true;
                 }
             }
@@ -133,10 +134,14 @@ pub fn converge(
         let Some(file) = file else {
             left(&match role {
                 Role::Key => format!(
-                    "mode {mode:04o} is wider than --key-mode {:04o}",
+                    "mode {mode:04o} is wider than {} {:04o}",
+                    crate::logging::setting("--key-mode"),
                     options.key_mode
                 ),
-                _ => format!("mode {mode:04o} is not --mode {wanted:04o}"),
+                _ => format!(
+                    "mode {mode:04o} is not {} {wanted:04o}",
+                    crate::logging::setting("--mode")
+                ),
             });
             continue;
         };
@@ -147,7 +152,11 @@ pub fn converge(
         if role == Role::Key {
             warn_wider_key(path, mode, options.key_mode, "narrowed");
         } else {
-            log::info!("{}: mode set to {wanted:04o} (--mode)", path.display());
+            log::info!(
+                "{}: mode set to {wanted:04o} ({})",
+                path.display(),
+                crate::logging::setting("--mode")
+            );
         }
         changed = true;
     }
@@ -163,16 +172,17 @@ fn wider_than(mode: u32, allowed: u32) -> bool {
 /// about to be, by the new key) `done` to it: a service group that read the old key cannot read
 /// the new one, and the flag that keeps it is named, since cfssljson kept a key's mode.
 fn warn_wider_key(path: &Path, mode: u32, key_mode: u32, done: &str) {
+    let setting = crate::logging::setting("--key-mode");
     let keep = if mode & 0o040 != 0 && key_mode & 0o040 == 0 {
         format!(
-            " (pass --key-mode {:04o} if its group must read it)",
+            " (set {setting} {:04o} if its group must read it)",
             key_mode | 0o040
         )
     } else {
         String::new()
     };
     log::warn!(
-        "{} had mode {mode:04o}, wider than --key-mode {key_mode:04o}: {done}{keep}",
+        "{} had mode {mode:04o}, wider than {setting} {key_mode:04o}: {done}{keep}",
         path.display()
     );
 }

@@ -334,9 +334,10 @@ impl std::fmt::Display for Threshold {
             None => f.write_str(&exact(self.seconds)),
             Some(lifetime) => write!(
                 f,
-                "{}, a third of its {} lifetime (--renew-before {} is not shorter than the lifetime)",
+                "{}, a third of its {} lifetime ({} {} is not shorter than the lifetime)",
                 exact(self.seconds),
                 exact(lifetime),
+                crate::logging::setting("--renew-before"),
                 exact(self.renew_before)
             ),
         }

@@ -291,7 +291,13 @@ pub(super) fn reserve(target: &Path, mode: u32, owner: Option<Owner>) -> Result<
                     .then(|| old.gid())
             });
             std::os::unix::fs::fchown(temp.file(), owner.uid, gid).map_err(|e| {
-                Error::output(target, format!("cannot change the owner (--owner): {e}"))
+                Error::output(
+                    target,
+                    format!(
+                        "cannot change the owner ({}): {e}",
+                        crate::logging::setting("--owner")
+                    ),
+                )
             })?;
         }
         None => keep_owner(target, temp.file()),
@@ -322,9 +328,10 @@ fn keep_owner(target: &Path, new: &std::fs::File) {
             log::warn!(
                 "{}: belonged to uid {}; the new file is root's (root keeps the owner only of a \
                  pair of the directory owner's that the pinned CA issued for this CN, checked \
-                 with -tls-remote-ca): pass --owner {} to keep it theirs",
+                 with -tls-remote-ca): set {} {} to keep it theirs",
                 target.display(),
                 old.uid(),
+                crate::logging::setting("--owner"),
                 old.uid()
             );
         }

@@ -675,7 +675,7 @@ fn a_replaced_file_keeps_its_group() {
         .stderr(contains(
             "node-key.pem: belonged to uid 65534; the new file is root's (root keeps the owner \
              only of a pair of the directory owner's that the pinned CA issued for this CN, \
-             checked with -tls-remote-ca): pass --owner 65534 to keep it theirs",
+             checked with -tls-remote-ca): set --owner 65534 to keep it theirs",
         ));
     let key = std::fs::metadata(dir.join("node-key.pem")).unwrap();
     assert_eq!((key.uid(), key.gid()), (0, 0));
@@ -705,7 +705,7 @@ fn replacing_a_group_readable_key_says_how_to_keep_it() {
     set(0o640);
     t.gencert(&["--force"]).assert().code(0).stderr(contains(
         "had mode 0640, wider than --key-mode 0600: the new key will be 0600 \
-         (pass --key-mode 0640 if its group must read it)",
+         (set --key-mode 0640 if its group must read it)",
     ));
     assert_eq!(mode(), 0o600);
     set(0o640);

@@ -984,3 +984,35 @@ fn sync_fails_a_spec_that_is_an_array() {
     assert!(specs.join("out/good.pem").exists());
     assert!(!specs.join("out/listed.pem").exists());
 }
+
+/// Messages about a spec's settings name the spec's fields, not gencert's flags: a sync user
+/// told to pass `--key-mode` would add a flag sync refuses (exit 2 on every timer run).
+#[test]
+fn sync_messages_name_spec_fields() {
+    let fleet = Fleet::new();
+    let (dir, specs) = (fleet.work.path(), &fleet.specs);
+    write_spec(specs, "svc", &fleet.good, serde_json::json!({}));
+    sync(dir, &[], specs, 0);
+    let key = specs.join("out/svc-key.pem");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let out = nodecert(dir)
+        .args(["sync", "--force", s(specs)])
+        .assert()
+        .code(0);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("spec svc: ",)
+            && stderr.contains(
+                "had mode 0640, wider than spec field key_mode 0600: the new key will be 0600 \
+             (set spec field key_mode 0640 if its group must read it)"
+            ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--key-mode"), "{stderr}");
+    // The reason of a spec without renew_before names the field too.
+    let line = sync(dir, &[], specs, 0);
+    assert!(
+        line.contains("no spec field renew_before: always issue"),
+        "{line}"
+    );
+}
