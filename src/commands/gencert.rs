@@ -23,7 +23,7 @@ pub(crate) fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
             },
         ) => {
             metrics::check_target(path)?;
-            Some((path, metrics::series_name(&cert)))
+            Some((path, cert))
         }
         (Some(_), _) => {
             return Err(Error::Usage(
@@ -50,7 +50,7 @@ pub(crate) fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     let reported =
         (result.as_ref()).map_or(Ok(()), |outcome| report(&args.renewal, outcome, loglevel));
     let recorded = match metrics {
-        Some((path, name)) => record(path, name, &result),
+        Some((path, cert)) => record(path, &cert, &result),
         None => Ok(()),
     };
     let outcome = match result {
@@ -79,11 +79,14 @@ pub(crate) fn run(args: &GencertArgs, loglevel: u8) -> Result<()> {
     }
 }
 
-/// Writes the run's sample into the metrics file at `path`, as the series `name`.
-fn record(path: &Path, name: String, result: &Result<Outcome>) -> Result<()> {
+/// Writes the run's sample for the certificate at `cert` into the metrics file at `path`.
+fn record(path: &Path, cert: &Path, result: &Result<Outcome>) -> Result<()> {
     let sample = Sample {
-        name,
-        not_after: result.as_ref().ok().map(|o| o.not_after),
+        name: metrics::series_name(cert),
+        not_after: match result {
+            Ok(outcome) => Some(outcome.not_after),
+            Err(_) => metrics::not_after_in_place(cert),
+        },
         // As in sync: a failed hook is a failed run (the service may not use the new files).
         success: result.as_ref().is_ok_and(|o| o.hook_error.is_none()),
         at: unix_now(),

@@ -48,7 +48,7 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
         },
         allow_plaintext: args.allow_plaintext,
     };
-    let (mut jobs, cert_names) = read_specs(specs, &shared);
+    let (mut jobs, certs) = read_specs(specs, &shared);
     refuse_shared_files(&mut jobs);
     // Resolved once: every output and the metrics file are compared with it.
     let spec_dir = args.dir.canonicalize().unwrap_or_else(|_| args.dir.clone());
@@ -68,7 +68,7 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
     let mut failed_specs = Vec::new();
     let mut samples = Vec::new();
     let mut json = Vec::new();
-    for (((path, _), result), cert_name) in jobs.iter().zip(results).zip(cert_names) {
+    for (((path, _), result), cert) in jobs.iter().zip(results).zip(certs) {
         let name = spec_name(path);
         let ok = matches!(&result, Ok(outcome) if outcome.hook_error.is_none());
         if !ok {
@@ -85,10 +85,13 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
         } else if let Some(line) = text_line(&name, &result, loglevel) {
             crate::output::print_report(&format!("{line}\n"))?;
         }
-        if let Some(cert) = cert_name {
+        if let Some(cert) = cert {
             samples.push(Sample {
-                name: cert,
-                not_after: result.as_ref().ok().map(|o| o.not_after),
+                name: metrics::series_name(&cert),
+                not_after: match &result {
+                    Ok(outcome) => Some(outcome.not_after),
+                    Err(_) => metrics::not_after_in_place(&cert),
+                },
                 success: ok,
                 at: unix_now(),
             });
@@ -126,18 +129,17 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
 /// A spec file and the job made from it, or why none could be.
 type SpecJob = (PathBuf, Result<Job>);
 
-/// Each spec as a job (or the error that kept it from being one), with the metrics name of its
-/// certificate. The name is taken as soon as the spec is read: a spec that does not parse, or
-/// then fails to become a job (a bad csr.json or profile), still gets its failure into its
-/// certificate's metrics.
-fn read_specs(specs: Vec<PathBuf>, shared: &Shared) -> (Vec<SpecJob>, Vec<Option<String>>) {
+/// Each spec as a job (or the error that kept it from being one), with the path of its
+/// certificate, for the metrics. The path is taken as soon as the spec is read: a spec that does
+/// not parse, or then fails to become a job (a bad csr.json or profile), still gets its failure
+/// into its certificate's metrics.
+fn read_specs(specs: Vec<PathBuf>, shared: &Shared) -> (Vec<SpecJob>, Vec<Option<PathBuf>>) {
     specs
         .into_iter()
         .map(|path| {
             let bytes = Spec::read(&path);
-            let cert_name = (bytes.as_ref().ok())
-                .and_then(|bytes| Spec::path_named(&path, bytes, "cert"))
-                .map(|cert| metrics::series_name(&cert));
+            let cert =
+                (bytes.as_ref().ok()).and_then(|bytes| Spec::path_named(&path, bytes, "cert"));
             let job = crate::logging::for_spec(&spec_name(&path), || {
                 (bytes.as_deref().map_err(Clone::clone))
                     .and_then(|bytes| Spec::parse(&path, bytes))
@@ -155,7 +157,7 @@ fn read_specs(specs: Vec<PathBuf>, shared: &Shared) -> (Vec<SpecJob>, Vec<Option
                     crate::profile::remember_env_leniently(&config);
                 }
             }
-            ((path, job), cert_name)
+            ((path, job), cert)
         })
         .unzip()
 }

@@ -943,6 +943,22 @@ fn metrics_file_for_node_exporter() {
         "{text}"
     );
     assert!(!text.contains(&series("last_success_timestamp_seconds", "gone.pem")));
+    assert!(!text.contains(&series("certificate_not_after_seconds", "gone.pem")));
+
+    // A metrics file begun by a failing run still has the expiry of the certificate in place
+    // (what an expiry alert needs most is the pair whose runs fail).
+    let fresh = "fresh.prom";
+    t.gencert(&["--force", "--metrics-file", fresh, "-remote", "127.0.0.1:1"])
+        .assert()
+        .code(6);
+    let text = std::fs::read_to_string(t.dir().join(fresh)).unwrap();
+    assert!(
+        text.contains(&format!(
+            "{}{from_openssl}\n",
+            series("certificate_not_after_seconds", "node.pem")
+        )),
+        "{text}"
+    );
 
     // A certificate that is not there and not in the run (its spec or pair removed) leaves no
     // series behind; the others stay.

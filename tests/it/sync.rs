@@ -318,6 +318,26 @@ fn sync_isolates_run_time_failures_and_writes_metrics() {
         );
         assert_eq!(value("certificate_not_after_seconds", name), None, "{text}");
     }
+
+    // A failing spec whose certificate is in place (here alpha's, now pointed at the dead CA
+    // and forced) keeps that certificate's expiry in a metrics file the failure begins.
+    write_spec(&specs, "alpha", &dead, serde_json::json!({}));
+    sync(
+        dir,
+        &["--force", "--metrics-file", "fresh.prom"],
+        &specs,
+        11,
+    );
+    let fresh = std::fs::read_to_string(dir.join("fresh.prom")).unwrap();
+    let alpha = specs.join("out/alpha.pem");
+    assert!(
+        fresh.contains(&format!(
+            "nodecert_certificate_not_after_seconds{{name=\"{}\"}} {}\n",
+            s(&alpha),
+            crate::support::ca::not_after_seconds(dir, &alpha)
+        )),
+        "{fresh}"
+    );
 }
 
 /// A spec's `exec`, `owner` and `mode`: the hook runs once, when the pair is issued, with the
