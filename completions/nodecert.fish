@@ -53,10 +53,10 @@ complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l key -d 'Wr
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l csr -d 'Also write the CSR to this path (with --cert and --key)' -r -F
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l signer -d 'Check csr.json against a built-in Kubernetes signer\'s rules before any key is made' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l crl -d 'CRL distribution point URL the CA is asked to put in the certificate (cfssl\'s -crl)' -r
-complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l renew-before -d 'Keep the existing pair when it matches the request and is valid for longer than this (e.g. 720h, 30d): no request is sent and no file touched. Without it, always issue' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l renew-before -d 'Keep the existing pair when it matches the request and is valid for longer than this (e.g. 720h, 30d): no request is sent and its contents stay (its owner and modes are brought to --owner, --mode, --key-mode; a deleted CSR is written back). Without it, always issue' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l report -d 'Print the outcome: `json` is one object on stdout (changed, action, reason, cert, key, serial, not_after; error and exit_code when the --exec hook failed); `text` is one line on stderr' -r -f -a "json\t''
 text\t''"
-complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l exec -d 'Run this command with `/bin/sh -c` after the files changed (never when unchanged), with NODECERT_CERT and NODECERT_KEY set (absolute paths)' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l exec -d 'Run this command with `/bin/sh -c` after the files changed, with NODECERT_CERT and NODECERT_KEY set (absolute paths); on an unchanged pair only when an earlier run\'s hook did not succeed (it is owed until it does)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l exec-timeout -d 'Stop the --exec command (its whole process group: SIGTERM, SIGKILL 5 s later) if it runs longer than this' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l owner -d 'Owner of the written files: USER, USER:GROUP or :GROUP' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand gencert" -l mode -d 'Mode of the certificate and CSR files (octal; 0644 when not given). A pair that stays is set to it too, as to --owner' -r
@@ -116,7 +116,7 @@ json\t''"
 complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -l json -d 'Print one JSON object instead of text'
 complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -l quiet -d 'Print only errors (the same as -loglevel 3)'
 complete -c nodecert -n "__fish_nodecert_using_subcommand certinfo" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l renew-before -d 'Default for specs without renew_before: keep pairs valid for longer than this' -r
+complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l renew-before -d 'Default for specs without renew_before: keep pairs valid for longer than this (with neither, a spec\'s pair is issued anew, and its exec run, on every sync)' -r
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l report -d '`json`: one array on stdout, one object per spec; default: one line per spec' -r -f -a "json\t''
 text\t''"
 complete -c nodecert -n "__fish_nodecert_using_subcommand sync" -l timeout -d 'Per-request bound (e.g. 30s)' -r

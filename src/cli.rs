@@ -362,7 +362,9 @@ pub struct CertinfoArgs {
 #[command(next_help_heading = "Renewal")]
 pub struct RenewalArgs {
     /// Keep the existing pair when it matches the request and is valid for longer than this
-    /// (e.g. 720h, 30d): no request is sent and no file touched. Without it, always issue.
+    /// (e.g. 720h, 30d): no request is sent and its contents stay (its owner and modes are
+    /// brought to --owner, --mode, --key-mode; a deleted CSR is written back). Without it,
+    /// always issue.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub renew_before: Option<Duration>,
 
@@ -380,8 +382,9 @@ pub struct RenewalArgs {
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub report: Option<ReportFormat>,
 
-    /// Run this command with `/bin/sh -c` after the files changed (never when unchanged), with
-    /// NODECERT_CERT and NODECERT_KEY set (absolute paths).
+    /// Run this command with `/bin/sh -c` after the files changed, with NODECERT_CERT and
+    /// NODECERT_KEY set (absolute paths); on an unchanged pair only when an earlier run's hook
+    /// did not succeed (it is owed until it does).
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
 
@@ -434,7 +437,8 @@ pub struct SyncArgs {
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
 
-    /// Default for specs without renew_before: keep pairs valid for longer than this.
+    /// Default for specs without renew_before: keep pairs valid for longer than this (with
+    /// neither, a spec's pair is issued anew, and its exec run, on every sync).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub renew_before: Option<Duration>,
 
