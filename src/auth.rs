@@ -119,19 +119,28 @@ pub(crate) fn secret_env_vars() -> Vec<String> {
         .clone()
 }
 
-/// The file a `file:PATH` key source reads (relative to `base_dir`, the profile's folder), so
-/// that no output of the run is allowed to overwrite it.
+/// The file a `file:PATH` key source reads, so that no output of the run is allowed to
+/// overwrite it: relative to `base_dir`, the profile's folder, which holds whatever directory a
+/// timer runs in. cfssl reads a relative path from the working directory instead, so a profile
+/// written for it whose key is there alone (and not beside the profile) still reads it there.
 pub(crate) fn key_file(source: &str, base_dir: &Path) -> Option<PathBuf> {
-    match source.split_once(':') {
-        Some(("file", path)) => Some(base_dir.join(path)),
-        _ => None,
+    let Some(("file", path)) = source.split_once(':') else {
+        return None;
+    };
+    let beside = base_dir.join(path);
+    let as_cfssl = Path::new(path);
+    let exists = |path: &Path| std::fs::symlink_metadata(path).is_ok();
+    if as_cfssl.is_relative() && !exists(&beside) && exists(as_cfssl) {
+        return Some(as_cfssl.to_path_buf());
     }
+    Some(beside)
 }
 
 impl AuthKey {
     /// Loads a key written as cfssl writes it in `auth_keys.NAME.key`: hex, `env:VAR` or
     /// `file:PATH`. Surrounding whitespace is trimmed (a file ending in a newline works, unlike
-    /// cfssl 1.2). Relative `file:` paths are resolved against `base_dir`, the profile's folder.
+    /// cfssl 1.2). Relative `file:` paths are resolved against `base_dir`, the profile's folder
+    /// (or, as cfssl does, the working directory: see [`key_file`]).
     pub fn from_source(source: &str, base_dir: &Path) -> Result<Self, KeySourceError> {
         let text: Zeroizing<String> = match source.split_once(':') {
             None => Zeroizing::new(source.to_string()),
@@ -142,8 +151,17 @@ impl AuthKey {
                 }
                 _ => return Err(KeySourceError::EmptyEnv(var.to_string())),
             },
-            Some(("file", _)) => {
+            Some(("file", path)) => {
                 let full = key_file(source, base_dir).expect("a file: source names a file");
+                if full != base_dir.join(path) {
+                    log::warn!(
+                        "auth key file {path}: read from the working directory, as cfssl reads \
+                         it, since there is none beside the profile ({}): write the path \
+                         relative to the profile, or absolute, so runs from another directory \
+                         (cron's is the home directory) find it",
+                        base_dir.join(path).display()
+                    );
+                }
                 let unreadable =
                     |why: String| KeySourceError::Unreadable(full.display().to_string(), why);
                 let bytes = crate::error::read_bounded(&full, MAX_KEY_FILE_BYTES)

@@ -68,6 +68,32 @@ fn every_key_form_is_accepted_by_the_ca() {
             "{stderr}"
         );
     }
+
+    // A relative file: path is read beside the profile, quietly, whatever the working
+    // directory holds.
+    write(dir, "auth.key", "00");
+    let out = nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca"])
+        .args([s(&pki.primary_ca()), "-bare", "beside", s(&csr)])
+        .assert()
+        .code(0);
+    assert!(out.get_output().stderr.is_empty());
+    // One that is not beside the profile is read, as cfssl reads it, from the working
+    // directory, with a warning saying where it was looked for first.
+    write(dir, "cwd.key", &pki.auth_key);
+    let cfssl_style = pki.request_profile(&dir.join("conf"), &server.url(), "file:cwd.key");
+    let out = nodecert(dir)
+        .args(["gencert", "-config", s(&cfssl_style), "-tls-remote-ca"])
+        .args([s(&pki.primary_ca()), "-bare", "cwd", s(&csr)])
+        .assert()
+        .code(0);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("auth key file cwd.key: read from the working directory, as cfssl"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(s(&dir.join("conf/cwd.key"))), "{stderr}");
+    assert_verifies(dir, &pki.primary_ca(), &dir.join("cwd.pem"));
 }
 
 /// `remote` + `auth_key` without `auth_remote` (cfssl sends that unauthenticated to /sign, a 404
