@@ -48,7 +48,7 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
         },
         allow_plaintext: args.allow_plaintext,
     };
-    let (mut jobs, certs) = read_specs(specs, &shared);
+    let (mut jobs, named) = read_specs(specs, &shared);
     refuse_shared_files(&mut jobs);
     // Resolved once: every output and the metrics file are compared with it.
     let spec_dir = args.dir.canonicalize().unwrap_or_else(|_| args.dir.clone());
@@ -68,7 +68,7 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
     let mut failed_specs = Vec::new();
     let mut samples = Vec::new();
     let mut json = Vec::new();
-    for (((path, _), result), cert) in jobs.iter().zip(results).zip(certs) {
+    for (((path, _), result), named) in jobs.iter().zip(results).zip(named) {
         let name = spec_name(path);
         let ok = matches!(&result, Ok(outcome) if outcome.hook_error.is_none());
         if !ok {
@@ -77,7 +77,11 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
         if args.report == Some(ReportFormat::Json) {
             let mut value = match &result {
                 Ok(outcome) => outcome.to_json(),
+                // The pair's paths as far as the spec names them, so that automation knows
+                // which pair failed without reading the spec.
                 Err(err) => serde_json::json!({"changed": false, "action": "failed",
+                    "cert": named.cert.as_deref().map(|p| p.display().to_string()),
+                    "key": named.key.as_deref().map(|p| p.display().to_string()),
                     "error": err.to_string(), "exit_code": err.exit_code()}),
             };
             value["spec"] = name.into();
@@ -85,12 +89,12 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
         } else if let Some(line) = text_line(&name, &result, loglevel) {
             crate::output::print_report(&format!("{line}\n"))?;
         }
-        if let Some(cert) = cert {
+        if let Some(cert) = &named.cert {
             samples.push(Sample {
-                name: metrics::series_name(&cert),
+                name: metrics::series_name(cert),
                 not_after: match &result {
                     Ok(outcome) => Some(outcome.not_after),
-                    Err(_) => metrics::not_after_in_place(&cert),
+                    Err(_) => metrics::not_after_in_place(cert),
                 },
                 success: ok,
                 at: unix_now(),
@@ -129,17 +133,26 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
 /// A spec file and the job made from it, or why none could be.
 type SpecJob = (PathBuf, Result<Job>);
 
-/// Each spec as a job (or the error that kept it from being one), with the path of its
-/// certificate, for the metrics. The path is taken as soon as the spec is read: a spec that does
-/// not parse, or then fails to become a job (a bad csr.json or profile), still gets its failure
-/// into its certificate's metrics.
-fn read_specs(specs: Vec<PathBuf>, shared: &Shared) -> (Vec<SpecJob>, Vec<Option<PathBuf>>) {
+/// The pair a spec names, read leniently (see [`Spec::path_named`]).
+struct Named {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+/// Each spec as a job (or the error that kept it from being one), with the pair it names, for
+/// the metrics and the report. The paths are taken as soon as the spec is read: a spec that
+/// does not parse, or then fails to become a job (a bad csr.json or profile), still gets its
+/// failure into its certificate's metrics, and its report names the pair.
+fn read_specs(specs: Vec<PathBuf>, shared: &Shared) -> (Vec<SpecJob>, Vec<Named>) {
     specs
         .into_iter()
         .map(|path| {
             let bytes = Spec::read(&path);
-            let cert =
-                (bytes.as_ref().ok()).and_then(|bytes| Spec::path_named(&path, bytes, "cert"));
+            let field = |name| (bytes.as_ref().ok()).and_then(|b| Spec::path_named(&path, b, name));
+            let named = Named {
+                cert: field("cert"),
+                key: field("key"),
+            };
             let job = crate::logging::for_spec(&spec_name(&path), || {
                 (bytes.as_deref().map_err(Clone::clone))
                     .and_then(|bytes| Spec::parse(&path, bytes))
@@ -157,7 +170,7 @@ fn read_specs(specs: Vec<PathBuf>, shared: &Shared) -> (Vec<SpecJob>, Vec<Option
                     crate::profile::remember_env_leniently(&config);
                 }
             }
-            ((path, job), cert)
+            ((path, job), named)
         })
         .unzip()
 }

@@ -247,6 +247,15 @@ fn sync_isolates_run_time_failures_and_writes_metrics() {
         report[2]["error"].as_str().unwrap().contains(&dead_remote),
         "{report}"
     );
+    // A failed spec's object names its pair too, as far as the spec names it (even one that
+    // does not parse).
+    for (i, cert, key) in [
+        (2, "out/dead.pem", "out/dead-key.pem"),
+        (3, "../specs/out/typo.pem", "out/typo-key.pem"),
+    ] {
+        assert_eq!(report[i]["cert"], s(&specs.join(cert)), "{report}");
+        assert_eq!(report[i]["key"], s(&specs.join(key)), "{report}");
+    }
     assert!(
         report[3]["error"]
             .as_str()
