@@ -122,18 +122,35 @@ pub(crate) fn secret_env_vars() -> Vec<String> {
 /// The file a `file:PATH` key source reads, so that no output of the run is allowed to
 /// overwrite it: relative to `base_dir`, the profile's folder, which holds whatever directory a
 /// timer runs in. cfssl reads a relative path from the working directory instead, so a profile
-/// written for it whose key is there alone (and not beside the profile) still reads it there.
+/// written for it whose key is there alone (and not beside the profile) still reads it there,
+/// if it is a key file this user could have put there ([`is_own_plain_file`]).
 pub(crate) fn key_file(source: &str, base_dir: &Path) -> Option<PathBuf> {
     let Some(("file", path)) = source.split_once(':') else {
         return None;
     };
     let beside = base_dir.join(path);
     let as_cfssl = Path::new(path);
-    let exists = |path: &Path| std::fs::symlink_metadata(path).is_ok();
-    if as_cfssl.is_relative() && !exists(&beside) && exists(as_cfssl) {
+    if as_cfssl.is_relative()
+        && std::fs::symlink_metadata(&beside).is_err()
+        && is_own_plain_file(as_cfssl)
+    {
         return Some(as_cfssl.to_path_buf());
     }
     Some(beside)
+}
+
+/// Whether `path` is a regular file (not a link, FIFO or device) of this user's or root's that
+/// nobody else may write: the working directory is wherever a run was started (a root shell in
+/// /tmp), not a place vetted as the profile's is, so a file planted there is not read as a key.
+fn is_own_plain_file(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    meta.file_type().is_file()
+        && (meta.uid() == euid || meta.uid() == 0)
+        && meta.mode() & 0o022 == 0
 }
 
 impl AuthKey {
@@ -164,7 +181,13 @@ impl AuthKey {
                 }
                 let unreadable =
                     |why: String| KeySourceError::Unreadable(full.display().to_string(), why);
-                let bytes = crate::error::read_bounded(&full, MAX_KEY_FILE_BYTES)
+                let read = if full == base_dir.join(path) {
+                    crate::error::read_bounded
+                } else {
+                    // Checked by is_own_plain_file: opened so that it stays what was checked.
+                    crate::error::read_regular_bounded
+                };
+                let bytes = read(&full, MAX_KEY_FILE_BYTES)
                     .map_err(|e| unreadable(io_reason(&e)))?
                     .ok_or_else(|| unreadable("larger than 4 KiB: not a hex key".into()))?;
                 warn_if_open(&full);

@@ -94,6 +94,17 @@ fn every_key_form_is_accepted_by_the_ca() {
     );
     assert!(stderr.contains(s(&dir.join("conf/cwd.key"))), "{stderr}");
     assert_verifies(dir, &pki.primary_ca(), &dir.join("cwd.pem"));
+    // Only a plain file of this user's that others may not write: not a link (nor a FIFO,
+    // which would hang the run) that whoever may write the directory planted.
+    std::fs::remove_file(dir.join("cwd.key")).unwrap();
+    std::os::unix::fs::symlink(dir.join("conf/auth.key"), dir.join("cwd.key")).unwrap();
+    nodecert(dir)
+        .args(["gencert", "-config", s(&cfssl_style), "-tls-remote-ca"])
+        .args([s(&pki.primary_ca()), "-bare", "linked", s(&csr)])
+        .assert()
+        .code(3)
+        .stderr(contains("conf/cwd.key"));
+    assert!(!dir.join("linked.pem").exists());
 }
 
 /// `remote` + `auth_key` without `auth_remote` (cfssl sends that unauthenticated to /sign, a 404
