@@ -23,9 +23,12 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
         _ => None,
     };
     // The key of the pair the certificate would join: -bare names it; beside --cert PATH, it
-    // is the one the usual naming finds (`--cert node.pem` beside node-key.pem).
-    let pair_key = match (&args.bare, &out_path) {
-        (Some(name), _) => Some(crate::output::bare_file(name, "-key.pem")),
+    // is where the usual naming puts it (`--cert node.pem`: node-key.pem). Only -bare's may
+    // also be in the certificate file (a hook's combined file): a --cert file holding a key
+    // is refused whichever key it holds, as it was before sign looked beside it.
+    let bare_key = (args.bare.as_ref()).map(|name| crate::output::bare_file(name, "-key.pem"));
+    let pair_key = match (&bare_key, &out_path) {
+        (Some(key), _) => Some(key.clone()),
         (None, Some(out)) => crate::output::key_beside(out),
         (None, None) => None,
     };
@@ -39,7 +42,7 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
             inputs.extend(subject_path.map(|path| (path, "the SUBJECT file")));
             crate::output::check_distinct(&[(out, "the certificate output")], &inputs)?;
             crate::output::check_writable(out)?;
-            crate::output::check_not_a_key(out, pair_key.as_deref())?;
+            crate::output::check_not_a_key(out, bare_key.as_deref())?;
         }
         None => crate::output::stdout_keeps_output()?,
     }

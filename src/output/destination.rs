@@ -88,9 +88,10 @@ pub fn bare_file(name: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(file)
 }
 
-/// The key that goes with a certificate at `cert` by the usual naming, when such a file exists:
-/// `X-key.pem` beside `X.pem` (cfssljson) or `X.key` beside `X.crt` (kubelet, openssl). sign
-/// writes only a certificate and is not told of a key; this is the one it would break.
+/// Where the key that goes with a certificate at `cert` is by the usual naming: `X-key.pem`
+/// beside `X.pem` (cfssljson) or `X.key` beside `X.crt` (kubelet, openssl). sign writes only a
+/// certificate and is not told of a key; a pair there is the one it would break. Whether there
+/// is one is for the caller to look at, under the pair's lock.
 pub fn key_beside(cert: &Path) -> Option<PathBuf> {
     let name = cert.file_name()?.to_str()?;
     let key = if let Some(stem) = name.strip_suffix(".pem") {
@@ -98,8 +99,7 @@ pub fn key_beside(cert: &Path) -> Option<PathBuf> {
     } else {
         format!("{}.key", name.strip_suffix(".crt")?)
     };
-    let key = cert.with_file_name(key);
-    std::fs::symlink_metadata(&key).is_ok().then_some(key)
+    Some(cert.with_file_name(key))
 }
 
 /// Refuses a run whose outputs would overwrite each other or a file it reads: `-bare ca` beside
