@@ -115,7 +115,10 @@ impl CaClient<'_> {
                 })
             }
             Reply::Failed { status, message } => Err(refused(status, message, true)),
-            Reply::Status { status, message } => Err(refused(status, message, false)),
+            // multirootca's own plain 404 for the unauthenticated /sign: every replica says it.
+            Reply::Status { status, message } => {
+                Err(refused(status, message, status == 404 && path == SIGN_PATH))
+            }
             Reply::Malformed(detail) => Err(Error::BadResponse {
                 server: server.to_string(),
                 detail,
@@ -158,13 +161,21 @@ fn refusal_hint(
         let origin = auth_key_origin.unwrap_or("auth_keys in the request profile");
         &format!(" (the auth key does not match the CA's: check {origin})")
     } else if message.contains("invalid profile") {
-        " (the CA has no such profile: check -profile, or leave it out for the CA's default)"
+        &format!(
+            " (the CA has no such profile: check {}, or leave it out for the CA's default)",
+            crate::logging::setting("-profile")
+        )
+    } else if (300..400).contains(&status) {
+        " (a redirect, which nodecert does not follow: give the remote the address it points to)"
     } else if status == 404 && path == SIGN_PATH {
         " (this CA only serves authenticated requests: add an auth key to the request profile)"
     } else if message.contains("bad request") && key == Some(KeySpec::Ed25519) {
         " (cfssl before 1.6.5 cannot verify Ed25519 CSRs: use an ecdsa or rsa key with this CA)"
     } else if message.contains("bad request") {
-        " (unknown -label, or a CSR the CA's policy or version refuses; the CA's log says which)"
+        &format!(
+            " (unknown {}, or a CSR the CA's policy or version refuses; the CA's log says which)",
+            crate::logging::setting("-label")
+        )
     } else {
         ""
     };

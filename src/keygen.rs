@@ -287,23 +287,20 @@ impl PrivateKey {
             .to_public_key_der()
             .map_err(|e| e.to_string())?
             .into_vec();
-        // ring signs the common sizes fastest; the rest (see Backend::Rsa) it refuses.
-        let ring_pair = if bits <= RING_RSA_MAX_BITS {
+        // ring signs the common sizes fastest; the others (see Backend::Rsa) it refuses by
+        // size. Any other refusal of ring's (a small public exponent) is the key's fault.
+        let signer = if ring_signs_rsa(bits) {
             let pkcs8 = key.to_pkcs8_der().map_err(|e| e.to_string())?;
-            ring_sig::RsaKeyPair::from_pkcs8(pkcs8.as_bytes()).ok()
+            let pair =
+                ring_sig::RsaKeyPair::from_pkcs8(pkcs8.as_bytes()).map_err(|e| e.to_string())?;
+            let encoding: &'static dyn ring_sig::RsaEncoding = match rsa_digest(bits) {
+                Digest::Sha256 => &ring_sig::RSA_PKCS1_SHA256,
+                Digest::Sha384 => &ring_sig::RSA_PKCS1_SHA384,
+                Digest::Sha512 => &ring_sig::RSA_PKCS1_SHA512,
+            };
+            Backend::RsaRing(pair, encoding)
         } else {
-            None
-        };
-        let signer = match ring_pair {
-            Some(pair) => {
-                let encoding: &'static dyn ring_sig::RsaEncoding = match rsa_digest(bits) {
-                    Digest::Sha256 => &ring_sig::RSA_PKCS1_SHA256,
-                    Digest::Sha384 => &ring_sig::RSA_PKCS1_SHA384,
-                    Digest::Sha512 => &ring_sig::RSA_PKCS1_SHA512,
-                };
-                Backend::RsaRing(pair, encoding)
-            }
-            None => Backend::Rsa(RsaSigner::new(key, bits)),
+            Backend::Rsa(RsaSigner::new(key, bits))
         };
         Ok(Self {
             spec: KeySpec::Rsa(bits),
@@ -378,8 +375,11 @@ fn ring_ecdsa(curve: Curve) -> &'static ring_sig::EcdsaSigningAlgorithm {
     }
 }
 
-/// ring signs with RSA keys up to this size.
-const RING_RSA_MAX_BITS: usize = 4096;
+/// Whether ring signs with an RSA key of `bits`: up to 4096 bits, with primes a multiple of
+/// 512 bits long (so 2048, 3072 and 4096 of the sizes cfssl allows).
+fn ring_signs_rsa(bits: usize) -> bool {
+    bits <= 4096 && (bits / 2).is_multiple_of(512)
+}
 
 enum Digest {
     Sha256,

@@ -28,9 +28,11 @@ pub(crate) struct Sample {
 /// no certificate to read there.
 pub(crate) fn not_after_in_place(cert: &Path) -> Option<i64> {
     let target = crate::output::write_target(cert).ok()?;
+    // Wiped: the file a failed run refused to replace may be a private key.
     let bytes = crate::error::read_regular_bounded(&target, crate::error::MAX_INPUT_BYTES)
         .ok()
-        .flatten()?;
+        .flatten()
+        .map(zeroize::Zeroizing::new)?;
     crate::inspect::summarise(&bytes, 0)
         .ok()
         .map(|summary| summary.not_after_unix)

@@ -120,6 +120,13 @@ fn cases() -> Vec<Case> {
             retried: false,
         },
         Case {
+            name: "HTTP 302",
+            endpoint: E::Fault(F::Status(302, "Found".into())),
+            code: 5,
+            message: "a redirect, which nodecert does not follow",
+            retried: false,
+        },
+        Case {
             name: "HTTP 500",
             endpoint: E::Fault(envelope(500, "internal")),
             code: 6,

@@ -531,7 +531,8 @@ fn the_last_remotes_failure_is_the_error_alone() {
 
 /// A request profile without an auth key (`remote` alone) sends the unauthenticated request to
 /// `/api/v1/cfssl/sign`: a real `cfssl serve` with an open policy issues on it (its log names
-/// the path); multirootca, which serves only authsign, answers 404, and nodecert says what to do.
+/// the path); multirootca, which serves only authsign, answers 404, and nodecert says what to do;
+/// with a list of remotes, that 404 stops it as a refusal would.
 #[test]
 fn no_auth_key_uses_the_unauthenticated_sign_endpoint() {
     let pki = Pki::new();
@@ -594,6 +595,14 @@ fn no_auth_key_uses_the_unauthenticated_sign_endpoint() {
         )));
     assert_eq!(multirootca.signed_count(), 0);
     assert_eq!(std::fs::read(dir.join("n.pem")).unwrap(), before);
+    // That 404 is multirootca's own answer, which every replica gives: it stops the list like
+    // a refusal, rather than pass to a next remote that is down and end as exit 6.
+    let dead = format!("127.0.0.1:{}", support::ca::free_port());
+    gencert(Some(&format!("{},{dead}", multirootca.url())))
+        .assert()
+        .code(5)
+        .stderr(contains("this CA only serves authenticated requests"))
+        .stderr(contains("trying the next remote").not());
 }
 
 /// cfssl's flag spellings mixed in one run, each flag's value taking effect: `-flag v`
