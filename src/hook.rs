@@ -36,8 +36,10 @@ use crate::error::{Error, Result};
 pub(crate) fn run(command: &str, cert: &Path, key: &Path, timeout: Duration) -> Result<()> {
     log::debug!("running --exec hook");
     let quoted = quoted(command);
-    let child = Running::start(command, cert, key)
-        .map_err(|e| Error::Hook(format!("cannot start sh for --exec {quoted}: {e}")))?;
+    let child = Running::start(command, cert, key).map_err(|e| {
+        let exec = crate::logging::setting("--exec");
+        Error::Hook(format!("cannot start sh for {exec} {quoted}: {e}"))
+    })?;
     let status = wait_until(child.0, Instant::now().checked_add(timeout)).inspect_err(|_| {
         stop(child.0);
     })?;
@@ -200,9 +202,10 @@ impl Owed {
         let owed = std::fs::symlink_metadata(&self.path).is_ok() || self.legacy_mine();
         if owed {
             log::info!(
-                "{} is there: an earlier run changed the pair but its --exec hook did not \
-                 succeed; running it now",
-                self.path.display()
+                "{} is there: an earlier run changed the pair but its {} hook did not succeed; \
+                 running it now",
+                self.path.display(),
+                crate::logging::setting("--exec")
             );
         }
         owed
@@ -225,7 +228,10 @@ impl Owed {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Recorded::Earlier),
             Err(e) => Err(Error::output(
                 &self.path,
-                format!("cannot record the --exec hook as owed ({e}): remove what is there"),
+                format!(
+                    "cannot record the {} hook as owed ({e}): remove what is there",
+                    crate::logging::setting("--exec")
+                ),
             )),
         }
     }

@@ -444,7 +444,11 @@ impl Job {
         let restored = if locked { self.restore_csr() } else { None };
         let mut notes = String::new();
         if converged {
-            notes.push_str("; owner or modes set as the flags ask");
+            notes.push_str(if crate::logging::in_spec() {
+                "; owner or modes set as the spec asks"
+            } else {
+                "; owner or modes set as the flags ask"
+            });
         }
         if let Some(csr) = &restored {
             notes.push_str(&format!("; {} restored", csr.display()));
@@ -544,17 +548,19 @@ impl Job {
             (&issued.issuer, &self.tls.pinned_ca)
         {
             log::warn!(
-                "the certificate was issued by \"{issuer}\", which is not in {}: --renew-before \
-                 will renew it on every run; add that CA to the file (a PEM bundle may hold several)",
-                pinned.display()
+                "the certificate was issued by \"{issuer}\", which is not in {}: {} will renew it \
+                 on every run; add that CA to the file (a PEM bundle may hold several)",
+                pinned.display(),
+                crate::logging::setting("--renew-before")
             );
         }
         // A CA that adds a SAN or changes the subject (its profile's policy) issues a pair the
         // next run finds changed: it would renew on every run.
         if let Some(change) = renew::request_change(&issued.pem, &self.request) {
             log::warn!(
-                "the CA issued other names than asked ({change}): --renew-before will renew it \
-                 on every run; make csr.json ask for what the CA's profile issues"
+                "the CA issued other names than asked ({change}): {} will renew it on every run; \
+                 make csr.json ask for what the CA's profile issues",
+                crate::logging::setting("--renew-before")
             );
         }
         let threshold = renew::Threshold::new(renew_before, issued.not_after - issued.not_before);
@@ -563,9 +569,10 @@ impl Job {
                 || "the certificate".into(),
                 |(c, _)| c.display().to_string(),
             );
+            let setting = crate::logging::setting("--renew-before");
             log::warn!(
-                "{name}: the CA issues for {}, not longer than --renew-before {}: it will be \
-                 renewed when {} is left; set --renew-before under {} (or lengthen the CA profile's expiry)",
+                "{name}: the CA issues for {}, not longer than {setting} {}: it will be renewed \
+                 when {} is left; set {setting} under {} (or lengthen the CA profile's expiry)",
                 renew::exact(lifetime),
                 renew::exact(threshold.renew_before()),
                 renew::exact(threshold.seconds),
@@ -636,8 +643,9 @@ impl Job {
             Error::input_file(
                 key_path,
                 format!(
-                    "--reuse-key cannot reuse it: {why}; fix it, move it aside, or drop --reuse-key \
-                     for a new key"
+                    "{setting} cannot reuse it: {why}; fix it, move it aside, or drop {setting} \
+                     for a new key",
+                    setting = crate::logging::setting("--reuse-key")
                 ),
             )
         };
@@ -795,17 +803,24 @@ mod tests {
         // Random, not a constant: 50 draws from a minute are not all the same.
         assert!(waits.iter().any(|w| *w != waits[0]), "{waits:?}");
 
-        // A job reached 40 s into the run waits at most the 20 s left of the window.
-        let late = Jitter {
-            window,
-            from: Instant::now() - Duration::from_secs(40),
+        // A job reached 40 s into the run waits at most the 20 s left of the window; once the
+        // window has passed, not at all. (An Instant that far back does not exist in the first
+        // minute after boot, as on a fresh CI machine: then the window is moved instead.)
+        let ago = |secs| Instant::now().checked_sub(Duration::from_secs(secs));
+        let (late, past) = match (ago(40), ago(61)) {
+            (Some(late), Some(past)) => {
+                (Jitter { window, from: late }, Jitter { window, from: past })
+            }
+            _ => {
+                let now = Instant::now();
+                let shifted = |secs: u64| Jitter {
+                    window: window.saturating_sub(Duration::from_secs(secs)),
+                    from: now,
+                };
+                (shifted(40), shifted(61))
+            }
         };
         assert!((0..50).all(|_| late.wait() <= Duration::from_secs(20)));
-        // Once the window has passed, not at all.
-        let past = Jitter {
-            window,
-            from: Instant::now() - Duration::from_secs(61),
-        };
         assert!((0..50).all(|_| past.wait() == Duration::ZERO));
     }
 }

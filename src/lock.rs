@@ -182,8 +182,9 @@ fn open_private(
     if !trusted && me != 0 {
         return Err(refuse(format!(
             "the lock file belongs to uid {holder}, who neither runs nodecert (uid {me}) nor owns \
-             the directory nor is --owner, so could hold it and stall renewal: remove it \
-             (nodecert makes its own)"
+             the directory nor is {}, so could hold it and stall renewal: remove it \
+             (nodecert makes its own)",
+            crate::logging::setting("--owner")
         )));
     }
     // Neither change is possible, or needed, on a read-only file system: no one writes there.
@@ -207,9 +208,10 @@ fn open_private(
                 )));
             }
             _ if !trusted => log::warn!(
-                "{}: belonged to uid {holder}, who neither owns the directory nor is --owner: \
-                 given to uid {uid}",
-                path.display()
+                "{}: belonged to uid {holder}, who neither owns the directory nor is {}: given \
+                 to uid {uid}",
+                path.display(),
+                crate::logging::setting("--owner")
             ),
             _ => {}
         }

@@ -107,24 +107,34 @@ thread_local! {
 /// How the setting that `flag` gives (`--key-mode`) is named in a message made now: the flag,
 /// or, while a sync spec is handled, the spec's field (`key_mode`) when a spec holds that setting:
 /// a warning that told a sync user to pass `--key-mode` sent them to a flag sync refuses.
+/// `--renew-before` is both a field and a flag of sync's (the default for specs without it).
 pub(crate) fn setting(flag: &str) -> String {
     /// The flags a spec holds as fields, the dashes made underscores.
-    const SPEC_FIELDS: [&str; 6] = [
+    const SPEC_FIELDS: [&str; 7] = [
         "--owner",
         "--mode",
         "--key-mode",
         "--exec",
-        "--renew-before",
         "--reuse-key",
+        "-profile",
+        "-label",
     ];
-    if SPEC_FIELDS.contains(&flag) && SPEC.with(|current| current.borrow().is_some()) {
-        format!(
-            "spec field {}",
-            flag.trim_start_matches('-').replace('-', "_")
-        )
-    } else {
-        flag.to_string()
+    let in_spec = in_spec();
+    match flag {
+        "--renew-before" if in_spec => "renew_before (spec field, or sync --renew-before)".into(),
+        _ if in_spec && SPEC_FIELDS.contains(&flag) => {
+            format!(
+                "spec field {}",
+                flag.trim_start_matches('-').replace('-', "_")
+            )
+        }
+        _ => flag.to_string(),
     }
+}
+
+/// Whether this thread is handling a sync spec ([`for_spec`]).
+pub(crate) fn in_spec() -> bool {
+    SPEC.with(|current| current.borrow().is_some())
 }
 
 /// Runs `work` with this thread's log records naming the sync spec `spec`.

@@ -1041,7 +1041,7 @@ fn sync_messages_name_spec_fields() {
     // The reason of a spec without renew_before names the field too.
     let line = sync(dir, &[], specs, 0);
     assert!(
-        line.contains("no spec field renew_before: always issue"),
+        line.contains("no renew_before (spec field, or sync --renew-before): always issue"),
         "{line}"
     );
 }
