@@ -88,12 +88,20 @@ pub(crate) fn remember_env_sources(profile: &serde_json::Value) {
 
 /// Every file a `file:PATH` string anywhere in `profile` names (relative to `base_dir`, the
 /// profile's folder): the key this run uses and the others, each of which a CA accepts, so no
-/// output may overwrite any of them.
+/// output may overwrite any of them. A key read from the working directory ([`key_file`])
+/// counts with the place beside the profile too: a file written there would be read first by
+/// the next run, in place of the key.
 pub(crate) fn file_sources(profile: &serde_json::Value, base_dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = Vec::new();
-    for file in strings(profile).filter_map(|text| key_file(text, base_dir)) {
-        if !files.contains(&file) {
-            files.push(file);
+    for text in strings(profile) {
+        let Some(file) = key_file(text, base_dir) else {
+            continue;
+        };
+        let beside = text.split_once(':').map(|(_, path)| base_dir.join(path));
+        for file in std::iter::once(file).chain(beside) {
+            if !files.contains(&file) {
+                files.push(file);
+            }
         }
     }
     files

@@ -94,6 +94,15 @@ fn every_key_form_is_accepted_by_the_ca() {
     );
     assert!(stderr.contains(s(&dir.join("conf/cwd.key"))), "{stderr}");
     assert_verifies(dir, &pki.primary_ca(), &dir.join("cwd.pem"));
+    // The place beside the profile is the key's too: an output there would be read first by
+    // the next run, in place of the key.
+    nodecert(dir)
+        .args(["gencert", "-config", s(&cfssl_style), "-tls-remote-ca"])
+        .args([s(&pki.primary_ca()), "--cert", "shadow.pem", "--key"])
+        .args([s(&dir.join("conf/cwd.key")), s(&csr)])
+        .assert()
+        .code(2);
+    assert!(!dir.join("conf/cwd.key").exists());
     // Only a plain file of this user's that others may not write: not a link (nor a FIFO,
     // which would hang the run) that whoever may write the directory planted.
     std::fs::remove_file(dir.join("cwd.key")).unwrap();
