@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 pub(crate) struct Sample {
     /// The certificate path, the `name` label.
     pub name: String,
-    /// Not-after of the certificate now in place, if known.
+    /// Not-after of the certificate now in place; `None` when there is none that can be read
+    /// (its series is then dropped).
     pub not_after: Option<i64>,
     /// Whether this run succeeded.
     pub success: bool,
@@ -152,6 +153,11 @@ pub(crate) fn update(path: &Path, samples: &[Sample]) -> Result<()> {
         !gone || samples.iter().any(|sample| &sample.name == name)
     });
     for sample in samples {
+        // No certificate in place (deleted, or garbage): an expiry kept from an earlier run
+        // would tell the alert all is well for months.
+        if sample.not_after.is_none() {
+            series.remove(&(METRICS[0].0.to_string(), sample.name.clone()));
+        }
         let mut set = |metric: &str, value: i64| {
             series.insert((metric.to_string(), sample.name.clone()), value)
         };

@@ -959,6 +959,21 @@ fn metrics_file_for_node_exporter() {
         )),
         "{text}"
     );
+    // Nor does it keep an expiry once there is no certificate to read (garbage in its place):
+    // the alert must not be told all is well.
+    let node = t.dir().join("node.pem");
+    let kept = std::fs::read(&node).unwrap();
+    std::fs::write(&node, "junk\n").unwrap();
+    t.gencert(&["--force", "--metrics-file", fresh, "-remote", "127.0.0.1:1"])
+        .assert()
+        .code(6);
+    let text = std::fs::read_to_string(t.dir().join(fresh)).unwrap();
+    assert!(
+        !text.contains(&series("certificate_not_after_seconds", "node.pem")),
+        "{text}"
+    );
+    assert!(text.contains(&series("last_failure_timestamp_seconds", "node.pem")));
+    std::fs::write(&node, kept).unwrap();
 
     // A certificate that is not there and not in the run (its spec or pair removed) leaves no
     // series behind; the others stay.
