@@ -68,8 +68,16 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
         }
         None => None,
     };
-    if let (Some(out), Some(key)) = (&out_path, &pair_key) {
-        crate::renew::check_pair_survives(out, key, Some(&spki))?;
+    if let Some(out) = &out_path {
+        // A certificate name that is a link (`node.pem -> v/node-2026.pem`) has the file it
+        // leads to replaced: the key beside that file makes a pair with it too.
+        let target = crate::output::write_target(out)?;
+        let beside_target = (target != *out)
+            .then(|| crate::output::key_beside(&target))
+            .flatten();
+        for key in pair_key.iter().chain(&beside_target) {
+            crate::renew::check_pair_survives(out, key, Some(&spki))?;
+        }
     }
     let hostname_override = super::given(&args.hostname)
         .map(super::hostname_list)

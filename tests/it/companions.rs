@@ -58,6 +58,20 @@ fn genkey_and_sign_leave_a_working_pair_whole() {
             "kubelet.crt: is the certificate of kubelet.key, a working pair",
         ));
     assert_eq!(std::fs::read(dir.join("kubelet.crt")).unwrap(), kubelet);
+    // A certificate name that is a link: the key beside the file it leads to is the pair's.
+    std::fs::create_dir(dir.join("v")).unwrap();
+    std::fs::copy(dir.join("kubelet.crt"), dir.join("v/k-2026.pem")).unwrap();
+    std::fs::copy(dir.join("kubelet.key"), dir.join("v/k-2026-key.pem")).unwrap();
+    std::os::unix::fs::symlink("v/k-2026.pem", dir.join("current.pem")).unwrap();
+    sign_to(&["--cert", "current.pem"], "other.csr")
+        .assert()
+        .code(8)
+        .stderr(contains("is the certificate of").and(contains("v/k-2026-key.pem")));
+    assert_key_matches(
+        dir,
+        &dir.join("v/k-2026-key.pem"),
+        &dir.join("v/k-2026.pem"),
+    );
     // Once the key beside it is the CSR's (re-keyed in place), the certificate follows it.
     std::fs::copy(dir.join("other-key.pem"), dir.join("kubelet.key")).unwrap();
     sign_to(&["--cert", "kubelet.crt"], "other.csr")
