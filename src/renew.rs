@@ -184,7 +184,7 @@ pub(crate) fn check_pair_survives(
     new_key: Option<&[u8]>,
 ) -> Result<()> {
     let Some(old) = pair_key(cert_path, key_path) else {
-        return Ok(());
+        return refuse_encrypted_key(cert_path, key_path);
     };
     match new_key {
         Some(new) if new == old => Ok(()),
@@ -208,6 +208,32 @@ pub(crate) fn check_pair_survives(
             ),
         )),
     }
+}
+
+/// Refuses when the key at `key_path` is encrypted and the certificate at `cert_path` is valid:
+/// nodecert reads no passphrase, so it cannot tell whether they are a working pair (nginx with
+/// `ssl_password_file`), and one that is would be broken.
+fn refuse_encrypted_key(cert_path: &Path, key_path: &Path) -> Result<()> {
+    let (Ok(Some(cert_pem)), Ok(Some(key_pem))) =
+        (read_existing(cert_path), read_existing(key_path))
+    else {
+        return Ok(());
+    };
+    let valid = pem::parse(cert_pem.as_bytes()).ok().is_some_and(|block| {
+        X509Certificate::from_der(block.contents())
+            .is_ok_and(|(_, cert)| cert.validity().not_after.timestamp() > crate::job::unix_now())
+    });
+    if !valid || !key_pem.contains("ENCRYPTED") {
+        return Ok(());
+    }
+    Err(crate::error::Error::output(
+        key_path,
+        format!(
+            "is an encrypted key, and nodecert reads no passphrase, so it cannot tell whether it \
+             is the key of {}, a valid certificate it would break: move the pair aside first",
+            cert_path.display()
+        ),
+    ))
 }
 
 /// [`decide`] once the files are read: the first check the pair fails, or why it stays.
