@@ -159,6 +159,43 @@ pub fn serial_hex(cert: &X509Certificate<'_>) -> String {
         .collect()
 }
 
+/// The certificates of a PEM text that holds certificates and nothing else (a CA bundle), as
+/// DER, each checked to parse as X.509: text before, between or after them (a web page's, or a
+/// terminal escape sequence) is refused, not passed on into a trust file.
+pub fn certificates_only(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let text = text.trim();
+    let blocks = ::pem::parse_many(text).map_err(|e| format!("is not valid PEM: {e}"))?;
+    if blocks.is_empty() || !only_pem(text) {
+        return Err("is not PEM certificates alone: it has text before or after them".into());
+    }
+    // Between the blocks, only white space: the blocks, encoded again, hold every other
+    // character of the text.
+    let visible = |text: &str| text.chars().filter(|c| !c.is_ascii_whitespace()).count();
+    if visible(text)
+        != blocks
+            .iter()
+            .map(|b| visible(&::pem::encode(b)))
+            .sum::<usize>()
+    {
+        return Err("is not PEM certificates alone: it has text between them".into());
+    }
+    blocks
+        .into_iter()
+        .map(|block| {
+            if block.tag() != "CERTIFICATE" {
+                return Err(format!(
+                    "holds a PEM {} block, not a certificate",
+                    block.tag()
+                ));
+            }
+            match X509Certificate::from_der(block.contents()) {
+                Ok((rest, _)) if rest.is_empty() => Ok(block.into_contents()),
+                _ => Err("holds a certificate that is not valid X.509".into()),
+            }
+        })
+        .collect()
+}
+
 fn only_pem(text: &str) -> bool {
     text.starts_with("-----BEGIN CERTIFICATE-----") && text.ends_with("-----END CERTIFICATE-----")
 }
@@ -271,6 +308,29 @@ mod tests {
         );
         let csr = pem.replace("CERTIFICATE", "CERTIFICATE REQUEST");
         assert!(check(&csr, &spki, &[], IN_VALIDITY, &[]).is_err());
+    }
+
+    #[test]
+    fn a_trust_file_gets_certificates_alone() {
+        let (pem, _) = captured();
+        let pem = pem.trim();
+        assert_eq!(certificates_only(pem).unwrap().len(), 1);
+        assert_eq!(
+            certificates_only(&format!("{pem}\n\n{pem}\n"))
+                .unwrap()
+                .len(),
+            2
+        );
+        for bad in [
+            format!("hello\n{pem}"),
+            format!("{pem}\njunk after"),
+            format!("{pem}\nbetween\n{pem}"),
+            format!("{pem}\u{1b}[31m\n{pem}"),
+            pem.replace("CERTIFICATE", "CERTIFICATE REQUEST"),
+            String::new(),
+        ] {
+            assert!(certificates_only(&bad).is_err(), "{bad:?}");
+        }
     }
 
     /// A CA and a certificate it issued, made with rcgen; `name` is the CA's CN.

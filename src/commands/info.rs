@@ -27,20 +27,28 @@ pub(crate) fn run(args: &InfoArgs) -> Result<()> {
         transport: &transport,
     };
     let (server, pem, reply) = client.certificate_and_reply(INFO_PATH, body.as_bytes(), None)?;
-    crate::inspect::summarise(pem.as_bytes(), crate::job::unix_now()).map_err(|detail| {
-        Error::BadResponse {
-            server,
-            detail: format!("the CA certificate {detail}"),
-        }
-    })?;
-    // A file ends in a newline; cfssl's JSON carries the certificate as the CA sent it (without
-    // one), so that `| cfssljson -bare ca` writes the same ca.pem as it does after cfssl info.
+    // What goes into a trust file is certificates alone: a reply with anything else in it (a
+    // page's text, a terminal escape sequence) is not cfssl's, and is refused.
+    let bad = |detail: String| Error::BadResponse {
+        server: server.clone(),
+        detail: format!("the CA certificate {detail}"),
+    };
+    let ders = crate::verify::certificates_only(&pem).map_err(bad)?;
+    let summary = crate::inspect::summarise(pem.as_bytes(), crate::job::unix_now()).map_err(bad)?;
+    if !summary.is_ca {
+        log::warn!(
+            "{server}: the certificate of this label is not a CA's ({}): check -label before \
+             trusting it",
+            summary.subject
+        );
+    }
+    // Written as PEM again from what was checked (a file ends in a newline); cfssl's JSON
+    // carries the certificate as the CA sent it (without one), so that
+    // `| cfssljson -bare ca` writes the same ca.pem as it does after cfssl info.
     let file_text = || {
-        if pem.ends_with('\n') {
-            pem.clone()
-        } else {
-            format!("{pem}\n")
-        }
+        (ders.iter())
+            .map(|der| crate::keygen::pem_encode("CERTIFICATE", der).to_string())
+            .collect::<String>()
     };
     match &args.out {
         Some(path) => write_file_atomically(path, file_text().as_bytes(), PUBLIC_MODE),

@@ -513,6 +513,30 @@ fn info_fetches_the_ca_certificate_of_a_label() {
         .assert()
         .code(4)
         .stderr(contains("not issued by the trusted CA"));
+
+    // A reply with more than certificates in it (text around the PEM, a terminal escape
+    // sequence) is refused (exit 7), not printed or written into a trust file.
+    use crate::support::fault::{Fault, FaultServer};
+    let ca_pem = std::fs::read_to_string(pki.primary_ca()).unwrap();
+    let ca_pem = ca_pem.trim();
+    for certificate in [
+        format!("{ca_pem}\njunk after"),
+        format!("\u{1b}[31mred\n{ca_pem}"),
+    ] {
+        let reply = serde_json::json!({"success": true, "result": {"certificate": certificate},
+            "errors": [], "messages": []});
+        let fake = FaultServer::start(Fault::Status(200, reply.to_string()));
+        let fake_dir = dir.join("fake");
+        std::fs::create_dir_all(&fake_dir).unwrap();
+        let fake_profile = pki.request_profile(&fake_dir, &fake.url(), &pki.auth_key);
+        nodecert(dir)
+            .args(["info", "-config", s(&fake_profile), "--allow-plaintext"])
+            .args(["--out", "fake-ca.pem"])
+            .assert()
+            .code(7)
+            .stderr(contains("not PEM certificates alone"));
+        assert!(!dir.join("fake-ca.pem").exists());
+    }
 }
 
 /// certinfo: text, JSON (every field, checked against openssl), stdin, and the --check exit code.
