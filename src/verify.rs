@@ -189,7 +189,7 @@ pub fn certificates_only(text: &str) -> Result<Vec<Vec<u8>>, String> {
                 ));
             }
             match X509Certificate::from_der(block.contents()) {
-                Ok((rest, _)) if rest.is_empty() => Ok(block.into_contents()),
+                Ok(([], _)) => Ok(block.into_contents()),
                 _ => Err("holds a certificate that is not valid X.509".into()),
             }
         })
