@@ -284,11 +284,17 @@ fn parse_unconcealed(
     let (auth_key, auth_key_origin) = if names.key.is_empty() {
         (None, None)
     } else {
+        let (key, file) = named_auth_key(root, &names, base_dir, source)?;
+        // Named as every profile error names it: a key pasted as a name is not shown. A key
+        // read from a file names the file too: it may be the working directory's (as cfssl
+        // reads a relative path), not the one beside the profile.
+        let file = file.map_or_else(String::new, |file| {
+            format!(" and its key file {}", file.display())
+        });
         (
-            Some(named_auth_key(root, &names, base_dir, source)?),
-            // Named as every profile error names it: a key pasted as a name is not shown.
+            Some(key),
             Some(crate::auth::conceal_key_like(&format!(
-                "auth_keys.{} in {source}",
+                "auth_keys.{} in {source}{file}",
                 names.key
             ))),
         )
@@ -475,13 +481,14 @@ fn named_remotes(
     Ok(remotes)
 }
 
-/// The key the profile's `auth_keys` section holds under the name the profile gives.
+/// The key the profile's `auth_keys` section holds under the name the profile gives, and the
+/// file it was read from (a `file:` key).
 fn named_auth_key(
     root: &Map<String, Value>,
     names: &AuthRemote,
     base_dir: &Path,
     source: &str,
-) -> Result<AuthKey> {
+) -> Result<(AuthKey, Option<std::path::PathBuf>)> {
     let name = &names.key;
     let keys = object(root, "auth_keys").map_err(|d| Error::field(source, "auth_keys", d))?;
     let entry = keys.and_then(|k| k.get(name)).ok_or_else(|| {
@@ -511,8 +518,9 @@ fn named_auth_key(
     }
     let key_text = string_field(entry, "key")
         .map_err(|d| Error::field(source, format!("{entry_field}.key"), d))?;
-    AuthKey::from_source(&key_text, base_dir)
-        .map_err(|e| Error::field(source, format!("{entry_field}.key"), e.to_string()))
+    let key = AuthKey::from_source(&key_text, base_dir)
+        .map_err(|e| Error::field(source, format!("{entry_field}.key"), e.to_string()))?;
+    Ok((key, crate::auth::key_file(&key_text, base_dir)))
 }
 
 /// A parsed request profile whose strings are zeroized when it is dropped: an inline auth key

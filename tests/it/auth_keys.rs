@@ -184,6 +184,19 @@ fn wrong_key_is_refused_and_never_printed() {
         "a key leaked: {printed}"
     );
     assert!(!dir.join("n.pem").exists() && !dir.join("n-key.pem").exists());
+    // A key read from a file names the file too (it may be the working directory's).
+    let key_file = write(dir, "wrong.key", wrong);
+    let profile = pki.request_profile(dir, &server.url(), "file:wrong.key");
+    nodecert(dir)
+        .args(["gencert", "-config", s(&profile), "-tls-remote-ca"])
+        .args([s(&pki.primary_ca()), "-bare", "n", s(&csr)])
+        .assert()
+        .code(5)
+        .stderr(contains(format!(
+            "check auth_keys.k in {} and its key file {}",
+            profile.display(),
+            key_file.display()
+        )));
 }
 
 /// An unset `env:` variable is refused before anything is sent (cfssl would use an empty key).
