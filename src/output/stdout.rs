@@ -33,22 +33,27 @@ pub(crate) fn stdout_error(err: impl std::fmt::Display) -> Error {
 }
 
 /// Fails when stdout goes nowhere: to /dev/null, or closed (`>&-`, which the Rust runtime
-/// replaces with /dev/null at start). A new private key printed there is lost, with exit 0 and a
-/// certificate signed for nothing; checked before the key is made and the CA is asked.
+/// replaces with /dev/null at start), or to /dev/full, which refuses every write. A new private
+/// key printed there is lost, with a certificate signed for nothing; checked before the key is
+/// made, the CA is asked, and `--jitter` waits.
 pub fn stdout_keeps_output() -> Result<()> {
     use std::os::unix::fs::MetadataExt as _;
-    let (Ok(null), Ok(out)) = (
-        std::fs::metadata("/dev/null"),
-        nix::sys::stat::fstat(std::io::stdout()),
-    ) else {
+    let Ok(out) = nix::sys::stat::fstat(std::io::stdout()) else {
         return Ok(());
     };
-    let is_char_device = out.st_mode & nix::libc::S_IFMT == nix::libc::S_IFCHR;
-    if is_char_device && out.st_rdev == null.rdev() {
-        return Err(stdout_error(
-            "standard output is closed or /dev/null, and the new key or certificate printed \
-             there would be lost: redirect it to a file, or write files (-bare NAME)",
-        ));
+    if out.st_mode & nix::libc::S_IFMT != nix::libc::S_IFCHR {
+        return Ok(());
     }
-    Ok(())
+    let is = |device: &str| std::fs::metadata(device).is_ok_and(|d| d.rdev() == out.st_rdev);
+    let lost = if is("/dev/null") {
+        "closed or /dev/null"
+    } else if is("/dev/full") {
+        "/dev/full, which refuses every write"
+    } else {
+        return Ok(());
+    };
+    Err(stdout_error(&format!(
+        "standard output is {lost}, and the new key or certificate printed there would be \
+         lost: redirect it to a file, or write files (-bare NAME)"
+    )))
 }

@@ -1175,6 +1175,16 @@ fn stdout_that_takes_nothing_is_an_output_error_never_a_panic() {
     );
     assert_eq!(t.server.signed_count(), 0, "the CA is not asked");
     assert_eq!(listing(dir), listing_before);
+    // /dev/full too, which refuses every write: before --jitter's wait, the key and the CA.
+    let dev_full = || std::process::Stdio::from(std::fs::File::create("/dev/full").unwrap());
+    let jittered = [&gencert[..], &["--jitter", "1h", s(&t.csr)]].concat();
+    one_line(
+        run_with_stdout(dir, &jittered, dev_full()),
+        8,
+        "standard output is /dev/full, which refuses every write",
+    );
+    assert_eq!(t.server.signed_count(), 0, "the CA is not asked");
+    assert_eq!(listing(dir), listing_before);
 
     // sign likewise: the certificate would be signed for nothing. info's CA certificate can be
     // fetched again, and `info >/dev/null` is a health check, as with cfssl info.
