@@ -52,7 +52,7 @@ pub fn stdout_keeps_output() -> Result<()> {
     } else {
         return Ok(());
     };
-    Err(stdout_error(&format!(
+    Err(stdout_error(format!(
         "standard output is {lost}, and the new key or certificate printed there would be \
          lost: redirect it to a file, or write files (-bare NAME)"
     )))
