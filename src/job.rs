@@ -541,6 +541,22 @@ impl Job {
     /// The same goes for a certificate whose issuer is not in the pinned CA file: renewal keeps
     /// a pair only when the pinned CA issued it, so every run would renew it again.
     fn warn_if_renewed_every_run(&self, issued: &verify::Issued) {
+        let name = self.paths().map_or_else(
+            || "the certificate".into(),
+            |(c, _)| c.display().to_string(),
+        );
+        // The pair stops verifying when its CA's own certificate expires, whatever its own
+        // not-after says (renewal then counts it as due).
+        if let verify::IssuerCheck::Pinned { ca, ca_not_after } = &issued.issuer
+            && *ca_not_after < issued.not_after
+        {
+            log::warn!(
+                "{name}: its CA \"{ca}\" expires at {}, before the certificate does ({}): \
+                 nothing verifies it after that; the CA should sign with a root that outlives it",
+                crate::inspect::rfc3339(*ca_not_after),
+                crate::inspect::rfc3339(issued.not_after)
+            );
+        }
         let Some(renew_before) = self.renewal.renew_before else {
             return;
         };
@@ -564,12 +580,19 @@ impl Job {
             );
         }
         let threshold = renew::Threshold::new(renew_before, issued.not_after - issued.not_before);
-        if let Some(lifetime) = threshold.replaced_for_lifetime {
-            let name = self.paths().map_or_else(
-                || "the certificate".into(),
-                |(c, _)| c.display().to_string(),
+        let setting = crate::logging::setting("--renew-before");
+        // Due the moment it arrives: a CA that backdates the start (cfssl's 5 minutes, or a
+        // profile's `backdate`) counts the expiry from there, or its clock is behind.
+        let left = issued.not_after - unix_now();
+        if left <= threshold.seconds {
+            log::warn!(
+                "{name}: the CA issued it with {} left, not over {setting} {}: every run will \
+                 renew it; set {setting} under {} (or lengthen the CA profile's expiry)",
+                renew::exact(left.max(0)),
+                renew::exact(threshold.seconds),
+                renew::exact(left.max(0)),
             );
-            let setting = crate::logging::setting("--renew-before");
+        } else if let Some(lifetime) = threshold.replaced_for_lifetime {
             log::warn!(
                 "{name}: the CA issues for {}, not longer than {setting} {}: it will be renewed \
                  when {} is left; set {setting} under {} (or lengthen the CA profile's expiry)",

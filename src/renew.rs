@@ -158,7 +158,7 @@ pub(crate) fn vouched_pair(
             .collect();
         let pinned = matches!(
             crate::verify::issuer_of(cert, pinned_cas),
-            Ok(IssuerCheck::Pinned)
+            Ok(IssuerCheck::Pinned { .. })
         );
         (pinned && common_names == wanted).then_some(())
     })
@@ -293,7 +293,15 @@ fn inspect(
     }
     if let Some(pinned_cas) = wanted.pinned_cas {
         match crate::verify::issuer_of(&cert, pinned_cas) {
-            Ok(IssuerCheck::Pinned | IssuerCheck::NothingPinned) => {}
+            // A CA whose own certificate has expired: nothing verifies the pair any more (the
+            // old root of a rotation, left to lapse in a bundle that holds the new one too).
+            Ok(IssuerCheck::Pinned { ca, ca_not_after }) if now > ca_not_after => {
+                return replace(format!(
+                    "its CA \"{ca}\" expired at {}",
+                    crate::inspect::rfc3339(ca_not_after)
+                ));
+            }
+            Ok(IssuerCheck::Pinned { .. } | IssuerCheck::NothingPinned) => {}
             Ok(IssuerCheck::NotInPin { issuer }) => {
                 return replace(format!("issued by \"{issuer}\", not by a pinned CA"));
             }

@@ -89,9 +89,20 @@ pub fn check(
             missing.join(", ")
         ));
     }
+    let issuer = issuer_of(&cert, pinned_cas)?;
+    if let IssuerCheck::Pinned { ca, ca_not_after } = &issuer
+        && now > *ca_not_after
+    {
+        return Err(format!(
+            "the certificate was issued by the pinned CA \"{ca}\", whose own certificate \
+             expired at {}: nothing accepts a certificate under it; the CA must sign with a \
+             current root (renew it, or choose another -label)",
+            crate::inspect::rfc3339(*ca_not_after)
+        ));
+    }
     Ok(Issued {
         pem: crate::keygen::pem_encode("CERTIFICATE", block.contents()).to_string(),
-        issuer: issuer_of(&cert, pinned_cas)?,
+        issuer,
         serial: serial_hex(&cert),
         not_before,
         not_after,
@@ -104,7 +115,9 @@ pub enum IssuerCheck {
     /// No CA is pinned (the system roots are trusted): nothing to compare with.
     NothingPinned,
     /// Issued by a pinned CA: its name matches one, and that CA's key verifies the signature.
-    Pinned,
+    /// `ca_not_after` is that CA certificate's own not-after (the latest, if several such):
+    /// a certificate under an expired CA verifies nowhere.
+    Pinned { ca: String, ca_not_after: i64 },
     /// Issued by a CA the pinned file does not hold: a multirootca `-label` root other than the
     /// one that signed the server's TLS certificate, say. Not an error; renewal, which expects
     /// the pinned CA as issuer, needs the issuing CA in that file to ever keep the pair.
@@ -131,11 +144,14 @@ pub fn issuer_of(
             issuer: cert.issuer().to_string(),
         });
     }
-    if named
-        .iter()
-        .any(|ca| cert.verify_signature(Some(ca.public_key())).is_ok())
-    {
-        Ok(IssuerCheck::Pinned)
+    let signer = (named.iter())
+        .filter(|ca| cert.verify_signature(Some(ca.public_key())).is_ok())
+        .max_by_key(|ca| ca.validity().not_after.timestamp());
+    if let Some(ca) = signer {
+        Ok(IssuerCheck::Pinned {
+            ca: ca.subject().to_string(),
+            ca_not_after: ca.validity().not_after.timestamp(),
+        })
     } else {
         Err(format!(
             "the certificate names the pinned CA \"{}\" as its issuer, but that CA's key does \
@@ -358,10 +374,10 @@ mod tests {
         let (ca, leaf) = ca_and_leaf("nodecert test root");
         let (other_ca, _) = ca_and_leaf("another root");
         assert_eq!(issuer(&leaf, &[]), Ok(IssuerCheck::NothingPinned));
-        assert_eq!(
+        assert!(matches!(
             issuer(&leaf, &[other_ca.clone(), ca]),
-            Ok(IssuerCheck::Pinned)
-        );
+            Ok(IssuerCheck::Pinned { ca, .. }) if ca == "CN=nodecert test root"
+        ));
         assert_eq!(
             issuer(&leaf, &[other_ca]),
             Ok(IssuerCheck::NotInPin {

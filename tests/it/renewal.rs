@@ -9,8 +9,8 @@ use predicates::str::contains;
 
 use crate::support::gencert_in;
 use crate::support::{
-    Setup, assert_key_matches, assert_verifies, listing, mode, node_csr, nodecert, one_line_stderr,
-    s, tool,
+    Pki, Setup, assert_key_matches, assert_verifies, listing, mode, node_csr, nodecert,
+    one_line_stderr, s, tool, write,
 };
 
 /// `(bytes, inode, mtime)` of a file: "touched" means any of them changed.
@@ -1555,4 +1555,105 @@ fn symlinked_names_are_written_through() {
         ["n-key.pem", "n.csr", "n.pem"]
     );
     assert_eq!(t.server.signed_count(), 3);
+}
+
+/// A certificate due the moment it arrives (cfssl backdates its start by 5 minutes and counts
+/// the profile's expiry from there, so a year's certificate arrives with a year less 5 minutes
+/// left) would be renewed by every run: said when it is issued, with the threshold to use.
+#[test]
+fn a_certificate_due_on_arrival_is_warned_about() {
+    let t = Setup::new();
+    // The default profile issues for 8760h; 525599m is a minute under that.
+    let out = t.gencert(&["--renew-before", "525599m"]).assert().code(0);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("left, not over --renew-before 364d23h59m: every run will renew it"),
+        "{stderr}"
+    );
+    // And so it does: the next run renews again.
+    let out = t
+        .gencert(&["--renew-before", "525599m", "--report", "json"])
+        .assert()
+        .code(0);
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["action"], "renewed", "{report}");
+    // A threshold under what is left on arrival keeps the pair, without a warning.
+    t.gencert(&["--force", "--renew-before", "525500m"])
+        .assert()
+        .code(0)
+        .stderr(contains("warning").not());
+    t.gencert(&["--renew-before", "525500m", "--report", "json"])
+        .assert()
+        .code(0)
+        .stdout(contains(r#""action":"unchanged""#));
+}
+
+/// A CA whose own certificate expires: a certificate it issues that outlives it is warned
+/// about; once it has expired, a pair under it is due (nothing verifies it any more), and a
+/// new certificate from it is refused (exit 7) with the working files left as they are.
+#[test]
+fn an_expired_ca_makes_its_pairs_due_and_its_certificates_refused() {
+    let pki = Pki::new();
+    // The secondary root replaced by one that expires in a few seconds.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "short-lived root");
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    params.not_before = epoch + (since_epoch - Duration::from_secs(3600));
+    let expires = since_epoch + Duration::from_secs(4);
+    params.not_after = epoch + expires;
+    let root = params.self_signed(&key).unwrap();
+    write(pki.path(), "secondary.pem", &root.pem());
+    write(pki.path(), "secondary-key.pem", &key.serialize_pem());
+    let server = pki.start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let profile = pki.request_profile(dir, &server.url(), &pki.auth_key);
+    let csr = write(dir, "csr.json", &node_csr("ecdsa", 256));
+    // The pin holds both roots, as during a rotation.
+    let bundle = format!(
+        "{}{}",
+        std::fs::read_to_string(pki.primary_ca()).unwrap(),
+        root.pem()
+    );
+    let pin = write(dir, "pin.pem", &bundle);
+    let gencert = |extra: &[&str]| {
+        let mut cmd = gencert_in(dir, &profile, &pin);
+        cmd.args(["-label", "secondary", "-bare", "node"])
+            .args(extra)
+            .arg(s(&csr));
+        cmd
+    };
+    gencert(&[]).assert().code(0).stderr(
+        contains("its CA \"CN=short-lived root\" expires at")
+            .and(contains("before the certificate does")),
+    );
+    let pair = crate::support::pair_bytes(dir, "node");
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        <= expires + Duration::from_secs(1)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    gencert(&["--renew-before", "720h"])
+        .assert()
+        .code(7)
+        .stderr(contains("whose own certificate expired at"));
+    assert_eq!(crate::support::pair_bytes(dir, "node"), pair);
+    // The reason a due run gives.
+    let out = gencert(&["--renew-before", "720h", "-loglevel", "0"])
+        .assert()
+        .code(7);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("its CA \"CN=short-lived root\" expired at"),
+        "{stderr}"
+    );
 }
