@@ -1,6 +1,8 @@
 //! What a certificate says, in the terms an operator checks: subject, issuer, SANs, serial, key,
 //! validity. Used by `certinfo`, and by `info` to check the CA certificate it fetched.
 
+use std::path::Path;
+
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
@@ -24,6 +26,20 @@ pub struct Summary {
     #[serde(skip)]
     pub not_after_unix: i64,
     pub is_ca: bool,
+}
+
+/// Not-after of the certificate now at `cert`, for a run that failed: its expiry is what an
+/// alert and a cron mail need most. `None` when there is no certificate to read there.
+pub(crate) fn not_after_in_place(cert: &Path) -> Option<i64> {
+    let target = crate::output::write_target(cert).ok()?;
+    // Wiped: the file a failed run refused to replace may be a private key.
+    let bytes = crate::error::read_regular_bounded(&target, crate::error::MAX_INPUT_BYTES)
+        .ok()
+        .flatten()
+        .map(zeroize::Zeroizing::new)?;
+    summarise(&bytes, 0)
+        .ok()
+        .map(|summary| summary.not_after_unix)
 }
 
 /// Reads the first certificate in PEM (or DER) `bytes`.

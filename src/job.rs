@@ -221,10 +221,27 @@ impl Job {
             owner: self.files.owner.or_else(|| self.inherited_owner()),
             ..self.files
         };
-        let mut reserved = Reserved::new(self.destination.clone(), &files)?;
-        let transport = transport.force()?;
-        let new = self.issue(&transport, &mut reserved)?;
-        self.install(reserved, &new)?;
+        let new = (|| {
+            let mut reserved = Reserved::new(self.destination.clone(), &files)?;
+            let transport = transport.force()?;
+            let new = self.issue(&transport, &mut reserved)?;
+            self.install(reserved, &new)?;
+            Ok(new)
+        })()
+        .inspect_err(|err| {
+            // The CA's side failed (down, refusing, TLS, a bad reply): what the operator cannot
+            // mend at once, so how long the pair has is the urgency. A local error (a file,
+            // an input) is one line, to be fixed before the next run anyway.
+            if matches!(
+                err,
+                Error::Unavailable { .. }
+                    | Error::Tls { .. }
+                    | Error::Refused { .. }
+                    | Error::BadResponse { .. }
+            ) {
+                self.say_what_stays(&reason);
+            }
+        })?;
         log::debug!("serial {} from {}", new.issued.serial, new.server);
         self.warn_if_renewed_every_run(&new.issued);
 
@@ -240,6 +257,29 @@ impl Job {
             hook_error,
             converged: false,
         })
+    }
+
+    /// When the CA did not replace a due pair, says how long the certificate left in place
+    /// still has (`reason`: why it was due), so that the mail of a failed cron run tells how
+    /// urgent it is: days, or minutes.
+    fn say_what_stays(&self, reason: &str) {
+        let Some((cert, _)) = self.paths() else {
+            return;
+        };
+        let Some(not_after) = crate::inspect::not_after_in_place(cert) else {
+            return;
+        };
+        let left = not_after - unix_now();
+        let when = if left > 0 {
+            format!("expires in {}", renew::human(left))
+        } else {
+            format!("expired {} ago", renew::human(-left))
+        };
+        log::warn!(
+            "{} stays as it was ({reason}) and {when}, at {}",
+            cert.display(),
+            crate::inspect::rfc3339(not_after)
+        );
     }
 
     /// What comes before the decision: the outputs' paths checked, `--jitter`'s wait, and the

@@ -24,21 +24,6 @@ pub(crate) struct Sample {
     pub at: i64,
 }
 
-/// Not-after of the certificate now at `cert`, for a run that failed: its expiry is what an
-/// alert needs most, and a metrics file begun by a failing run had none. `None` when there is
-/// no certificate to read there.
-pub(crate) fn not_after_in_place(cert: &Path) -> Option<i64> {
-    let target = crate::output::write_target(cert).ok()?;
-    // Wiped: the file a failed run refused to replace may be a private key.
-    let bytes = crate::error::read_regular_bounded(&target, crate::error::MAX_INPUT_BYTES)
-        .ok()
-        .flatten()
-        .map(zeroize::Zeroizing::new)?;
-    crate::inspect::summarise(&bytes, 0)
-        .ok()
-        .map(|summary| summary.not_after_unix)
-}
-
 /// The `name` label for the certificate at `cert`: its absolute path, directory canonicalised,
 /// so that the series stays the same however the run was spelled (a relative `-bare`, a sync
 /// spec's `../out/node.pem`).

@@ -85,7 +85,7 @@ fn record(path: &Path, cert: &Path, result: &Result<Outcome>) -> Result<()> {
         name: metrics::series_name(cert),
         not_after: match result {
             Ok(outcome) => Some(outcome.not_after),
-            Err(_) => metrics::not_after_in_place(cert),
+            Err(_) => crate::inspect::not_after_in_place(cert),
         },
         // As in sync: a failed hook is a failed run (the service may not use the new files).
         success: result.as_ref().is_ok_and(|o| o.hook_error.is_none()),

@@ -94,7 +94,7 @@ pub(crate) fn run(args: &SyncArgs, loglevel: u8) -> Result<u8> {
                 name: metrics::series_name(cert),
                 not_after: match &result {
                     Ok(outcome) => Some(outcome.not_after),
-                    Err(_) => metrics::not_after_in_place(cert),
+                    Err(_) => crate::inspect::not_after_in_place(cert),
                 },
                 success: ok,
                 at: unix_now(),

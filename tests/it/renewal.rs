@@ -1657,3 +1657,30 @@ fn an_expired_ca_makes_its_pairs_due_and_its_certificates_refused() {
         "{stderr}"
     );
 }
+
+/// A due run that fails says how long the certificate left in place still has, at the
+/// warning level a cron line's `-loglevel 2` mails: days, or minutes, is the urgency.
+#[test]
+fn a_failed_renewal_says_how_long_the_pair_in_place_has() {
+    let t = Setup::new();
+    t.gencert(&[]).assert().code(0);
+    let out = t
+        .gencert(&["--force", "-loglevel", "2", "-remote", "127.0.0.1:1"])
+        .assert()
+        .code(6);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].starts_with(
+            "nodecert: warning: node.pem stays as it was (--force) and expires in 364d, at 20"
+        ),
+        "{stderr}"
+    );
+    assert!(lines[1].starts_with("nodecert: error: "), "{stderr}");
+    // No pair in place: nothing to say but the error.
+    t.gencert_bare("fresh", &t.csr, &["-remote", "127.0.0.1:1"])
+        .assert()
+        .code(6)
+        .stderr(contains("stays as it was").not());
+}
