@@ -276,7 +276,7 @@ impl Job {
             format!("expired {} ago", renew::human(-left))
         };
         log::warn!(
-            "{} stays as it was ({reason}) and {when}, at {}",
+            "{} is left in place and {when} (at {}); it was due: {reason}",
             cert.display(),
             crate::inspect::rfc3339(not_after)
         );

@@ -1672,15 +1672,15 @@ fn a_failed_renewal_says_how_long_the_pair_in_place_has() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 2, "{stderr}");
     assert!(
-        lines[0].starts_with(
-            "nodecert: warning: node.pem stays as it was (--force) and expires in 364d, at 20"
-        ),
+        lines[0]
+            .starts_with("nodecert: warning: node.pem is left in place and expires in 364d (at 20"),
         "{stderr}"
     );
+    assert!(lines[0].ends_with("); it was due: --force"), "{stderr}");
     assert!(lines[1].starts_with("nodecert: error: "), "{stderr}");
     // No pair in place: nothing to say but the error.
     t.gencert_bare("fresh", &t.csr, &["-remote", "127.0.0.1:1"])
         .assert()
         .code(6)
-        .stderr(contains("stays as it was").not());
+        .stderr(contains("left in place").not());
 }
