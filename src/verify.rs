@@ -64,9 +64,14 @@ pub fn check(
         ));
     }
     if now > not_after {
+        // Issued expired: cfssl counts a profile's expiry from a start it backdates (5
+        // minutes by default), so a profile shorter than that issues certificates that are
+        // dead on arrival; or a clock is off.
         return Err(format!(
-            "the certificate expired at {}",
-            cert.validity().not_after
+            "the certificate expired at {}, as issued (valid from {}): is the CA profile's \
+             expiry shorter than its backdate, or a clock off?",
+            cert.validity().not_after,
+            cert.validity().not_before
         ));
     }
     let present = certificate_sans(&cert)?;

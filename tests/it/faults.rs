@@ -206,7 +206,7 @@ fn cases() -> Vec<Case> {
             name: "expired certificate",
             endpoint: E::Fault(F::Issue(Twist::Expired)),
             code: 7,
-            message: "expired at",
+            message: "as issued (valid from",
             retried: false,
         },
         Case {
