@@ -263,9 +263,13 @@ impl Job {
     /// still has (`reason`: why it was due), so that the mail of a failed cron run tells how
     /// urgent it is: days, or minutes.
     fn say_what_stays(&self, reason: &str) {
-        let Some((cert, _)) = self.paths() else {
+        let Some((cert, key)) = self.paths() else {
             return;
         };
+        // A pair that does not work (no key, another key, expired) has no time left to say.
+        if !renew::is_working_pair(cert, key) {
+            return;
+        }
         let Some(not_after) = crate::inspect::not_after_in_place(cert) else {
             return;
         };
@@ -276,7 +280,7 @@ impl Job {
             format!("expired {} ago", renew::human(-left))
         };
         log::warn!(
-            "{} is left in place and {when} (at {}); it was due: {reason}",
+            "{} is left in place and {when} (at {}); this run was to replace it ({reason})",
             cert.display(),
             crate::inspect::rfc3339(not_after)
         );

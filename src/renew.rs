@@ -165,75 +165,79 @@ pub(crate) fn vouched_pair(
     .is_some()
 }
 
-/// The public key (SubjectPublicKeyInfo) of the pair at `cert_path` and `key_path`, when the
-/// key is the certificate's and the certificate has not expired: a working pair.
-fn pair_key(cert_path: &Path, key_path: &Path) -> Option<Vec<u8>> {
+/// Whether the certificate at `cert_path` and the key at `key_path` are a working pair: the
+/// key is the certificate's, and the certificate has not expired.
+pub(crate) fn is_working_pair(cert_path: &Path, key_path: &Path) -> bool {
     with_pair(cert_path, key_path, |cert| {
-        (cert.validity().not_after.timestamp() > crate::job::unix_now())
-            .then(|| cert.public_key().raw.to_vec())
+        (cert.validity().not_after.timestamp() > crate::job::unix_now()).then_some(())
     })
+    .is_some()
 }
 
 /// Refuses to break a working pair from the side: `genkey -bare NAME` replacing the key of
 /// NAME.pem (`new_key` None: a new key is never the old one), or `sign` writing NAME.pem for
 /// another key than NAME-key.pem's (`new_key`: the CSR's). cfssljson would write
 /// either and leave a certificate and key that no longer go together.
+///
+/// A private key nodecert cannot read (encrypted, for nginx's `ssl_password_file`; a TPM's
+/// `TSS2 PRIVATE KEY`; a kind it does not use) beside a valid certificate may be that
+/// certificate's: it cannot tell, so it refuses, unless the CSR is for the certificate's own key.
 pub(crate) fn check_pair_survives(
     cert_path: &Path,
     key_path: &Path,
     new_key: Option<&[u8]>,
 ) -> Result<()> {
-    let Some(old) = pair_key(cert_path, key_path) else {
-        return refuse_encrypted_key(cert_path, key_path);
-    };
-    match new_key {
-        Some(new) if new == old => Ok(()),
-        Some(_) => Err(crate::error::Error::output(
-            cert_path,
-            format!(
-                "is the certificate of {}, a working pair, and the CSR is for another key: the \
-                 new certificate would break the pair; write it to another path, or move the \
-                 pair aside",
-                key_path.display()
-            ),
-        )),
-        None => Err(crate::error::Error::output(
-            key_path,
-            format!(
-                "is the key of {}, a working pair a new key would break: move {} aside first \
-                 (to re-key in place, as with cfssl genkey then sign), or write the new key \
-                 elsewhere",
-                cert_path.display(),
-                cert_path.display()
-            ),
-        )),
-    }
-}
-
-/// Refuses when the key at `key_path` is encrypted and the certificate at `cert_path` is valid:
-/// nodecert reads no passphrase, so it cannot tell whether they are a working pair (nginx with
-/// `ssl_password_file`), and one that is would be broken.
-fn refuse_encrypted_key(cert_path: &Path, key_path: &Path) -> Result<()> {
     let (Ok(Some(cert_pem)), Ok(Some(key_pem))) =
         (read_existing(cert_path), read_existing(key_path))
     else {
         return Ok(());
     };
-    let valid = pem::parse(cert_pem.as_bytes()).ok().is_some_and(|block| {
-        X509Certificate::from_der(block.contents())
-            .is_ok_and(|(_, cert)| cert.validity().not_after.timestamp() > crate::job::unix_now())
-    });
-    if !valid || !key_pem.contains("ENCRYPTED") {
+    let Some(cert_key) = valid_certificate_key(&cert_pem) else {
+        return Ok(());
+    };
+    // A certificate for the key the one in place has breaks nothing, whatever the key file is.
+    if new_key == Some(cert_key.as_slice()) {
         return Ok(());
     }
-    Err(crate::error::Error::output(
-        key_path,
-        format!(
-            "is an encrypted key, and nodecert reads no passphrase, so it cannot tell whether it \
-             is the key of {}, a valid certificate it would break: move the pair aside first",
-            cert_path.display()
+    let what = match PrivateKey::from_pem(&key_pem) {
+        Ok(key) if key.spki_der() == cert_key => "a working pair",
+        Ok(_) => return Ok(()),
+        // Not a PEM private key at all (garbage, empty): no pair to break.
+        Err(_) if !key_pem.contains("PRIVATE KEY-----") => return Ok(()),
+        Err(_) => {
+            "maybe a working pair (a private key nodecert cannot read: encrypted, or of \
+                   a kind it does not use)"
+        }
+    };
+    Err(match new_key {
+        Some(_) => crate::error::Error::output(
+            cert_path,
+            format!(
+                "is the certificate of {}, {what}, and the CSR is for another key: the new \
+                 certificate would break the pair; write it to another path, or move the pair \
+                 aside",
+                key_path.display()
+            ),
         ),
-    ))
+        None => crate::error::Error::output(
+            key_path,
+            format!(
+                "is the key of {}, {what} a new key would break: move {} aside first (to \
+                 re-key in place, as with cfssl genkey then sign), or write the new key \
+                 elsewhere",
+                cert_path.display(),
+                cert_path.display()
+            ),
+        ),
+    })
+}
+
+/// The public key (SubjectPublicKeyInfo) of the certificate in `pem`, when it has not expired.
+fn valid_certificate_key(pem: &str) -> Option<Vec<u8>> {
+    let block = pem::parse(pem.as_bytes()).ok()?;
+    let (_, cert) = X509Certificate::from_der(block.contents()).ok()?;
+    (cert.validity().not_after.timestamp() > crate::job::unix_now())
+        .then(|| cert.public_key().raw.to_vec())
 }
 
 /// [`decide`] once the files are read: the first check the pair fails, or why it stays.

@@ -59,7 +59,9 @@ fn genkey_and_sign_leave_a_working_pair_whole() {
         ));
     assert_eq!(std::fs::read(dir.join("kubelet.crt")).unwrap(), kubelet);
     // An encrypted key beside a valid certificate (nginx's ssl_password_file) cannot be
-    // checked: it may be the pair's, so neither genkey nor sign replaces anything.
+    // checked: it may be the pair's, so neither genkey nor sign replaces anything; nor with a
+    // key of a kind nodecert does not read (a TPM's). A CSR for the certificate's own key
+    // breaks nothing, so sign takes it.
     std::fs::create_dir(dir.join("e")).unwrap();
     std::fs::copy(dir.join("node.pem"), dir.join("e/n.pem")).unwrap();
     let encrypted = tool(
@@ -76,20 +78,27 @@ fn genkey_and_sign_leave_a_working_pair_whole() {
             "node-key.pem",
         ],
     );
-    write(&dir.join("e"), "n-key.pem", &encrypted);
     let read_pair = || ["e/n.pem", "e/n-key.pem"].map(|f| std::fs::read(dir.join(f)).unwrap());
-    let kept = read_pair();
-    nodecert(dir)
-        .args(["genkey", "-bare", "e/n", s(&t.csr)])
-        .assert()
-        .code(8)
-        .stderr(contains("is an encrypted key"));
-    sign_to(&["--cert", "e/n.pem"], "other.csr")
-        .assert()
-        .code(8)
-        .stderr(contains("is an encrypted key"));
-    assert_eq!(read_pair(), kept);
-    assert!(!dir.join("e/n.csr").exists());
+    for key in [
+        encrypted.as_str(),
+        "-----BEGIN TSS2 PRIVATE KEY-----\nMAA=\n-----END TSS2 PRIVATE KEY-----\n",
+    ] {
+        write(&dir.join("e"), "n-key.pem", key);
+        let kept = read_pair();
+        nodecert(dir)
+            .args(["genkey", "-bare", "e/n", s(&t.csr)])
+            .assert()
+            .code(8)
+            .stderr(contains("maybe a working pair"));
+        sign_to(&["--cert", "e/n.pem"], "other.csr")
+            .assert()
+            .code(8)
+            .stderr(contains("maybe a working pair"));
+        assert_eq!(read_pair(), kept);
+        assert!(!dir.join("e/n.csr").exists());
+    }
+    sign_to(&["--cert", "e/n.pem"], "node.csr").assert().code(0);
+    assert_key_matches(dir, &dir.join("node-key.pem"), &dir.join("e/n.pem"));
     // A certificate name that is a link: the key beside the file it leads to is the pair's.
     std::fs::create_dir(dir.join("v")).unwrap();
     std::fs::copy(dir.join("kubelet.crt"), dir.join("v/k-2026.pem")).unwrap();

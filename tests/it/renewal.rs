@@ -1676,7 +1676,10 @@ fn a_failed_renewal_says_how_long_the_pair_in_place_has() {
             .starts_with("nodecert: warning: node.pem is left in place and expires in 364d (at 20"),
         "{stderr}"
     );
-    assert!(lines[0].ends_with("); it was due: --force"), "{stderr}");
+    assert!(
+        lines[0].ends_with("); this run was to replace it (--force)"),
+        "{stderr}"
+    );
     assert!(lines[1].starts_with("nodecert: error: "), "{stderr}");
     // No pair in place: nothing to say but the error.
     t.gencert_bare("fresh", &t.csr, &["-remote", "127.0.0.1:1"])
