@@ -16,7 +16,7 @@ pub(crate) struct Sample {
     /// The certificate path, the `name` label.
     pub name: String,
     /// Not-after of the certificate now in place; `None` when there is none that can be read
-    /// (its series is then dropped).
+    /// (the series is then 0).
     pub not_after: Option<i64>,
     /// Whether this run succeeded.
     pub success: bool,
@@ -37,7 +37,7 @@ pub(crate) fn series_name(cert: &Path) -> String {
 const METRICS: [(&str, &str); 3] = [
     (
         "nodecert_certificate_not_after_seconds",
-        "Not-after of the certificate in place, Unix seconds.",
+        "Not-after of the certificate in place, Unix seconds (0: none that can be read).",
     ),
     (
         "nodecert_last_success_timestamp_seconds",
@@ -138,17 +138,13 @@ pub(crate) fn update(path: &Path, samples: &[Sample]) -> Result<()> {
         !gone || samples.iter().any(|sample| &sample.name == name)
     });
     for sample in samples {
-        // No certificate in place (deleted, or garbage): an expiry kept from an earlier run
-        // would tell the alert all is well for months.
-        if sample.not_after.is_none() {
-            series.remove(&(METRICS[0].0.to_string(), sample.name.clone()));
-        }
         let mut set = |metric: &str, value: i64| {
             series.insert((metric.to_string(), sample.name.clone()), value)
         };
-        if let Some(not_after) = sample.not_after {
-            set(METRICS[0].0, not_after);
-        }
+        // No certificate in place (deleted, or garbage): 0, long expired, so that an alert on
+        // `not_after - time()` fires. An expiry kept from an earlier run would tell it all is
+        // well for months, and no value at all would leave it silent.
+        set(METRICS[0].0, sample.not_after.unwrap_or(0));
         set(
             if sample.success {
                 METRICS[1].0

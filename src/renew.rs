@@ -301,7 +301,7 @@ fn inspect(
             // old root of a rotation, left to lapse in a bundle that holds the new one too).
             Ok(IssuerCheck::Pinned { ca, ca_not_after }) if now > ca_not_after => {
                 return replace(format!(
-                    "its CA \"{ca}\" expired at {}",
+                    "its CA \"{ca}\" expired at {} (as the pinned file has it)",
                     crate::inspect::rfc3339(ca_not_after)
                 ));
             }

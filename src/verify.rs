@@ -99,9 +99,10 @@ pub fn check(
         && now > *ca_not_after
     {
         return Err(format!(
-            "the certificate was issued by the pinned CA \"{ca}\", whose own certificate \
-             expired at {}: nothing accepts a certificate under it; the CA must sign with a \
-             current root (renew it, or choose another -label)",
+            "the certificate was issued by the pinned CA \"{ca}\", whose certificate in the \
+             pinned file (-tls-remote-ca) expired at {}: what trusts that copy accepts nothing \
+             under it. If the CA has renewed its certificate, put the new one in that file; \
+             else the CA must sign with a current root (renew it, or choose another -label)",
             crate::inspect::rfc3339(*ca_not_after)
         ));
     }

@@ -943,7 +943,14 @@ fn metrics_file_for_node_exporter() {
         "{text}"
     );
     assert!(!text.contains(&series("last_success_timestamp_seconds", "gone.pem")));
-    assert!(!text.contains(&series("certificate_not_after_seconds", "gone.pem")));
+    // No certificate there: 0, so that an expiry alert fires.
+    assert!(
+        text.contains(&format!(
+            "{}0\n",
+            series("certificate_not_after_seconds", "gone.pem")
+        )),
+        "{text}"
+    );
 
     // A metrics file begun by a failing run still has the expiry of the certificate in place
     // (what an expiry alert needs most is the pair whose runs fail).
@@ -960,7 +967,7 @@ fn metrics_file_for_node_exporter() {
         "{text}"
     );
     // Nor does it keep an expiry once there is no certificate to read (garbage in its place):
-    // the alert must not be told all is well.
+    // 0, so that the alert fires instead of being told all is well.
     let node = t.dir().join("node.pem");
     let kept = std::fs::read(&node).unwrap();
     std::fs::write(&node, "junk\n").unwrap();
@@ -969,7 +976,10 @@ fn metrics_file_for_node_exporter() {
         .code(6);
     let text = std::fs::read_to_string(t.dir().join(fresh)).unwrap();
     assert!(
-        !text.contains(&series("certificate_not_after_seconds", "node.pem")),
+        text.contains(&format!(
+            "{}0\n",
+            series("certificate_not_after_seconds", "node.pem")
+        )),
         "{text}"
     );
     assert!(text.contains(&series("last_failure_timestamp_seconds", "node.pem")));
