@@ -151,14 +151,31 @@ pub(crate) fn key_file(source: &str, base_dir: &Path) -> Option<PathBuf> {
 /// nobody else may write: the working directory is wherever a run was started (a root shell in
 /// /tmp), not a place vetted as the profile's is, so a file planted there is not read as a key.
 fn is_own_plain_file(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| is_own_plain(&meta))
+}
+
+/// [`is_own_plain_file`] for a file's metadata (of the file once opened, too).
+fn is_own_plain(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt as _;
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return false;
-    };
     let euid = nix::unistd::geteuid().as_raw();
     meta.file_type().is_file()
         && (meta.uid() == euid || meta.uid() == 0)
         && meta.mode() & 0o022 == 0
+}
+
+/// Reads the key file at `path` in the working directory ([`key_file`]) as checked: opened
+/// without following a link or blocking on a FIFO, and checked again once open, so that a file
+/// swapped in after [`is_own_plain_file`] looked is not read.
+fn read_from_working_dir(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let file = crate::error::open_regular(std::fs::OpenOptions::new().read(true), path)?;
+    if !is_own_plain(&file.metadata()?) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "it changed after it was checked, and is no longer a file of this user's that \
+             others may not write",
+        ));
+    }
+    crate::error::read_at_most(file, MAX_KEY_FILE_BYTES)
 }
 
 impl AuthKey {
@@ -190,13 +207,25 @@ impl AuthKey {
                 let unreadable =
                     |why: String| KeySourceError::Unreadable(full.display().to_string(), why);
                 let read = if full == base_dir.join(path) {
-                    crate::error::read_bounded
+                    crate::error::read_bounded(&full, MAX_KEY_FILE_BYTES)
                 } else {
-                    // Checked by is_own_plain_file: opened so that it stays what was checked.
-                    crate::error::read_regular_bounded
+                    read_from_working_dir(&full)
                 };
-                let bytes = read(&full, MAX_KEY_FILE_BYTES)
-                    .map_err(|e| unreadable(io_reason(&e)))?
+                let bytes = read
+                    .map_err(|e| {
+                        // One of that name in the working directory, where cfssl would read it,
+                        // passed over: said, or the operator is left looking for the reason.
+                        let passed_over = Path::new(path).is_relative()
+                            && e.kind() == std::io::ErrorKind::NotFound
+                            && std::fs::symlink_metadata(path).is_ok();
+                        let note = if passed_over {
+                            " (the file of that name in the working directory is not read: a \
+                             link, or writable by group or others, or another user's)"
+                        } else {
+                            ""
+                        };
+                        unreadable(format!("{}{note}", io_reason(&e)))
+                    })?
                     .ok_or_else(|| unreadable("larger than 4 KiB: not a hex key".into()))?;
                 warn_if_open(&full);
                 let bytes = Zeroizing::new(bytes);

@@ -251,7 +251,7 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>>
 }
 
 /// The whole of `file` if it holds at most `limit` bytes, else None (reading stops past it).
-fn read_at_most(file: std::fs::File, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_at_most(file: std::fs::File, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
     // Sized from the start: a buffer that grows leaves the bytes read so far behind in freed
     // memory, and this reads key files too (see `keygen`, which wipes what it is given).

@@ -103,17 +103,31 @@ fn every_key_form_is_accepted_by_the_ca() {
         .assert()
         .code(2);
     assert!(!dir.join("conf/cwd.key").exists());
-    // Only a plain file of this user's that others may not write: not a link (nor a FIFO,
-    // which would hang the run) that whoever may write the directory planted.
-    std::fs::remove_file(dir.join("cwd.key")).unwrap();
-    std::os::unix::fs::symlink(dir.join("conf/auth.key"), dir.join("cwd.key")).unwrap();
-    nodecert(dir)
-        .args(["gencert", "-config", s(&cfssl_style), "-tls-remote-ca"])
-        .args([s(&pki.primary_ca()), "-bare", "linked", s(&csr)])
-        .assert()
-        .code(3)
-        .stderr(contains("conf/cwd.key"));
-    assert!(!dir.join("linked.pem").exists());
+    // Only a plain file of this user's that group and others may not write: not one that
+    // whoever may write the directory planted or swapped in (a link; one writable by group).
+    // The error says why the file there was passed over.
+    for plant in ["link", "group-writable"] {
+        std::fs::remove_file(dir.join("cwd.key")).unwrap();
+        if plant == "link" {
+            std::os::unix::fs::symlink(dir.join("conf/auth.key"), dir.join("cwd.key")).unwrap();
+        } else {
+            write(dir, "cwd.key", &pki.auth_key);
+            std::fs::set_permissions(
+                dir.join("cwd.key"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o664),
+            )
+            .unwrap();
+        }
+        nodecert(dir)
+            .args(["gencert", "-config", s(&cfssl_style), "-tls-remote-ca"])
+            .args([s(&pki.primary_ca()), "-bare", "planted", s(&csr)])
+            .assert()
+            .code(3)
+            .stderr(contains("conf/cwd.key").and(contains(
+                "the file of that name in the working directory is not read",
+            )));
+        assert!(!dir.join("planted.pem").exists(), "{plant}");
+    }
 }
 
 /// `remote` + `auth_key` without `auth_remote` (cfssl sends that unauthenticated to /sign, a 404
