@@ -718,6 +718,16 @@ impl Job {
         };
         // Through a symlink of this user's or root's, as the key is written ([`crate::output::write_target`]).
         let key_file = crate::output::write_target(key_path)?;
+        // A key is reused only from someone who could spoil the pair anyway (this user, root,
+        // the directory's owner, the --owner user): one planted in a directory others may
+        // write (a sticky /tmp-like one) would get the planter's own key certified for the node.
+        if let Some(owner) = self.foreign_key_owner(&key_file) {
+            return Err(refused(format!(
+                "it belongs to uid {owner}, who neither runs nodecert nor owns the directory \
+                 nor is {}, so may have planted it and know it",
+                crate::logging::setting("--owner")
+            )));
+        }
         let text = match crate::error::read_key_text(&key_file) {
             Ok(Some(text)) => text,
             Ok(None) => return Err(refused("it is too large to be a key".into())),
@@ -740,6 +750,20 @@ impl Job {
         }
         *reused_text = Some(text);
         Ok(key)
+    }
+
+    /// The owner of the key file at `key_file` when it is someone who could not spoil the pair
+    /// anyway (not this user, root, the directory's owner or the `--owner` user); None when it
+    /// is one of those, or there is no file.
+    fn foreign_key_owner(&self, key_file: &Path) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt as _;
+        let owner = std::fs::symlink_metadata(key_file).ok()?.uid();
+        let dir = crate::output::existing_parent_dir(key_file, "directory").ok()?;
+        let dir_owner = std::fs::metadata(dir).ok()?.uid();
+        let me = nix::unistd::geteuid().as_raw();
+        let given_to = self.files.owner.and_then(|owner| owner.uid);
+        let trusted = [me, 0, dir_owner].contains(&owner) || given_to == Some(owner);
+        (!trusted).then_some(owner)
     }
 
     /// The signing request ([`Self::request_with_retries`]), while another thread writes and

@@ -393,3 +393,30 @@ fn an_unwritable_output_fails_before_the_jitter_wait() {
     );
     assert_eq!(sh.t.server.signed_count(), 0);
 }
+
+/// `--reuse-key` does not reuse a key someone else put where the pair's key goes (a directory
+/// others may write, as a sticky /tmp-like one): the planter would know the private key of a
+/// certificate the CA issued for the node. Exit 3, nothing written, the CA not asked.
+#[test]
+fn reuse_key_does_not_take_a_planted_key() {
+    let t = crate::support::Setup::new();
+    let dir = t.dir().join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    crate::support::self_signed(&dir, "planted", "P-256", "/CN=x", &[]);
+    std::fs::rename(dir.join("planted-key.pem"), dir.join("node-key.pem")).unwrap();
+    std::os::unix::fs::chown(dir.join("node-key.pem"), Some(NOBODY), Some(NOBODY)).unwrap();
+    t.gencert_bare(s(&dir.join("node")), &t.csr, &["--reuse-key"])
+        .assert()
+        .code(3)
+        .stderr(contains(
+            "it belongs to uid 65534, who neither runs nodecert",
+        ));
+    assert!(!dir.join("node.pem").exists());
+    assert_eq!(t.server.signed_count(), 0);
+    // The directory's owner's key is theirs to reuse.
+    std::os::unix::fs::chown(dir.join("node-key.pem"), Some(0), Some(0)).unwrap();
+    t.gencert_bare(s(&dir.join("node")), &t.csr, &["--reuse-key"])
+        .assert()
+        .code(0);
+}
