@@ -64,12 +64,30 @@ fn trusted(path: &Path) -> Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // A spec that is a link is the link's owner's word as much as its target's: one planted by
+    // another user (in a directory they may write) would make root read a file of its choice
+    // as a spec.
+    if let Ok(link) = std::fs::symlink_metadata(path)
+        && link.file_type().is_symlink()
+        && link.uid() != me
+        && link.uid() != 0
+    {
+        return Err(Error::input_file(
+            path,
+            format!(
+                "is a link that belongs to uid {}, neither root nor this user (uid {me}): \
+                 remove it",
+                link.uid()
+            ),
+        ));
+    }
     for (what, target) in [("the spec", path), ("the spec directory", dir)] {
         let Ok(meta) = std::fs::metadata(target) else {
             continue; // reading reports it
         };
-        let sticky = meta.is_dir() && meta.mode() & 0o1000 != 0;
-        if meta.mode() & 0o022 != 0 && !sticky {
+        // Sticky or not: in a directory others may write, anyone may add a spec (or a link
+        // to a file of root's), and a spec's existence is an instruction.
+        if meta.mode() & 0o022 != 0 {
             return Err(Error::input_file(
                 path,
                 format!(

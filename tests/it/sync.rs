@@ -492,8 +492,39 @@ fn sync_refuses_specs_others_can_write() {
         .stdout(contains(
             "the spec directory is writable by group or others (mode 0777)",
         ));
-    // Past that check, the spec is read (and fails for its missing profile).
+    // Sticky too (as /tmp): anyone may still add a spec there.
+    std::fs::set_permissions(&specs, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    nodecert(dir)
+        .args(["sync", s(&specs)])
+        .assert()
+        .code(11)
+        .stdout(contains(
+            "the spec directory is writable by group or others (mode 1777)",
+        ));
     std::fs::set_permissions(&specs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A spec that is a link of another user's (to a file of root's it may not read, whose
+    // contents would be read as a spec and reported): refused before it is read.
+    let secret = write(
+        dir,
+        "secret.json",
+        r#"{"cert":"-----BEGIN EC PRIVATE KEY-----"}"#,
+    );
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = specs.join("zz.json");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    let out = nodecert(dir)
+        .args(["sync", "--report", "json", s(&specs)])
+        .assert()
+        .code(11);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains("is a link that belongs to uid 65534, neither root nor this user"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
+    std::fs::remove_file(&link).unwrap();
+    // Past that check, the spec is read (and fails for its missing profile).
     nodecert(dir)
         .args(["sync", s(&specs)])
         .assert()
