@@ -190,16 +190,24 @@ impl Owed {
         }
     }
 
+    /// Whether the record at `path` is there, and a file of this user's: what someone else
+    /// planted there (a directory, another user's file, in a directory others may write) is
+    /// not a debt, or the hook (a service restart) would run on every run.
+    fn mine(path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::symlink_metadata(path).is_ok_and(|meta| {
+            meta.file_type().is_file() && meta.uid() == nix::unistd::geteuid().as_raw()
+        })
+    }
+
     /// The older nodecert's record, when it is there and this user's.
     fn legacy_mine(&self) -> bool {
-        use std::os::unix::fs::MetadataExt as _;
-        std::fs::symlink_metadata(&self.legacy)
-            .is_ok_and(|meta| meta.uid() == nix::unistd::geteuid().as_raw())
+        Self::mine(&self.legacy)
     }
 
     /// Whether an earlier run of this user's left a record (said at info level).
     pub(crate) fn by_an_earlier_run(&self) -> bool {
-        let owed = std::fs::symlink_metadata(&self.path).is_ok() || self.legacy_mine();
+        let owed = Self::mine(&self.path) || self.legacy_mine();
         if owed {
             log::info!(
                 "{} is there: an earlier run changed the pair but its {} hook did not succeed; \

@@ -38,6 +38,11 @@ fn an_owed_hook_is_paid_only_by_its_users_runs() {
     assert!(!mine.exists(), "paid");
     assert!(theirs.exists(), "nobody's debt is left to nobody's runs");
     assert_eq!(t.server.signed_count(), 2);
+    // What is planted under root's record's name (a directory, in a directory others may
+    // write) is no debt of root's: the hook is not run for it.
+    std::fs::create_dir(&mine).unwrap();
+    run("echo planted >> hook.log", &["--renew-before", "1h"], 0);
+    assert_eq!(log(), "issued\nfailed\nfixed\n");
 }
 
 #[test]
