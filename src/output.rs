@@ -25,7 +25,8 @@ pub use destination::{
 pub use options::{FileOptions, KEY_MODE, Owner, PUBLIC_MODE, parse_mode};
 pub use stdout::{print_product, print_report, stdout_keeps_output};
 pub use target::{
-    check_not_a_key, check_output_path, check_writable, existing_parent_dir, write_target,
+    check_not_a_key, check_output_path, check_writable, existing_parent_dir, open_vetted,
+    write_target,
 };
 pub use temp::{remove_pending, remove_pending_within, remove_stale_temps, remove_stale_temps_of};
 
@@ -83,10 +84,14 @@ pub fn converge(
                 _ => continue,
             }
         } else {
-            let Ok(file) =
-                crate::error::open_regular(std::fs::OpenOptions::new().read(true), &path)
-            else {
-                continue;
+            // One walk that follows only trusted links, as they are met: a directory swapped
+            // for another user's link after write_target looked is not followed.
+            let file = match open_vetted(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::Other => {
+                    return Err(Error::output(&path, e));
+                }
+                Err(_) => continue,
             };
             let meta = file.metadata().map_err(|e| Error::output(&path, e))?;
             (Some(file), meta)

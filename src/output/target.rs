@@ -156,6 +156,78 @@ fn check_directory_links(path: &Path, target: &Path) -> Result<()> {
 /// Directory links [`check_directory_links`] follows, at most (the kernel's limit).
 const MAX_DIRECTORY_LINKS: usize = 40;
 
+/// Opens the existing file `target` (a [`write_target`]) for reading, its directory reached by
+/// one walk of open directories that follows only links of this user's or root's, each as it
+/// is met, and the file itself not through a link. A link of another user's on the way is an
+/// error of kind `Other`. For a file whose owner or mode a run
+/// changes: a path checked first and opened after can be redirected between the two, by a
+/// directory on the way swapped for a link (the service user racing root's timer in the
+/// service's own directory), and root would then chown another directory's key to them.
+pub fn open_vetted(target: &Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{CWD, FileType, Mode, OFlags, fstat, openat, readlinkat};
+    use std::os::unix::ffi::OsStringExt as _;
+    use std::path::Component;
+    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+    let dir = parent_dir(target);
+    let name = target.file_name().ok_or_else(|| invalid("no file name"))?;
+    let walk = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let directory = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut current = openat(CWD, ".", directory, Mode::empty())?;
+    let mut pending: Vec<PathBuf> = (dir.components().rev())
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect();
+    let mut followed = 0;
+    while let Some(component) = pending.pop() {
+        match component.components().next() {
+            Some(Component::RootDir) => {
+                current = openat(CWD, "/", directory, Mode::empty())?;
+            }
+            Some(Component::ParentDir) => {
+                current = openat(&current, "..", directory, Mode::empty())?;
+            }
+            Some(Component::Normal(part)) => {
+                let next = openat(&current, part, walk, Mode::empty())?;
+                let stat = fstat(&next)?;
+                match FileType::from_raw_mode(stat.st_mode) {
+                    FileType::Symlink => {
+                        let me = nix::unistd::geteuid().as_raw();
+                        if stat.st_uid != me && stat.st_uid != 0 {
+                            return Err(std::io::Error::other(format!(
+                                "a directory on its way is now a symlink of uid {}, neither \
+                                 this user's nor root's: not followed",
+                                stat.st_uid
+                            )));
+                        }
+                        followed += 1;
+                        if followed > MAX_DIRECTORY_LINKS {
+                            return Err(invalid("too many symlinks on the way"));
+                        }
+                        let link = readlinkat(&current, part, Vec::new())?;
+                        let link = PathBuf::from(std::ffi::OsString::from_vec(link.into_bytes()));
+                        pending.extend(
+                            (link.components().rev()).map(|c| PathBuf::from(c.as_os_str())),
+                        );
+                    }
+                    FileType::Directory => current = next,
+                    _ => return Err(invalid("a component of its directory is not a directory")),
+                }
+            }
+            _ => {}
+        }
+    }
+    let file = openat(
+        &current,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let file = std::fs::File::from(file);
+    if !file.metadata()?.is_file() {
+        return Err(invalid("not a regular file"));
+    }
+    Ok(file)
+}
+
 /// Checks, before any work, that the file `path` names (through its symlinks, see
 /// [`write_target`]) can be written and replaced: its directory exists, it is a regular file
 /// or absent and not another user's in a sticky directory, and a rename can replace it (not a
@@ -348,5 +420,37 @@ fn unreplaceable(target: &Path, dir: &Path) -> Option<String> {
         ))
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_vetted;
+
+    /// The walk follows this user's and root's links and refuses another user's, met as it
+    /// opens each directory (a link swapped in after a path check is met here).
+    #[test]
+    fn open_vetted_follows_only_trusted_links() {
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path();
+        std::fs::create_dir(dir.join("real")).unwrap();
+        std::fs::write(dir.join("real/f.pem"), "x").unwrap();
+        std::os::unix::fs::symlink("real", dir.join("link")).unwrap();
+        assert!(open_vetted(&dir.join("real/f.pem")).is_ok());
+        assert!(
+            open_vetted(&dir.join("link/f.pem")).is_ok(),
+            "this user's link"
+        );
+        assert!(open_vetted(&dir.join("link/../link/f.pem")).is_ok());
+        // Not the file itself through a link.
+        std::os::unix::fs::symlink("f.pem", dir.join("real/g.pem")).unwrap();
+        assert!(open_vetted(&dir.join("real/g.pem")).is_err());
+        // Another user's link (only root can make one to test with).
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::lchown(dir.join("link"), Some(65534), Some(65534)).unwrap();
+            let err = open_vetted(&dir.join("link/f.pem")).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::Other, "{err}");
+            assert!(err.to_string().contains("symlink of uid 65534"), "{err}");
+        }
     }
 }
