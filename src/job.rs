@@ -631,7 +631,8 @@ impl Job {
         if left <= threshold.seconds {
             log::warn!(
                 "{name}: the CA issued it with {} left, not over {setting} {}: every run will \
-                 renew it; set {setting} under {} (or lengthen the CA profile's expiry)",
+                 renew it; set {setting} under {} less the time between runs (or lengthen the \
+                 CA profile's expiry)",
                 renew::exact(left.max(0)),
                 renew::exact(threshold.seconds),
                 renew::exact(left.max(0)),

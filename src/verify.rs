@@ -210,6 +210,10 @@ pub fn certificates_only(text: &str) -> Result<Vec<Vec<u8>>, String> {
                     block.tag()
                 ));
             }
+            // Header lines (`Proc-Type: …`) are text, and would be passed on as it is.
+            if block.headers().iter().next().is_some() {
+                return Err("holds a PEM certificate with header lines".into());
+            }
             match X509Certificate::from_der(block.contents()) {
                 Ok(([], _)) => Ok(block.into_contents()),
                 _ => Err("holds a certificate that is not valid X.509".into()),
@@ -349,10 +353,24 @@ mod tests {
             format!("{pem}\nbetween\n{pem}"),
             format!("{pem}\u{1b}[31m\n{pem}"),
             pem.replace("CERTIFICATE", "CERTIFICATE REQUEST"),
+            format!("{pem}\n{}\n{pem}", pem.replace("CERTIFICATE", "X509 CRL")),
+            pem.replacen("-----\n", "-----\nX-Note: \u{1b}[31mred\n\n", 1),
             String::new(),
         ] {
             assert!(certificates_only(&bad).is_err(), "{bad:?}");
         }
+        let with_header = pem.replacen("-----\n", "-----\nX-Note: \u{1b}[31mred\n\n", 1);
+        assert!(
+            certificates_only(&with_header)
+                .unwrap_err()
+                .contains("header lines")
+        );
+        let crl_between = format!("{pem}\n{}\n{pem}", pem.replace("CERTIFICATE", "X509 CRL"));
+        assert!(
+            certificates_only(&crl_between)
+                .unwrap_err()
+                .contains("X509 CRL block")
+        );
     }
 
     /// A CA and a certificate it issued, made with rcgen; `name` is the CA's CN.

@@ -64,21 +64,19 @@ pub(crate) fn run(args: &SignArgs) -> Result<()> {
                     format!("{why}; a certificate is not written without the pair's lock"),
                 ));
             }
+            // A certificate name that is a link (`node.pem -> v/node-2026.pem`) has the file
+            // it leads to replaced (the one locked): the key beside that file makes a pair
+            // with it too.
+            let beside_target = (cert != *out)
+                .then(|| crate::output::key_beside(&cert))
+                .flatten();
+            for key in pair_key.iter().chain(&beside_target) {
+                crate::renew::check_pair_survives(out, key, Some(&spki))?;
+            }
             Some(lock)
         }
         None => None,
     };
-    if let Some(out) = &out_path {
-        // A certificate name that is a link (`node.pem -> v/node-2026.pem`) has the file it
-        // leads to replaced: the key beside that file makes a pair with it too.
-        let target = crate::output::write_target(out)?;
-        let beside_target = (target != *out)
-            .then(|| crate::output::key_beside(&target))
-            .flatten();
-        for key in pair_key.iter().chain(&beside_target) {
-            crate::renew::check_pair_survives(out, key, Some(&spki))?;
-        }
-    }
     let hostname_override = super::given(&args.hostname)
         .map(super::hostname_list)
         .transpose()?;
