@@ -420,3 +420,49 @@ fn reuse_key_does_not_take_a_planted_key() {
         .assert()
         .code(0);
 }
+
+/// A lock file planted by a user root does not trust (in a directory others may write), and
+/// held open and locked by that user's process, does not stall root's renewal for ever: root
+/// replaces it once, with a warning, and renews; the new lock file is root's.
+#[test]
+fn a_planted_lock_held_by_its_planter_is_replaced() {
+    use std::os::unix::process::CommandExt as _;
+    let t = crate::support::Setup::new();
+    let dir = t.dir().join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let lock = dir.join(".node.pem.lock");
+    std::fs::write(&lock, "").unwrap();
+    std::os::unix::fs::chown(&lock, Some(NOBODY), Some(NOBODY)).unwrap();
+    let mut holder = std::process::Command::new("flock")
+        .args(["-x", s(&lock), "sleep", "60"])
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .spawn()
+        .unwrap();
+    // Until the holder has the lock.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::process::Command::new("flock")
+        .args(["-n", s(&lock), "true"])
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(std::time::Instant::now() < deadline, "flock never held it");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let planted = std::fs::metadata(&lock).unwrap().ino();
+    t.gencert_bare(s(&dir.join("node")), &t.csr, &["--lock-timeout", "2s"])
+        .assert()
+        .code(0)
+        .stderr(
+            contains("a lock file that was uid 65534's is held by a process")
+                .and(contains("replaced by a new one")),
+        );
+    let meta = std::fs::metadata(&lock).unwrap();
+    assert_ne!(meta.ino(), planted);
+    assert_eq!(meta.uid(), 0);
+    assert!(dir.join("node.pem").exists());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
