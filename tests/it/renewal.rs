@@ -955,34 +955,26 @@ fn metrics_file_for_node_exporter() {
     // A metrics file begun by a failing run still has the expiry of the certificate in place
     // (what an expiry alert needs most is the pair whose runs fail).
     let fresh = "fresh.prom";
-    t.gencert(&["--force", "--metrics-file", fresh, "-remote", "127.0.0.1:1"])
-        .assert()
-        .code(6);
-    let text = std::fs::read_to_string(t.dir().join(fresh)).unwrap();
-    assert!(
-        text.contains(&format!(
-            "{}{from_openssl}\n",
+    // A run that fails (the CA unreachable) with the not-after it records.
+    let failed_run_records = |not_after: String| {
+        t.gencert(&["--force", "--metrics-file", fresh, "-remote", "127.0.0.1:1"])
+            .assert()
+            .code(6);
+        let text = std::fs::read_to_string(t.dir().join(fresh)).unwrap();
+        let line = format!(
+            "{}{not_after}\n",
             series("certificate_not_after_seconds", "node.pem")
-        )),
-        "{text}"
-    );
+        );
+        assert!(text.contains(&line), "{text}");
+        assert!(text.contains(&series("last_failure_timestamp_seconds", "node.pem")));
+    };
+    failed_run_records(from_openssl.to_string());
     // Nor does it keep an expiry once there is no certificate to read (garbage in its place):
     // 0, so that the alert fires instead of being told all is well.
     let node = t.dir().join("node.pem");
     let kept = std::fs::read(&node).unwrap();
     std::fs::write(&node, "junk\n").unwrap();
-    t.gencert(&["--force", "--metrics-file", fresh, "-remote", "127.0.0.1:1"])
-        .assert()
-        .code(6);
-    let text = std::fs::read_to_string(t.dir().join(fresh)).unwrap();
-    assert!(
-        text.contains(&format!(
-            "{}0\n",
-            series("certificate_not_after_seconds", "node.pem")
-        )),
-        "{text}"
-    );
-    assert!(text.contains(&series("last_failure_timestamp_seconds", "node.pem")));
+    failed_run_records("0".to_string());
     std::fs::write(&node, kept).unwrap();
 
     // A certificate that is not there and not in the run (its spec or pair removed) leaves no
