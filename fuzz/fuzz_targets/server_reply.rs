@@ -108,6 +108,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(s, status);
             assert_printable(&message);
         }
+        Reply::Status { status: s, message } => {
+            assert_eq!(s, status);
+            assert_ne!(status, 200, "a bare status for HTTP 200");
+            assert_printable(&message);
+        }
         Reply::Malformed(message) => {
             assert_eq!(status, 200, "Malformed for HTTP {status}");
             assert_printable(&message);
@@ -115,6 +120,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(text) = std::str::from_utf8(body) {
         certificate(text);
+        // info's trust-file check: whatever it accepts is certificates that parse, and nothing
+        // it accepts holds a control character outside them.
+        if let Ok(ders) = verify::certificates_only(text) {
+            assert!(!ders.is_empty());
+            assert!(!text.chars().any(|c| c.is_control() && !c.is_ascii_whitespace()));
+        }
     }
     let _ = inspect::summarise(body, NOW);
 });
