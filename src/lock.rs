@@ -2,10 +2,7 @@
 //!
 //! Concurrent runs on one pair (a timer firing while an operator runs it by hand, two sync
 //! processes) never interleave their writes: the second waits, bounded, and then reports busy.
-//! The lock file is not deleted (deleting a flock'd file lets a third process lock a new inode),
-//! but for one case: root replaces a lock file that was another user's, whom it does not trust,
-//! when it is held (by that user's process, perhaps for ever). Every run therefore checks, once
-//! it holds a lock, that the file it locked is still the one the name leads to.
+//! The lock file is never deleted (deleting a flock'd file lets a third process lock a new inode).
 //!
 //! `flock` needs only an open file, so whoever can open the lock file can hold it and stall
 //! renewal until the certificate expires. The file is therefore private to its owner (0600,
@@ -40,12 +37,11 @@ impl PairLock {
     pub(crate) fn acquire(cert_path: &Path, wait: Duration, given_to: Option<u32>) -> Result<Self> {
         let path = lock_path(cert_path);
         let dir = crate::output::existing_parent_dir(cert_path, "directory")?;
-        let open = || open_private(&path, &dir, given_to);
         let Opened {
-            mut file,
+            file,
             holder,
             trusted,
-        } = match open()? {
+        } = match open_private(&path, &dir, given_to)? {
             Ok(opened) => opened,
             Err(why) => {
                 log::debug!("{}: {why}: not locking", path.display());
@@ -54,43 +50,9 @@ impl PairLock {
         };
         // A wait too long to represent is a wait without end.
         let deadline = Instant::now().checked_add(wait);
-        let mut replaced = false;
-        // Bounded, should a file system report another inode for the file it just opened.
-        let mut reopened = 0;
         loop {
             match file.try_lock() {
-                // The lock counts only on the file the name leads to now: one root replaced
-                // meanwhile (below) is no one's lock any more.
-                Ok(()) if reopened >= 5 || is_at(&file, &path) => {
-                    return Ok(Self { file: Ok(file) });
-                }
-                Ok(()) => {
-                    reopened += 1;
-                    match open()? {
-                        Ok(opened) => file = opened.file,
-                        Err(why) => return Ok(Self { file: Err(why) }),
-                    }
-                }
-                // Root took this file from a user it does not trust, whose process may hold it
-                // open and locked for ever (in a directory others may write): root makes a new
-                // one, once. Runs that wait on the old file find it replaced when they get it.
-                Err(TryLockError::WouldBlock)
-                    if !trusted && !replaced && nix::unistd::geteuid().is_root() =>
-                {
-                    replaced = true;
-                    if is_at(&file, &path) {
-                        let _ = std::fs::remove_file(&path);
-                    }
-                    log::warn!(
-                        "{}: a lock file that was uid {holder}'s is held by a process that is no \
-                         nodecert run of a user root trusts: replaced by a new one",
-                        path.display()
-                    );
-                    match open()? {
-                        Ok(opened) => file = opened.file,
-                        Err(why) => return Ok(Self { file: Err(why) }),
-                    }
-                }
+                Ok(()) => return Ok(Self { file: Ok(file) }),
                 Err(TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -120,14 +82,6 @@ impl PairLock {
     /// Why no lock is held, if none is: a run may then keep a pair but write nothing.
     pub(crate) fn unheld(&self) -> Option<&str> {
         self.file.as_ref().err().map(String::as_str)
-    }
-}
-
-/// Whether the open `file` is the one `path` names now (same device and inode).
-fn is_at(file: &File, path: &Path) -> bool {
-    match (file.metadata(), std::fs::symlink_metadata(path)) {
-        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
-        _ => false,
     }
 }
 
