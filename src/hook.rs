@@ -190,24 +190,20 @@ impl Owed {
         }
     }
 
-    /// Whether the record at `path` is there, and a file of this user's: what someone else
-    /// planted there (a directory, another user's file, in a directory others may write) is
-    /// not a debt, or the hook (a service restart) would run on every run.
-    fn mine(path: &Path) -> bool {
-        use std::os::unix::fs::MetadataExt as _;
-        std::fs::symlink_metadata(path).is_ok_and(|meta| {
-            meta.file_type().is_file() && meta.uid() == nix::unistd::geteuid().as_raw()
-        })
-    }
-
-    /// The older nodecert's record, when it is there and this user's.
+    /// The older nodecert's record (one name for every user), when it is there and this user's.
     fn legacy_mine(&self) -> bool {
-        Self::mine(&self.legacy)
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::symlink_metadata(&self.legacy)
+            .is_ok_and(|meta| meta.uid() == nix::unistd::geteuid().as_raw())
     }
 
-    /// Whether an earlier run of this user's left a record (said at info level).
+    /// Whether an earlier run of this user's left a record (said at info level). A record is a
+    /// file (this user's by its name; its owner is not looked at, as root's record on a
+    /// root-squashed NFS is nobody's): a directory planted under its name, which paying the
+    /// debt cannot remove, would have the hook (a service restart) run on every run.
     pub(crate) fn by_an_earlier_run(&self) -> bool {
-        let owed = Self::mine(&self.path) || self.legacy_mine();
+        let record = std::fs::symlink_metadata(&self.path).is_ok_and(|meta| meta.is_file());
+        let owed = record || self.legacy_mine();
         if owed {
             log::info!(
                 "{} is there: an earlier run changed the pair but its {} hook did not succeed; \

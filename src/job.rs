@@ -719,23 +719,37 @@ impl Job {
         };
         // Through a symlink of this user's or root's, as the key is written ([`crate::output::write_target`]).
         let key_file = crate::output::write_target(key_path)?;
+        // Opened once: its owner is checked on the file that is read, not on a name someone
+        // could fill between the two.
+        let file =
+            match crate::error::open_regular(std::fs::OpenOptions::new().read(true), &key_file) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    log::debug!("no key at {} to reuse; generating one", key_path.display());
+                    return PrivateKey::generate(self.request.key);
+                }
+                Err(e) => return Err(refused(e.to_string())),
+            };
         // A key is reused only from someone who could spoil the pair anyway (this user, root,
         // the directory's owner, the --owner user): one planted in a directory others may
         // write (a sticky /tmp-like one) would get the planter's own key certified for the node.
-        if let Some(owner) = self.foreign_key_owner(&key_file) {
+        if let Some(owner) = file
+            .metadata()
+            .ok()
+            .and_then(|meta| self.foreign_key_owner(&key_file, &meta))
+        {
             return Err(refused(format!(
                 "it belongs to uid {owner}, who neither runs nodecert nor owns the directory \
                  nor is {}, so may have planted it and know it",
                 crate::logging::setting("--owner")
             )));
         }
-        let text = match crate::error::read_key_text(&key_file) {
-            Ok(Some(text)) => text,
-            Ok(None) => return Err(refused("it is too large to be a key".into())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                log::debug!("no key at {} to reuse; generating one", key_path.display());
-                return PrivateKey::generate(self.request.key);
+        let text = match crate::error::read_at_most(file, crate::error::MAX_INPUT_BYTES) {
+            Ok(Some(bytes)) => {
+                let bytes = zeroize::Zeroizing::new(bytes);
+                zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned())
             }
+            Ok(None) => return Err(refused("it is too large to be a key".into())),
             Err(e) => return Err(refused(e.to_string())),
         };
         let key = PrivateKey::from_pem(&text).map_err(|e| refused(e.to_string()))?;
@@ -753,12 +767,12 @@ impl Job {
         Ok(key)
     }
 
-    /// The owner of the key file at `key_file` when it is someone who could not spoil the pair
-    /// anyway (not this user, root, the directory's owner or the `--owner` user); None when it
-    /// is one of those, or there is no file.
-    fn foreign_key_owner(&self, key_file: &Path) -> Option<u32> {
+    /// The owner of the key file at `key_file` (`meta`: of the file opened) when it is someone
+    /// who could not spoil the pair anyway (not this user, root, the directory's owner or the
+    /// `--owner` user); None when it is one of those.
+    fn foreign_key_owner(&self, key_file: &Path, meta: &std::fs::Metadata) -> Option<u32> {
         use std::os::unix::fs::MetadataExt as _;
-        let owner = std::fs::symlink_metadata(key_file).ok()?.uid();
+        let owner = meta.uid();
         let dir = crate::output::existing_parent_dir(key_file, "directory").ok()?;
         let dir_owner = std::fs::metadata(dir).ok()?.uid();
         let me = nix::unistd::geteuid().as_raw();

@@ -202,7 +202,8 @@ pub fn open_vetted(target: &Path) -> std::io::Result<std::fs::File> {
                         if followed > MAX_DIRECTORY_LINKS {
                             return Err(invalid("too many symlinks on the way"));
                         }
-                        let link = readlinkat(&current, part, Vec::new())?;
+                        // Read through the link just checked, not by its name again.
+                        let link = readlinkat(&next, "", Vec::new())?;
                         let link = PathBuf::from(std::ffi::OsString::from_vec(link.into_bytes()));
                         pending.extend(
                             (link.components().rev()).map(|c| PathBuf::from(c.as_os_str())),
