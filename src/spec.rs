@@ -66,20 +66,30 @@ fn trusted(path: &Path) -> Result<()> {
         .unwrap_or(Path::new("."));
     // A spec that is a link is the link's owner's word as much as its target's: one planted by
     // another user (in a directory they may write) would make root read a file of its choice
-    // as a spec.
-    if let Ok(link) = std::fs::symlink_metadata(path)
-        && link.file_type().is_symlink()
-        && link.uid() != me
-        && link.uid() != 0
-    {
-        return Err(Error::input_file(
-            path,
-            format!(
-                "is a link that belongs to uid {}, neither root nor this user (uid {me}): \
-                 remove it",
-                link.uid()
-            ),
-        ));
+    // as a spec. So is every link after it, up to the file.
+    let mut hop = path.to_path_buf();
+    for _ in 0..8 {
+        let Ok(link) = std::fs::symlink_metadata(&hop) else {
+            break;
+        };
+        if !link.file_type().is_symlink() {
+            break;
+        }
+        if link.uid() != me && link.uid() != 0 {
+            return Err(Error::input_file(
+                path,
+                format!(
+                    "is reached through {}, a link that belongs to uid {}, neither root nor this \
+                     user (uid {me}): remove it",
+                    hop.display(),
+                    link.uid()
+                ),
+            ));
+        }
+        let Ok(next) = std::fs::read_link(&hop) else {
+            break;
+        };
+        hop = relative_to(&hop, &next);
     }
     for (what, target) in [("the spec", path), ("the spec directory", dir)] {
         let Ok(meta) = std::fs::metadata(target) else {

@@ -519,7 +519,23 @@ fn sync_refuses_specs_others_can_write() {
         .code(11);
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(
-        stdout.contains("is a link that belongs to uid 65534, neither root nor this user"),
+        stdout.contains("a link that belongs to uid 65534, neither root nor this user"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
+    std::fs::remove_file(&link).unwrap();
+    // Nor through a link of root's that leads to one of theirs.
+    let theirs = dir.join("theirs.json");
+    std::os::unix::fs::symlink(&secret, &theirs).unwrap();
+    std::os::unix::fs::lchown(&theirs, Some(65534), Some(65534)).unwrap();
+    std::os::unix::fs::symlink(&theirs, &link).unwrap();
+    let out = nodecert(dir)
+        .args(["sync", "--report", "json", s(&specs)])
+        .assert()
+        .code(11);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains("theirs.json, a link that belongs to uid 65534"),
         "{stdout}"
     );
     assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
