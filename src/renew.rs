@@ -187,12 +187,15 @@ pub(crate) fn check_pair_survives(
     key_path: &Path,
     new_key: Option<&[u8]>,
 ) -> Result<()> {
-    let (Ok(Some(cert_pem)), Ok(Some(key_pem))) =
-        (read_existing(cert_path), read_existing(key_path))
-    else {
+    let Ok(Some(cert_pem)) = read_existing(cert_path) else {
         return Ok(());
     };
     let Some(cert_key) = valid_certificate_key(&cert_pem) else {
+        return Ok(());
+    };
+    // A key beside a valid certificate that cannot be read (another user's 0600 key) cannot be
+    // told apart from the pair's own: refused, as a renewal refuses it.
+    let Some(key_pem) = read_existing(key_path)? else {
         return Ok(());
     };
     // A certificate for the key the one in place has breaks nothing, whatever the key file is.

@@ -420,3 +420,19 @@ fn reuse_key_does_not_take_a_planted_key() {
         .assert()
         .code(0);
 }
+
+/// genkey run by a user who may write the pair's directory but not read its key (root's pair
+/// in a service's directory) cannot tell whether the key is the certificate's: it replaces
+/// nothing (exit 8), where it used to replace the key and break root's working pair.
+#[test]
+fn genkey_does_not_replace_a_key_it_cannot_read() {
+    let sh = Shared::new();
+    sh.as_root(&[]).assert().code(0);
+    let before = pair_bytes(&sh.out, "node");
+    nodecert_as(sh.t.dir(), NOBODY, NOBODY)
+        .args(["genkey", "-bare", s(&sh.out.join("node")), s(&sh.t.csr)])
+        .assert()
+        .code(8)
+        .stderr(contains("node-key.pem"));
+    assert_eq!(pair_bytes(&sh.out, "node"), before);
+}
