@@ -421,16 +421,36 @@ fn reuse_key_does_not_take_a_planted_key() {
         .code(0);
 }
 
-/// genkey run by a user who may write the pair's directory but not read its key (root's pair
-/// in a service's directory) cannot tell whether the key is the certificate's: it replaces
-/// nothing (exit 8), where it used to replace the key and break root's working pair.
+/// sign run by a user who may write the pair's directory but not read its key (root's pair in
+/// a service's directory) cannot tell whether the CSR is for the certificate's key: it replaces
+/// nothing (exit 8), where it used to write the certificate and break root's working pair.
 #[test]
-fn genkey_does_not_replace_a_key_it_cannot_read() {
+fn sign_does_not_replace_a_certificate_whose_key_it_cannot_read() {
     let sh = Shared::new();
     sh.as_root(&[]).assert().code(0);
     let before = pair_bytes(&sh.out, "node");
+    let csr = crate::support::write(
+        sh.t.dir(),
+        "other-csr.json",
+        &crate::support::node_csr("ecdsa", 256),
+    );
     nodecert_as(sh.t.dir(), NOBODY, NOBODY)
-        .args(["genkey", "-bare", s(&sh.out.join("node")), s(&sh.t.csr)])
+        .args(["genkey", "-bare", s(&sh.out.join("other")), s(&csr)])
+        .assert()
+        .code(0);
+    nodecert_as(sh.t.dir(), NOBODY, NOBODY)
+        .args([
+            "sign",
+            "-config",
+            s(&sh.t.profile),
+            "-tls-remote-ca",
+            s(&sh.ca),
+        ])
+        .args([
+            "--cert",
+            s(&sh.out.join("node.pem")),
+            s(&sh.out.join("other.csr")),
+        ])
         .assert()
         .code(8)
         .stderr(contains("node-key.pem"));
