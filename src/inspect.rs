@@ -31,12 +31,8 @@ pub struct Summary {
 /// Not-after of the certificate now at `cert`, for a run that failed: its expiry is what an
 /// alert and a cron mail need most. `None` when there is no certificate to read there.
 pub(crate) fn not_after_in_place(cert: &Path) -> Option<i64> {
-    let target = crate::output::write_target(cert).ok()?;
     // Wiped: the file a failed run refused to replace may be a private key.
-    let bytes = crate::error::read_regular_bounded(&target, crate::error::MAX_INPUT_BYTES)
-        .ok()
-        .flatten()
-        .map(zeroize::Zeroizing::new)?;
+    let bytes = crate::output::read_output_wiped(cert)?;
     summarise(&bytes, 0)
         .ok()
         .map(|summary| summary.not_after_unix)

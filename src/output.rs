@@ -26,7 +26,7 @@ pub use options::{FileOptions, KEY_MODE, Owner, PUBLIC_MODE, parse_mode};
 pub use stdout::{print_product, print_report, stdout_keeps_output};
 pub use target::{
     check_not_a_key, check_output_path, check_writable, existing_parent_dir, open_vetted,
-    write_target,
+    read_output_wiped, write_target,
 };
 pub use temp::{remove_pending, remove_pending_within, remove_stale_temps, remove_stale_temps_of};
 

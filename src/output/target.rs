@@ -240,31 +240,35 @@ pub fn check_writable(path: &Path) -> Result<()> {
     check_replaceable(&target, &dir)
 }
 
+/// What the output `path` holds now, read through the links a run writes through
+/// ([`write_target`]), as a regular file of reasonable size; wiped when dropped, since it may
+/// be a private key. None when there is nothing such to read.
+pub fn read_output_wiped(path: &Path) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let target = write_target(path).ok()?;
+    crate::error::read_regular_bounded(&target, crate::error::MAX_INPUT_BYTES)
+        .ok()
+        .flatten()
+        .map(zeroize::Zeroizing::new)
+}
+
 /// Refuses to put a certificate or CSR in place of a file that holds a private key: a mistyped
 /// output path (another pair's key, the key's own name given to `--cert`) would lose the key.
 /// A key that is the pair's own (`own_key`'s file, whose text a hook appended to the
 /// certificate for a server that wants both in one file) is no loss. What was read is wiped.
 pub fn check_not_a_key(path: &Path, own_key: Option<&Path>) -> Result<()> {
-    let read = |path: &Path| {
-        let target = write_target(path).ok()?;
-        crate::error::read_regular_bounded(&target, crate::error::MAX_INPUT_BYTES)
-            .ok()
-            .flatten()
-            .map(zeroize::Zeroizing::new)
-    };
     let contains = |haystack: &[u8], needle: &[u8]| {
         !needle.is_empty()
             && haystack
                 .windows(needle.len())
                 .any(|window| window == needle)
     };
-    let Some(bytes) = read(path) else {
+    let Some(bytes) = read_output_wiped(path) else {
         return Ok(());
     };
     if !contains(&bytes, b"PRIVATE KEY-----") {
         return Ok(());
     }
-    if let Some(own) = own_key.and_then(read)
+    if let Some(own) = own_key.and_then(read_output_wiped)
         && contains(&bytes, own.trim_ascii())
     {
         return Ok(());
