@@ -56,6 +56,21 @@ impl Shared {
         cmd
     }
 
+    /// `sign OUTPUT… out/CSR` as `nobody`.
+    fn sign_as_nobody(&self, output: &[&str], csr: &str) -> crate::support::Nodecert {
+        let mut cmd = nodecert_as(self.t.dir(), NOBODY, NOBODY);
+        cmd.args([
+            "sign",
+            "-config",
+            s(&self.t.profile),
+            "-tls-remote-ca",
+            s(&self.ca),
+        ])
+        .args(output)
+        .arg(s(&self.out.join(csr)));
+        cmd
+    }
+
     /// The owner and group of the pair's files, and the owner of its lock file.
     fn owners(&self) -> ([(u32, u32); 3], u32) {
         let meta = |file: &str| std::fs::metadata(self.out.join(file)).unwrap();
@@ -287,19 +302,7 @@ fn root_takes_a_lock_file_it_no_longer_trusts() {
     // Nor does sign write the pair's certificate without it.
     let cert = sh.out.join("node.pem");
     let before = std::fs::read(&cert).unwrap();
-    nodecert_as(sh.t.dir(), NOBODY, NOBODY)
-        .args([
-            "sign",
-            "-config",
-            s(&sh.t.profile),
-            "-tls-remote-ca",
-            s(&sh.ca),
-        ])
-        .args([
-            "-bare",
-            s(&sh.out.join("node")),
-            s(&sh.out.join("node.csr")),
-        ])
+    sh.sign_as_nobody(&["-bare", s(&sh.out.join("node"))], "node.csr")
         .assert()
         .code(8)
         .stderr(contains(
@@ -438,19 +441,7 @@ fn sign_does_not_replace_a_certificate_whose_key_it_cannot_read() {
         .args(["genkey", "-bare", s(&sh.out.join("other")), s(&csr)])
         .assert()
         .code(0);
-    nodecert_as(sh.t.dir(), NOBODY, NOBODY)
-        .args([
-            "sign",
-            "-config",
-            s(&sh.t.profile),
-            "-tls-remote-ca",
-            s(&sh.ca),
-        ])
-        .args([
-            "--cert",
-            s(&sh.out.join("node.pem")),
-            s(&sh.out.join("other.csr")),
-        ])
+    sh.sign_as_nobody(&["--cert", s(&sh.out.join("node.pem"))], "other.csr")
         .assert()
         .code(8)
         .stderr(contains("node-key.pem"));
