@@ -511,35 +511,30 @@ fn sync_refuses_specs_others_can_write() {
     );
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     let link = specs.join("zz.json");
-    std::os::unix::fs::symlink(&secret, &link).unwrap();
-    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
-    let out = nodecert(dir)
-        .args(["sync", "--report", "json", s(&specs)])
-        .assert()
-        .code(11);
-    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(
-        stdout.contains("a link that belongs to uid 65534, neither root nor this user"),
-        "{stdout}"
+    // The spec `zz.json` as a link to `target`, owned by `owner`: refused with `says`, nothing
+    // of the file shown.
+    let refused_through = |target: &Path, owner: u32, says: &str| {
+        std::os::unix::fs::symlink(target, &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(owner), Some(owner)).unwrap();
+        let out = nodecert(dir)
+            .args(["sync", "--report", "json", s(&specs)])
+            .assert()
+            .code(11);
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(stdout.contains(says), "{stdout}");
+        assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
+        std::fs::remove_file(&link).unwrap();
+    };
+    refused_through(
+        &secret,
+        65534,
+        "a link that belongs to uid 65534, neither root nor this user",
     );
-    assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
-    std::fs::remove_file(&link).unwrap();
     // Nor through a link of root's that leads to one of theirs.
     let theirs = dir.join("theirs.json");
     std::os::unix::fs::symlink(&secret, &theirs).unwrap();
     std::os::unix::fs::lchown(&theirs, Some(65534), Some(65534)).unwrap();
-    std::os::unix::fs::symlink(&theirs, &link).unwrap();
-    let out = nodecert(dir)
-        .args(["sync", "--report", "json", s(&specs)])
-        .assert()
-        .code(11);
-    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(
-        stdout.contains("theirs.json, a link that belongs to uid 65534"),
-        "{stdout}"
-    );
-    assert!(!stdout.contains("PRIVATE KEY"), "{stdout}");
-    std::fs::remove_file(&link).unwrap();
+    refused_through(&theirs, 0, "theirs.json, a link that belongs to uid 65534");
     // Past that check, the spec is read (and fails for its missing profile).
     nodecert(dir)
         .args(["sync", s(&specs)])
