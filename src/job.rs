@@ -267,21 +267,14 @@ impl Job {
             return;
         };
         // A pair that does not work (no key, another key, expired) has no time left to say.
-        if !renew::is_working_pair(cert, key) {
+        let Some(not_after) = renew::working_pair_not_after(cert, key) else {
             return;
-        }
-        let Some(not_after) = crate::inspect::not_after_in_place(cert) else {
-            return;
-        };
-        let left = not_after - unix_now();
-        let when = if left > 0 {
-            format!("expires in {}", renew::human(left))
-        } else {
-            format!("expired {} ago", renew::human(-left))
         };
         log::warn!(
-            "{} is left in place and {when} (at {}); this run was to replace it ({reason})",
+            "{} is left in place and expires in {} (at {}); this run was to replace it \
+             ({reason})",
             cert.display(),
+            renew::human(not_after - unix_now()),
             crate::inspect::rfc3339(not_after)
         );
     }
@@ -775,10 +768,8 @@ impl Job {
         let owner = meta.uid();
         let dir = crate::output::existing_parent_dir(key_file, "directory").ok()?;
         let dir_owner = std::fs::metadata(dir).ok()?.uid();
-        let me = nix::unistd::geteuid().as_raw();
         let given_to = self.files.owner.and_then(|owner| owner.uid);
-        let trusted = [me, 0, dir_owner].contains(&owner) || given_to == Some(owner);
-        (!trusted).then_some(owner)
+        (!crate::lock::could_spoil_the_pair(owner, dir_owner, given_to)).then_some(owner)
     }
 
     /// The signing request ([`Self::request_with_retries`]), while another thread writes and

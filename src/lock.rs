@@ -85,6 +85,13 @@ impl PairLock {
     }
 }
 
+/// Whether `uid` is someone who could replace a pair anyway, so whose file beside it (a lock
+/// file, a key to reuse) is no plant: the user running nodecert, root, the owner of the pair's
+/// directory (`dir_owner`), or the user `--owner` gives the pair to (`given_to`).
+pub(crate) fn could_spoil_the_pair(uid: u32, dir_owner: u32, given_to: Option<u32>) -> bool {
+    [nix::unistd::geteuid().as_raw(), 0, dir_owner].contains(&uid) || given_to == Some(uid)
+}
+
 /// Opens the lock file at `path` in `dir`, creating it (0600, `O_EXCL`) if there is none: a
 /// regular file, not a symlink or FIFO, of a trusted owner (see the module's comment), readable
 /// by no one else. Returns it with the uid it belonged to when opened and whether that was a
@@ -178,7 +185,7 @@ fn open_private(
         )));
     }
     let holder = meta.uid();
-    let trusted = [me, 0, dir_owner].contains(&holder) || given_to == Some(holder);
+    let trusted = could_spoil_the_pair(holder, dir_owner, given_to);
     if !trusted && me != 0 {
         return Err(refuse(format!(
             "the lock file belongs to uid {holder}, who neither runs nodecert (uid {me}) nor owns \

@@ -165,13 +165,13 @@ pub(crate) fn vouched_pair(
     .is_some()
 }
 
-/// Whether the certificate at `cert_path` and the key at `key_path` are a working pair: the
-/// key is the certificate's, and the certificate has not expired.
-pub(crate) fn is_working_pair(cert_path: &Path, key_path: &Path) -> bool {
+/// The certificate's not-after when the certificate at `cert_path` and the key at `key_path`
+/// are a working pair (the key is the certificate's, and the certificate has not expired).
+pub(crate) fn working_pair_not_after(cert_path: &Path, key_path: &Path) -> Option<i64> {
     with_pair(cert_path, key_path, |cert| {
-        (cert.validity().not_after.timestamp() > crate::job::unix_now()).then_some(())
+        let not_after = cert.validity().not_after.timestamp();
+        (not_after > crate::job::unix_now()).then_some(not_after)
     })
-    .is_some()
 }
 
 /// Refuses to break a working pair from the side: `genkey -bare NAME` replacing the key of
