@@ -172,7 +172,7 @@ fn read_from_working_dir(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
         return Err(std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
             "it changed after it was checked, and is no longer a file of this user's that \
-             others may not write",
+             group and others may not write",
         ));
     }
     crate::error::read_at_most(file, MAX_KEY_FILE_BYTES)
@@ -195,22 +195,21 @@ impl AuthKey {
             },
             Some(("file", path)) => {
                 let full = key_file(source, base_dir).expect("a file: source names a file");
-                if full != base_dir.join(path) {
+                let beside = base_dir.join(path);
+                let read = if full == beside {
+                    crate::error::read_bounded(&full, MAX_KEY_FILE_BYTES)
+                } else {
                     log::warn!(
                         "auth key file {path}: read from the working directory, as cfssl reads \
                          it, since there is none beside the profile ({}): write the path \
                          relative to the profile, or absolute, so runs from another directory \
                          (cron's is the home directory) find it",
-                        base_dir.join(path).display()
+                        beside.display()
                     );
-                }
-                let unreadable =
-                    |why: String| KeySourceError::Unreadable(full.display().to_string(), why);
-                let read = if full == base_dir.join(path) {
-                    crate::error::read_bounded(&full, MAX_KEY_FILE_BYTES)
-                } else {
                     read_from_working_dir(&full)
                 };
+                let unreadable =
+                    |why: String| KeySourceError::Unreadable(full.display().to_string(), why);
                 let bytes = read
                     .map_err(|e| {
                         // One of that name in the working directory, where cfssl would read it,
