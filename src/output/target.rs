@@ -86,7 +86,11 @@ const MAX_LINKS: usize = 8;
 /// neither this user nor root (the rule for a link at an output and for one on its way).
 fn foreign_owner(meta: &std::fs::Metadata) -> Option<u32> {
     use std::os::unix::fs::MetadataExt as _;
-    let uid = meta.uid();
+    foreign_uid(meta.uid())
+}
+
+/// [`foreign_owner`] for a link's owner `uid`.
+fn foreign_uid(uid: u32) -> Option<u32> {
     (uid != nix::unistd::geteuid().as_raw() && uid != 0).then_some(uid)
 }
 
@@ -190,12 +194,10 @@ pub fn open_vetted(target: &Path) -> std::io::Result<std::fs::File> {
                 let stat = fstat(&next)?;
                 match FileType::from_raw_mode(stat.st_mode) {
                     FileType::Symlink => {
-                        let me = nix::unistd::geteuid().as_raw();
-                        if stat.st_uid != me && stat.st_uid != 0 {
+                        if let Some(uid) = foreign_uid(stat.st_uid) {
                             return Err(std::io::Error::other(format!(
-                                "a directory on its way is now a symlink of uid {}, neither \
-                                 this user's nor root's: not followed",
-                                stat.st_uid
+                                "a directory on its way is now a symlink of uid {uid}, neither \
+                                 this user's nor root's: not followed"
                             )));
                         }
                         followed += 1;
